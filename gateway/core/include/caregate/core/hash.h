@@ -1,0 +1,28 @@
+#pragma once
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include <openssl/evp.h>
+
+namespace caregate {
+
+// Incremental SHA-256 (OpenSSL EVP); hex output in lower case.
+class Sha256 {
+ public:
+  Sha256();
+  ~Sha256();
+  Sha256(const Sha256&) = delete;
+  Sha256& operator=(const Sha256&) = delete;
+  void update(std::string_view data);
+  std::string hex_digest();  // finishes; the object may not be updated afterwards
+
+ private:
+  EVP_MD_CTX* ctx_;
+};
+
+std::string Sha256Hex(std::string_view data);
+// SHA-256 of a whole file, streamed; throws FatalError(kIoFailure) if it cannot be read.
+std::string Sha256File(const std::string& path);
+
+}  // namespace caregate

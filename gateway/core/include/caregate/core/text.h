@@ -1,0 +1,21 @@
+#pragma once
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace caregate {
+
+// True when `s` is well-formed UTF-8 (no overlongs, no surrogates, <= U+10FFFF).
+bool IsValidUtf8(std::string_view s);
+std::string_view Trim(std::string_view s);
+std::vector<std::string_view> Split(std::string_view s, char sep);
+std::string ToUpper(std::string_view s);
+std::string ToLower(std::string_view s);
+// Escapes for XML text and attribute values (&, <, >, ", ').
+void AppendXmlEscaped(std::string& out, std::string_view s);
+// JSON string body escaping (no quotes added).
+void AppendJsonEscaped(std::string& out, std::string_view s);
+// RFC 4180 field: quoted when it contains comma, quote, CR or LF.
+void AppendCsvField(std::string& out, std::string_view s);
+
+}  // namespace caregate

@@ -1,0 +1,25 @@
+#include "caregate/core/error.h"
+
+namespace caregate {
+
+const ProblemInfo& Describe(Problem p) {
+  static const ProblemInfo kTable[] = {
+#define CAREGATE_PROBLEM(id, slug, http, exit_code, title) {slug, http, exit_code, title},
+#include "caregate/core/problems.def"
+#undef CAREGATE_PROBLEM
+  };
+  return kTable[static_cast<int>(p)];
+}
+
+std::string FormatErrors(const FieldErrors& errors) {
+  std::string out;
+  for (const auto& e : errors) {
+    if (!out.empty()) out += "; ";
+    out += e.path.empty() ? std::string("(record)") : e.path;
+    out += ": ";
+    out += e.problem;
+  }
+  return out;
+}
+
+}  // namespace caregate
