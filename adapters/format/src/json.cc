@@ -1,0 +1,338 @@
+#include "caregate/format/json.h"
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include <rapidjson/error/en.h>
+#include <rapidjson/memorystream.h>
+#include <rapidjson/reader.h>
+
+#include "caregate/core/text.h"
+
+namespace caregate::format {
+namespace {
+
+// Objects with more keys than this get a hash set for duplicate detection; smaller
+// ones are scanned linearly (cheaper for the usual handful of keys).
+constexpr std::size_t kLinearKeyScan = 16;
+
+class TreeBuilder {
+ public:
+  TreeBuilder(const JsonLimits& limits, const rapidjson::MemoryStream& stream, std::string_view text)
+      : limits_(limits), stream_(stream), text_(text) {}
+
+  // --- RapidJSON SAX interface -------------------------------------------------
+  bool Null() { return Scalar(NodeKind::kNull, nullptr, 0); }
+  bool Bool(bool b) { return b ? Scalar(NodeKind::kBool, "true", 4) : Scalar(NodeKind::kBool, "false", 5); }
+  // Never called with kParseNumbersAsStringsFlag; present for the concept.
+  bool Int(int) { return Unexpected(); }
+  bool Uint(unsigned) { return Unexpected(); }
+  bool Int64(int64_t) { return Unexpected(); }
+  bool Uint64(uint64_t) { return Unexpected(); }
+  bool Double(double) { return Unexpected(); }
+  bool RawNumber(const char* str, rapidjson::SizeType len, bool) { return Scalar(NodeKind::kNumber, str, len); }
+  bool String(const char* str, rapidjson::SizeType len, bool) {
+    if (!CheckString(str, len, "string")) return false;
+    return Scalar(NodeKind::kString, str, len);
+  }
+  bool StartObject() { return Open(NodeKind::kObject); }
+  bool Key(const char* str, rapidjson::SizeType len, bool) {
+    if (!CheckString(str, len, "key")) return false;
+    Frame& f = stack_.back();
+    std::string_view key(str, len);
+    bool dup = false;
+    if (f.keys) {
+      dup = !f.keys->emplace(key).second;
+    } else {
+      for (const auto& c : f.node->children)
+        if (c.name == key) { dup = true; break; }
+      if (!dup && f.node->children.size() >= kLinearKeyScan) {
+        f.keys = std::make_unique<std::unordered_set<std::string>>();
+        f.keys->reserve(f.node->children.size() * 2);
+        for (const auto& c : f.node->children) f.keys->emplace(c.name);
+        f.keys->emplace(key);
+      }
+    }
+    pending_key_.assign(str, len);
+    has_key_ = true;
+    if (dup) return Fail("duplicate key \"" + Printable(key) + "\"");
+    return true;
+  }
+  bool EndObject(rapidjson::SizeType) { return Close(); }
+  bool StartArray() { return Open(NodeKind::kArray); }
+  bool EndArray(rapidjson::SizeType) { return Close(); }
+
+  // --- results -----------------------------------------------------------------
+  bool failed() const { return !error_.problem.empty(); }
+  FieldError& error() { return error_; }
+  SourceNode& root() { return root_; }
+  bool done() const { return started_ && stack_.empty(); }
+
+  // JSON Pointer of the value being parsed (the open containers plus a pending key).
+  std::string CurrentPointer() const {
+    std::string p;
+    for (std::size_t i = 1; i < stack_.size(); ++i) {
+      const SourceNode* parent = stack_[i - 1].node;
+      p += '/';
+      if (parent->kind == NodeKind::kArray)
+        p += std::to_string(parent->children.size() - 1);
+      else
+        AppendJsonPointerSegment(p, stack_[i].node->name);
+    }
+    if (!stack_.empty()) {
+      const SourceNode* top = stack_.back().node;
+      if (top->kind == NodeKind::kObject && has_key_) {
+        p += '/';
+        AppendJsonPointerSegment(p, pending_key_);
+      } else if (top->kind == NodeKind::kArray) {
+        p += '/';
+        p += std::to_string(top->children.size());
+      }
+    }
+    return p;
+  }
+
+ private:
+  struct Frame {
+    SourceNode* node;
+    std::unique_ptr<std::unordered_set<std::string>> keys;
+  };
+
+  static std::string Printable(std::string_view s) {
+    std::string out;
+    AppendJsonEscaped(out, s.substr(0, 80));
+    if (s.size() > 80) out += "...";
+    return out;
+  }
+
+  bool Unexpected() { return Fail("internal error: unexpected number callback"); }
+
+  bool Fail(std::string problem) {
+    error_.path = CurrentPointer();
+    error_.problem = std::move(problem) + " at byte " + std::to_string(stream_.Tell());
+    return false;
+  }
+
+  bool CheckString(const char* str, std::size_t len, const char* what) {
+    if (len > limits_.max_string)
+      return Fail(std::string(what) + " longer than " + std::to_string(limits_.max_string) + " bytes");
+    // RapidJSON validates raw UTF-8 and \u surrogate pairs, but lets a lone low
+    // surrogate escape (\uDC00) through as CESU bytes ED B0 80. Every surrogate
+    // encoding starts with 0xED, so only strings holding that byte need a re-check.
+    if (std::memchr(str, 0xED, len) != nullptr && !IsValidUtf8(std::string_view(str, len)))
+      return Fail(std::string(what) + " is not valid UTF-8 (lone surrogate escape)");
+    return true;
+  }
+
+  std::uint32_t LineHere() {
+    std::size_t pos = std::min(stream_.Tell(), text_.size());
+    if (pos > line_pos_) {
+      line_ += static_cast<std::uint32_t>(std::count(text_.begin() + static_cast<std::ptrdiff_t>(line_pos_),
+                                                     text_.begin() + static_cast<std::ptrdiff_t>(pos), '\n'));
+      line_pos_ = pos;
+    }
+    return line_;
+  }
+
+  // Makes the node for the next value: the root, an array item or an object member.
+  SourceNode* NewNode(NodeKind kind) {
+    if (!started_) {
+      started_ = true;
+      if (kind != NodeKind::kObject) {
+        Fail("top-level value must be a JSON object");
+        return nullptr;
+      }
+      root_.kind = kind;
+      root_.line = LineHere();
+      return &root_;
+    }
+    if (stack_.empty()) {  // cannot happen: RapidJSON stops after the root
+      Fail("unexpected value after the top-level object");
+      return nullptr;
+    }
+    SourceNode& parent = *stack_.back().node;
+    SourceNode& n = parent.children.emplace_back();
+    n.kind = kind;
+    n.line = LineHere();
+    if (parent.kind == NodeKind::kObject) {
+      n.name = std::move(pending_key_);
+      pending_key_.clear();
+      has_key_ = false;
+    }
+    return &n;
+  }
+
+  bool Scalar(NodeKind kind, const char* str, std::size_t len) {
+    SourceNode* n = NewNode(kind);
+    if (n == nullptr) return false;
+    if (len) n->value.assign(str, len);
+    return true;
+  }
+
+  bool Open(NodeKind kind) {
+    if (static_cast<int>(stack_.size()) >= limits_.max_depth)
+      return Fail("nested deeper than " + std::to_string(limits_.max_depth) + " levels");
+    SourceNode* n = NewNode(kind);
+    if (n == nullptr) return false;
+    stack_.push_back(Frame{n, nullptr});
+    return true;
+  }
+
+  bool Close() {
+    stack_.pop_back();
+    return true;
+  }
+
+  const JsonLimits& limits_;
+  const rapidjson::MemoryStream& stream_;
+  std::string_view text_;
+  SourceNode root_;
+  std::vector<Frame> stack_;
+  std::string pending_key_;
+  bool has_key_ = false;
+  bool started_ = false;
+  FieldError error_;
+  std::size_t line_pos_ = 0;
+  std::uint32_t line_ = 1;
+};
+
+bool IsJsonSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+void Indent(std::string& out, int level) { out.append(static_cast<std::size_t>(level) * 2, ' '); }
+
+void AppendString(std::string& out, std::string_view s) {
+  out += '"';
+  AppendJsonEscaped(out, s);
+  out += '"';
+}
+
+void AppendScalar(std::string& out, const SourceNode& node) {
+  switch (node.kind) {
+    case NodeKind::kString: AppendString(out, node.value); break;
+    case NodeKind::kNumber: out += node.value.empty() ? std::string_view("null") : std::string_view(node.value); break;
+    case NodeKind::kBool: out += node.value == "true" ? "true" : "false"; break;
+    default: out += "null"; break;
+  }
+}
+
+}  // namespace
+
+void AppendJsonPointerSegment(std::string& out, std::string_view segment) {
+  for (char c : segment) {
+    if (c == '~') out += "~0";
+    else if (c == '/') out += "~1";
+    else out += c;
+  }
+}
+
+Expected<SourceNode> ParseJson(std::string_view text, const JsonLimits& limits) {
+  if (text.size() > limits.max_bytes)
+    return FieldError{"", "JSON document is " + std::to_string(text.size()) + " bytes, larger than the limit of " +
+                              std::to_string(limits.max_bytes) + " bytes"};
+  std::size_t first = 0;
+  while (first < text.size() && IsJsonSpace(text[first])) ++first;
+  if (first == text.size()) return FieldError{"", "empty input: expected a JSON object"};
+
+  rapidjson::MemoryStream stream(text.data(), text.size());
+  TreeBuilder builder(limits, stream, text);
+  rapidjson::Reader reader;
+  constexpr unsigned kFlags = rapidjson::kParseValidateEncodingFlag | rapidjson::kParseNumbersAsStringsFlag |
+                              rapidjson::kParseIterativeFlag | rapidjson::kParseStopWhenDoneFlag;
+  rapidjson::ParseResult ok = reader.Parse<kFlags>(stream, builder);
+  if (builder.failed()) return std::move(builder.error());
+  if (!ok) {
+    std::string problem;
+    switch (ok.Code()) {
+      case rapidjson::kParseErrorStringInvalidEncoding:
+        problem = "text is not valid UTF-8";
+        break;
+      default:
+        problem = "not well-formed JSON";
+    }
+    problem += " at byte " + std::to_string(ok.Offset()) + ": " + rapidjson::GetParseError_En(ok.Code());
+    return FieldError{builder.CurrentPointer(), std::move(problem)};
+  }
+  if (!builder.done()) return FieldError{"", "not well-formed JSON: incomplete document"};
+  std::size_t pos = stream.Tell();
+  while (pos < text.size() && IsJsonSpace(text[pos])) ++pos;
+  if (pos != text.size())
+    return FieldError{"", "not well-formed JSON at byte " + std::to_string(pos) +
+                              ": trailing data after the top-level object"};
+  return std::move(builder.root());
+}
+
+void AppendJson(std::string& out, const SourceNode& node) {
+  switch (node.kind) {
+    case NodeKind::kObject: {
+      out += '{';
+      bool first = true;
+      for (const auto& c : node.children) {
+        if (!first) out += ',';
+        first = false;
+        AppendString(out, c.name);
+        out += ':';
+        AppendJson(out, c);
+      }
+      out += '}';
+      break;
+    }
+    case NodeKind::kArray: {
+      out += '[';
+      bool first = true;
+      for (const auto& c : node.children) {
+        if (!first) out += ',';
+        first = false;
+        AppendJson(out, c);
+      }
+      out += ']';
+      break;
+    }
+    default: AppendScalar(out, node);
+  }
+}
+
+void AppendJsonPretty(std::string& out, const SourceNode& node, int indent_level) {
+  if (node.is_scalar()) {
+    AppendScalar(out, node);
+    return;
+  }
+  const bool object = node.kind == NodeKind::kObject;
+  if (node.children.empty()) {
+    out += object ? "{}" : "[]";
+    return;
+  }
+  out += object ? "{\n" : "[\n";
+  bool first = true;
+  for (const auto& c : node.children) {
+    if (!first) out += ",\n";
+    first = false;
+    Indent(out, indent_level + 1);
+    if (object) {
+      AppendString(out, c.name);
+      out += ": ";
+    }
+    AppendJsonPretty(out, c, indent_level + 1);
+  }
+  out += '\n';
+  Indent(out, indent_level);
+  out += object ? '}' : ']';
+}
+
+std::string WriteJson(const SourceNode& node, bool pretty) {
+  std::string out;
+  out.reserve(4096);
+  if (pretty) {
+    AppendJsonPretty(out, node, 0);
+    out += '\n';
+  } else {
+    AppendJson(out, node);
+  }
+  return out;
+}
+
+}  // namespace caregate::format

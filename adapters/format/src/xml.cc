@@ -1,0 +1,720 @@
+#include "caregate/format/xml.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <libxml/SAX2.h>
+#include <libxml/parser.h>
+#include <libxml/parserInternals.h>
+#include <libxml/xmlerror.h>
+
+#include "caregate/core/text.h"
+
+namespace caregate::format {
+namespace {
+
+// Never NOENT, DTDLOAD, DTDATTR, DTDVALID, HUGE or XINCLUDE. NONET is belt and braces:
+// no loader is ever reached because a DOCTYPE stops the parse.
+constexpr int kParseOptions = XML_PARSE_NONET | XML_PARSE_NOCDATA;
+constexpr std::size_t kChunkSize = 64 * 1024;
+constexpr int kHardDepth = 256;  // libxml2's own default (xmlParserMaxDepth)
+
+void InitLibxml() {
+  static std::once_flag once;
+  std::call_once(once, [] { xmlInitParser(); });
+}
+
+const char* C(const xmlChar* s) { return reinterpret_cast<const char*>(s); }
+
+std::string CleanMessage(const char* msg) {
+  std::string out;
+  if (msg == nullptr) return out;
+  for (const char* p = msg; *p; ++p) out += (*p == '\n' || *p == '\r') ? ' ' : *p;
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  return out;
+}
+
+bool IsXmlSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+bool AllSpace(const std::string& s) {
+  for (char c : s)
+    if (!IsXmlSpace(c)) return false;
+  return true;
+}
+
+bool IsUtf8Name(const xmlChar* enc) {
+  return enc == nullptr || xmlStrcasecmp(enc, BAD_CAST "UTF-8") == 0 || xmlStrcasecmp(enc, BAD_CAST "UTF8") == 0;
+}
+
+// Builds SourceNodes straight from libxml2's SAX2 events.
+//
+// Document mode (ParseXml): the root element is the only record; any error stops.
+// Stream mode: records are the root's children when the root is the batch element,
+// else the root; a record that breaks a limit becomes an error item and its content is
+// skipped; a fatal (well-formedness) error stops.
+class SaxBuilder {
+ public:
+  SaxBuilder(const XmlLimits& limits, bool stream) : limits_(limits), stream_(stream) {}
+
+  static const xmlSAXHandler& Handler() {
+    static const xmlSAXHandler handler = [] {
+      xmlSAXHandler h;
+      std::memset(&h, 0, sizeof h);
+      h.initialized = XML_SAX2_MAGIC;
+      h.internalSubset = &OnInternalSubset;
+      h.startDocument = &OnStartDocument;
+      h.startElementNs = &OnStartElement;
+      h.endElementNs = &OnEndElement;
+      h.characters = &OnCharacters;
+      h.ignorableWhitespace = &OnCharacters;
+      h.cdataBlock = &OnCharacters;
+      h.serror = &OnError;
+      // Everything else (entity/DTD declarations, entity resolution, comments, PIs,
+      // references, old-style error printers) stays null.
+      return h;
+    }();
+    return handler;
+  }
+
+  void Attach(xmlParserCtxtPtr ctxt) {
+    ctxt_ = ctxt;
+    ctxt->_private = this;
+  }
+
+  // --- state -------------------------------------------------------------------
+  bool fatal() const { return fatal_.has_value(); }
+  const FieldError& fatal_error() const { return *fatal_; }
+  bool root_seen() const { return root_seen_; }
+  const std::string& root_name() const { return root_name_; }
+  bool batch() const { return batch_; }
+  std::deque<Expected<SourceNode>>& ready() { return ready_; }
+
+  // Folds libxml2's verdict in after a parse call: a document libxml2 found not
+  // well-formed is fatal even when no message was captured.
+  void CheckWellFormed() {
+    if (fatal_) return;
+    if (parse_error_) {
+      fatal_ = std::move(parse_error_);
+      parse_error_.reset();
+    } else if (ctxt_ != nullptr && !ctxt_->wellFormed) {
+      fatal_ = FieldError{CurrentPath(), "not well-formed XML"};
+    }
+  }
+
+  void Fatal(std::string problem, int line = -1) {
+    if (fatal_) return;
+    fatal_ = FieldError{CurrentPath(), WithLine(std::move(problem), line)};
+    xmlStopParser(ctxt_);
+  }
+
+ private:
+  struct Frame {
+    SourceNode node;
+    std::string text;
+    bool has_elements = false;
+    std::size_t attrs = 0;
+  };
+
+  static SaxBuilder& From(void* ctx) {
+    auto* ctxt = static_cast<xmlParserCtxtPtr>(ctx);
+    return *static_cast<SaxBuilder*>(ctxt->_private);
+  }
+
+  int Line() const { return ctxt_ && ctxt_->input ? ctxt_->input->line : 0; }
+
+  std::string WithLine(std::string problem, int line) const {
+    if (line < 0) line = Line();
+    if (line > 0) problem += " at line " + std::to_string(line);
+    return problem;
+  }
+
+  std::size_t Consumed() const {
+    long n = xmlByteConsumed(ctxt_);
+    return n < 0 ? 0 : static_cast<std::size_t>(n);
+  }
+
+  // XPath of the element being parsed: "/Batch/Record[3]/Response/Identity".
+  std::string CurrentPath() const {
+    std::string p;
+    if (batch_) {
+      p += '/';
+      p += root_name_;
+    }
+    for (std::size_t i = 0; i < depth_; ++i) {
+      p += '/';
+      p += frames_[i].node.name;
+      if (i == 0 && batch_) p += "[" + std::to_string(record_position_) + "]";
+    }
+    if (depth_ == 0 && poisoned_ && batch_) p += "/" + record_name_ + "[" + std::to_string(record_position_) + "]";
+    return p;
+  }
+
+  // A limit broken inside a record: in stream mode the record becomes an error item
+  // and its content is skipped; in document mode the parse stops.
+  // `child`: the element that broke the limit when it is not open yet.
+  void RecordFail(std::string problem, std::string_view child = {}) {
+    std::string path = CurrentPath();
+    if (!child.empty()) {
+      path += '/';
+      path += child;
+    }
+    if (!stream_) {
+      if (fatal_) return;
+      fatal_ = FieldError{std::move(path), WithLine(std::move(problem), -1)};
+      xmlStopParser(ctxt_);
+      return;
+    }
+    record_error_ = FieldError{std::move(path), WithLine(std::move(problem), -1)};
+    poisoned_ = true;
+    depth_ = 0;
+  }
+
+  bool TooBig() const { return stream_ && Consumed() - boundary_ > limits_.max_bytes; }
+  std::string SizeProblem() const {
+    return std::string(batch_ ? "record" : "document") + " larger than " + std::to_string(limits_.max_bytes) +
+           " bytes";
+  }
+  // ParseXml checks the whole document up front; the stream checks as it goes.
+  bool CheckSize() {
+    if (!TooBig()) return true;
+    RecordFail(SizeProblem());
+    return false;
+  }
+
+  Frame& Push() {
+    if (depth_ == frames_.size()) frames_.emplace_back();
+    Frame& f = frames_[depth_++];
+    f.node.name.clear();
+    f.node.value.clear();
+    f.node.children.clear();
+    f.node.kind = NodeKind::kObject;
+    f.node.line = 0;
+    f.text.clear();
+    f.has_elements = false;
+    f.attrs = 0;
+    return f;
+  }
+
+  static void Finish(Frame& f) {
+    SourceNode& n = f.node;
+    if (!f.has_elements && f.attrs == 0) {
+      n.kind = NodeKind::kString;
+      n.value = std::move(f.text);
+    } else if (!f.has_elements) {
+      if (!f.text.empty()) n.add("#text", NodeKind::kString, std::move(f.text));
+    } else if (!AllSpace(f.text)) {
+      SourceNode t{"#text", std::move(f.text), NodeKind::kString, n.line, {}};
+      n.children.insert(n.children.begin() + static_cast<std::ptrdiff_t>(f.attrs), std::move(t));
+    }
+    f.text = std::string();
+  }
+
+  // --- SAX callbacks -----------------------------------------------------------
+  static void OnInternalSubset(void* ctx, const xmlChar*, const xmlChar*, const xmlChar*) {
+    From(ctx).Fatal("DTD not allowed: the document has a DOCTYPE declaration");
+  }
+
+  static void OnStartDocument(void* ctx) {
+    SaxBuilder& b = From(ctx);
+    xmlParserCtxtPtr c = b.ctxt_;
+    const bool converting = c->input && c->input->buf && c->input->buf->encoder;
+    const xmlChar* declared = c->encoding ? c->encoding : (c->input ? c->input->encoding : nullptr);
+    if (converting || !IsUtf8Name(declared)) {
+      std::string what = declared ? C(declared)
+                                  : (converting && c->input->buf->encoder->name ? c->input->buf->encoder->name
+                                                                                : "another encoding");
+      b.Fatal("only UTF-8 is accepted, but the document is encoded as " + what);
+    }
+  }
+
+  static void OnStartElement(void* ctx, const xmlChar* localname, const xmlChar*, const xmlChar*, int, const xmlChar**,
+                             int nb_attributes, int, const xmlChar** attributes) {
+    SaxBuilder& b = From(ctx);
+    if (b.fatal_) return;
+    ++b.doc_depth_;
+    if (!b.root_seen_) {
+      b.root_seen_ = true;
+      b.root_name_ = C(localname);
+      b.batch_ = b.stream_ && b.root_name_ == kXmlBatchRoot;
+      b.record_level_ = b.batch_ ? 2 : 1;
+      if (b.batch_) {
+        b.boundary_ = b.Consumed();
+        return;
+      }
+    }
+    if (b.doc_depth_ < b.record_level_) return;
+    if (b.doc_depth_ == b.record_level_) {  // a new record
+      b.poisoned_ = false;
+      if (b.batch_) {
+        b.record_name_ = C(localname);
+        b.record_position_ = ++b.record_counts_[b.record_name_];
+      }
+    }
+    if (b.doc_depth_ > kHardDepth && b.doc_depth_ - b.record_level_ + 1 > b.limits_.max_depth) {
+      // libxml2's pull parser stops at 256 levels, its push parser does not; past this
+      // point even skipping costs memory in libxml2's own stacks, so give up.
+      b.Fatal("elements nested deeper than " + std::to_string(kHardDepth) +
+              " levels; the rest of the document is not read");
+      return;
+    }
+    if (b.poisoned_) return;
+    if (b.doc_depth_ - b.record_level_ + 1 > b.limits_.max_depth) {
+      b.RecordFail("elements nested deeper than " + std::to_string(b.limits_.max_depth) + " levels", C(localname));
+      return;
+    }
+    if (!b.CheckSize()) return;
+    if (b.depth_ > 0) b.frames_[b.depth_ - 1].has_elements = true;
+    Frame& f = b.Push();
+    f.node.name = C(localname);
+    f.node.line = static_cast<std::uint32_t>(b.Line());
+    if (nb_attributes > 0) {
+      f.node.children.reserve(static_cast<std::size_t>(nb_attributes) + 4);
+      for (int i = 0; i < nb_attributes; ++i) {
+        const xmlChar** a = attributes + 5 * i;
+        std::string name = "@";
+        name += C(a[0]);
+        for (const auto& c : f.node.children) {
+          if (c.name == name) {
+            b.RecordFail("attribute '" + name.substr(1) +
+                         "' appears twice on one element (namespace prefixes are not kept)");
+            return;
+          }
+        }
+        // Without entity substitution libxml2 hands '&' in attribute values over as
+        // the character reference "&#38;" (every '&' left in the value starts one).
+        std::string_view raw(C(a[3]), static_cast<std::size_t>(a[4] - a[3]));
+        std::string value;
+        if (raw.find('&') == std::string_view::npos) {
+          value.assign(raw);
+        } else {
+          value.reserve(raw.size());
+          for (std::size_t k = 0; k < raw.size(); ++k) {
+            value += raw[k];
+            if (raw[k] == '&' && raw.substr(k, 5) == "&#38;") k += 4;
+          }
+        }
+        SourceNode& attr = f.node.add(std::move(name), NodeKind::kString, std::move(value));
+        attr.line = f.node.line;
+      }
+      f.attrs = f.node.children.size();
+    }
+  }
+
+  static void OnEndElement(void* ctx, const xmlChar*, const xmlChar*, const xmlChar*) {
+    SaxBuilder& b = From(ctx);
+    if (b.fatal_ || b.doc_depth_ == 0) return;
+    const int level = b.doc_depth_--;
+    if (level < b.record_level_) return;  // the batch root
+    if (b.poisoned_) {
+      if (level == b.record_level_) {
+        b.ready_.emplace_back(std::move(*b.record_error_));
+        b.record_error_.reset();
+        b.poisoned_ = false;
+        b.boundary_ = b.Consumed();
+      }
+      return;
+    }
+    if (b.depth_ == 0) return;
+    Frame& f = b.frames_[b.depth_ - 1];
+    Finish(f);
+    if (b.depth_ == 1) {
+      if (b.TooBig()) {  // the record's last stretch
+        b.ready_.emplace_back(FieldError{b.CurrentPath(), b.WithLine(b.SizeProblem(), -1)});
+      } else {
+        b.ready_.emplace_back(std::move(f.node));
+      }
+      b.boundary_ = b.Consumed();
+    } else {
+      b.frames_[b.depth_ - 2].node.children.push_back(std::move(f.node));
+    }
+    --b.depth_;
+  }
+
+  static void OnCharacters(void* ctx, const xmlChar* ch, int len) {
+    SaxBuilder& b = From(ctx);
+    if (b.fatal_ || b.poisoned_ || b.depth_ == 0) return;
+    if (!b.CheckSize()) return;
+    b.frames_[b.depth_ - 1].text.append(C(ch), static_cast<std::size_t>(len));
+  }
+
+  static void OnError(void* ctx, xmlErrorPtr err) {
+    if (err == nullptr || err->level < XML_ERR_ERROR || err->domain == XML_FROM_NAMESPACE) return;
+    SaxBuilder& b = From(ctx);
+    if (b.fatal_ || b.parse_error_) return;
+    std::string msg = CleanMessage(err->message);
+    std::string problem;
+    if (msg.rfind("Input is not proper UTF-8", 0) == 0)
+      problem = "text is not valid UTF-8";
+    else if (err->code == XML_ERR_INVALID_ENCODING || err->code == XML_ERR_UNSUPPORTED_ENCODING ||
+             err->code == XML_ERR_UNKNOWN_ENCODING)
+      problem = "only UTF-8 is accepted";
+    else
+      problem = "not well-formed XML";
+    if (err->line > 0) problem += " at line " + std::to_string(err->line);
+    if (!msg.empty()) problem += ": " + msg;
+    b.parse_error_ = FieldError{b.CurrentPath(), std::move(problem)};
+  }
+
+  const XmlLimits limits_;
+  const bool stream_;
+  xmlParserCtxtPtr ctxt_ = nullptr;
+
+  std::vector<Frame> frames_;  // open elements of the current record; reused
+  std::size_t depth_ = 0;      // frames_ in use
+  int doc_depth_ = 0;          // open elements in the document
+  int record_level_ = 1;       // doc_depth_ of a record element
+  bool root_seen_ = false;
+  bool batch_ = false;
+  std::string root_name_;
+  std::string record_name_;
+  int record_position_ = 0;
+  std::unordered_map<std::string, int> record_counts_;
+  bool poisoned_ = false;
+  std::optional<FieldError> record_error_;
+  std::size_t boundary_ = 0;  // byte offset where the current record's stretch began
+
+  std::deque<Expected<SourceNode>> ready_;
+  std::optional<FieldError> parse_error_;  // first libxml2 error
+  std::optional<FieldError> fatal_;
+};
+
+struct CtxtDeleter {
+  void operator()(xmlParserCtxtPtr c) const {
+    if (c != nullptr) {
+      if (c->myDoc != nullptr) xmlFreeDoc(c->myDoc);
+      xmlFreeParserCtxt(c);
+    }
+  }
+};
+using CtxtPtr = std::unique_ptr<xmlParserCtxt, CtxtDeleter>;
+
+// Byte-order marks and NULs in the first bytes mean UTF-16/UTF-32: say so plainly
+// instead of reporting a NUL byte.
+std::optional<FieldError> SniffEncoding(std::string_view head) {
+  auto starts = [&](std::string_view p) { return head.substr(0, p.size()) == p; };
+  if (starts("\xFF\xFE") || starts("\xFE\xFF"))
+    return FieldError{"", "only UTF-8 is accepted, but the document starts with a UTF-16 byte order mark"};
+  if (head.substr(0, 4).find('\0') != std::string_view::npos)
+    return FieldError{"", "only UTF-8 is accepted, but the document looks like UTF-16 or UTF-32"};
+  return std::nullopt;
+}
+
+FieldError NulByte(std::size_t offset) {
+  return FieldError{"", "not well-formed XML: NUL byte at offset " + std::to_string(offset)};
+}
+
+// --- writing ---------------------------------------------------------------------
+
+// Characters XML 1.0 cannot carry at all (C0 controls other than TAB/LF/CR, and
+// U+FFFE/U+FFFF) are written as U+FFFD so the output is always well-formed.
+constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
+
+template <bool kAttribute>
+void AppendEscaped(std::string& out, std::string_view s) {
+  std::size_t run = 0;  // start of the pending run of plain bytes
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    std::string_view rep;
+    switch (c) {
+      case '&': rep = "&amp;"; break;
+      case '<': rep = "&lt;"; break;
+      case '>': rep = "&gt;"; break;
+      case '\r': rep = "&#13;"; break;
+      case '"': if (kAttribute) rep = "&quot;"; break;
+      case '\n': if (kAttribute) rep = "&#10;"; break;
+      case '\t': if (kAttribute) rep = "&#9;"; break;
+      case 0xEF:  // U+FFFE / U+FFFF are EF BF BE / EF BF BF
+        if (i + 2 < s.size() && static_cast<unsigned char>(s[i + 1]) == 0xBF &&
+            (static_cast<unsigned char>(s[i + 2]) & 0xFE) == 0xBE) {
+          out.append(s.data() + run, i - run);
+          out += kReplacement;
+          i += 2;
+          run = i + 1;
+        }
+        continue;
+      default:
+        if (c < 0x20) rep = kReplacement;
+    }
+    if (rep.empty()) continue;
+    out.append(s.data() + run, i - run);
+    out += rep;
+    run = i + 1;
+  }
+  out.append(s.data() + run, s.size() - run);
+}
+
+bool IsAttribute(const SourceNode& c) { return !c.name.empty() && c.name[0] == '@'; }
+bool IsText(const SourceNode& c) { return c.name == "#text"; }
+
+bool WritesElement(const SourceNode& c) {
+  if (c.kind == NodeKind::kNull) return false;
+  if (c.kind == NodeKind::kArray) {
+    for (const auto& item : c.children)
+      if (WritesElement(item)) return true;
+    return false;
+  }
+  return true;
+}
+
+void Indent(std::string& out, int level, bool pretty) {
+  if (pretty) out.append(static_cast<std::size_t>(level) * 2, ' ');
+}
+
+void AppendElement(std::string& out, std::string_view name, const SourceNode& node, int level, bool pretty) {
+  switch (node.kind) {
+    case NodeKind::kNull: return;
+    case NodeKind::kArray:
+      for (const auto& item : node.children) AppendElement(out, name, item, level, pretty);
+      return;
+    case NodeKind::kObject: break;
+    default:  // scalars
+      Indent(out, level, pretty);
+      out += '<';
+      out += name;
+      if (node.value.empty()) {
+        out += "/>";
+      } else {
+        out += '>';
+        AppendEscaped<false>(out, node.value);
+        out += "</";
+        out += name;
+        out += '>';
+      }
+      if (pretty) out += '\n';
+      return;
+  }
+  Indent(out, level, pretty);
+  out += '<';
+  out += name;
+  bool has_elements = false, has_text = false;
+  for (const auto& c : node.children) {
+    if (IsAttribute(c)) {
+      if (c.kind == NodeKind::kNull || !c.is_scalar()) continue;
+      out += ' ';
+      out.append(c.name, 1);
+      out += "=\"";
+      AppendEscaped<true>(out, c.value);
+      out += '"';
+    } else if (IsText(c)) {
+      has_text = has_text || (c.is_scalar() && c.kind != NodeKind::kNull && !c.value.empty());
+    } else {
+      has_elements = has_elements || WritesElement(c);
+    }
+  }
+  if (!has_elements && !has_text) {
+    out += "/>";
+    if (pretty) out += '\n';
+    return;
+  }
+  out += '>';
+  const bool nested_pretty = pretty && !has_text;  // mixed content is written compactly
+  if (nested_pretty) out += '\n';
+  for (const auto& c : node.children) {
+    if (IsAttribute(c)) continue;
+    if (IsText(c)) {
+      if (c.is_scalar() && c.kind != NodeKind::kNull) AppendEscaped<false>(out, c.value);
+      continue;
+    }
+    AppendElement(out, c.name, c, level + 1, nested_pretty);
+  }
+  if (nested_pretty) Indent(out, level, true);
+  out += "</";
+  out += name;
+  out += '>';
+  if (pretty) out += '\n';
+}
+
+}  // namespace
+
+// --- ParseXml ----------------------------------------------------------------------
+
+Expected<SourceNode> ParseXml(std::string_view text, const XmlLimits& limits) {
+  if (text.size() > limits.max_bytes || text.size() > static_cast<std::size_t>(INT_MAX))
+    return FieldError{"", "XML document is " + std::to_string(text.size()) + " bytes, larger than the limit of " +
+                              std::to_string(limits.max_bytes) + " bytes"};
+  if (auto bad = SniffEncoding(text)) return *bad;
+  if (const void* nul = std::memchr(text.data(), 0, text.size()))
+    return NulByte(static_cast<std::size_t>(static_cast<const char*>(nul) - text.data()));
+  std::size_t first = 0;
+  while (first < text.size() && IsXmlSpace(text[first])) ++first;
+  if (first == text.size()) return FieldError{"", "empty input: expected an XML document"};
+  InitLibxml();
+  CtxtPtr ctxt(xmlCreateMemoryParserCtxt(text.data(), static_cast<int>(text.size())));
+  if (!ctxt || ctxt->sax == nullptr) return FieldError{"", "cannot create an XML parser (out of memory?)"};
+  xmlCtxtUseOptions(ctxt.get(), kParseOptions);
+  *ctxt->sax = SaxBuilder::Handler();
+  ctxt->userData = ctxt.get();
+  SaxBuilder builder(limits, /*stream=*/false);
+  builder.Attach(ctxt.get());
+  xmlParseDocument(ctxt.get());
+  builder.CheckWellFormed();
+  if (builder.fatal()) return builder.fatal_error();
+  if (builder.ready().empty()) return FieldError{"", "not well-formed XML: no root element"};
+  return std::move(builder.ready().front());
+}
+
+// --- XmlStreamReader -----------------------------------------------------------------
+
+struct XmlStreamReader::Impl {
+  explicit Impl(const XmlLimits& limits) : builder(limits, /*stream=*/true) {}
+  ~Impl() {
+    if (file != nullptr) std::fclose(file);
+  }
+
+  // Reads the next chunk of input; returns the number of bytes (0 at the end).
+  std::size_t Read(char* buf, std::size_t cap) {
+    if (file != nullptr) {
+      std::size_t n = std::fread(buf, 1, cap, file);
+      if (n == 0 && std::ferror(file)) read_error = true;
+      return n;
+    }
+    std::size_t n = std::min(cap, memory.size() - memory_pos);
+    std::memcpy(buf, memory.data() + memory_pos, n);
+    memory_pos += n;
+    return n;
+  }
+
+  // Creates the parser context, feeding it the first bytes for encoding detection.
+  bool Start() {
+    InitLibxml();
+    std::size_t n = Read(buffer.data(), 4);
+    if (auto bad = SniffEncoding(std::string_view(buffer.data(), n))) {
+      start_error = *bad;
+      return false;
+    }
+    if (std::memchr(buffer.data(), 0, n) != nullptr) {
+      start_error = NulByte(static_cast<std::size_t>(
+          static_cast<const char*>(std::memchr(buffer.data(), 0, n)) - buffer.data()));
+      return false;
+    }
+    fed = n;
+    xmlSAXHandler sax = SaxBuilder::Handler();
+    ctxt.reset(xmlCreatePushParserCtxt(&sax, nullptr, buffer.data(), static_cast<int>(n), name.c_str()));
+    if (!ctxt) {
+      start_error = FieldError{"", "cannot create an XML parser (out of memory?)"};
+      return false;
+    }
+    xmlCtxtUseOptions(ctxt.get(), kParseOptions);
+    ctxt->userData = ctxt.get();
+    builder.Attach(ctxt.get());
+    if (n == 0) Feed();  // empty input: let libxml2 report it
+    return true;
+  }
+
+  // Feeds one chunk (or the end of input) to the parser.
+  void Feed() {
+    if (finished) return;
+    std::size_t n = Read(buffer.data(), buffer.size());
+    if (read_error) {
+      builder.Fatal("cannot read " + name + ": " + std::strerror(errno));
+      finished = true;
+      return;
+    }
+    if (const void* nul = std::memchr(buffer.data(), 0, n)) {
+      builder.Fatal(NulByte(fed + static_cast<std::size_t>(static_cast<const char*>(nul) - buffer.data())).problem);
+      finished = true;
+      return;
+    }
+    fed += n;
+    xmlParseChunk(ctxt.get(), buffer.data(), static_cast<int>(n), n == 0 ? 1 : 0);
+    builder.CheckWellFormed();
+    if (n == 0 || builder.fatal()) finished = true;
+    if (n == 0 && !builder.fatal() && !builder.root_seen()) builder.Fatal("not well-formed XML: no root element");
+  }
+
+  std::string name;  // file path, or "memory"
+  std::FILE* file = nullptr;
+  std::string memory;
+  std::size_t memory_pos = 0;
+  std::vector<char> buffer = std::vector<char>(kChunkSize);
+  std::size_t fed = 0;
+  bool read_error = false;
+  std::optional<FieldError> start_error;
+
+  SaxBuilder builder;
+  CtxtPtr ctxt;
+  bool finished = false;
+  bool error_reported = false;
+  std::size_t yielded = 0;
+};
+
+namespace {
+Expected<std::unique_ptr<XmlStreamReader::Impl>> Prime(std::unique_ptr<XmlStreamReader::Impl> impl) {
+  if (!impl->Start()) return *impl->start_error;
+  while (!impl->builder.root_seen() && !impl->finished) impl->Feed();
+  if (impl->builder.fatal() && !impl->builder.root_seen()) return impl->builder.fatal_error();
+  return impl;
+}
+}  // namespace
+
+XmlStreamReader::XmlStreamReader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+XmlStreamReader::~XmlStreamReader() = default;
+
+Expected<std::unique_ptr<XmlStreamReader>> XmlStreamReader::OpenFile(const std::string& path,
+                                                                     const XmlLimits& limits) {
+  auto impl = std::make_unique<Impl>(limits);
+  impl->name = path;
+  impl->file = std::fopen(path.c_str(), "rb");
+  if (impl->file == nullptr) return FieldError{"", "cannot open " + path + ": " + std::strerror(errno)};
+  auto primed = Prime(std::move(impl));
+  if (!primed) return primed.errors();
+  return std::unique_ptr<XmlStreamReader>(new XmlStreamReader(std::move(primed.value())));
+}
+
+Expected<std::unique_ptr<XmlStreamReader>> XmlStreamReader::OpenMemory(std::string_view text,
+                                                                       const XmlLimits& limits) {
+  auto impl = std::make_unique<Impl>(limits);
+  impl->name = "memory";
+  impl->memory.assign(text);
+  auto primed = Prime(std::move(impl));
+  if (!primed) return primed.errors();
+  return std::unique_ptr<XmlStreamReader>(new XmlStreamReader(std::move(primed.value())));
+}
+
+const std::string& XmlStreamReader::root_name() const { return impl_->builder.root_name(); }
+bool XmlStreamReader::is_batch() const { return impl_->builder.batch(); }
+std::size_t XmlStreamReader::records_yielded() const { return impl_->yielded; }
+
+bool XmlStreamReader::Next(Expected<SourceNode>& out) {
+  auto& ready = impl_->builder.ready();
+  while (ready.empty() && !impl_->finished) impl_->Feed();
+  if (!ready.empty()) {
+    out = std::move(ready.front());
+    ready.pop_front();
+    ++impl_->yielded;
+    return true;
+  }
+  if (impl_->builder.fatal() && !impl_->error_reported) {
+    impl_->error_reported = true;
+    out = impl_->builder.fatal_error();
+    return true;
+  }
+  return false;
+}
+
+// --- writing -------------------------------------------------------------------------
+
+void AppendXml(std::string& out, const SourceNode& element, int indent_level, bool pretty) {
+  AppendElement(out, element.name, element, indent_level, pretty);
+}
+
+std::string WriteXmlDocument(const SourceNode& root, bool pretty) {
+  std::string out;
+  out.reserve(4096);
+  out += "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+  AppendElement(out, root.name, root, 0, pretty);
+  if (out.back() != '\n') out += '\n';
+  return out;
+}
+
+}  // namespace caregate::format

@@ -1,0 +1,100 @@
+#include "caregate/adapters/systmone/systmone_adapter.h"
+
+#include "caregate/format/xml.h"
+
+namespace caregate::adapters {
+namespace {
+
+constexpr std::string_view kRecordRoot = "ClientIntegrationResponse";
+constexpr std::string_view kBatchRoot = "ClientIntegrationBatch";
+
+class XmlRecordStream : public RecordStream {
+ public:
+  explicit XmlRecordStream(std::unique_ptr<format::XmlStreamReader> reader, std::string owned = {})
+      : owned_(std::move(owned)), reader_(std::move(reader)) {}
+  bool Next(StreamRecord& out) override {
+    if (done_) return false;
+    if (!started_) {
+      started_ = true;
+      const std::string& root = reader_->root_name();
+      if (root != kRecordRoot && root != kBatchRoot) {
+        out.index = 1;
+        out.tree = FieldError{"/" + root, "expected a ClientIntegrationResponse or ClientIntegrationBatch root element"};
+        done_ = true;
+        return true;
+      }
+    }
+    Expected<SourceNode> rec = FieldErrors{};
+    if (!reader_->Next(rec)) {
+      done_ = true;
+      return false;
+    }
+    out.index = ++count_;
+    out.line = rec.ok() ? rec->line : 0;
+    if (rec.ok() && rec->name != kRecordRoot) {
+      out.tree = FieldError{"/" + std::string(kBatchRoot) + "/" + rec->name + "[" + std::to_string(count_) + "]",
+                            "a batch may only hold ClientIntegrationResponse elements"};
+      return true;
+    }
+    out.tree = std::move(rec);
+    return true;
+  }
+
+ private:
+  std::string owned_;  // keeps an in-memory document alive for the reader
+  std::unique_ptr<format::XmlStreamReader> reader_;
+  bool started_ = false, done_ = false;
+  std::size_t count_ = 0;
+};
+
+class SystmOneAdapter : public Adapter {
+ public:
+  SystmOneAdapter() {
+    profile_.name = "systmone";
+    profile_.display_name = "SystmOne";
+    profile_.path_style = mapping::PathStyle::kXPath;
+    profile_.root_name = std::string(kRecordRoot);
+    profile_.emit_nulls = false;
+    profile_.record_id_field = "person.s1_id";
+  }
+  const mapping::SystemProfile& profile() const override { return profile_; }
+  std::string_view media_type() const override { return "application/xml"; }
+
+  Expected<SourceNode> Parse(std::string_view bytes) const override { return format::ParseXml(bytes); }
+
+  Expected<std::unique_ptr<RecordStream>> OpenFile(const std::string& path) const override {
+    format::XmlLimits limits;
+    limits.max_bytes = SIZE_MAX;  // a batch file streams; each record is still depth-capped
+    auto reader = format::XmlStreamReader::OpenFile(path, limits);
+    if (!reader) return reader.errors();
+    return std::unique_ptr<RecordStream>(std::make_unique<XmlRecordStream>(std::move(reader.value())));
+  }
+
+  Expected<std::unique_ptr<RecordStream>> OpenBuffer(std::string bytes) const override {
+    auto reader = format::XmlStreamReader::OpenMemory(bytes);
+    if (!reader) return reader.errors();
+    return std::unique_ptr<RecordStream>(
+        std::make_unique<XmlRecordStream>(std::move(reader.value())));  // the reader copies the bytes
+  }
+
+  void AppendRecord(std::string& out, const SourceNode& tree, bool in_batch) const override {
+    if (in_batch) {
+      format::AppendXml(out, tree, 1, true);
+    } else {
+      out += format::WriteXmlDocument(tree, true);
+    }
+  }
+  std::string BatchBegin() const override {
+    return "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ClientIntegrationBatch>\n";
+  }
+  std::string BatchEnd() const override { return "</ClientIntegrationBatch>\n"; }
+
+ private:
+  mapping::SystemProfile profile_;
+};
+
+}  // namespace
+
+std::unique_ptr<Adapter> MakeSystmOneAdapter() { return std::make_unique<SystmOneAdapter>(); }
+
+}  // namespace caregate::adapters

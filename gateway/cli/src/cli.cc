@@ -1,0 +1,57 @@
+#include "caregate/cli/cli.h"
+
+#include <cstdio>
+#include <vector>
+
+namespace caregate::cli {
+
+void Error(const std::string& input, const std::string& message) {
+  std::string line = "caregate: ";
+  if (!input.empty()) line += input + ": ";
+  line += message;
+  for (auto& c : line)
+    if (c == '\n') c = ' ';
+  line += '\n';
+  std::fwrite(line.data(), 1, line.size(), stderr);
+}
+
+int RunCli(int argc, char** argv) {
+  CLI::App app{"caregate: interoperability gateway between SystmOne-style and CIS-style care records"};
+  app.require_subcommand(1);
+  std::string mappings_dir;
+  app.add_option("--mappings", mappings_dir, "Directory of mapping tables (default: the shipped tables)");
+  std::vector<Command> commands;
+  commands.push_back(AddTranslateCommand(app, mappings_dir));
+  commands.push_back(AddMappingsCommand(app, mappings_dir));
+  commands.push_back(AddSynthCommand(app, mappings_dir));
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    Error("", std::string("usage: ") + e.what() + " (see caregate --help)");
+    return kExitUsage;
+  }
+  try {
+    for (auto& c : commands)
+      if (c.app->parsed()) return c.run();
+  } catch (const FatalError& e) {
+    Error("", e.what());
+    switch (e.problem()) {
+      case Problem::kUsage: return kExitUsage;
+      case Problem::kMappingTables:
+      case Problem::kIoFailure: return kExitFailure;
+      default: return kExitSoftware;
+    }
+  } catch (const std::exception& e) {
+    Error("", std::string("internal error: ") + e.what());
+    return kExitSoftware;
+  }
+  return kExitUsage;
+}
+
+}  // namespace caregate::cli

@@ -1,0 +1,37 @@
+#pragma once
+// Engine: the registered adapters plus the compiled mapping plan, loaded once at start
+// and shared (read-only, thread-safe) by the CLI, the export job and the server.
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "caregate/adapters/adapter.h"
+#include "caregate/mapping/mapping_plan.h"
+#include "caregate/model/care_record.h"
+
+namespace caregate::engine {
+
+class Engine {
+ public:
+  // Throws FatalError(kMappingTables) listing every problem (file:line: problem).
+  static std::shared_ptr<const Engine> Load(const std::string& mappings_dir = {});
+
+  const adapters::AdapterRegistry& registry() const { return registry_; }
+  const mapping::MappingPlan& plan() const { return *plan_; }
+  const adapters::Adapter& adapter(std::string_view system) const;  // throws FatalError(kUsage)
+
+  // Parse + validate + map one record's bytes.
+  Expected<model::CareRecord> Read(std::string_view system, std::string_view bytes) const;
+  Expected<model::CareRecord> Read(std::string_view system, const SourceNode& tree) const {
+    return plan_->Read(system, tree);
+  }
+  // Render a record for a system ("systmone", "cis") or "canonical".
+  void Render(std::string& out, const model::CareRecord& record, std::string_view to, bool in_batch,
+              mapping::WriteReport* report = nullptr) const;
+
+ private:
+  adapters::AdapterRegistry registry_;
+  std::shared_ptr<const mapping::MappingPlan> plan_;
+};
+
+}  // namespace caregate::engine

@@ -1,0 +1,47 @@
+#include "caregate/engine/engine.h"
+
+#include "caregate/model/canonical_json.h"
+
+namespace caregate::engine {
+
+std::shared_ptr<const Engine> Engine::Load(const std::string& mappings_dir) {
+  auto e = std::make_shared<Engine>();
+  adapters::RegisterBuiltinAdapters(e->registry_);
+  std::string dir = mappings_dir.empty() ? mapping::DefaultMappingsDir() : mappings_dir;
+  auto plan = mapping::MappingPlan::Compile(dir, e->registry_.profiles());
+  if (!plan) {
+    std::string msg = "mapping tables refused:";
+    for (const auto& err : plan.errors()) msg += "\n  " + err.path + ": " + err.problem;
+    throw FatalError(Problem::kMappingTables, msg);
+  }
+  e->plan_ = plan.value();
+  return e;
+}
+
+const adapters::Adapter& Engine::adapter(std::string_view system) const {
+  const adapters::Adapter* a = registry_.Find(system);
+  if (!a) throw FatalError(Problem::kUsage, "unknown system '" + std::string(system) + "'");
+  return *a;
+}
+
+Expected<model::CareRecord> Engine::Read(std::string_view system, std::string_view bytes) const {
+  auto tree = adapter(system).Parse(bytes);
+  if (!tree) return tree.errors();
+  return plan_->Read(system, tree.value());
+}
+
+void Engine::Render(std::string& out, const model::CareRecord& record, std::string_view to, bool in_batch,
+                    mapping::WriteReport* report) const {
+  if (to == "canonical") {
+    model::CanonicalJsonOptions opt;
+    opt.pretty = !in_batch;
+    out += model::ToCanonicalJson(record, opt);
+    out += '\n';
+    return;
+  }
+  const adapters::Adapter& a = adapter(to);
+  SourceNode tree = plan_->Write(to, record, report);
+  a.AppendRecord(out, tree, in_batch);
+}
+
+}  // namespace caregate::engine

@@ -1,0 +1,54 @@
+#pragma once
+// A code set (mappings/codesets/NAME.csv): canonical codes and each system's value for
+// them, with per-value lossy flags. Columns: code, then for each system S a column S and
+// optionally lossy_to_S, then meaning.
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "caregate/core/error.h"
+
+namespace caregate::mapping {
+
+struct CodeValue {
+  std::string value;
+  bool lossy = false;  // canonical -> system loses information for this code
+};
+
+struct CodeEntry {
+  std::string code;
+  std::string meaning;
+  int line = 0;
+  std::map<std::string, CodeValue, std::less<>> systems;  // system -> value
+};
+
+class CodeSet {
+ public:
+  // Validating factory: a set that exists is consistent (see Compile's checks).
+  static Expected<std::shared_ptr<const CodeSet>> Load(const std::string& name, const std::string& path);
+
+  const std::string& name() const { return name_; }
+  const std::string& file() const { return file_; }
+  bool HasSystem(std::string_view system) const;
+  bool HasLossyTo(std::string_view system) const;
+  const std::vector<CodeEntry>& entries() const { return entries_; }
+  // system value -> canonical code (the non-lossy entry when several share the value)
+  const std::string* ToCanonical(std::string_view system, std::string_view value) const;
+  // canonical code -> system value
+  const CodeValue* FromCanonical(std::string_view system, std::string_view code) const;
+  bool HasCode(std::string_view code) const { return by_code_.count(std::string(code)) > 0; }
+  // All values a system accepts, for messages ("one of: M, F, I, U").
+  std::string ValuesFor(std::string_view system) const;
+
+ private:
+  std::string name_, file_;
+  std::vector<std::string> systems_;
+  std::vector<CodeEntry> entries_;
+  std::unordered_map<std::string, size_t> by_code_;
+  std::map<std::string, std::unordered_map<std::string, size_t>, std::less<>> inbound_;  // system -> value -> entry
+};
+
+}  // namespace caregate::mapping

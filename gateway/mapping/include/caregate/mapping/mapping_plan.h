@@ -1,0 +1,104 @@
+#pragma once
+// MappingPlan: the mapping tables (mappings/<system>.csv plus mappings/codesets/*.csv)
+// compiled once into a plan that reads a system's SourceNode tree into a CareRecord and
+// writes a CareRecord back out as that system's tree. An IG officer reads the same CSV
+// files the engine runs.
+//
+// System table columns: rule, canonical, path, transform, direction, lossy, purpose.
+//   canonical  a registry field ("person.family_name"), a collection with optional filter
+//              ("episodes[kind=request]", "care_plans[]"), or "-" (checked/constant only)
+//   path       slash-separated from the record root; "Name[]" repeats; "@Attr" attribute;
+//              a collection with an empty path shares its parent's node
+//   transform  text | id | nhs_number | date | datetime | bool | number | integer |
+//              postcode | lines | code:<set> | const:<value> | group
+//   direction  both | in (system -> canonical) | out (canonical -> system)
+//   lossy      yes | no: the rule may lose information; required when its code set does
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "caregate/core/error.h"
+#include "caregate/core/source_tree.h"
+#include "caregate/mapping/code_set.h"
+#include "caregate/model/care_record.h"
+
+namespace caregate::mapping {
+
+enum class PathStyle { kXPath, kJsonPointer };
+
+// What the engine needs to know about a system; supplied by its adapter.
+struct SystemProfile {
+  std::string name;          // "systmone"; its table is mappings/<name>.csv
+  std::string display_name;  // "SystmOne"
+  PathStyle path_style = PathStyle::kJsonPointer;
+  std::string root_name;     // XML root element ("ClientIntegrationResponse"); "" for JSON
+  bool emit_nulls = false;   // write empty values as null (JSON) rather than omit them
+  std::string record_id_field;  // canonical field holding this system's own person id
+};
+
+enum class Direction { kBoth, kIn, kOut };
+
+struct Rule {
+  std::string id;
+  std::string canonical;  // as written in the table
+  std::string path;
+  std::string transform;
+  Direction direction = Direction::kBoth;
+  bool lossy = false;
+  std::string purpose;
+  std::string file;
+  int line = 0;
+  bool is_group = false;
+};
+
+// What writing a record left behind: canonical content the target cannot carry, and
+// values written lossily.
+struct WriteReport {
+  std::vector<std::string> not_carried;  // canonical paths with content and no rule
+  std::vector<model::Provenance> lossy;  // field, target path, rule
+};
+
+class SystemPlan;
+
+class MappingPlan {
+ public:
+  // Loads and checks every table; on any problem returns all of them, each with file:line.
+  static Expected<std::shared_ptr<const MappingPlan>> Compile(const std::string& dir,
+                                                              const std::vector<SystemProfile>& systems);
+  ~MappingPlan();
+
+  // Source tree -> canonical record, validating every field; all errors are returned.
+  Expected<model::CareRecord> Read(std::string_view system, const SourceNode& root) const;
+  // Canonical record -> the system's tree (root named profile.root_name).
+  SourceNode Write(std::string_view system, const model::CareRecord& record, WriteReport* report = nullptr) const;
+
+  const SystemProfile* Profile(std::string_view system) const;
+  const std::vector<Rule>& Rules(std::string_view system) const;
+  const std::map<std::string, std::shared_ptr<const CodeSet>, std::less<>>& code_sets() const { return code_sets_; }
+  std::vector<std::string> systems() const;
+  // SHA-256 over every table file (names and bytes): the "mapping tables' version".
+  const std::string& version() const { return version_; }
+  const std::string& dir() const { return dir_; }
+
+ private:
+  MappingPlan() = default;
+  const SystemPlan& Plan(std::string_view system) const;
+  std::string dir_, version_;
+  std::map<std::string, std::shared_ptr<const CodeSet>, std::less<>> code_sets_;
+  std::map<std::string, std::unique_ptr<SystemPlan>, std::less<>> plans_;
+};
+
+// The record-level rules the contract defines (spec 3, 4.3, 4.4), listed for reports.
+struct RecordRule {
+  std::string id;
+  std::string description;
+};
+const std::vector<RecordRule>& RecordRules();
+
+// Locates the shipped tables: $CAREGATE_MAPPINGS, then <exe>/../share/caregate/mappings,
+// then the source tree's mappings/ (compiled in).
+std::string DefaultMappingsDir();
+
+}  // namespace caregate::mapping

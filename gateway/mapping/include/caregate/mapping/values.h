@@ -1,0 +1,31 @@
+#pragma once
+// Value rules of the contract (spec sections 3 and 4.3): NHS numbers, calendar dates,
+// date-times, postcodes and the address-line split.
+#include <string>
+#include <string_view>
+
+namespace caregate::mapping {
+
+// Empty string when valid, else the problem in plain words.
+std::string CheckNhsNumber(std::string_view s);
+std::string CheckDate(std::string_view s);      // YYYY-MM-DD, a real calendar date
+std::string CheckDateTime(std::string_view s);  // YYYY-MM-DDThh:mm[:ss[.f+]][Z|+hh:mm]
+std::string CheckDecimal(std::string_view s);
+std::string CheckInteger(std::string_view s);
+// SystmOne records wall-clock times in UK local time without an offset; CIS carries an
+// offset. "2024-07-02T09:30:00" -> "2024-07-02T09:30:00+01:00" (BST rules: last Sunday of
+// March 01:00 UTC to last Sunday of October 01:00 UTC); a value with an offset is kept.
+std::string UkLocalToOffset(std::string_view local);
+// Any ISO 8601 date-time -> UK wall-clock time without offset (seconds kept if given).
+std::string OffsetToUkLocal(std::string_view datetime);
+std::string NormalisePostcode(std::string_view s);  // upper case, one space before the inward code
+
+struct StructuredAddress {
+  std::string house_name, house_number, road, locality;
+};
+// CIS Line_1..3 -> SystmOne structure (spec 4.3).
+StructuredAddress SplitAddressLines(std::string_view l1, std::string_view l2, std::string_view l3);
+// SystmOne structure -> CIS lines: non-empty HouseName, "HouseNumber Road", Locality in order.
+void JoinAddressLines(const StructuredAddress& a, std::string& l1, std::string& l2, std::string& l3);
+
+}  // namespace caregate::mapping

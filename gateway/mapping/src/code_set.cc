@@ -1,0 +1,125 @@
+#include "caregate/mapping/code_set.h"
+
+#include "caregate/mapping/csv.h"
+
+namespace caregate::mapping {
+
+Expected<std::shared_ptr<const CodeSet>> CodeSet::Load(const std::string& name, const std::string& path) {
+  auto table = ReadCsvFile(path);
+  if (!table) return table.errors();
+  auto set = std::make_shared<CodeSet>();
+  set->name_ = name;
+  set->file_ = path;
+  FieldErrors errors;
+  auto where = [&](int line) { return path + ":" + std::to_string(line); };
+  int code_col = table->Column("code");
+  int meaning_col = table->Column("meaning");
+  if (code_col != 0) errors.push_back({where(1), "the first column must be 'code'"});
+  for (size_t c = 1; c < table->header.size(); ++c) {
+    const std::string& h = table->header[c];
+    if (h == "meaning" || h.rfind("lossy_to_", 0) == 0) continue;
+    set->systems_.push_back(h);
+  }
+  for (size_t c = 1; c < table->header.size(); ++c) {
+    const std::string& h = table->header[c];
+    if (h.rfind("lossy_to_", 0) == 0 && table->Column(h.substr(9)) < 0)
+      errors.push_back({where(1), "column '" + h + "' names no system column"});
+  }
+  for (const auto& row : table->rows) {
+    CodeEntry e;
+    e.code = table->Cell(row, code_col);
+    e.meaning = table->Cell(row, meaning_col);
+    e.line = row.line;
+    if (e.code.empty()) {
+      errors.push_back({where(row.line), "empty canonical code"});
+      continue;
+    }
+    if (set->by_code_.count(e.code)) {
+      errors.push_back({where(row.line), "canonical code '" + e.code + "' is listed twice"});
+      continue;
+    }
+    for (const auto& sys : set->systems_) {
+      CodeValue v;
+      v.value = table->Cell(row, table->Column(sys));
+      const std::string& lossy = table->Cell(row, table->Column("lossy_to_" + sys));
+      if (lossy != "" && lossy != "yes" && lossy != "no")
+        errors.push_back({where(row.line), "lossy_to_" + sys + " must be yes, no or empty, not '" + lossy + "'"});
+      v.lossy = lossy == "yes";
+      if (v.value.empty()) {
+        errors.push_back({where(row.line), "code missing from the set: '" + e.code + "' has no " + sys + " value"});
+        continue;
+      }
+      e.systems.emplace(sys, v);
+    }
+    set->by_code_.emplace(e.code, set->entries_.size());
+    set->entries_.push_back(std::move(e));
+  }
+  // Inbound maps: each system value must come back to exactly one canonical code; where
+  // several codes share a value, all but one must be marked lossy towards that system.
+  for (const auto& sys : set->systems_) {
+    auto& inbound = set->inbound_[sys];
+    std::unordered_map<std::string, std::vector<size_t>> users;
+    for (size_t i = 0; i < set->entries_.size(); ++i) {
+      auto it = set->entries_[i].systems.find(sys);
+      if (it != set->entries_[i].systems.end()) users[it->second.value].push_back(i);
+    }
+    for (auto& [value, idx] : users) {
+      std::vector<size_t> exact;
+      for (size_t i : idx)
+        if (!set->entries_[i].systems.at(sys).lossy) exact.push_back(i);
+      if (idx.size() == 1) {
+        inbound.emplace(value, idx[0]);
+      } else if (exact.size() == 1) {
+        inbound.emplace(value, exact[0]);
+      } else {
+        errors.push_back({where(set->entries_[idx.back()].line),
+                          sys + " value '" + value + "' is shared by " + std::to_string(idx.size()) +
+                              " codes: mark all but one lossy_to_" + sys + " = yes"});
+      }
+    }
+  }
+  if (!errors.empty()) return errors;
+  return std::shared_ptr<const CodeSet>(std::move(set));
+}
+
+bool CodeSet::HasSystem(std::string_view system) const {
+  for (const auto& s : systems_)
+    if (s == system) return true;
+  return false;
+}
+
+bool CodeSet::HasLossyTo(std::string_view system) const {
+  for (const auto& e : entries_) {
+    auto it = e.systems.find(system);
+    if (it != e.systems.end() && it->second.lossy) return true;
+  }
+  return false;
+}
+
+const std::string* CodeSet::ToCanonical(std::string_view system, std::string_view value) const {
+  auto s = inbound_.find(system);
+  if (s == inbound_.end()) return nullptr;
+  auto it = s->second.find(std::string(value));
+  return it == s->second.end() ? nullptr : &entries_[it->second].code;
+}
+
+const CodeValue* CodeSet::FromCanonical(std::string_view system, std::string_view code) const {
+  auto it = by_code_.find(std::string(code));
+  if (it == by_code_.end()) return nullptr;
+  auto v = entries_[it->second].systems.find(system);
+  return v == entries_[it->second].systems.end() ? nullptr : &v->second;
+}
+
+std::string CodeSet::ValuesFor(std::string_view system) const {
+  std::string out;
+  for (const auto& e : entries_) {
+    auto it = e.systems.find(system);
+    if (it == e.systems.end()) continue;
+    if (out.find("'" + it->second.value + "'") != std::string::npos) continue;
+    if (!out.empty()) out += ", ";
+    out += "'" + it->second.value + "'";
+  }
+  return out;
+}
+
+}  // namespace caregate::mapping

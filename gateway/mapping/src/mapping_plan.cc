@@ -1,0 +1,930 @@
+#include "caregate/mapping/mapping_plan.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <unistd.h>
+
+#include "caregate/core/hash.h"
+#include "caregate/core/text.h"
+#include "caregate/mapping/csv.h"
+#include "caregate/mapping/values.h"
+#include "caregate/model/field_registry.h"
+
+#ifndef CAREGATE_SOURCE_MAPPINGS
+#define CAREGATE_SOURCE_MAPPINGS ""
+#endif
+
+namespace caregate::mapping {
+
+using model::CareRecord;
+using model::CollectionDef;
+using model::FieldDef;
+
+namespace {
+
+enum class TKind { kText, kId, kNhs, kDate, kDateTime, kLocalDateTime, kBool, kNumber, kInteger, kPostcode, kLines, kCode, kConst, kGroup };
+
+struct Transform {
+  TKind kind = TKind::kText;
+  const CodeSet* set = nullptr;
+  std::string constant;
+};
+
+struct PathSeg {
+  std::string name;  // element / key / "@attr"
+  bool repeat = false;
+};
+
+struct Group;
+
+struct FieldRule {
+  const Rule* rule = nullptr;
+  const FieldDef* field = nullptr;  // null for "-" rules
+  Transform t;
+  std::vector<PathSeg> rel;  // from the owning group's node
+  bool in = true, out = true;
+};
+
+struct FieldAction {
+  FieldRule* f;
+  std::vector<Group*> via;  // implicit groups to materialise first
+};
+
+struct TrieNode {
+  std::string name;
+  std::vector<FieldAction> fields;
+  Group* group = nullptr;
+  std::vector<Group*> group_via;
+  std::vector<std::unique_ptr<TrieNode>> children;
+  const TrieNode* Find(std::string_view n) const {
+    for (const auto& c : children)
+      if (c->name == n) return c.get();
+    return nullptr;
+  }
+  TrieNode* Ensure(const std::string& n) {
+    for (auto& c : children)
+      if (c->name == n) return c.get();
+    children.push_back(std::make_unique<TrieNode>());
+    children.back()->name = n;
+    return children.back().get();
+  }
+};
+
+struct Group {
+  const Rule* rule = nullptr;            // null for the record root
+  const CollectionDef* coll = nullptr;   // null for the record root
+  model::Entity entity = model::Entity::kRecord;
+  const FieldDef* filter_field = nullptr;
+  std::vector<std::string> filter_values;
+  std::vector<PathSeg> rel;  // from the parent group's node; empty = shares it (implicit)
+  std::string abs_path;      // as written in the table
+  Group* parent = nullptr;
+  struct Item {
+    FieldRule* field = nullptr;
+    Group* group = nullptr;
+  };
+  std::vector<Item> items;  // table order: the order things are written in
+  TrieNode trie;
+  bool implicit() const { return coll && rel.empty(); }
+  bool Matches(void* entity) const {
+    if (!filter_field) return true;
+    const std::string& v = filter_field->get(entity);
+    return std::find(filter_values.begin(), filter_values.end(), v) != filter_values.end();
+  }
+};
+
+std::vector<PathSeg> ParsePath(std::string_view path) {
+  std::vector<PathSeg> out;
+  if (path.empty() || path == ".") return out;
+  for (auto part : Split(path, '/')) {
+    if (part.empty()) continue;
+    PathSeg s;
+    if (part.size() > 2 && part.substr(part.size() - 2) == "[]") {
+      s.repeat = true;
+      part.remove_suffix(2);
+    }
+    s.name = std::string(part);
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+std::string JoinPath(const std::vector<PathSeg>& segs, size_t from = 0) {
+  std::string s;
+  for (size_t i = from; i < segs.size(); ++i) {
+    if (!s.empty()) s += '/';
+    s += segs[i].name;
+    if (segs[i].repeat) s += "[]";
+  }
+  return s;
+}
+
+void AppendJsonPointerToken(std::string& out, std::string_view name) {
+  out += '/';
+  for (char c : name) {
+    if (c == '~') out += "~0";
+    else if (c == '/') out += "~1";
+    else out += c;
+  }
+}
+
+}  // namespace
+
+class SystemPlan {
+ public:
+  SystemProfile profile;
+  std::vector<Rule> rules;
+  std::vector<std::unique_ptr<FieldRule>> field_rules;
+  std::vector<std::unique_ptr<Group>> groups;  // groups[0] is the root
+  std::vector<FieldRule*> const_rules_in;      // must be present when reading
+
+  Group& root() const { return *groups[0]; }
+
+  // ---- reading ----
+  struct ReadState {
+    CareRecord& rec;
+    FieldErrors& errors;
+    std::vector<bool> const_seen;
+    std::vector<std::pair<std::pair<const Group*, void*>, void*>> implicit;  // (group, parent) -> entity
+  };
+
+  std::string ChildPath(const std::string& base, std::string_view name, int index) const {
+    std::string p = base;
+    if (profile.path_style == PathStyle::kXPath) {
+      p += '/';
+      p += name;
+      if (index > 0) {
+        p += '[';
+        p += std::to_string(index);
+        p += ']';
+      }
+    } else {
+      AppendJsonPointerToken(p, name);
+      if (index >= 0) {
+        p += '/';
+        p += std::to_string(index);
+      }
+    }
+    return p;
+  }
+
+  void CollectUnmapped(ReadState& st, const SourceNode& n, const std::string& path) const {
+    if (st.rec.unmapped.size() >= 1000) return;
+    if (n.is_scalar()) {
+      if (n.kind != NodeKind::kNull && !n.value.empty()) st.rec.unmapped.push_back({path, n.value});
+      return;
+    }
+    int i = 0;
+    for (const auto& c : n.children) {
+      if (n.kind == NodeKind::kArray)
+        CollectUnmapped(st, c, profile.path_style == PathStyle::kXPath ? path + "[" + std::to_string(i + 1) + "]"
+                                                                         : path + "/" + std::to_string(i));
+      else
+        CollectUnmapped(st, c, ChildPath(path, c.name, -1));
+      ++i;
+    }
+  }
+
+  void* Materialise(ReadState& st, const std::vector<Group*>& via, void* entity, std::string& canon) const {
+    for (Group* g : via) {
+      void* found = nullptr;
+      for (auto& [key, e] : st.implicit)
+        if (key.first == g && key.second == entity) found = e;
+      if (!found) {
+        found = g->coll->append(entity);
+        size_t idx = g->coll->size(entity) - 1;
+        if (g->filter_field && g->filter_values.size() == 1) g->filter_field->get(found) = g->filter_values[0];
+        st.implicit.push_back({{g, entity}, found});
+        canon += std::string(g->coll->local) + "[" + std::to_string(idx) + "].";
+      } else {
+        canon += std::string(g->coll->local) + "[" + std::to_string(g->coll->size(entity) - 1) + "].";
+      }
+      entity = found;
+    }
+    return entity;
+  }
+
+  // Source value -> canonical value; "" problem when fine.
+  std::string ApplyIn(const FieldRule& f, const SourceNode& n, std::string& out) const {
+    const std::string& v = n.value;
+    bool json = profile.path_style == PathStyle::kJsonPointer;
+    switch (f.t.kind) {
+      case TKind::kBool:
+        if (json && n.kind != NodeKind::kBool) return "expected true or false";
+        if (v != "true" && v != "false") return "expected true or false, found '" + v + "'";
+        out = v;
+        return {};
+      case TKind::kNumber:
+      case TKind::kInteger:
+        if (json && n.kind != NodeKind::kNumber) return "expected a number";
+        break;
+      default:
+        if (json && n.kind != NodeKind::kString) return "expected a string";
+    }
+    switch (f.t.kind) {
+      case TKind::kText: out = v; return {};
+      case TKind::kId: out = std::string(Trim(v)); return {};
+      case TKind::kNhs: {
+        out = v;
+        return CheckNhsNumber(v);
+      }
+      case TKind::kDate: out = v; return CheckDate(v);
+      case TKind::kDateTime: out = v; return CheckDateTime(v);
+      case TKind::kLocalDateTime: {
+        if (auto e = CheckDateTime(v); !e.empty()) return e;
+        out = UkLocalToOffset(v);
+        return {};
+      }
+      case TKind::kNumber: out = v; return CheckDecimal(v);
+      case TKind::kInteger: out = v; return CheckInteger(v);
+      case TKind::kPostcode: out = NormalisePostcode(v); return {};
+      case TKind::kLines: out = v; return {};
+      case TKind::kCode: {
+        const std::string* code = f.t.set->ToCanonical(profile.name, v);
+        if (!code)
+          return "'" + v + "' is not in code list " + f.t.set->name() + " (one of " +
+                 f.t.set->ValuesFor(profile.name) + ")";
+        out = *code;
+        return {};
+      }
+      case TKind::kConst:
+        if (v != f.t.constant) return "must be '" + f.t.constant + "', found '" + v + "'";
+        return {};
+      default: return {};
+    }
+  }
+
+  void ReadField(ReadState& st, const FieldAction& fa, const SourceNode& n, void* entity, const std::string& canon,
+                 const std::string& path) const {
+    const FieldRule& f = *fa.f;
+    if (n.kind == NodeKind::kNull) return;
+    if (f.t.kind == TKind::kConst) {
+      size_t idx = static_cast<size_t>(std::find(const_rules_in.begin(), const_rules_in.end(), &f) - const_rules_in.begin());
+      if (idx < st.const_seen.size()) st.const_seen[idx] = true;
+    }
+    if (f.t.kind == TKind::kLines && n.kind == NodeKind::kArray) {
+      int i = 0;
+      for (const auto& item : n.children) {
+        FieldAction one = fa;
+        ReadField(st, one, item, entity, canon, path + "/" + std::to_string(i++));
+      }
+      return;
+    }
+    if (!n.is_scalar()) {
+      st.errors.push_back({path, "expected a single value, found " +
+                                     std::string(n.kind == NodeKind::kArray ? "an array" : "nested content")});
+      return;
+    }
+    if (n.value.empty() && n.kind == NodeKind::kString && f.t.kind != TKind::kConst) return;  // not recorded
+    std::string value;
+    std::string problem = ApplyIn(f, n, value);
+    if (!problem.empty()) {
+      st.errors.push_back({path, problem});
+      return;
+    }
+    if (!f.field || !f.in) return;
+    std::string canon_local = canon;
+    void* target = Materialise(st, fa.via, entity, canon_local);
+    std::string& slot = f.field->get(target);
+    if (f.t.kind == TKind::kLines && !slot.empty()) {
+      slot += '\n';
+      slot += value;
+    } else {
+      slot = std::move(value);
+    }
+    st.rec.lineage.push_back({canon_local + std::string(f.field->local), path, f.rule->id,
+                              f.rule->lossy && f.t.kind != TKind::kCode});
+  }
+
+  void ReadNode(ReadState& st, const SourceNode& node, const TrieNode& trie, void* entity, const std::string& canon,
+                const std::string& path) const {
+    // XPath indexes count same-named siblings; only repeating names need them.
+    std::vector<std::pair<std::string_view, int>> seen;
+    for (const auto& child : node.children) {
+      const TrieNode* t = trie.Find(child.name);
+      int xpath_index = 0;
+      if (t && (t->group || (!t->fields.empty() && t->fields[0].f->t.kind == TKind::kLines)) &&
+          profile.path_style == PathStyle::kXPath) {
+        auto it = std::find_if(seen.begin(), seen.end(), [&](auto& p) { return p.first == child.name; });
+        if (it == seen.end()) seen.push_back({child.name, xpath_index = 1});
+        else xpath_index = ++it->second;
+      }
+      std::string child_path = ChildPath(path, child.name, profile.path_style == PathStyle::kXPath ? xpath_index : -1);
+      if (!t) {
+        CollectUnmapped(st, child, child_path);
+        continue;
+      }
+      if (t->group) {
+        Group* g = t->group;
+        auto read_item = [&](const SourceNode& item, const std::string& item_path) {
+          if (item.kind != NodeKind::kObject) {
+            if (item.kind == NodeKind::kNull || (item.kind == NodeKind::kString && item.value.empty())) return;
+            st.errors.push_back({item_path, "expected " + std::string(profile.path_style == PathStyle::kXPath
+                                                                          ? "child elements"
+                                                                          : "an object")});
+            return;
+          }
+          std::string parent_canon = canon;
+          void* parent = Materialise(st, t->group_via, entity, parent_canon);
+          void* e = g->coll->append(parent);
+          size_t idx = g->coll->size(parent) - 1;
+          if (g->filter_field && g->filter_values.size() == 1) g->filter_field->get(e) = g->filter_values[0];
+          ReadNode(st, item, g->trie, e, parent_canon + std::string(g->coll->local) + "[" + std::to_string(idx) + "].",
+                   item_path);
+        };
+        if (child.kind == NodeKind::kArray) {
+          int i = 0;
+          for (const auto& item : child.children) read_item(item, child_path + "/" + std::to_string(i++));
+        } else if (profile.path_style == PathStyle::kJsonPointer && child.kind != NodeKind::kNull) {
+          st.errors.push_back({child_path, "expected an array"});
+        } else {
+          read_item(child, child_path);
+        }
+        continue;
+      }
+      if (!t->fields.empty()) {
+        for (const auto& fa : t->fields) ReadField(st, fa, child, entity, canon, child_path);
+        continue;
+      }
+      // A container.
+      if (child.kind == NodeKind::kObject) {
+        ReadNode(st, child, *t, entity, canon, child_path);
+      } else if (!(child.kind == NodeKind::kNull || (child.kind == NodeKind::kString && child.value.empty()))) {
+        st.errors.push_back({child_path, profile.path_style == PathStyle::kXPath ? "expected child elements, found text"
+                                                                                 : "expected an object"});
+      }
+    }
+  }
+
+  // ---- writing ----
+  SourceNode& Navigate(SourceNode& node, const std::vector<PathSeg>& segs, size_t count) const {
+    SourceNode* cur = &node;
+    for (size_t i = 0; i < count; ++i) {
+      SourceNode* found = nullptr;
+      for (auto it = cur->children.rbegin(); it != cur->children.rend(); ++it)
+        if (it->name == segs[i].name && it->kind == NodeKind::kObject) {
+          found = &*it;
+          break;
+        }
+      if (!found) found = &cur->add(segs[i].name, NodeKind::kObject);
+      cur = found;
+    }
+    return *cur;
+  }
+
+  void WriteEntity(void* entity, const Group& g, SourceNode& node, const std::string& canon,
+                   WriteReport* report) const {
+    bool json = profile.path_style == PathStyle::kJsonPointer;
+    for (const auto& item : g.items) {
+      if (item.field) {
+        const FieldRule& f = *item.field;
+        if (!f.out) continue;
+        std::string value = f.t.kind == TKind::kConst ? f.t.constant : (f.field ? f.field->get(entity) : std::string());
+        NodeKind kind = NodeKind::kString;
+        if (!value.empty()) {
+          switch (f.t.kind) {
+            case TKind::kCode: {
+              const CodeValue* cv = f.t.set->FromCanonical(profile.name, value);
+              if (!cv) {
+                if (report) report->not_carried.push_back(canon + std::string(f.field->local) + "=" + value);
+                value.clear();
+                break;
+              }
+              if (cv->lossy && report)
+                report->lossy.push_back({canon + std::string(f.field->local), JoinPath(f.rel), f.rule->id, true});
+              value = cv->value;
+              break;
+            }
+            case TKind::kBool: kind = json ? NodeKind::kBool : NodeKind::kString; break;
+            case TKind::kLocalDateTime: value = OffsetToUkLocal(value); break;
+            case TKind::kNumber:
+            case TKind::kInteger: kind = json ? NodeKind::kNumber : NodeKind::kString; break;
+            default: break;
+          }
+        }
+        if (value.empty()) {
+          // Nulls keep a stable shape at record level; inside collections they are noise.
+          if (!profile.emit_nulls || f.t.kind == TKind::kLines || g.coll) continue;
+          kind = NodeKind::kNull;
+        }
+        SourceNode& parent = Navigate(node, f.rel, f.rel.size() - 1);
+        const std::string& leaf = f.rel.back().name;
+        if (f.t.kind == TKind::kLines) {
+          auto lines = Split(value, '\n');
+          if (json) {
+            SourceNode& arr = parent.add(leaf, NodeKind::kArray);
+            for (auto l : lines) arr.add("", NodeKind::kString, std::string(l));
+          } else {
+            for (auto l : lines) parent.add(leaf, NodeKind::kString, std::string(l));
+          }
+        } else {
+          parent.add(leaf, kind, kind == NodeKind::kNull ? std::string() : std::move(value));
+        }
+        continue;
+      }
+      const Group& sub = *item.group;
+      size_t n = sub.coll->size(entity);
+      if (sub.implicit()) {
+        for (size_t i = 0; i < n; ++i) {
+          void* e = sub.coll->at(entity, i);
+          if (sub.Matches(e))
+            WriteEntity(e, sub, node, canon + std::string(sub.coll->local) + "[" + std::to_string(i) + "].", report);
+        }
+        continue;
+      }
+      bool any = false;
+      for (size_t i = 0; i < n && !any; ++i) any = sub.Matches(sub.coll->at(entity, i));
+      if (!any && !(json && profile.emit_nulls)) continue;
+      SourceNode& parent = Navigate(node, sub.rel, sub.rel.size() - 1);
+      const std::string& leaf = sub.rel.back().name;
+      SourceNode* arr = nullptr;
+      if (json) {
+        for (auto& c : parent.children)
+          if (c.name == leaf && c.kind == NodeKind::kArray) arr = &c;
+        if (!arr) arr = &parent.add(leaf, NodeKind::kArray);
+      }
+      for (size_t i = 0; i < n; ++i) {
+        void* e = sub.coll->at(entity, i);
+        if (!sub.Matches(e)) continue;
+        SourceNode& out = json ? arr->add("", NodeKind::kObject) : parent.add(leaf, NodeKind::kObject);
+        WriteEntity(e, sub, out, canon + std::string(sub.coll->local) + "[" + std::to_string(i) + "].", report);
+      }
+    }
+  }
+
+  // Content the target has no rule for (reported so nothing disappears unnoticed).
+  void ReportNotCarried(void* entity, model::Entity type, const std::vector<const Group*>& groups,
+                        const std::string& canon, WriteReport& report) const {
+    for (const FieldDef* fd : model::FieldsOf(type)) {
+      if (fd->get(entity).empty()) continue;
+      bool mapped = false;
+      for (const Group* g : groups)
+        for (const auto& item : g->items)
+          if (item.field && item.field->out && item.field->field == fd) mapped = true;
+      if (!mapped) report.not_carried.push_back(canon + std::string(fd->local));
+    }
+    for (const CollectionDef* cd : model::CollectionsOf(type)) {
+      std::vector<const Group*> subs;
+      for (const Group* g : groups)
+        for (const auto& item : g->items)
+          if (item.group && item.group->coll == cd) subs.push_back(item.group);
+      for (size_t i = 0; i < cd->size(entity); ++i) {
+        void* e = cd->at(entity, i);
+        std::string item_canon = canon + std::string(cd->local) + "[" + std::to_string(i) + "]";
+        std::vector<const Group*> matching;
+        for (const Group* g : subs)
+          if (g->Matches(e)) matching.push_back(g);
+        if (matching.empty()) {
+          report.not_carried.push_back(item_canon);
+          continue;
+        }
+        ReportNotCarried(e, cd->item, {matching.front()}, item_canon + ".", report);
+      }
+    }
+  }
+};
+
+namespace {
+
+const char* kColumns[] = {"rule", "canonical", "path", "transform", "direction", "lossy", "purpose"};
+
+Expected<Transform> ParseTransform(const std::string& s, const std::string& system,
+                                   const std::map<std::string, std::shared_ptr<const CodeSet>, std::less<>>& sets) {
+  static const std::pair<const char*, TKind> kSimple[] = {
+      {"text", TKind::kText},         {"id", TKind::kId},           {"nhs_number", TKind::kNhs},
+      {"date", TKind::kDate},         {"datetime", TKind::kDateTime}, {"bool", TKind::kBool},
+      {"uk_local_datetime", TKind::kLocalDateTime},
+      {"number", TKind::kNumber},     {"integer", TKind::kInteger}, {"postcode", TKind::kPostcode},
+      {"lines", TKind::kLines},       {"group", TKind::kGroup}};
+  for (const auto& [name, kind] : kSimple)
+    if (s == name) return Transform{kind, nullptr, {}};
+  if (s.rfind("code:", 0) == 0) {
+    auto it = sets.find(s.substr(5));
+    if (it == sets.end()) return FieldError{"", "unknown code set '" + s.substr(5) + "'"};
+    if (!it->second->HasSystem(system))
+      return FieldError{"", "code set '" + s.substr(5) + "' has no '" + system + "' column"};
+    return Transform{TKind::kCode, it->second.get(), {}};
+  }
+  if (s.rfind("const:", 0) == 0) return Transform{TKind::kConst, nullptr, s.substr(6)};
+  return FieldError{"", "unknown transform '" + s + "'"};
+}
+
+bool IsPrefix(const std::vector<PathSeg>& prefix, const std::vector<PathSeg>& path) {
+  if (prefix.size() > path.size()) return false;
+  for (size_t i = 0; i < prefix.size(); ++i)
+    if (prefix[i].name != path[i].name || prefix[i].repeat != path[i].repeat) return false;
+  return true;
+}
+
+std::vector<PathSeg> AbsPath(const Group* g) {
+  std::vector<const Group*> chain;
+  for (const Group* p = g; p; p = p->parent) chain.push_back(p);
+  std::vector<PathSeg> out;
+  for (auto it = chain.rbegin(); it != chain.rend(); ++it) out.insert(out.end(), (*it)->rel.begin(), (*it)->rel.end());
+  return out;
+}
+
+Expected<std::unique_ptr<SystemPlan>> CompileSystem(
+    const SystemProfile& profile, const std::string& file,
+    const std::map<std::string, std::shared_ptr<const CodeSet>, std::less<>>& sets) {
+  auto table = ReadCsvFile(file);
+  if (!table) return table.errors();
+  auto plan = std::make_unique<SystemPlan>();
+  plan->profile = profile;
+  FieldErrors errors;
+  auto where = [&](int line) { return file + ":" + std::to_string(line); };
+  for (const char* col : kColumns)
+    if (table->Column(col) < 0) errors.push_back({where(1), std::string("missing column '") + col + "'"});
+  if (!errors.empty()) return errors;
+
+  plan->rules.reserve(table->rows.size());
+  for (const auto& row : table->rows) {
+    Rule r;
+    r.id = table->Cell(row, table->Column("rule"));
+    r.canonical = table->Cell(row, table->Column("canonical"));
+    r.path = table->Cell(row, table->Column("path"));
+    r.transform = table->Cell(row, table->Column("transform"));
+    r.purpose = table->Cell(row, table->Column("purpose"));
+    r.file = file;
+    r.line = row.line;
+    const std::string& dir = table->Cell(row, table->Column("direction"));
+    const std::string& lossy = table->Cell(row, table->Column("lossy"));
+    if (dir == "both") r.direction = Direction::kBoth;
+    else if (dir == "in") r.direction = Direction::kIn;
+    else if (dir == "out") r.direction = Direction::kOut;
+    else errors.push_back({where(row.line), "direction must be both, in or out, not '" + dir + "'"});
+    if (lossy != "yes" && lossy != "no") errors.push_back({where(row.line), "lossy must be yes or no, not '" + lossy + "'"});
+    r.lossy = lossy == "yes";
+    if (r.id.empty()) errors.push_back({where(row.line), "empty rule id"});
+    for (const auto& prev : plan->rules)
+      if (prev.id == r.id && !r.id.empty()) errors.push_back({where(row.line), "rule id '" + r.id + "' is used twice"});
+    r.is_group = r.transform == "group";
+    plan->rules.push_back(std::move(r));
+  }
+
+  auto root = std::make_unique<Group>();
+  plan->groups.push_back(std::move(root));
+
+  // Groups first (a group row must precede the rows inside it, which also fixes write order).
+  for (auto& r : plan->rules) {
+    if (!r.is_group) continue;
+    std::string name = r.canonical;
+    std::string filter;
+    if (auto lb = name.rfind('['); lb != std::string::npos && name.back() == ']' && lb + 2 < name.size()) {
+      filter = name.substr(lb + 1, name.size() - lb - 2);
+      name = name.substr(0, lb) + "[]";
+    }
+    const CollectionDef* coll = model::FindCollection(name);
+    if (!coll) {
+      errors.push_back({where(r.line), "unknown canonical collection '" + r.canonical + "'"});
+      continue;
+    }
+    auto g = std::make_unique<Group>();
+    g->rule = &r;
+    g->coll = coll;
+    g->entity = coll->item;
+    g->abs_path = r.path;
+    if (!filter.empty()) {
+      auto eq = filter.find('=');
+      std::string fname = std::string(name.substr(0, name.size())) + "." + filter.substr(0, eq);
+      g->filter_field = eq == std::string::npos ? nullptr : model::FindField(fname);
+      if (!g->filter_field) {
+        errors.push_back({where(r.line), "bad filter '" + filter + "': expected field=value|value on " + name});
+        continue;
+      }
+      const std::string values = filter.substr(eq + 1);  // Split returns views: keep the string alive
+      for (auto v : Split(values, '|')) g->filter_values.emplace_back(v);
+    }
+    // Parent: the group of the enclosing collection whose path is a prefix of this one.
+    std::string parent_coll;
+    if (auto pos = name.rfind("[]."); pos != std::string::npos) parent_coll = name.substr(0, pos + 2);
+    std::vector<PathSeg> abs = ParsePath(r.path);
+    Group* parent = nullptr;
+    size_t best = 0;
+    for (auto& cand : plan->groups) {
+      bool right_coll = parent_coll.empty() ? cand->coll == nullptr : (cand->coll && cand->coll->name == parent_coll);
+      if (!right_coll) continue;
+      auto cabs = AbsPath(cand.get());
+      if (IsPrefix(cabs, abs) && (!parent || cabs.size() >= best)) {
+        parent = cand.get();
+        best = cabs.size();
+      }
+    }
+    if (!parent) {
+      errors.push_back({where(r.line), "no earlier group row for '" + parent_coll + "' contains path '" + r.path + "'"});
+      continue;
+    }
+    g->parent = parent;
+    g->rel.assign(abs.begin() + static_cast<long>(best), abs.end());
+    if (!g->rel.empty() && !g->rel.back().repeat)
+      errors.push_back({where(r.line), "a collection's path must end in a repeating step 'Name[]'"});
+    for (size_t i = 0; i + 1 < g->rel.size(); ++i)
+      if (g->rel[i].repeat) errors.push_back({where(r.line), "only the last step of a collection's path may repeat"});
+    Group* raw = g.get();
+    plan->groups.push_back(std::move(g));
+    parent->items.push_back({nullptr, raw});
+  }
+
+  // Fields.
+  for (auto& r : plan->rules) {
+    if (r.is_group) continue;
+    auto fr = std::make_unique<FieldRule>();
+    fr->rule = &r;
+    fr->in = r.direction != Direction::kOut;
+    fr->out = r.direction != Direction::kIn;
+    auto t = ParseTransform(r.transform, profile.name, sets);
+    if (!t) {
+      errors.push_back({where(r.line), t.errors()[0].problem});
+      continue;
+    }
+    fr->t = t.value();
+    std::string coll_name;
+    if (r.canonical != "-") {
+      fr->field = model::FindField(r.canonical);
+      if (!fr->field) {
+        errors.push_back({where(r.line), "unknown canonical field '" + r.canonical + "'"});
+        continue;
+      }
+      if (auto pos = r.canonical.rfind("[]."); pos != std::string::npos) coll_name = r.canonical.substr(0, pos + 2);
+    } else if (fr->t.kind != TKind::kConst) {
+      errors.push_back({where(r.line), "a '-' rule must use a const: transform"});
+      continue;
+    }
+    if (fr->t.kind == TKind::kCode && fr->out && fr->t.set->HasLossyTo(profile.name) && !r.lossy)
+      errors.push_back({where(r.line), "lossy rule not marked lossy: code set '" + fr->t.set->name() +
+                                           "' has values marked lossy_to_" + profile.name});
+    std::vector<PathSeg> abs = ParsePath(r.path);
+    if (abs.empty()) {
+      errors.push_back({where(r.line), "empty path"});
+      continue;
+    }
+    Group* owner = nullptr;
+    size_t best = 0;
+    for (auto& cand : plan->groups) {
+      bool right_coll = coll_name.empty() ? cand->coll == nullptr : (cand->coll && cand->coll->name == coll_name);
+      if (!right_coll) continue;
+      auto cabs = AbsPath(cand.get());
+      if (IsPrefix(cabs, abs) && cabs.size() < abs.size() && (!owner || cabs.size() >= best)) {
+        owner = cand.get();
+        best = cabs.size();
+      }
+    }
+    if (!owner) {
+      errors.push_back({where(r.line), coll_name.empty() ? "path '" + r.path + "' lies inside a collection's path"
+                                                         : "no group row for '" + coll_name + "' contains path '" +
+                                                               r.path + "'"});
+      continue;
+    }
+    fr->rel.assign(abs.begin() + static_cast<long>(best), abs.end());
+    for (size_t i = 0; i < fr->rel.size(); ++i)
+      if (fr->rel[i].repeat && !(i + 1 == fr->rel.size() && fr->t.kind == TKind::kLines))
+        errors.push_back({where(r.line), "a repeating step in a field's path needs a group row (or the lines transform)"});
+    if (fr->t.kind == TKind::kLines && !fr->rel.back().repeat)
+      errors.push_back({where(r.line), "the lines transform needs a path ending in 'Name[]'"});
+    // Two rules for one target.
+    for (const auto& item : owner->items) {
+      if (!item.field) continue;
+      const FieldRule& other = *item.field;
+      if (fr->in && other.in && fr->field && other.field == fr->field)
+        errors.push_back({where(r.line), "two rules for one target: '" + r.canonical + "' is also set by rule " +
+                                             other.rule->id + " (line " + std::to_string(other.rule->line) + ")"});
+      if (fr->out && other.out && JoinPath(other.rel) == JoinPath(fr->rel))
+        errors.push_back({where(r.line), "two rules for one target: path '" + r.path + "' is also written by rule " +
+                                             other.rule->id + " (line " + std::to_string(other.rule->line) + ")"});
+    }
+    FieldRule* raw = fr.get();
+    plan->field_rules.push_back(std::move(fr));
+    if (raw->t.kind == TKind::kConst && raw->in) plan->const_rules_in.push_back(raw);
+    // Keep table order among fields and groups of one owner.
+    auto& items = owner->items;
+    auto pos = std::find_if(items.begin(), items.end(),
+                            [&](const Group::Item& it) { return it.group && it.group->rule->line > r.line; });
+    items.insert(pos, {raw, nullptr});
+  }
+  if (!errors.empty()) return errors;
+
+  // Read-side tries; implicit groups hang their contents on the nearest real node.
+  std::function<void(Group&, TrieNode&, std::vector<Group*>)> build = [&](Group& g, TrieNode& trie,
+                                                                           std::vector<Group*> via) {
+    for (auto& item : g.items) {
+      if (item.field) {
+        if (!item.field->in) continue;
+        TrieNode* t = &trie;
+        for (const auto& seg : item.field->rel) t = t->Ensure(seg.name);
+        if (t->group || !t->children.empty())
+          errors.push_back({where(item.field->rule->line), "path '" + item.field->rule->path +
+                                                               "' is both a value and a container"});
+        t->fields.push_back({item.field, via});
+      } else {
+        Group& sub = *item.group;
+        if (sub.rule->direction == Direction::kOut) continue;
+        if (sub.implicit()) {
+          auto v = via;
+          v.push_back(&sub);
+          build(sub, trie, v);
+          continue;
+        }
+        TrieNode* t = &trie;
+        for (const auto& seg : sub.rel) t = t->Ensure(seg.name);
+        if (t->group || !t->fields.empty())
+          errors.push_back({where(sub.rule->line), "path '" + sub.rule->path + "' is mapped twice"});
+        t->group = &sub;
+        t->group_via = via;
+        build(sub, sub.trie, {});
+      }
+    }
+  };
+  build(plan->root(), plan->root().trie, {});
+  if (!errors.empty()) return errors;
+  return plan;
+}
+
+std::string ReadFileBytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+MappingPlan::~MappingPlan() = default;
+
+Expected<std::shared_ptr<const MappingPlan>> MappingPlan::Compile(const std::string& dir,
+                                                                  const std::vector<SystemProfile>& systems) {
+  namespace fs = std::filesystem;
+  std::shared_ptr<MappingPlan> plan(new MappingPlan());
+  plan->dir_ = dir;
+  FieldErrors errors;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return FieldError{dir, "mapping tables directory not found"};
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(fs::path(dir) / "codesets", ec))
+    if (e.path().extension() == ".csv") files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  Sha256 version;
+  for (const auto& f : files) {
+    auto set = CodeSet::Load(f.stem().string(), f.string());
+    if (!set) {
+      errors.insert(errors.end(), set.errors().begin(), set.errors().end());
+      continue;
+    }
+    plan->code_sets_.emplace(f.stem().string(), set.value());
+    version.update("codesets/" + f.filename().string() + "\n");
+    version.update(ReadFileBytes(f.string()));
+  }
+  for (const auto& profile : systems) {
+    std::string file = (fs::path(dir) / (profile.name + ".csv")).string();
+    if (!fs::exists(file, ec)) {
+      errors.push_back({file, "mapping table for system '" + profile.name + "' not found"});
+      continue;
+    }
+    auto sys = CompileSystem(profile, file, plan->code_sets_);
+    if (!sys) {
+      errors.insert(errors.end(), sys.errors().begin(), sys.errors().end());
+      continue;
+    }
+    version.update(profile.name + ".csv\n");
+    version.update(ReadFileBytes(file));
+    plan->plans_.emplace(profile.name, std::move(sys.value()));
+  }
+  if (!errors.empty()) return errors;
+  plan->version_ = version.hex_digest();
+  return std::shared_ptr<const MappingPlan>(std::move(plan));
+}
+
+const SystemPlan& MappingPlan::Plan(std::string_view system) const {
+  auto it = plans_.find(system);
+  if (it == plans_.end()) throw FatalError(Problem::kUsage, "unknown system '" + std::string(system) + "'");
+  return *it->second;
+}
+
+const SystemProfile* MappingPlan::Profile(std::string_view system) const {
+  auto it = plans_.find(system);
+  return it == plans_.end() ? nullptr : &it->second->profile;
+}
+
+const std::vector<Rule>& MappingPlan::Rules(std::string_view system) const { return Plan(system).rules; }
+
+std::vector<std::string> MappingPlan::systems() const {
+  std::vector<std::string> out;
+  for (const auto& [name, p] : plans_) out.push_back(name);
+  return out;
+}
+
+const std::vector<RecordRule>& RecordRules() {
+  static const std::vector<RecordRule> kRules = {
+      {"ID-3", "A record must identify somebody: an NHS number, a SystmOne id or a CIS id (spec 3)."},
+      {"DATE-3", "A death date may not precede the birth date (spec 3)."},
+      {"ADDR-4.3", "Address: SystmOne HouseName, 'HouseNumber Road', Locality fill CIS Line_1..3 in order; "
+                   "a CIS line starting with a house number splits into HouseNumber and Road, the line before "
+                   "it is HouseName and the line after it Locality; with no numbered line Line_1..3 are "
+                   "HouseName, Road, Locality (spec 4.3)."},
+      {"SHARE-4.4", "A record that states neither consent nor sensitivity is consent not asked and not "
+                    "sensitive (spec 4.4)."},
+  };
+  return kRules;
+}
+
+namespace {
+std::string FindPath(const CareRecord& rec, std::string_view field) {
+  for (const auto& p : rec.lineage)
+    if (p.field == field) return p.source_path;
+  return {};
+}
+}  // namespace
+
+Expected<CareRecord> MappingPlan::Read(std::string_view system, const SourceNode& root) const {
+  const SystemPlan& sp = Plan(system);
+  CareRecord rec;
+  rec.source_system = sp.profile.name;
+  rec.lineage.reserve(64);
+  FieldErrors errors;
+  SystemPlan::ReadState st{rec, errors, std::vector<bool>(sp.const_rules_in.size(), false), {}};
+  std::string root_path;
+  if (sp.profile.path_style == PathStyle::kXPath) {
+    root_path = "/" + sp.profile.root_name;
+    if (root.name != sp.profile.root_name)
+      return FieldError{"/" + root.name, "expected a " + sp.profile.root_name + " element"};
+  }
+  if (root.kind != NodeKind::kObject) return FieldError{root_path, "expected a record"};
+  sp.ReadNode(st, root, sp.root().trie, &rec, "", root_path);
+  for (size_t i = 0; i < sp.const_rules_in.size(); ++i)
+    if (!st.const_seen[i]) {
+      std::string p = root_path;
+      for (const auto& seg : sp.const_rules_in[i]->rel) p = sp.ChildPath(p, seg.name, -1);
+      errors.push_back({p, "is required and must be '" + sp.const_rules_in[i]->t.constant + "'"});
+    }
+
+  // Record rules (spec 3, 4.3, 4.4).
+  auto& person = rec.person;
+  if (person.nhs_number.empty() && person.s1_id.empty() && person.cis_id.empty()) {
+    std::string where = sp.profile.path_style == PathStyle::kXPath ? root_path + "/Response/Identity" : "";
+    errors.push_back({where, "the record identifies nobody: no NHS number, SystmOne id or CIS id [ID-3]"});
+  }
+  if (!person.death_date.empty() && !person.birth_date.empty() && person.death_date < person.birth_date)
+    errors.push_back({FindPath(rec, "person.death_date"),
+                      "date of death " + person.death_date + " precedes date of birth " + person.birth_date + " [DATE-3]"});
+  if (!errors.empty()) return errors;
+
+  auto& a = person.address;
+  bool has_structure = !(a.house_name.empty() && a.house_number.empty() && a.road.empty() && a.locality.empty());
+  bool has_lines = !(a.line_1.empty() && a.line_2.empty() && a.line_3.empty());
+  if (has_lines && !has_structure) {
+    auto s = SplitAddressLines(a.line_1, a.line_2, a.line_3);
+    std::string from = FindPath(rec, "person.address.line_1");
+    a.house_name = s.house_name;
+    a.house_number = s.house_number;
+    a.road = s.road;
+    a.locality = s.locality;
+    for (const char* f : {"house_name", "house_number", "road", "locality"})
+      if (!model::FindField(std::string("person.address.") + f)->get(&rec).empty())
+        rec.lineage.push_back({std::string("person.address.") + f, from, "ADDR-4.3", false});
+  } else if (has_structure && !has_lines) {
+    JoinAddressLines({a.house_name, a.house_number, a.road, a.locality}, a.line_1, a.line_2, a.line_3);
+    std::string from = FindPath(rec, "person.address.road");
+    if (from.empty()) from = FindPath(rec, "person.address.house_name");
+    for (const char* f : {"line_1", "line_2", "line_3"})
+      if (!model::FindField(std::string("person.address.") + f)->get(&rec).empty())
+        rec.lineage.push_back({std::string("person.address.") + f, from, "ADDR-4.3", false});
+  }
+  if (person.consent.empty()) {
+    person.consent = "not_asked";
+    rec.lineage.push_back({"person.consent", "", "SHARE-4.4", false});
+  }
+  if (person.sensitive.empty()) {
+    person.sensitive = "false";
+    rec.lineage.push_back({"person.sensitive", "", "SHARE-4.4", false});
+  }
+  if (const FieldDef* id = model::FindField(sp.profile.record_id_field)) rec.source_record_id = id->get(&rec);
+  return rec;
+}
+
+SourceNode MappingPlan::Write(std::string_view system, const CareRecord& record, WriteReport* report) const {
+  const SystemPlan& sp = Plan(system);
+  SourceNode root;
+  root.name = sp.profile.root_name;
+  root.kind = NodeKind::kObject;
+  auto* rec = const_cast<CareRecord*>(&record);  // accessors are non-const; nothing is modified
+  sp.WriteEntity(rec, sp.root(), root, "", report);
+  if (report) sp.ReportNotCarried(rec, model::Entity::kRecord, {&sp.root()}, "", *report);
+  return root;
+}
+
+std::string DefaultMappingsDir() {
+  namespace fs = std::filesystem;
+  if (const char* env = std::getenv("CAREGATE_MAPPINGS"); env && *env) return env;
+  std::error_code ec;
+  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    for (fs::path candidate : {exe.parent_path().parent_path() / "share" / "caregate" / "mappings",
+                               exe.parent_path() / "mappings"})
+      if (fs::is_directory(candidate, ec)) return candidate.string();
+  }
+  return CAREGATE_SOURCE_MAPPINGS;
+}
+
+}  // namespace caregate::mapping

@@ -1,0 +1,240 @@
+#include "caregate/mapping/values.h"
+
+#include <array>
+
+#include "caregate/core/text.h"
+
+namespace caregate::mapping {
+namespace {
+bool Digits(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s)
+    if (c < '0' || c > '9') return false;
+  return true;
+}
+int Num(std::string_view s) {
+  int n = 0;
+  for (char c : s) n = n * 10 + (c - '0');
+  return n;
+}
+bool IsLetter(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); }
+}  // namespace
+
+std::string CheckNhsNumber(std::string_view s) {
+  if (s.size() != 10 || !Digits(s)) return "NHS number must be exactly 10 digits";
+  int sum = 0;
+  for (int i = 0; i < 9; ++i) sum += (s[static_cast<size_t>(i)] - '0') * (10 - i);
+  int check = 11 - sum % 11;
+  if (check == 11) check = 0;
+  if (check == 10) return "NHS number fails the Modulus 11 check (check digit would be 10)";
+  if (check != s[9] - '0') return "NHS number fails the Modulus 11 check";
+  return {};
+}
+
+std::string CheckDate(std::string_view s) {
+  if (s.size() != 10 || s[4] != '-' || s[7] != '-' || !Digits(s.substr(0, 4)) || !Digits(s.substr(5, 2)) ||
+      !Digits(s.substr(8, 2)))
+    return "not a date in the form YYYY-MM-DD";
+  int y = Num(s.substr(0, 4)), m = Num(s.substr(5, 2)), d = Num(s.substr(8, 2));
+  static constexpr std::array<int, 12> kDays = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (y < 1800 || m < 1 || m > 12 || d < 1) return "not a real calendar date";
+  bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  int max = kDays[static_cast<size_t>(m - 1)] + (m == 2 && leap ? 1 : 0);
+  if (d > max) return "not a real calendar date";
+  return {};
+}
+
+std::string CheckDateTime(std::string_view s) {
+  if (s.size() < 16 || s[10] != 'T') return "not an ISO 8601 date-time (YYYY-MM-DDThh:mm[:ss][offset])";
+  if (auto e = CheckDate(s.substr(0, 10)); !e.empty()) return e;
+  std::string_view t = s.substr(11);
+  auto two = [](std::string_view v, int max) { return v.size() >= 2 && Digits(v.substr(0, 2)) && Num(v.substr(0, 2)) <= max; };
+  if (!two(t, 23) || t.size() < 5 || t[2] != ':' || !two(t.substr(3), 59))
+    return "not an ISO 8601 date-time (bad time of day)";
+  t = t.substr(5);
+  if (!t.empty() && t[0] == ':') {
+    if (!two(t.substr(1), 60)) return "not an ISO 8601 date-time (bad seconds)";
+    t = t.substr(3);
+    if (!t.empty() && t[0] == '.') {
+      size_t n = 1;
+      while (n < t.size() && t[n] >= '0' && t[n] <= '9') ++n;
+      if (n == 1) return "not an ISO 8601 date-time (bad fraction)";
+      t = t.substr(n);
+    }
+  }
+  if (t.empty() || t == "Z") return {};
+  if ((t[0] == '+' || t[0] == '-') && t.size() == 6 && t[3] == ':' && two(t.substr(1), 23) && two(t.substr(4), 59))
+    return {};
+  return "not an ISO 8601 date-time (bad offset)";
+}
+
+std::string CheckDecimal(std::string_view s) {
+  size_t i = 0;
+  if (i < s.size() && s[i] == '-') ++i;
+  size_t digits = 0;
+  while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i, ++digits;
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    size_t frac = 0;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i, ++frac;
+    if (frac == 0) return "not a decimal number";
+  }
+  if (digits == 0 || i != s.size()) return "not a decimal number";
+  return {};
+}
+
+std::string CheckInteger(std::string_view s) {
+  if (!Digits(s) || s.size() > 9) return "not a whole number";
+  return {};
+}
+
+namespace {
+// Days since 1970-01-01 for a civil date (Howard Hinnant's algorithm).
+long DaysFromCivil(int y, int m, int d) {
+  y -= m <= 2;
+  const long era = (y >= 0 ? y : y - 399) / 400;
+  const long yoe = y - era * 400;
+  const long doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + doe - 719468;
+}
+void CivilFromDays(long z, int& y, int& m, int& d) {
+  z += 719468;
+  const long era = (z >= 0 ? z : z - 146096) / 146097;
+  const long doe = z - era * 146097;
+  const long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const long doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const long mp = (5 * doy + 2) / 153;
+  d = static_cast<int>(doy - (153 * mp + 2) / 5 + 1);
+  m = static_cast<int>(mp < 10 ? mp + 3 : mp - 9);
+  y = static_cast<int>(yoe + era * 400 + (m <= 2));
+}
+long LastSundayUtcMinutes(int y, int m) {  // 01:00 UTC on the last Sunday of month m
+  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  long last = DaysFromCivil(y, m, kDays[m - 1]);
+  long weekday = (last + 4) % 7;  // 1970-01-01 was a Thursday (4); 0 = Sunday
+  return (last - weekday) * 1440 + 60;
+}
+bool InBst(long utc_minutes, int year) {
+  return utc_minutes >= LastSundayUtcMinutes(year, 3) && utc_minutes < LastSundayUtcMinutes(year, 10);
+}
+struct Parsed {
+  int y, mo, d, h, mi;
+  std::string_view seconds;  // ":ss[.fff]" or ""
+  int offset_minutes;
+  bool has_offset;
+};
+Parsed ParseDateTime(std::string_view s) {
+  Parsed p{};
+  p.y = Num(s.substr(0, 4));
+  p.mo = Num(s.substr(5, 2));
+  p.d = Num(s.substr(8, 2));
+  p.h = Num(s.substr(11, 2));
+  p.mi = Num(s.substr(14, 2));
+  std::string_view rest = s.substr(16);
+  size_t end = 0;
+  while (end < rest.size() && rest[end] != 'Z' && rest[end] != '+' && rest[end] != '-') ++end;
+  p.seconds = rest.substr(0, end);
+  rest = rest.substr(end);
+  if (rest == "Z") {
+    p.has_offset = true;
+  } else if (rest.size() == 6) {
+    p.has_offset = true;
+    p.offset_minutes = (rest[0] == '-' ? -1 : 1) * (Num(rest.substr(1, 2)) * 60 + Num(rest.substr(4, 2)));
+  }
+  return p;
+}
+std::string Format(long minutes, std::string_view seconds) {
+  long days = minutes >= 0 ? minutes / 1440 : -((-minutes + 1439) / 1440);
+  long rem = minutes - days * 1440;
+  int y, m, d;
+  CivilFromDays(days, y, m, d);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02ld:%02ld", y, m, d, rem / 60, rem % 60);
+  return std::string(buf) + std::string(seconds);
+}
+}  // namespace
+
+std::string UkLocalToOffset(std::string_view local) {
+  Parsed p = ParseDateTime(local);
+  if (p.has_offset) return std::string(local);
+  long local_min = DaysFromCivil(p.y, p.mo, p.d) * 1440 + p.h * 60 + p.mi;
+  // Local time in BST is UTC+1: try BST first, fall back to GMT.
+  bool bst = InBst(local_min - 60, p.y);
+  return std::string(local) + (bst ? "+01:00" : "+00:00");
+}
+
+std::string OffsetToUkLocal(std::string_view datetime) {
+  Parsed p = ParseDateTime(datetime);
+  if (!p.has_offset) return std::string(datetime);
+  long utc = DaysFromCivil(p.y, p.mo, p.d) * 1440 + p.h * 60 + p.mi - p.offset_minutes;
+  long local = utc + (InBst(utc, p.y) ? 60 : 0);
+  return Format(local, p.seconds);
+}
+
+std::string NormalisePostcode(std::string_view s) {
+  std::string compact;
+  for (char c : s)
+    if (c != ' ' && c != '\t') compact += c;
+  compact = ToUpper(compact);
+  if (compact.size() > 3) compact.insert(compact.size() - 3, " ");
+  return compact;
+}
+
+namespace {
+// "12 Mill Lane", "12A Mill Lane", "12-14 Mill Lane": number, then words.
+bool SplitNumbered(std::string_view line, std::string& number, std::string& road) {
+  line = Trim(line);
+  size_t i = 0;
+  auto num_part = [&]() {
+    size_t start = i;
+    while (i < line.size() && line[i] >= '0' && line[i] <= '9') ++i;
+    if (i == start) return false;
+    if (i < line.size() && IsLetter(line[i]) && (i + 1 == line.size() || line[i + 1] == ' ' || line[i + 1] == '-'))
+      ++i;
+    return true;
+  };
+  if (!num_part()) return false;
+  if (i < line.size() && line[i] == '-') {
+    ++i;
+    if (!num_part()) return false;
+  }
+  if (i >= line.size() || line[i] != ' ') return false;
+  std::string_view rest = Trim(line.substr(i));
+  if (rest.empty() || !IsLetter(rest[0])) return false;
+  number = std::string(line.substr(0, i));
+  road = std::string(rest);
+  return true;
+}
+}  // namespace
+
+StructuredAddress SplitAddressLines(std::string_view l1, std::string_view l2, std::string_view l3) {
+  std::array<std::string_view, 3> lines = {Trim(l1), Trim(l2), Trim(l3)};
+  StructuredAddress a;
+  for (size_t i = 0; i < 3; ++i) {
+    if (SplitNumbered(lines[i], a.house_number, a.road)) {
+      if (i > 0) a.house_name = std::string(lines[i - 1]);
+      if (i + 1 < 3) a.locality = std::string(lines[i + 1]);
+      return a;
+    }
+  }
+  a.house_name = std::string(lines[0]);
+  a.road = std::string(lines[1]);
+  a.locality = std::string(lines[2]);
+  return a;
+}
+
+void JoinAddressLines(const StructuredAddress& a, std::string& l1, std::string& l2, std::string& l3) {
+  std::array<std::string, 3> parts;
+  size_t n = 0;
+  if (!a.house_name.empty()) parts[n++] = a.house_name;
+  std::string numbered = a.house_number;
+  if (!a.road.empty()) numbered += (numbered.empty() ? "" : " ") + a.road;
+  if (!numbered.empty()) parts[n++] = numbered;
+  if (!a.locality.empty()) parts[n++] = a.locality;
+  l1 = parts[0];
+  l2 = parts[1];
+  l3 = parts[2];
+}
+
+}  // namespace caregate::mapping

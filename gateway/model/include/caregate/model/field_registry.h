@@ -1,0 +1,41 @@
+#pragma once
+// The canonical model's schema as data: every canonical field and collection by name,
+// with type-erased accessors. Mapping tables name these fields ("person.family_name",
+// "episodes[].reference", "care_plans[].goals[].status"); the mapping engine, the
+// canonical JSON form and the warehouse tables all walk the same registry.
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace caregate::model {
+
+enum class Entity { kRecord, kEpisode, kCarePlan, kGoal, kVisit, kEntry, kCode, kMedication, kAttachment, kTask };
+
+struct FieldDef {
+  std::string_view name;   // full canonical name, e.g. "episodes[].reference"
+  std::string_view local;  // name inside its entity, e.g. "reference"
+  Entity owner;
+  std::string& (*get)(void* entity);
+};
+
+struct CollectionDef {
+  std::string_view name;   // full canonical name, e.g. "care_plans[].goals[]"
+  std::string_view local;  // e.g. "goals"
+  Entity owner;
+  Entity item;
+  std::size_t (*size)(void* owner);
+  void* (*at)(void* owner, std::size_t i);
+  void* (*append)(void* owner);
+};
+
+const std::vector<FieldDef>& AllFields();
+const std::vector<CollectionDef>& AllCollections();
+const FieldDef* FindField(std::string_view full_name);
+const CollectionDef* FindCollection(std::string_view full_name);  // with trailing "[]"
+// Fields and collections directly owned by an entity, in declaration order.
+std::vector<const FieldDef*> FieldsOf(Entity e);
+std::vector<const CollectionDef*> CollectionsOf(Entity e);
+std::string_view EntityName(Entity e);
+
+}  // namespace caregate::model
