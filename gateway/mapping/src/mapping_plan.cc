@@ -122,6 +122,25 @@ std::string JoinPath(const std::vector<PathSeg>& segs, size_t from = 0) {
   return s;
 }
 
+// Canonical path of a field inside its entity: full name at record level ("person.x"),
+// local name inside collections (the caller adds "episodes[2].").
+std::string_view FieldName(const FieldDef& f) { return f.owner == model::Entity::kRecord ? f.name : f.local; }
+
+// Address lines and address structure are two views of one address (rule ADDR-4.3): a
+// system that carries either carries both.
+bool CarriedByAddressRule(std::string_view field, const std::vector<const FieldDef*>& mapped) {
+  auto maps = [&](std::string_view name) {
+    for (const FieldDef* f : mapped)
+      if (f->name == name) return true;
+    return false;
+  };
+  if (field.rfind("person.address.line_", 0) == 0) return maps("person.address.road") || maps("person.address.house_name");
+  if (field == "person.address.house_name" || field == "person.address.house_number" ||
+      field == "person.address.road" || field == "person.address.locality")
+    return maps("person.address.line_1");
+  return false;
+}
+
 void AppendJsonPointerToken(std::string& out, std::string_view name) {
   out += '/';
   for (char c : name) {
@@ -295,7 +314,7 @@ class SystemPlan {
     } else {
       slot = std::move(value);
     }
-    st.rec.lineage.push_back({canon_local + std::string(f.field->local), path, f.rule->id,
+    st.rec.lineage.push_back({canon_local + std::string(FieldName(*f.field)), path, f.rule->id,
                               f.rule->lossy && f.t.kind != TKind::kCode});
   }
 
@@ -389,12 +408,13 @@ class SystemPlan {
             case TKind::kCode: {
               const CodeValue* cv = f.t.set->FromCanonical(profile.name, value);
               if (!cv) {
-                if (report) report->not_carried.push_back(canon + std::string(f.field->local) + "=" + value);
+                if (report) report->not_carried.push_back(canon + std::string(FieldName(*f.field)) + "=" + value);
                 value.clear();
                 break;
               }
               if (cv->lossy && report)
-                report->lossy.push_back({canon + std::string(f.field->local), JoinPath(f.rel), f.rule->id, true});
+                report->lossy.push_back(
+                    {canon + std::string(FieldName(*f.field)), JoinPath(f.rel), f.rule->id, true});
               value = cv->value;
               break;
             }
@@ -458,13 +478,18 @@ class SystemPlan {
   // Content the target has no rule for (reported so nothing disappears unnoticed).
   void ReportNotCarried(void* entity, model::Entity type, const std::vector<const Group*>& groups,
                         const std::string& canon, WriteReport& report) const {
+    std::vector<const FieldDef*> out_fields;
+    for (const Group* g : groups)
+      for (const auto& item : g->items)
+        if (item.field && item.field->out && item.field->field) out_fields.push_back(item.field->field);
+    for (const Group* g : groups)  // a one-value filter is carried by the group itself
+      if (g->filter_field && g->filter_values.size() == 1) out_fields.push_back(g->filter_field);
     for (const FieldDef* fd : model::FieldsOf(type)) {
       if (fd->get(entity).empty()) continue;
-      bool mapped = false;
-      for (const Group* g : groups)
-        for (const auto& item : g->items)
-          if (item.field && item.field->out && item.field->field == fd) mapped = true;
-      if (!mapped) report.not_carried.push_back(canon + std::string(fd->local));
+      bool mapped = std::find(out_fields.begin(), out_fields.end(), fd) != out_fields.end() ||
+                    CarriedByAddressRule(fd->name, out_fields);
+      if (!mapped)
+        report.not_carried.push_back(canon + std::string(FieldName(*fd)));
     }
     for (const CollectionDef* cd : model::CollectionsOf(type)) {
       std::vector<const Group*> subs;

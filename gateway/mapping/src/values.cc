@@ -177,8 +177,15 @@ std::string NormalisePostcode(std::string_view s) {
   for (char c : s)
     if (c != ' ' && c != '\t') compact += c;
   compact = ToUpper(compact);
-  if (compact.size() > 3) compact.insert(compact.size() - 3, " ");
-  return compact;
+  if (compact.size() <= 3) return compact;
+  // Built by appending rather than compact.insert(): GCC 12 at -O3 reports a false
+  // -Wrestrict on string::insert here, which broke Release builds under -Werror.
+  std::string out;
+  out.reserve(compact.size() + 1);
+  out.append(compact, 0, compact.size() - 3);
+  out += ' ';
+  out.append(compact, compact.size() - 3, 3);
+  return out;
 }
 
 namespace {

@@ -162,7 +162,7 @@ model::CareRecord Generator::Make(std::uint64_t i) const {
     p.primary_support_reason = r.chance(70) ? "Physical Support: Personal care support" : "Memory and Cognition";
     p.accommodation_status = "Owner occupier or shared ownership scheme";
     p.has_unpaid_carer = r.chance(40) ? "Yes" : "No";
-    p.last_updated = AddDays(start, 20) + "T16:40:00+01:00";
+    p.last_updated = mapping::UkLocalToOffset(AddDays(start, 20) + "T16:40:00");
     std::string ref = std::to_string(10000 + i);
     rec.episodes.push_back({"request", "REQ-" + ref, start, start, "progress_reablement", r.pick(kRoute), "", "", "",
                             "", "", "", "", "", "", "", "", "", "", ""});
@@ -210,7 +210,7 @@ model::CareRecord Generator::Make(std::uint64_t i) const {
     for (int n = 0; n < notes; ++n) {
       model::Entry e;
       e.reference = "N-" + std::to_string(i * 10 + static_cast<std::uint64_t>(n));
-      e.date_time = AddDays(start, 2 + n) + "T11:05:00+01:00";
+      e.date_time = mapping::UkLocalToOffset(AddDays(start, 2 + n) + "T11:05:00");
       e.author = r.chance(50) ? "K. Ahmed" : "J. O'Neill";
       e.author_role = "Reablement Support Worker";
       e.text = r.pick(kNotes);

@@ -1,0 +1,292 @@
+#include <gtest/gtest.h>
+
+#include "caregate/model/canonical_json.h"
+#include "caregate/model/field_registry.h"
+#include "caregate/synth/synth.h"
+#include "test_support.h"
+
+using namespace caregate;
+using caregate::testing::Render;
+using caregate::testing::SpecExample;
+using caregate::testing::TheEngine;
+
+namespace {
+model::CareRecord ReadOk(std::string_view system, const std::string& bytes) {
+  auto r = TheEngine().Read(system, bytes);
+  EXPECT_TRUE(r.ok()) << (r.ok() ? "" : FormatErrors(r.errors()));
+  return r.ok() ? r.value() : model::CareRecord{};
+}
+const model::Provenance* LineageOf(const model::CareRecord& r, std::string_view field) {
+  for (const auto& p : r.lineage)
+    if (p.field == field) return &p;
+  return nullptr;
+}
+}  // namespace
+
+TEST(SystmOneToCanonical, ReadsSpecExample) {
+  auto r = ReadOk("systmone", SpecExample("systmone-record.xml"));
+  EXPECT_EQ(r.person.nhs_number, "9912003888");
+  EXPECT_EQ(r.person.s1_id, "700412");
+  EXPECT_EQ(r.person.cis_id, "LCC-0048213");
+  EXPECT_EQ(r.person.gender, "male");
+  EXPECT_EQ(r.person.ethnicity, "white_british");
+  EXPECT_EQ(r.person.address.line_1, "22 Mill Lane");
+  EXPECT_EQ(r.person.address.line_2, "Armley");
+  EXPECT_EQ(r.person.consent, "yes");
+  EXPECT_EQ(r.source_record_id, "700412");
+  ASSERT_EQ(r.episodes.size(), 1u);
+  EXPECT_EQ(r.episodes[0].kind, "request");
+  EXPECT_EQ(r.episodes[0].route_of_access, "hospital_discharge");
+  ASSERT_EQ(r.care_plans.size(), 1u);
+  EXPECT_EQ(r.care_plans[0].aim, "rehabilitation");
+  ASSERT_EQ(r.care_plans[0].goals.size(), 1u);
+  ASSERT_EQ(r.visits.size(), 1u);
+  EXPECT_EQ(r.visits[0].date_time, "2024-07-02T09:30:00+01:00");
+  ASSERT_EQ(r.entries.size(), 1u);
+  ASSERT_EQ(r.entries[0].codes.size(), 1u);
+  EXPECT_EQ(r.entries[0].codes[0].scheme, "ctv3");
+  EXPECT_EQ(r.envelope.function, "GetPatientRecord");
+}
+
+TEST(SystmOneToCanonical, RecordsProvenanceForEveryMappedField) {
+  auto r = ReadOk("systmone", SpecExample("systmone-record.xml"));
+  const auto* p = LineageOf(r, "person.family_name");
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->source_path, "/ClientIntegrationResponse/Response/Demographics/Surname");
+  EXPECT_EQ(p->rule, "S1-023");
+  EXPECT_FALSE(p->lossy);
+  const auto* g = LineageOf(r, "care_plans[0].goals[0].status");
+  ASSERT_NE(g, nullptr);
+  EXPECT_EQ(g->source_path, "/ClientIntegrationResponse/Response/Community/CarePlan[1]/Goal[1]/Status");
+  const auto* derived = LineageOf(r, "person.address.line_1");
+  ASSERT_NE(derived, nullptr);
+  EXPECT_EQ(derived->rule, "ADDR-4.3");
+}
+
+TEST(CisToCanonical, ReadsSpecExample) {
+  auto r = ReadOk("cis", SpecExample("cis-record.json"));
+  EXPECT_EQ(r.person.cis_id, "LCC-0048213");
+  EXPECT_EQ(r.person.gender, "male");
+  EXPECT_EQ(r.person.address.house_number, "22");
+  EXPECT_EQ(r.person.address.road, "Mill Lane");
+  EXPECT_EQ(r.person.address.locality, "Armley");
+  ASSERT_EQ(r.episodes.size(), 4u);
+  EXPECT_EQ(r.episodes[2].kind, "service");
+  EXPECT_EQ(r.episodes[2].planned_units_per_week, "7");
+  EXPECT_EQ(r.episodes[2].unit_cost, "24.5");
+  ASSERT_EQ(r.care_plans.size(), 1u);
+  EXPECT_EQ(r.care_plans[0].goals.size(), 1u);
+  ASSERT_EQ(r.entries.size(), 1u);
+  EXPECT_EQ(r.entries[0].author_role, "Reablement Support Worker");
+  const auto* p = LineageOf(r, "episodes[1].assessment_type");
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->source_path, "/Events/1/Assessment_Type");
+}
+
+TEST(SystmOneToCis, MapsCodeListsAndAddress) {
+  auto out = Render(ReadOk("systmone", SpecExample("systmone-record.xml")), "cis");
+  EXPECT_NE(out.find("\"Gender\":\"1\""), std::string::npos);
+  EXPECT_NE(out.find("\"Ethnicity\":\"White: English, Welsh, Scottish, Northern Irish or British\""), std::string::npos);
+  EXPECT_NE(out.find("\"Line_1\":\"22 Mill Lane\",\"Line_2\":\"Armley\""), std::string::npos);
+  EXPECT_NE(out.find("\"Consent_To_Share\":\"Yes\""), std::string::npos);
+  EXPECT_NE(out.find("\"Sensitive_Record\":false"), std::string::npos);
+  EXPECT_NE(out.find("\"LA_Person_Unique_Identifier\":\"LCC-0048213\""), std::string::npos);
+  EXPECT_NE(out.find("\"SystmOne_Identifier\":\"700412\""), std::string::npos);
+  EXPECT_EQ(out.rfind("{\"Record_Type\":\"CIS_Client\"", 0), 0u);
+}
+
+TEST(CisToSystmOne, MapsCodeListsAndCarriesIds) {
+  auto out = Render(ReadOk("cis", SpecExample("cis-record.json")), "systmone");
+  EXPECT_NE(out.find("<Sex>M</Sex>"), std::string::npos);
+  EXPECT_NE(out.find("<Ethnicity>A</Ethnicity>"), std::string::npos);
+  EXPECT_NE(out.find("<HouseNumber>22</HouseNumber>"), std::string::npos);
+  EXPECT_NE(out.find("<Road>Mill Lane</Road>"), std::string::npos);
+  EXPECT_NE(out.find("<LocalAuthorityIdentifier>LCC-0048213</LocalAuthorityIdentifier>"), std::string::npos);
+  EXPECT_NE(out.find("<StrategicReportingIdentifier>700412</StrategicReportingIdentifier>"), std::string::npos);
+  EXPECT_NE(out.find("<ConsentToShare>Yes</ConsentToShare>"), std::string::npos);
+  EXPECT_NE(out.find("<CouncilEvent>"), std::string::npos);
+}
+
+TEST(Gender, EveryCodeMapsBothWays) {
+  const std::pair<const char*, const char*> pairs[] = {{"M", "1"}, {"F", "2"}, {"I", "9"}, {"U", "X"}};
+  std::string xml = SpecExample("systmone-record.xml");
+  for (auto [s1, cis] : pairs) {
+    std::string doc = xml;
+    doc.replace(doc.find("<Sex>M</Sex>"), 12, std::string("<Sex>") + s1 + "</Sex>");
+    auto out = Render(ReadOk("systmone", doc), "cis");
+    EXPECT_NE(out.find(std::string("\"Gender\":\"") + cis + "\""), std::string::npos) << s1;
+    auto back = Render(ReadOk("cis", out), "systmone");
+    EXPECT_NE(back.find(std::string("<Sex>") + s1 + "</Sex>"), std::string::npos) << s1;
+  }
+}
+
+TEST(Ethnicity, LossyLabelsAreFlaggedAndCollapse) {
+  std::string json = SpecExample("cis-record.json");
+  json.replace(json.find("White: English, Welsh, Scottish, Northern Irish or British"),
+               std::string("White: English, Welsh, Scottish, Northern Irish or British").size(), "White: Roma");
+  auto rec = ReadOk("cis", json);
+  EXPECT_EQ(rec.person.ethnicity, "white_roma");
+  mapping::WriteReport report;
+  auto s1 = Render(rec, "systmone", &report);
+  EXPECT_NE(s1.find("<Ethnicity>C</Ethnicity>"), std::string::npos);
+  bool flagged = false;
+  for (const auto& p : report.lossy)
+    if (p.field == "person.ethnicity" && p.lossy && p.rule == "S1-028") flagged = true;
+  EXPECT_TRUE(flagged);
+  // Back from SystmOne, C reads as the non-lossy label of its row.
+  auto cis = Render(ReadOk("systmone", s1), "cis");
+  EXPECT_NE(cis.find("\"Ethnicity\":\"White: Any other White background\""), std::string::npos);
+}
+
+TEST(Ethnicity, EverySystmOneLetterReadsToItsNonLossyLabel) {
+  std::string xml = SpecExample("systmone-record.xml");
+  const std::pair<const char*, const char*> cases[] = {
+      {"C", "White: Any other White background"}, {"S", "Other ethnic group: Any other ethnic group"},
+      {"99", "Undeclared / Not known"}, {"Z", "Refused"}, {"R", "Asian or Asian British: Chinese"}};
+  for (auto [letter, label] : cases) {
+    std::string doc = xml;
+    doc.replace(doc.find("<Ethnicity>A</Ethnicity>"), 24, std::string("<Ethnicity>") + letter + "</Ethnicity>");
+    auto out = Render(ReadOk("systmone", doc), "cis");
+    EXPECT_NE(out.find(std::string("\"Ethnicity\":\"") + label + "\""), std::string::npos) << letter;
+  }
+}
+
+TEST(Sharing, AbsentSharingMeansNotAskedAndNotSensitive) {
+  std::string xml = SpecExample("systmone-record.xml");
+  auto b = xml.find("<Sharing>");
+  auto e = xml.find("</Sharing>") + 10;
+  xml.erase(b, e - b);
+  auto rec = ReadOk("systmone", xml);
+  EXPECT_EQ(rec.person.consent, "not_asked");
+  EXPECT_EQ(rec.person.sensitive, "false");
+  auto out = Render(rec, "cis");
+  EXPECT_NE(out.find("\"Consent_To_Share\":\"Not asked\""), std::string::npos);
+  EXPECT_NE(out.find("\"Sensitive_Record\":false"), std::string::npos);
+}
+
+TEST(Postcode, IsNormalisedOnTheWayIn) {
+  std::string json = SpecExample("cis-record.json");
+  json.replace(json.find("LS12 2AB"), 8, "ls122ab");
+  auto rec = ReadOk("cis", json);
+  EXPECT_EQ(rec.person.address.postcode, "LS12 2AB");
+}
+
+TEST(UnknownData, SystmOneUnknownElementsAreKeptAsUnmapped) {
+  std::string xml = SpecExample("systmone-record.xml");
+  xml.replace(xml.find("<RecordState>"), 13, "<Alerts><Alert Type=\"Risk\">Dog in house</Alert></Alerts><RecordState>");
+  auto rec = ReadOk("systmone", xml);
+  bool kept = false;
+  for (const auto& u : rec.unmapped)
+    if (u.value == "Dog in house" && u.source_path.find("/Response/Alerts/Alert") != std::string::npos) kept = true;
+  EXPECT_TRUE(kept);
+  auto canonical = model::ToCanonicalJson(rec);
+  EXPECT_NE(canonical.find("Dog in house"), std::string::npos);
+}
+
+TEST(UnknownData, CisUnknownKeysAreKeptAsUnmapped) {
+  std::string json = SpecExample("cis-record.json");
+  json.insert(json.rfind('}'), ",\"Key_Safe\":{\"Code\":\"1234\"}");
+  auto rec = ReadOk("cis", json);
+  ASSERT_FALSE(rec.unmapped.empty());
+  EXPECT_EQ(rec.unmapped.back().source_path, "/Key_Safe/Code");
+  EXPECT_EQ(rec.unmapped.back().value, "1234");
+}
+
+namespace {
+// Every value of the canonical record, by canonical path, minus lineage-only noise.
+std::map<std::string, std::string> Values(const model::CareRecord& r) {
+  std::map<std::string, std::string> out;
+  std::function<void(void*, model::Entity, const std::string&)> walk = [&](void* e, model::Entity t, const std::string& prefix) {
+    for (const auto* f : model::FieldsOf(t))
+      if (!f->get(e).empty()) out[prefix + std::string(t == model::Entity::kRecord ? f->name : f->local)] = f->get(e);
+    for (const auto* c : model::CollectionsOf(t))
+      for (size_t i = 0; i < c->size(e); ++i)
+        walk(c->at(e, i), c->item, prefix + std::string(c->local) + "[" + std::to_string(i) + "].");
+  };
+  walk(const_cast<model::CareRecord*>(&r), model::Entity::kRecord, "");
+  return out;
+}
+}  // namespace
+
+TEST(RoundTrip, SystmOneToCisToSystmOneKeepsEveryFieldCisCarries) {
+  auto original = ReadOk("systmone", SpecExample("systmone-record.xml"));
+  auto cis = Render(original, "cis");
+  auto via = ReadOk("cis", cis);
+  auto back = ReadOk("systmone", Render(via, "systmone"));
+  // Fields CIS has no rule for are reported as not carried; everything else survives.
+  mapping::WriteReport report;
+  Render(original, "cis", &report);
+  auto before = Values(original), after = Values(back);
+  for (const auto& [path, value] : before) {
+    bool not_carried = false;
+    for (const auto& nc : report.not_carried)
+      if (path.rfind(nc, 0) == 0) not_carried = true;
+    if (not_carried) continue;
+    EXPECT_EQ(after[path], value) << path;
+  }
+  EXPECT_FALSE(report.not_carried.empty());  // e.g. clinical codes stay in the health record
+  EXPECT_EQ(back.person.address.house_number, "22");
+  EXPECT_EQ(back.person.address.road, "Mill Lane");
+  EXPECT_EQ(back.person.address.locality, "Armley");
+}
+
+TEST(RoundTrip, CisToSystmOneToCisIsExactForTheSpecExample) {
+  auto original = ReadOk("cis", SpecExample("cis-record.json"));
+  auto s1 = Render(original, "systmone");
+  auto back = ReadOk("systmone", s1);
+  auto cis_again = Render(back, "cis");
+  auto reread = ReadOk("cis", cis_again);
+  auto before = Values(original), after = Values(reread);
+  mapping::WriteReport report;
+  Render(original, "systmone", &report);
+  EXPECT_TRUE(report.not_carried.empty()) << report.not_carried.front();
+  EXPECT_EQ(before, after);
+}
+
+TEST(RoundTrip, SyntheticRecordsSurviveBothWays) {
+  for (const char* format : {"cis", "systmone"}) {
+    synth::Generator gen(42, format);
+    std::string other = std::string(format) == "cis" ? "systmone" : "cis";
+    for (std::uint64_t i = 0; i < 200; ++i) {
+      auto rec = gen.Make(i);
+      auto first = ReadOk(format, Render(rec, format));
+      auto there = ReadOk(other, Render(first, other));
+      auto back = ReadOk(format, Render(there, format));
+      mapping::WriteReport report;
+      Render(first, other, &report);
+      std::set<std::string> lossy;
+      for (const auto& l : report.lossy) lossy.insert(l.field);
+      auto before = Values(first), after = Values(back);
+      // Spec 4.3 cannot round-trip an address with no numbered line and fewer than three
+      // lines through CIS ("Ty Gwyn", "Harehills" reads back as house name and road):
+      // documented in docs/decisions.md; those address parts are compared as lines only.
+      const auto& a = first.person.address;
+      bool ambiguous_address = format == std::string("systmone") && a.house_number.empty() &&
+                               (a.house_name.empty() + a.road.empty() + a.locality.empty()) > 0;
+      for (const auto& [path, value] : before) {
+        bool skip = lossy.count(path) > 0 ||
+                    (ambiguous_address && path.rfind("person.address.", 0) == 0 && path.find("line_") == std::string::npos &&
+                     path != "person.address.town" && path != "person.address.county" && path != "person.address.postcode");
+        for (const auto& nc : report.not_carried)
+          if (path.rfind(nc, 0) == 0) skip = true;
+        if (!skip) {
+          EXPECT_EQ(after[path], value) << format << " record " << i << " " << path;
+        }
+      }
+    }
+  }
+}
+
+TEST(Synth, IsDeterministic) {
+  synth::Generator a(7, "cis"), b(7, "cis"), c(8, "cis");
+  EXPECT_EQ(Render(a.Make(5), "cis"), Render(b.Make(5), "cis"));
+  EXPECT_NE(Render(a.Make(5), "cis"), Render(c.Make(5), "cis"));
+}
+
+TEST(CanonicalJson, RoundTripsThroughItsOwnForm) {
+  auto rec = ReadOk("systmone", SpecExample("systmone-record.xml"));
+  auto json = model::ToCanonicalJson(rec);
+  auto back = model::FromCanonicalJson(json);
+  ASSERT_TRUE(back.ok()) << FormatErrors(back.errors());
+  EXPECT_EQ(model::ToCanonicalJson(back.value()), json);
+}

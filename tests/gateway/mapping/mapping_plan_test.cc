@@ -1,0 +1,137 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "caregate/engine/engine.h"
+#include "caregate/mapping/mapping_plan.h"
+
+namespace fs = std::filesystem;
+using caregate::FieldErrors;
+using caregate::mapping::MappingPlan;
+
+namespace {
+
+std::string Slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// A private copy of the shipped tables that a test may break.
+class BrokenTables : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("caregate-mappings-" + std::to_string(std::random_device{}()));
+    fs::copy(fs::path(CAREGATE_SOURCE_DIR) / "mappings", dir_, fs::copy_options::recursive);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  void Replace(const std::string& file, const std::string& from, const std::string& to) {
+    std::string text = Slurp(dir_ / file);
+    auto pos = text.find(from);
+    ASSERT_NE(pos, std::string::npos) << from;
+    text.replace(pos, from.size(), to);
+    std::ofstream(dir_ / file, std::ios::binary | std::ios::trunc) << text;
+  }
+  FieldErrors Compile() {
+    caregate::adapters::AdapterRegistry reg;
+    caregate::adapters::RegisterBuiltinAdapters(reg);
+    auto plan = MappingPlan::Compile(dir_.string(), reg.profiles());
+    return plan.ok() ? FieldErrors{} : plan.errors();
+  }
+  static bool Mentions(const FieldErrors& errors, const std::string& where, const std::string& what) {
+    for (const auto& e : errors)
+      if (e.path.find(where) != std::string::npos && e.problem.find(what) != std::string::npos) return true;
+    return false;
+  }
+  fs::path dir_;
+};
+
+}  // namespace
+
+TEST(MappingPlan, ShippedTablesCompile) {
+  auto engine = caregate::engine::Engine::Load(std::string(CAREGATE_SOURCE_DIR) + "/mappings");
+  EXPECT_EQ(engine->plan().systems().size(), 2u);
+  EXPECT_EQ(engine->plan().version().size(), 64u);
+  EXPECT_GT(engine->plan().Rules("systmone").size(), 50u);
+  EXPECT_GT(engine->plan().Rules("cis").size(), 40u);
+}
+
+TEST_F(BrokenTables, CleanCopyCompiles) { EXPECT_TRUE(Compile().empty()); }
+
+TEST_F(BrokenTables, UnknownCanonicalFieldNamesFileAndLine) {
+  Replace("cis.csv", "CIS-013,person.family_name,", "CIS-013,person.surname,");
+  auto errors = Compile();
+  EXPECT_TRUE(Mentions(errors, "cis.csv:", "unknown canonical field 'person.surname'")) << errors.size();
+  std::string line = std::to_string([&] {
+    std::istringstream in(Slurp(dir_ / "cis.csv"));
+    std::string l;
+    int n = 0;
+    while (std::getline(in, l)) {
+      ++n;
+      if (l.rfind("CIS-013", 0) == 0) return n;
+    }
+    return -1;
+  }());
+  EXPECT_TRUE(Mentions(errors, "cis.csv:" + line, "unknown canonical field"));
+}
+
+TEST_F(BrokenTables, CodeMissingFromSetIsRefused) {
+  Replace("codesets/gender.csv", "unknown,U,X,", "unknown,U,,");
+  EXPECT_TRUE(Mentions(Compile(), "gender.csv:", "code missing from the set: 'unknown' has no cis value"));
+}
+
+TEST_F(BrokenTables, TwoRulesForOneTargetAreRefused) {
+  Replace("cis.csv", "CIS-012,person.middle_names,", "CIS-012,person.given_name,");
+  EXPECT_TRUE(Mentions(Compile(), "cis.csv:", "two rules for one target"));
+}
+
+TEST_F(BrokenTables, LossyRuleNotMarkedLossyIsRefused) {
+  Replace("systmone.csv", "code:ethnicity,both,yes", "code:ethnicity,both,no");
+  EXPECT_TRUE(Mentions(Compile(), "systmone.csv:", "lossy rule not marked lossy"));
+}
+
+TEST_F(BrokenTables, AmbiguousSharedValueIsRefused) {
+  Replace("codesets/ethnicity.csv", "white_other,C,White: Any other White background,no",
+          "white_other,C,White: Any other White background,yes");
+  EXPECT_TRUE(Mentions(Compile(), "ethnicity.csv:", "mark all but one lossy_to_systmone"));
+}
+
+TEST_F(BrokenTables, UnknownTransformAndDirectionAreRefused) {
+  Replace("cis.csv", "CIS-014,person.birth_date,Date_of_Birth,date,both", "CIS-014,person.birth_date,Date_of_Birth,dat,sideways");
+  auto errors = Compile();
+  EXPECT_TRUE(Mentions(errors, "cis.csv:", "direction must be both, in or out"));
+  EXPECT_TRUE(Mentions(errors, "cis.csv:", "unknown transform 'dat'"));
+}
+
+TEST_F(BrokenTables, UnknownCodeSetIsRefused) {
+  Replace("cis.csv", "code:gender", "code:genders");
+  EXPECT_TRUE(Mentions(Compile(), "cis.csv:", "unknown code set 'genders'"));
+}
+
+TEST_F(BrokenTables, EngineLoadThrowsWithEveryProblem) {
+  Replace("cis.csv", "CIS-013,person.family_name,", "CIS-013,person.surname,");
+  Replace("systmone.csv", "code:ethnicity,both,yes", "code:ethnicity,both,no");
+  try {
+    caregate::engine::Engine::Load(dir_.string());
+    FAIL() << "broken tables were accepted";
+  } catch (const caregate::FatalError& e) {
+    std::string msg = e.what();
+    EXPECT_NE(msg.find("person.surname"), std::string::npos);
+    EXPECT_NE(msg.find("lossy rule not marked lossy"), std::string::npos);
+  }
+}
+
+TEST_F(BrokenTables, VersionChangesWithTableContent) {
+  caregate::adapters::AdapterRegistry reg;
+  caregate::adapters::RegisterBuiltinAdapters(reg);
+  auto before = MappingPlan::Compile(dir_.string(), reg.profiles());
+  ASSERT_TRUE(before.ok());
+  Replace("cis.csv", "Identification and correspondence", "Identification and letters");
+  auto after = MappingPlan::Compile(dir_.string(), reg.profiles());
+  ASSERT_TRUE(after.ok());
+  EXPECT_NE(before.value()->version(), after.value()->version());
+}

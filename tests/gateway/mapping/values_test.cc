@@ -1,0 +1,112 @@
+#include <gtest/gtest.h>
+
+#include "caregate/mapping/values.h"
+
+using namespace caregate::mapping;
+
+TEST(NhsNumber, AcceptsValidModulus11) {
+  EXPECT_EQ(CheckNhsNumber("9912003888"), "");
+  EXPECT_EQ(CheckNhsNumber("9434765919"), "");
+}
+
+TEST(NhsNumber, RejectsWrongCheckDigit) {
+  EXPECT_NE(CheckNhsNumber("9912003880").find("Modulus 11"), std::string::npos);
+}
+
+TEST(NhsNumber, RejectsCheckDigitTen) {
+  // 1000000060: weights give sum 10*1 + 6*... -> find a number whose check would be 10.
+  // 0000000010: sum = 1*2 = 2 -> 11-2 = 9; construct directly: digits 100000001 -> sum 10+2=12 -> 11-1=10.
+  EXPECT_NE(CheckNhsNumber("1000000010").find("would be 10"), std::string::npos);
+}
+
+TEST(NhsNumber, RejectsWrongLengthAndLetters) {
+  EXPECT_NE(CheckNhsNumber("991200388"), "");
+  EXPECT_NE(CheckNhsNumber("99120038889"), "");
+  EXPECT_NE(CheckNhsNumber("99120A3888"), "");
+  EXPECT_NE(CheckNhsNumber("991 200 3888"), "");
+}
+
+TEST(CalendarDate, KnowsLeapYears) {
+  EXPECT_EQ(CheckDate("2024-02-29"), "");
+  EXPECT_EQ(CheckDate("2000-02-29"), "");
+  EXPECT_NE(CheckDate("2023-02-29"), "");
+  EXPECT_NE(CheckDate("1900-02-29"), "");
+  EXPECT_NE(CheckDate("2024-04-31"), "");
+  EXPECT_NE(CheckDate("2024-13-01"), "");
+  EXPECT_NE(CheckDate("2024-1-01"), "");
+  EXPECT_NE(CheckDate("14/03/1941"), "");
+}
+
+TEST(DateTime, AcceptsIso8601WithAndWithoutOffset) {
+  EXPECT_EQ(CheckDateTime("2024-07-02T11:05:00+01:00"), "");
+  EXPECT_EQ(CheckDateTime("2024-07-02T11:05:00Z"), "");
+  EXPECT_EQ(CheckDateTime("2024-07-02T11:05"), "");
+  EXPECT_EQ(CheckDateTime("2024-07-02T11:05:00.123-05:00"), "");
+  EXPECT_NE(CheckDateTime("2024-07-02 11:05:00"), "");
+  EXPECT_NE(CheckDateTime("2024-07-02T25:05:00"), "");
+  EXPECT_NE(CheckDateTime("2024-02-30T10:00:00"), "");
+}
+
+TEST(UkLocalTime, AddsSummerAndWinterOffsets) {
+  EXPECT_EQ(UkLocalToOffset("2024-07-02T09:30:00"), "2024-07-02T09:30:00+01:00");
+  EXPECT_EQ(UkLocalToOffset("2024-01-15T09:30:00"), "2024-01-15T09:30:00+00:00");
+  // BST 2024 starts 31 March 01:00 UTC and ends 27 October 01:00 UTC.
+  EXPECT_EQ(UkLocalToOffset("2024-03-31T00:30:00"), "2024-03-31T00:30:00+00:00");
+  EXPECT_EQ(UkLocalToOffset("2024-03-31T03:00:00"), "2024-03-31T03:00:00+01:00");
+  EXPECT_EQ(UkLocalToOffset("2024-10-27T03:00:00"), "2024-10-27T03:00:00+00:00");
+  EXPECT_EQ(UkLocalToOffset("2024-07-02T09:30:00+02:00"), "2024-07-02T09:30:00+02:00");
+}
+
+TEST(UkLocalTime, ConvertsOffsetsBackToWallClock) {
+  EXPECT_EQ(OffsetToUkLocal("2024-07-02T11:05:00+01:00"), "2024-07-02T11:05:00");
+  EXPECT_EQ(OffsetToUkLocal("2024-07-02T10:05:00Z"), "2024-07-02T11:05:00");
+  EXPECT_EQ(OffsetToUkLocal("2024-12-31T23:30+00:00"), "2024-12-31T23:30");
+  EXPECT_EQ(OffsetToUkLocal("2025-01-01T01:30:00+02:00"), "2024-12-31T23:30:00");
+  EXPECT_EQ(OffsetToUkLocal("2024-07-02T11:05:00"), "2024-07-02T11:05:00");
+}
+
+TEST(Postcode, NormalisesCaseAndSpacing) {
+  EXPECT_EQ(NormalisePostcode("ls12 2ab"), "LS12 2AB");
+  EXPECT_EQ(NormalisePostcode("LS122AB"), "LS12 2AB");
+  EXPECT_EQ(NormalisePostcode(" ls1  4dy "), "LS1 4DY");
+  EXPECT_EQ(NormalisePostcode("M11AE"), "M1 1AE");
+}
+
+TEST(AddressLines, NumberedLineSplitsIntoNumberAndRoad) {
+  auto a = SplitAddressLines("Rose Cottage", "12A Mill Lane", "Armley");
+  EXPECT_EQ(a.house_name, "Rose Cottage");
+  EXPECT_EQ(a.house_number, "12A");
+  EXPECT_EQ(a.road, "Mill Lane");
+  EXPECT_EQ(a.locality, "Armley");
+  auto b = SplitAddressLines("12-14 Bridge Road", "Beeston", "");
+  EXPECT_EQ(b.house_name, "");
+  EXPECT_EQ(b.house_number, "12-14");
+  EXPECT_EQ(b.road, "Bridge Road");
+  EXPECT_EQ(b.locality, "Beeston");
+}
+
+TEST(AddressLines, WithoutNumberedLineLinesAreNameRoadLocality) {
+  auto a = SplitAddressLines("The Old Vicarage", "Church Street", "Headingley");
+  EXPECT_EQ(a.house_name, "The Old Vicarage");
+  EXPECT_EQ(a.house_number, "");
+  EXPECT_EQ(a.road, "Church Street");
+  EXPECT_EQ(a.locality, "Headingley");
+}
+
+TEST(AddressLines, JoinSkipsEmptyPartsAndRoundTrips) {
+  std::string l1, l2, l3;
+  JoinAddressLines({"", "22", "Mill Lane", "Armley"}, l1, l2, l3);
+  EXPECT_EQ(l1, "22 Mill Lane");
+  EXPECT_EQ(l2, "Armley");
+  EXPECT_EQ(l3, "");
+  auto back = SplitAddressLines(l1, l2, l3);
+  EXPECT_EQ(back.house_number, "22");
+  EXPECT_EQ(back.road, "Mill Lane");
+  EXPECT_EQ(back.locality, "Armley");
+  JoinAddressLines({"Flat 3, Ash Court", "7", "Tong Road", ""}, l1, l2, l3);
+  EXPECT_EQ(l1, "Flat 3, Ash Court");
+  EXPECT_EQ(l2, "7 Tong Road");
+  auto back2 = SplitAddressLines(l1, l2, l3);
+  EXPECT_EQ(back2.house_name, "Flat 3, Ash Court");
+  EXPECT_EQ(back2.house_number, "7");
+}
