@@ -8,6 +8,7 @@
 
 #include "caregate/core/text.h"
 #include "caregate/format/json.h"
+#include "caregate/format/sinks.h"
 
 namespace caregate::adapters {
 
@@ -150,6 +151,13 @@ class CisAdapter : public Adapter {
   }
   void AppendRecord(std::string& out, const SourceNode& tree, bool /*in_batch*/) const override {
     format::AppendJson(out, tree);
+    out += '\n';
+  }
+  void AppendStreamed(std::string& out, bool /*in_batch*/, const std::function<void(TreeSink&)>& write) const override {
+    format::JsonTextSink sink(out);
+    sink.Open("");
+    write(sink);
+    sink.Close();
     out += '\n';
   }
   std::string BatchBegin() const override { return {}; }

@@ -1,6 +1,8 @@
 #include "caregate/format/xml.h"
+#include "caregate/format/sinks.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <climits>
 #include <cstdio>
@@ -10,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -24,10 +27,13 @@ namespace caregate::format {
 namespace {
 
 // Never NOENT, DTDLOAD, DTDATTR, DTDVALID, HUGE or XINCLUDE. NONET is belt and braces:
-// no loader is ever reached because a DOCTYPE stops the parse.
-constexpr int kParseOptions = XML_PARSE_NONET | XML_PARSE_NOCDATA;
+// no loader is ever reached because a DOCTYPE stops the parse. CDATA sections arrive
+// through their own callback (no NOCDATA) because the push parser needs a fix-up there.
+constexpr int kParseOptions = XML_PARSE_NONET;
 constexpr std::size_t kChunkSize = 64 * 1024;
-constexpr int kHardDepth = 256;  // libxml2's own default (xmlParserMaxDepth)
+std::atomic<std::size_t> g_chunk_size{kChunkSize};  // see SetChunkSizeForTesting
+constexpr int kHardDepth = 256;
+constexpr int kLinearAttributeScan = 16;  // libxml2's own default (xmlParserMaxDepth)
 
 void InitLibxml() {
   static std::once_flag once;
@@ -77,7 +83,7 @@ class SaxBuilder {
       h.endElementNs = &OnEndElement;
       h.characters = &OnCharacters;
       h.ignorableWhitespace = &OnCharacters;
-      h.cdataBlock = &OnCharacters;
+      h.cdataBlock = &OnCdata;
       h.serror = &OnError;
       // Everything else (entity/DTD declarations, entity resolution, comments, PIs,
       // references, old-style error printers) stays null.
@@ -124,6 +130,10 @@ class SaxBuilder {
     bool has_elements = false;
     std::size_t attrs = 0;
   };
+
+  // After the first error nothing more is built, even where libxml2 carries on (errors
+  // it does not treat as fatal), so no record containing or following it is yielded.
+  bool halted() const { return fatal_.has_value() || parse_error_.has_value(); }
 
   static SaxBuilder& From(void* ctx) {
     auto* ctxt = static_cast<xmlParserCtxtPtr>(ctx);
@@ -240,7 +250,8 @@ class SaxBuilder {
   static void OnStartElement(void* ctx, const xmlChar* localname, const xmlChar*, const xmlChar*, int, const xmlChar**,
                              int nb_attributes, int, const xmlChar** attributes) {
     SaxBuilder& b = From(ctx);
-    if (b.fatal_) return;
+    b.cdata_cr_ = false;
+    if (b.halted()) return;
     ++b.doc_depth_;
     if (!b.root_seen_) {
       b.root_seen_ = true;
@@ -273,6 +284,12 @@ class SaxBuilder {
       return;
     }
     if (!b.CheckSize()) return;
+    // "a:b:c" parses as prefix "a", local name "b:c" (libxml2 only warns); such a
+    // name cannot be written back as it was read, so refuse it.
+    if (std::strchr(C(localname), ':') != nullptr) {
+      b.RecordFail("element name '" + std::string(C(localname)) + "' is not a valid qualified name");
+      return;
+    }
     if (b.depth_ > 0) b.frames_[b.depth_ - 1].has_elements = true;
     Frame& f = b.Push();
     f.node.name = C(localname);
@@ -281,15 +298,26 @@ class SaxBuilder {
       f.node.children.reserve(static_cast<std::size_t>(nb_attributes) + 4);
       for (int i = 0; i < nb_attributes; ++i) {
         const xmlChar** a = attributes + 5 * i;
+        if (std::strchr(C(a[0]), ':') != nullptr) {
+          b.RecordFail("attribute name '" + std::string(C(a[0])) + "' is not a valid qualified name");
+          return;
+        }
+        // Local names come from the parser's dictionary, so equal names are equal
+        // pointers; libxml2 has already refused equal qualified names.
+        bool clash = false;
+        if (nb_attributes <= kLinearAttributeScan) {
+          for (int k = 0; k < i && !clash; ++k) clash = attributes[5 * k] == a[0];
+        } else {
+          if (i == 0) b.attr_names_.clear();
+          clash = !b.attr_names_.insert(a[0]).second;
+        }
+        if (clash) {
+          b.RecordFail("attribute '" + std::string(C(a[0])) +
+                       "' appears twice on one element (namespace prefixes are not kept)");
+          return;
+        }
         std::string name = "@";
         name += C(a[0]);
-        for (const auto& c : f.node.children) {
-          if (c.name == name) {
-            b.RecordFail("attribute '" + name.substr(1) +
-                         "' appears twice on one element (namespace prefixes are not kept)");
-            return;
-          }
-        }
         // Without entity substitution libxml2 hands '&' in attribute values over as
         // the character reference "&#38;" (every '&' left in the value starts one).
         std::string_view raw(C(a[3]), static_cast<std::size_t>(a[4] - a[3]));
@@ -312,7 +340,8 @@ class SaxBuilder {
 
   static void OnEndElement(void* ctx, const xmlChar*, const xmlChar*, const xmlChar*) {
     SaxBuilder& b = From(ctx);
-    if (b.fatal_ || b.doc_depth_ == 0) return;
+    b.cdata_cr_ = false;
+    if (b.halted() || b.doc_depth_ == 0) return;
     const int level = b.doc_depth_--;
     if (level < b.record_level_) return;  // the batch root
     if (b.poisoned_) {
@@ -342,9 +371,35 @@ class SaxBuilder {
 
   static void OnCharacters(void* ctx, const xmlChar* ch, int len) {
     SaxBuilder& b = From(ctx);
-    if (b.fatal_ || b.poisoned_ || b.depth_ == 0) return;
+    b.cdata_cr_ = false;
+    if (b.halted() || b.poisoned_ || b.depth_ == 0) return;
     if (!b.CheckSize()) return;
     b.frames_[b.depth_ - 1].text.append(C(ch), static_cast<std::size_t>(len));
+  }
+
+  // libxml2 2.9's push parser hands CDATA over without line-end normalisation (the
+  // pull parser normalises), so CR LF and lone CR become LF here, also when a CR LF
+  // pair is split between two calls. Found by fuzzing the stream against ParseXml.
+  static void OnCdata(void* ctx, const xmlChar* ch, int len) {
+    SaxBuilder& b = From(ctx);
+    if (b.halted() || b.poisoned_ || b.depth_ == 0) return;
+    if (!b.CheckSize()) return;
+    std::string& text = b.frames_[b.depth_ - 1].text;
+    std::string_view in(C(ch), static_cast<std::size_t>(len));
+    if (in.find('\r') == std::string_view::npos && !(b.cdata_cr_ && !in.empty() && in[0] == '\n')) {
+      text.append(in);
+      b.cdata_cr_ = false;
+      return;
+    }
+    for (char c : in) {
+      if (c == '\r') {
+        text += '\n';
+        b.cdata_cr_ = true;
+        continue;
+      }
+      if (!(c == '\n' && b.cdata_cr_)) text += c;
+      b.cdata_cr_ = false;
+    }
   }
 
   static void OnError(void* ctx, xmlErrorPtr err) {
@@ -379,7 +434,9 @@ class SaxBuilder {
   std::string record_name_;
   int record_position_ = 0;
   std::unordered_map<std::string, int> record_counts_;
+  std::unordered_set<const xmlChar*> attr_names_;  // for elements with many attributes
   bool poisoned_ = false;
+  bool cdata_cr_ = false;  // the last CDATA piece ended in CR
   std::optional<FieldError> record_error_;
   std::size_t boundary_ = 0;  // byte offset where the current record's stretch began
 
@@ -407,6 +464,106 @@ std::optional<FieldError> SniffEncoding(std::string_view head) {
   if (head.substr(0, 4).find('\0') != std::string_view::npos)
     return FieldError{"", "only UTF-8 is accepted, but the document looks like UTF-16 or UTF-32"};
   return std::nullopt;
+}
+
+// A light lexer run over the raw bytes before libxml2 sees them, to refuse start tags
+// with too many attributes: libxml2 2.9 checks attribute uniqueness pairwise, so one
+// 4 MB start tag costs minutes of CPU. Exact for well-formed documents without a
+// DOCTYPE (which is refused anyway); on malformed input it may lose step, which only
+// changes which error is reported. Incremental: chunks may split any construct.
+class AttributeCounter {
+ public:
+  explicit AttributeCounter(int max_attributes) : max_(max_attributes) {}
+
+  // False when a start tag has more than max_attributes attributes.
+  bool Feed(std::string_view data) {
+    for (std::size_t i = 0; i < data.size(); ++i) {
+      const char c = data[i];
+      switch (state_) {
+        case State::kText: {
+          const void* lt = std::memchr(data.data() + i, '<', data.size() - i);
+          if (lt == nullptr) return true;
+          i = static_cast<std::size_t>(static_cast<const char*>(lt) - data.data());
+          state_ = State::kOpen;
+          break;
+        }
+        case State::kOpen:
+          if (c == '!') {
+            state_ = State::kBang;
+            matched_ = 0;
+          } else if (c == '?') {
+            Until("?>");
+          } else if (c == '/') {
+            state_ = State::kEndTag;
+          } else if (c == '>') {
+            state_ = State::kText;
+          } else {
+            state_ = State::kTag;
+            quote_ = 0;
+            attributes_ = 0;
+          }
+          break;
+        case State::kBang: {  // after "<!": a comment, a CDATA section or a declaration
+          constexpr std::string_view kComment = "--", kCdata = "[CDATA[";
+          const bool comment = matched_ < kComment.size() && kComment[matched_] == c;
+          const bool cdata = matched_ < kCdata.size() && kCdata[matched_] == c;
+          ++matched_;
+          if (comment && matched_ == kComment.size()) Until("-->");
+          else if (cdata && matched_ == kCdata.size()) Until("]]>");
+          else if (!comment && !cdata) {
+            state_ = State::kDeclaration;
+            quote_ = 0;
+            --i;  // look at this byte again as part of the declaration
+          }
+          break;
+        }
+        case State::kUntil:
+          if (c == end_[matched_]) {
+            if (++matched_ == end_.size()) state_ = State::kText;
+          } else {
+            // Restart the match; the terminators have no self-overlap beyond a
+            // repeated first character ("--->", "]]]>", "??>").
+            matched_ = (c == end_[0]) ? (matched_ > 0 && end_[0] == end_[1] ? matched_ : 1) : 0;
+          }
+          break;
+        case State::kEndTag:
+          if (c == '>') state_ = State::kText;
+          break;
+        case State::kTag:
+        case State::kDeclaration:
+          if (quote_ != 0) {
+            if (c == quote_) quote_ = 0;
+          } else if (c == '"' || c == '\'') {
+            quote_ = c;
+          } else if (c == '>') {
+            state_ = State::kText;
+          } else if (c == '=' && state_ == State::kTag && ++attributes_ > max_) {
+            return false;
+          }
+          break;
+      }
+    }
+    return true;
+  }
+
+ private:
+  enum class State { kText, kOpen, kBang, kUntil, kEndTag, kTag, kDeclaration };
+  void Until(std::string_view end) {
+    state_ = State::kUntil;
+    end_ = end;
+    matched_ = 0;
+  }
+
+  const int max_;
+  State state_ = State::kText;
+  std::string_view end_;
+  std::size_t matched_ = 0;
+  char quote_ = 0;
+  int attributes_ = 0;
+};
+
+std::string TooManyAttributes(int max) {
+  return "not accepted: an element has more than " + std::to_string(max) + " attributes";
 }
 
 FieldError NulByte(std::size_t offset) {
@@ -545,6 +702,8 @@ Expected<SourceNode> ParseXml(std::string_view text, const XmlLimits& limits) {
   if (auto bad = SniffEncoding(text)) return *bad;
   if (const void* nul = std::memchr(text.data(), 0, text.size()))
     return NulByte(static_cast<std::size_t>(static_cast<const char*>(nul) - text.data()));
+  if (AttributeCounter counter(limits.max_attributes); !counter.Feed(text))
+    return FieldError{"", TooManyAttributes(limits.max_attributes)};
   std::size_t first = 0;
   while (first < text.size() && IsXmlSpace(text[first])) ++first;
   if (first == text.size()) return FieldError{"", "empty input: expected an XML document"};
@@ -566,7 +725,8 @@ Expected<SourceNode> ParseXml(std::string_view text, const XmlLimits& limits) {
 // --- XmlStreamReader -----------------------------------------------------------------
 
 struct XmlStreamReader::Impl {
-  explicit Impl(const XmlLimits& limits) : builder(limits, /*stream=*/true) {}
+  explicit Impl(const XmlLimits& xml_limits)
+      : limits(xml_limits), counter(xml_limits.max_attributes), builder(xml_limits, /*stream=*/true) {}
   ~Impl() {
     if (file != nullptr) std::fclose(file);
   }
@@ -597,6 +757,7 @@ struct XmlStreamReader::Impl {
           static_cast<const char*>(std::memchr(buffer.data(), 0, n)) - buffer.data()));
       return false;
     }
+    counter.Feed(std::string_view(buffer.data(), n));  // 4 bytes cannot overflow it
     fed = n;
     xmlSAXHandler sax = SaxBuilder::Handler();
     ctxt.reset(xmlCreatePushParserCtxt(&sax, nullptr, buffer.data(), static_cast<int>(n), name.c_str()));
@@ -614,7 +775,7 @@ struct XmlStreamReader::Impl {
   // Feeds one chunk (or the end of input) to the parser.
   void Feed() {
     if (finished) return;
-    std::size_t n = Read(buffer.data(), buffer.size());
+    std::size_t n = Read(buffer.data(), chunk);
     if (read_error) {
       builder.Fatal("cannot read " + name + ": " + std::strerror(errno));
       finished = true;
@@ -625,6 +786,11 @@ struct XmlStreamReader::Impl {
       finished = true;
       return;
     }
+    if (!counter.Feed(std::string_view(buffer.data(), n))) {
+      builder.Fatal(TooManyAttributes(limits.max_attributes));
+      finished = true;
+      return;
+    }
     fed += n;
     xmlParseChunk(ctxt.get(), buffer.data(), static_cast<int>(n), n == 0 ? 1 : 0);
     builder.CheckWellFormed();
@@ -632,11 +798,14 @@ struct XmlStreamReader::Impl {
     if (n == 0 && !builder.fatal() && !builder.root_seen()) builder.Fatal("not well-formed XML: no root element");
   }
 
+  const XmlLimits limits;
+  AttributeCounter counter;
   std::string name;  // file path, or "memory"
   std::FILE* file = nullptr;
   std::string memory;
   std::size_t memory_pos = 0;
   std::vector<char> buffer = std::vector<char>(kChunkSize);
+  std::size_t chunk = g_chunk_size.load();
   std::size_t fed = 0;
   bool read_error = false;
   std::optional<FieldError> start_error;
@@ -684,6 +853,9 @@ Expected<std::unique_ptr<XmlStreamReader>> XmlStreamReader::OpenMemory(std::stri
 const std::string& XmlStreamReader::root_name() const { return impl_->builder.root_name(); }
 bool XmlStreamReader::is_batch() const { return impl_->builder.batch(); }
 std::size_t XmlStreamReader::records_yielded() const { return impl_->yielded; }
+void XmlStreamReader::SetChunkSizeForTesting(std::size_t bytes) {
+  g_chunk_size.store(bytes == 0 ? kChunkSize : std::min(bytes, kChunkSize));
+}
 
 bool XmlStreamReader::Next(Expected<SourceNode>& out) {
   auto& ready = impl_->builder.ready();
@@ -703,6 +875,11 @@ bool XmlStreamReader::Next(Expected<SourceNode>& out) {
 }
 
 // --- writing -------------------------------------------------------------------------
+
+void AppendXmlEscapedText(std::string& out, std::string_view s, bool attribute) {
+  if (attribute) AppendEscaped<true>(out, s);
+  else AppendEscaped<false>(out, s);
+}
 
 void AppendXml(std::string& out, const SourceNode& element, int indent_level, bool pretty) {
   AppendElement(out, element.name, element, indent_level, pretty);

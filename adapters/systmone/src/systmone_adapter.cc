@@ -1,5 +1,6 @@
 #include "caregate/adapters/systmone/systmone_adapter.h"
 
+#include "caregate/format/sinks.h"
 #include "caregate/format/xml.h"
 
 namespace caregate::adapters {
@@ -83,6 +84,13 @@ class SystmOneAdapter : public Adapter {
     } else {
       out += format::WriteXmlDocument(tree, true);
     }
+  }
+  void AppendStreamed(std::string& out, bool in_batch, const std::function<void(TreeSink&)>& write) const override {
+    if (!in_batch) out += "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+    format::XmlTextSink sink(out, in_batch ? 1 : 0);
+    sink.Open(kRecordRoot);
+    write(sink);
+    sink.Close();
   }
   std::string BatchBegin() const override {
     return "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ClientIntegrationBatch>\n";

@@ -50,7 +50,7 @@ Command AddTranslateCommand(CLI::App& root, std::string& mappings_dir) {
             adapters::StreamRecord rec;
             while (stream.value()->Next(rec)) {
               ++records;
-              Expected<model::CareRecord> cr = rec.tree.ok() ? engine->Read(o->from, rec.tree.value())
+              Expected<model::CareRecord> cr = rec.tree.ok() ? engine->Read(o->from, rec.tree.value(), o->to == "canonical")
                                                              : Expected<model::CareRecord>(rec.tree.errors());
               if (!cr) {
                 ++invalid;

@@ -24,10 +24,10 @@ const adapters::Adapter& Engine::adapter(std::string_view system) const {
   return *a;
 }
 
-Expected<model::CareRecord> Engine::Read(std::string_view system, std::string_view bytes) const {
+Expected<model::CareRecord> Engine::Read(std::string_view system, std::string_view bytes, bool with_lineage) const {
   auto tree = adapter(system).Parse(bytes);
   if (!tree) return tree.errors();
-  return plan_->Read(system, tree.value());
+  return plan_->Read(system, tree.value(), with_lineage);
 }
 
 void Engine::Render(std::string& out, const model::CareRecord& record, std::string_view to, bool in_batch,
@@ -39,9 +39,7 @@ void Engine::Render(std::string& out, const model::CareRecord& record, std::stri
     out += '\n';
     return;
   }
-  const adapters::Adapter& a = adapter(to);
-  SourceNode tree = plan_->Write(to, record, report);
-  a.AppendRecord(out, tree, in_batch);
+  adapter(to).AppendStreamed(out, in_batch, [&](TreeSink& sink) { plan_->WriteTo(to, record, sink, report); });
 }
 
 }  // namespace caregate::engine

@@ -56,8 +56,15 @@ Expected<std::shared_ptr<const CodeSet>> CodeSet::Load(const std::string& name, 
   }
   // Inbound maps: each system value must come back to exactly one canonical code; where
   // several codes share a value, all but one must be marked lossy towards that system.
-  for (const auto& sys : set->systems_) {
-    auto& inbound = set->inbound_[sys];
+  set->inbound_.resize(set->systems_.size());
+  set->outbound_.resize(set->systems_.size());
+  for (size_t si = 0; si < set->systems_.size(); ++si) {
+    const std::string& sys = set->systems_[si];
+    auto& inbound = set->inbound_[si];
+    for (const auto& e : set->entries_) {
+      auto it = e.systems.find(sys);
+      set->outbound_[si].push_back(it == e.systems.end() ? nullptr : &it->second);
+    }
     std::unordered_map<std::string, std::vector<size_t>> users;
     for (size_t i = 0; i < set->entries_.size(); ++i) {
       auto it = set->entries_[i].systems.find(sys);
@@ -96,18 +103,31 @@ bool CodeSet::HasLossyTo(std::string_view system) const {
   return false;
 }
 
+int CodeSet::SystemIndex(std::string_view system) const {
+  for (size_t i = 0; i < systems_.size(); ++i)
+    if (systems_[i] == system) return static_cast<int>(i);
+  return -1;
+}
+
+const std::string* CodeSet::ToCanonical(int system, std::string_view value) const {
+  if (system < 0) return nullptr;
+  const auto& idx = inbound_[static_cast<size_t>(system)];
+  auto it = idx.find(value);
+  return it == idx.end() ? nullptr : &entries_[it->second].code;
+}
+
+const CodeValue* CodeSet::FromCanonical(int system, std::string_view code) const {
+  if (system < 0) return nullptr;
+  auto it = by_code_.find(code);
+  return it == by_code_.end() ? nullptr : outbound_[static_cast<size_t>(system)][it->second];
+}
+
 const std::string* CodeSet::ToCanonical(std::string_view system, std::string_view value) const {
-  auto s = inbound_.find(system);
-  if (s == inbound_.end()) return nullptr;
-  auto it = s->second.find(std::string(value));
-  return it == s->second.end() ? nullptr : &entries_[it->second].code;
+  return ToCanonical(SystemIndex(system), value);
 }
 
 const CodeValue* CodeSet::FromCanonical(std::string_view system, std::string_view code) const {
-  auto it = by_code_.find(std::string(code));
-  if (it == by_code_.end()) return nullptr;
-  auto v = entries_[it->second].systems.find(system);
-  return v == entries_[it->second].systems.end() ? nullptr : &v->second;
+  return FromCanonical(SystemIndex(system), code);
 }
 
 std::string CodeSet::ValuesFor(std::string_view system) const {

@@ -9,6 +9,7 @@
 
 #include "caregate/core/hash.h"
 #include "caregate/core/text.h"
+#include "caregate/core/tree_sink.h"
 #include "caregate/mapping/csv.h"
 #include "caregate/mapping/values.h"
 #include "caregate/model/field_registry.h"
@@ -25,12 +26,13 @@ using model::FieldDef;
 
 namespace {
 
-enum class TKind { kText, kId, kNhs, kDate, kDateTime, kLocalDateTime, kBool, kNumber, kInteger, kPostcode, kLines, kCode, kConst, kGroup };
+enum class TKind { kText, kId, kNhs, kDate, kDateTime, kOffsetDateTime, kLocalDateTime, kBool, kNumber, kInteger, kPostcode, kLines, kCode, kConst, kGroup };
 
 struct Transform {
   TKind kind = TKind::kText;
   const CodeSet* set = nullptr;
   std::string constant;
+  int system = -1;  // the system's column in `set`
 };
 
 struct PathSeg {
@@ -143,6 +145,10 @@ bool CarriedByAddressRule(std::string_view field, const std::vector<const FieldD
 
 void AppendJsonPointerToken(std::string& out, std::string_view name) {
   out += '/';
+  if (name.find_first_of("~/") == std::string_view::npos) {
+    out += name;
+    return;
+  }
   for (char c : name) {
     if (c == '~') out += "~0";
     else if (c == '/') out += "~1";
@@ -163,15 +169,27 @@ class SystemPlan {
   Group& root() const { return *groups[0]; }
 
   // ---- reading ----
+  // Paths are built in two reusable buffers (source path, canonical path) that grow and
+  // shrink as the walk descends and returns: no string per node on the hot path.
   struct ReadState {
     CareRecord& rec;
     FieldErrors& errors;
+    bool lineage;
     std::vector<bool> const_seen;
-    std::vector<std::pair<std::pair<const Group*, void*>, void*>> implicit;  // (group, parent) -> entity
+    std::vector<std::pair<std::pair<const Group*, void*>, std::pair<void*, std::size_t>>> implicit;  // -> entity, index
+    std::string path;   // current source path (XPath or JSON Pointer)
+    std::string canon;  // current canonical prefix, e.g. "episodes[2]."
+    std::vector<std::pair<const FieldDef*, std::string>> watched;  // source paths the record rules need
   };
 
-  std::string ChildPath(const std::string& base, std::string_view name, int index) const {
-    std::string p = base;
+  struct Mark {  // restores a buffer's length on scope exit
+    std::string& s;
+    std::size_t n;
+    explicit Mark(std::string& str) : s(str), n(str.size()) {}
+    ~Mark() { s.resize(n); }
+  };
+
+  void PushChild(std::string& p, std::string_view name, int index) const {
     if (profile.path_style == PathStyle::kXPath) {
       p += '/';
       p += name;
@@ -187,40 +205,79 @@ class SystemPlan {
         p += std::to_string(index);
       }
     }
+  }
+
+  std::string ChildPath(const std::string& base, std::string_view name, int index) const {
+    std::string p = base;
+    PushChild(p, name, index);
     return p;
   }
 
-  void CollectUnmapped(ReadState& st, const SourceNode& n, const std::string& path) const {
+  void PushIndex(std::string& p, std::size_t i) const {
+    if (profile.path_style == PathStyle::kXPath) {
+      p += '[';
+      p += std::to_string(i + 1);
+      p += ']';
+    } else {
+      p += '/';
+      p += std::to_string(i);
+    }
+  }
+
+  static void PushCanon(std::string& c, std::string_view local, std::size_t idx) {
+    c += local;
+    c += '[';
+    c += std::to_string(idx);
+    c += "].";
+  }
+
+  void CollectUnmapped(ReadState& st, const SourceNode& n) const {
     if (st.rec.unmapped.size() >= 1000) return;
     if (n.is_scalar()) {
-      if (n.kind != NodeKind::kNull && !n.value.empty()) st.rec.unmapped.push_back({path, n.value});
+      if (n.kind != NodeKind::kNull && !n.value.empty()) st.rec.unmapped.push_back({st.path, n.value});
       return;
     }
-    int i = 0;
+    std::size_t i = 0;
+    const bool xpath = profile.path_style == PathStyle::kXPath;
     for (const auto& c : n.children) {
-      if (n.kind == NodeKind::kArray)
-        CollectUnmapped(st, c, profile.path_style == PathStyle::kXPath ? path + "[" + std::to_string(i + 1) + "]"
-                                                                         : path + "/" + std::to_string(i));
-      else
-        CollectUnmapped(st, c, ChildPath(path, c.name, -1));
+      Mark m(st.path);
+      if (n.kind == NodeKind::kArray) {
+        PushIndex(st.path, i);
+      } else {
+        int index = -1;
+        if (xpath) {  // repeated elements get [n] so their fields stay together
+          int count = 0, position = 0;
+          for (const auto& sib : n.children)
+            if (sib.name == c.name) {
+              ++count;
+              if (&sib == &c) position = count;
+            }
+          index = count > 1 ? position : 0;
+        }
+        PushChild(st.path, c.name, index);
+      }
+      CollectUnmapped(st, c);
       ++i;
     }
   }
 
-  void* Materialise(ReadState& st, const std::vector<Group*>& via, void* entity, std::string& canon) const {
+  // Finds or creates the entities of implicit groups; appends their canonical steps.
+  void* Materialise(ReadState& st, const std::vector<Group*>& via, void* entity) const {
     for (Group* g : via) {
       void* found = nullptr;
+      std::size_t idx = 0;
       for (auto& [key, e] : st.implicit)
-        if (key.first == g && key.second == entity) found = e;
+        if (key.first == g && key.second == entity) {
+          found = e.first;
+          idx = e.second;
+        }
       if (!found) {
         found = g->coll->append(entity);
-        size_t idx = g->coll->size(entity) - 1;
+        idx = g->coll->size(entity) - 1;
         if (g->filter_field && g->filter_values.size() == 1) g->filter_field->get(found) = g->filter_values[0];
-        st.implicit.push_back({{g, entity}, found});
-        canon += std::string(g->coll->local) + "[" + std::to_string(idx) + "].";
-      } else {
-        canon += std::string(g->coll->local) + "[" + std::to_string(g->coll->size(entity) - 1) + "].";
+        st.implicit.push_back({{g, entity}, {found, idx}});
       }
+      if (st.lineage) PushCanon(st.canon, g->coll->local, idx);
       entity = found;
     }
     return entity;
@@ -252,6 +309,7 @@ class SystemPlan {
       }
       case TKind::kDate: out = v; return CheckDate(v);
       case TKind::kDateTime: out = v; return CheckDateTime(v);
+      case TKind::kOffsetDateTime: out = v; return CheckOffsetDateTime(v);
       case TKind::kLocalDateTime: {
         if (auto e = CheckDateTime(v); !e.empty()) return e;
         out = UkLocalToOffset(v);
@@ -262,7 +320,7 @@ class SystemPlan {
       case TKind::kPostcode: out = NormalisePostcode(v); return {};
       case TKind::kLines: out = v; return {};
       case TKind::kCode: {
-        const std::string* code = f.t.set->ToCanonical(profile.name, v);
+        const std::string* code = f.t.set->ToCanonical(f.t.system, v);
         if (!code)
           return "'" + v + "' is not in code list " + f.t.set->name() + " (one of " +
                  f.t.set->ValuesFor(profile.name) + ")";
@@ -276,8 +334,7 @@ class SystemPlan {
     }
   }
 
-  void ReadField(ReadState& st, const FieldAction& fa, const SourceNode& n, void* entity, const std::string& canon,
-                 const std::string& path) const {
+  void ReadField(ReadState& st, const FieldAction& fa, const SourceNode& n, void* entity) const {
     const FieldRule& f = *fa.f;
     if (n.kind == NodeKind::kNull) return;
     if (f.t.kind == TKind::kConst) {
@@ -285,28 +342,29 @@ class SystemPlan {
       if (idx < st.const_seen.size()) st.const_seen[idx] = true;
     }
     if (f.t.kind == TKind::kLines && n.kind == NodeKind::kArray) {
-      int i = 0;
+      std::size_t i = 0;
       for (const auto& item : n.children) {
-        FieldAction one = fa;
-        ReadField(st, one, item, entity, canon, path + "/" + std::to_string(i++));
+        Mark m(st.path);
+        PushIndex(st.path, i++);
+        ReadField(st, fa, item, entity);
       }
       return;
     }
     if (!n.is_scalar()) {
-      st.errors.push_back({path, "expected a single value, found " +
-                                     std::string(n.kind == NodeKind::kArray ? "an array" : "nested content")});
+      st.errors.push_back({st.path, "expected a single value, found " +
+                                        std::string(n.kind == NodeKind::kArray ? "an array" : "nested content")});
       return;
     }
     if (n.value.empty() && n.kind == NodeKind::kString && f.t.kind != TKind::kConst) return;  // not recorded
     std::string value;
     std::string problem = ApplyIn(f, n, value);
     if (!problem.empty()) {
-      st.errors.push_back({path, problem});
+      st.errors.push_back({st.path, problem});
       return;
     }
     if (!f.field || !f.in) return;
-    std::string canon_local = canon;
-    void* target = Materialise(st, fa.via, entity, canon_local);
+    Mark canon_mark(st.canon);
+    void* target = Materialise(st, fa.via, entity);
     std::string& slot = f.field->get(target);
     if (f.t.kind == TKind::kLines && !slot.empty()) {
       slot += '\n';
@@ -314,114 +372,159 @@ class SystemPlan {
     } else {
       slot = std::move(value);
     }
-    st.rec.lineage.push_back({canon_local + std::string(FieldName(*f.field)), path, f.rule->id,
-                              f.rule->lossy && f.t.kind != TKind::kCode});
+    for (auto& w : st.watched)
+      if (w.first == f.field) w.second = st.path;
+    if (st.lineage)
+      st.rec.lineage.push_back({st.canon + std::string(FieldName(*f.field)), st.path, f.rule->id,
+                                f.rule->lossy && f.t.kind != TKind::kCode});
   }
 
-  void ReadNode(ReadState& st, const SourceNode& node, const TrieNode& trie, void* entity, const std::string& canon,
-                const std::string& path) const {
+  void ReadNode(ReadState& st, const SourceNode& node, const TrieNode& trie, void* entity) const {
     // XPath indexes count same-named siblings; only repeating names need them.
     std::vector<std::pair<std::string_view, int>> seen;
+    const bool xpath = profile.path_style == PathStyle::kXPath;
     for (const auto& child : node.children) {
       const TrieNode* t = trie.Find(child.name);
       int xpath_index = 0;
-      if (t && (t->group || (!t->fields.empty() && t->fields[0].f->t.kind == TKind::kLines)) &&
-          profile.path_style == PathStyle::kXPath) {
+      if (t && xpath && (t->group || (!t->fields.empty() && t->fields[0].f->t.kind == TKind::kLines))) {
         auto it = std::find_if(seen.begin(), seen.end(), [&](auto& p) { return p.first == child.name; });
         if (it == seen.end()) seen.push_back({child.name, xpath_index = 1});
         else xpath_index = ++it->second;
       }
-      std::string child_path = ChildPath(path, child.name, profile.path_style == PathStyle::kXPath ? xpath_index : -1);
+      Mark path_mark(st.path);
+      if (!t && xpath) {  // unknown element: index it when it repeats, so its fields stay together
+        int count = 0, position = 0;
+        for (const auto& sib : node.children)
+          if (sib.name == child.name) {
+            ++count;
+            if (&sib == &child) position = count;
+          }
+        if (count > 1) xpath_index = position;
+      }
+      PushChild(st.path, child.name, xpath ? xpath_index : -1);
       if (!t) {
-        CollectUnmapped(st, child, child_path);
+        CollectUnmapped(st, child);
         continue;
       }
       if (t->group) {
         Group* g = t->group;
-        auto read_item = [&](const SourceNode& item, const std::string& item_path) {
+        auto read_item = [&](const SourceNode& item) {
           if (item.kind != NodeKind::kObject) {
             if (item.kind == NodeKind::kNull || (item.kind == NodeKind::kString && item.value.empty())) return;
-            st.errors.push_back({item_path, "expected " + std::string(profile.path_style == PathStyle::kXPath
-                                                                          ? "child elements"
-                                                                          : "an object")});
+            st.errors.push_back({st.path, xpath ? "expected child elements" : "expected an object"});
             return;
           }
-          std::string parent_canon = canon;
-          void* parent = Materialise(st, t->group_via, entity, parent_canon);
+          Mark canon_mark(st.canon);
+          void* parent = Materialise(st, t->group_via, entity);
           void* e = g->coll->append(parent);
           size_t idx = g->coll->size(parent) - 1;
           if (g->filter_field && g->filter_values.size() == 1) g->filter_field->get(e) = g->filter_values[0];
-          ReadNode(st, item, g->trie, e, parent_canon + std::string(g->coll->local) + "[" + std::to_string(idx) + "].",
-                   item_path);
+          if (st.lineage) PushCanon(st.canon, g->coll->local, idx);
+          ReadNode(st, item, g->trie, e);
         };
         if (child.kind == NodeKind::kArray) {
-          int i = 0;
-          for (const auto& item : child.children) read_item(item, child_path + "/" + std::to_string(i++));
-        } else if (profile.path_style == PathStyle::kJsonPointer && child.kind != NodeKind::kNull) {
-          st.errors.push_back({child_path, "expected an array"});
+          std::size_t i = 0;
+          for (const auto& item : child.children) {
+            Mark m(st.path);
+            PushIndex(st.path, i++);
+            read_item(item);
+          }
+        } else if (!xpath && child.kind != NodeKind::kNull) {
+          st.errors.push_back({st.path, "expected an array"});
         } else {
-          read_item(child, child_path);
+          read_item(child);
         }
         continue;
       }
       if (!t->fields.empty()) {
-        for (const auto& fa : t->fields) ReadField(st, fa, child, entity, canon, child_path);
+        for (const auto& fa : t->fields) ReadField(st, fa, child, entity);
         continue;
       }
       // A container.
       if (child.kind == NodeKind::kObject) {
-        ReadNode(st, child, *t, entity, canon, child_path);
+        ReadNode(st, child, *t, entity);
       } else if (!(child.kind == NodeKind::kNull || (child.kind == NodeKind::kString && child.value.empty()))) {
-        st.errors.push_back({child_path, profile.path_style == PathStyle::kXPath ? "expected child elements, found text"
-                                                                                 : "expected an object"});
+        st.errors.push_back({st.path, xpath ? "expected child elements, found text" : "expected an object"});
       }
     }
   }
 
   // ---- writing ----
-  SourceNode& Navigate(SourceNode& node, const std::vector<PathSeg>& segs, size_t count) const {
-    SourceNode* cur = &node;
-    for (size_t i = 0; i < count; ++i) {
-      SourceNode* found = nullptr;
-      for (auto it = cur->children.rbegin(); it != cur->children.rend(); ++it)
-        if (it->name == segs[i].name && it->kind == NodeKind::kObject) {
-          found = &*it;
-          break;
-        }
-      if (!found) found = &cur->add(segs[i].name, NodeKind::kObject);
-      cur = found;
+  // Streams the record through a TreeSink in table order. `open` holds the intermediate
+  // objects currently open below the entity's own node; consecutive rows sharing a path
+  // prefix share those objects (the compiler checks that such rows are contiguous).
+  struct WriteState {
+    TreeSink& sink;
+    WriteReport* report;
+    bool json;
+    std::string canon;  // only maintained when a report is wanted
+  };
+
+  static void Align(TreeSink& sink, std::vector<std::string_view>& open, const std::vector<PathSeg>& rel,
+                    std::size_t depth) {
+    std::size_t shared = 0;
+    while (shared < open.size() && shared < depth && open[shared] == rel[shared].name) ++shared;
+    while (open.size() > shared) {
+      sink.Close();
+      open.pop_back();
     }
-    return *cur;
+    for (std::size_t i = shared; i < depth; ++i) {
+      sink.Open(rel[i].name);
+      open.push_back(rel[i].name);
+    }
   }
 
-  void WriteEntity(void* entity, const Group& g, SourceNode& node, const std::string& canon,
-                   WriteReport* report) const {
-    bool json = profile.path_style == PathStyle::kJsonPointer;
+  void WriteArray(const Group& sub, const std::vector<std::pair<void*, std::size_t>>& items,
+                  std::vector<std::string_view>& open, WriteState& ws, const std::string& coll_prefix) const {
+    const std::string& leaf = sub.rel.back().name;
+    Align(ws.sink, open, sub.rel, sub.rel.size() - 1);
+    ws.sink.OpenArray(leaf);
+    for (const auto& [e, idx] : items) {
+      ws.sink.Open(leaf);
+      std::size_t mark = ws.canon.size();
+      if (ws.report) {
+        ws.canon += coll_prefix;
+        ws.canon += std::string(sub.coll->local) + "[" + std::to_string(idx) + "].";
+      }
+      WriteEntity(e, sub, ws);
+      ws.canon.resize(mark);
+      ws.sink.Close();
+    }
+    ws.sink.CloseArray();
+  }
+
+  void WriteEntity(void* entity, const Group& g, WriteState& ws) const {
+    std::vector<std::string_view> open;
     for (const auto& item : g.items) {
       if (item.field) {
         const FieldRule& f = *item.field;
         if (!f.out) continue;
-        std::string value = f.t.kind == TKind::kConst ? f.t.constant : (f.field ? f.field->get(entity) : std::string());
+        std::string_view value = f.t.kind == TKind::kConst ? std::string_view(f.t.constant)
+                                                           : (f.field ? std::string_view(f.field->get(entity)) : std::string_view());
+        std::string converted;
         NodeKind kind = NodeKind::kString;
         if (!value.empty()) {
           switch (f.t.kind) {
             case TKind::kCode: {
-              const CodeValue* cv = f.t.set->FromCanonical(profile.name, value);
+              const CodeValue* cv = f.t.set->FromCanonical(f.t.system, value);
               if (!cv) {
-                if (report) report->not_carried.push_back(canon + std::string(FieldName(*f.field)) + "=" + value);
-                value.clear();
+                if (ws.report)
+                  ws.report->not_carried.push_back(ws.canon + std::string(FieldName(*f.field)) + "=" + std::string(value));
+                value = {};
                 break;
               }
-              if (cv->lossy && report)
-                report->lossy.push_back(
-                    {canon + std::string(FieldName(*f.field)), JoinPath(f.rel), f.rule->id, true});
+              if (cv->lossy && ws.report)
+                ws.report->lossy.push_back({ws.canon + std::string(FieldName(*f.field)), JoinPath(f.rel), f.rule->id, true});
               value = cv->value;
               break;
             }
-            case TKind::kBool: kind = json ? NodeKind::kBool : NodeKind::kString; break;
-            case TKind::kLocalDateTime: value = OffsetToUkLocal(value); break;
+            case TKind::kBool: kind = ws.json ? NodeKind::kBool : NodeKind::kString; break;
             case TKind::kNumber:
-            case TKind::kInteger: kind = json ? NodeKind::kNumber : NodeKind::kString; break;
+            case TKind::kInteger: kind = ws.json ? NodeKind::kNumber : NodeKind::kString; break;
+            case TKind::kLocalDateTime:
+              converted = OffsetToUkLocal(value);
+              value = converted;
+              break;
             default: break;
           }
         }
@@ -430,49 +533,46 @@ class SystemPlan {
           if (!profile.emit_nulls || f.t.kind == TKind::kLines || g.coll) continue;
           kind = NodeKind::kNull;
         }
-        SourceNode& parent = Navigate(node, f.rel, f.rel.size() - 1);
+        Align(ws.sink, open, f.rel, f.rel.size() - 1);
         const std::string& leaf = f.rel.back().name;
         if (f.t.kind == TKind::kLines) {
-          auto lines = Split(value, '\n');
-          if (json) {
-            SourceNode& arr = parent.add(leaf, NodeKind::kArray);
-            for (auto l : lines) arr.add("", NodeKind::kString, std::string(l));
-          } else {
-            for (auto l : lines) parent.add(leaf, NodeKind::kString, std::string(l));
-          }
+          ws.sink.OpenArray(leaf);
+          for (auto line : Split(value, '\n')) ws.sink.Value("", line, NodeKind::kString);
+          ws.sink.CloseArray();
         } else {
-          parent.add(leaf, kind, kind == NodeKind::kNull ? std::string() : std::move(value));
+          ws.sink.Value(leaf, value, kind);
         }
         continue;
       }
       const Group& sub = *item.group;
-      size_t n = sub.coll->size(entity);
+      if (sub.rule->direction == Direction::kIn) continue;
+      std::size_t n = sub.coll->size(entity);
       if (sub.implicit()) {
-        for (size_t i = 0; i < n; ++i) {
-          void* e = sub.coll->at(entity, i);
-          if (sub.Matches(e))
-            WriteEntity(e, sub, node, canon + std::string(sub.coll->local) + "[" + std::to_string(i) + "].", report);
+        // An implicit collection has no node of its own: its sub-collections gather the
+        // items of every implicit entity into one array (CIS Goals of all care plans).
+        for (const auto& inner : sub.items) {
+          if (!inner.group) continue;
+          const Group& ss = *inner.group;
+          std::vector<std::pair<void*, std::size_t>> items;
+          for (std::size_t i = 0; i < n; ++i) {
+            void* pe = sub.coll->at(entity, i);
+            if (!sub.Matches(pe)) continue;
+            for (std::size_t j = 0; j < ss.coll->size(pe); ++j)
+              if (ss.Matches(ss.coll->at(pe, j))) items.push_back({ss.coll->at(pe, j), j});
+          }
+          if (items.empty() && !(ws.json && profile.emit_nulls)) continue;
+          WriteArray(ss, items, open, ws, ws.report ? std::string(sub.coll->local) + "[*]." : std::string());
         }
         continue;
       }
-      bool any = false;
-      for (size_t i = 0; i < n && !any; ++i) any = sub.Matches(sub.coll->at(entity, i));
-      if (!any && !(json && profile.emit_nulls)) continue;
-      SourceNode& parent = Navigate(node, sub.rel, sub.rel.size() - 1);
-      const std::string& leaf = sub.rel.back().name;
-      SourceNode* arr = nullptr;
-      if (json) {
-        for (auto& c : parent.children)
-          if (c.name == leaf && c.kind == NodeKind::kArray) arr = &c;
-        if (!arr) arr = &parent.add(leaf, NodeKind::kArray);
-      }
-      for (size_t i = 0; i < n; ++i) {
-        void* e = sub.coll->at(entity, i);
-        if (!sub.Matches(e)) continue;
-        SourceNode& out = json ? arr->add("", NodeKind::kObject) : parent.add(leaf, NodeKind::kObject);
-        WriteEntity(e, sub, out, canon + std::string(sub.coll->local) + "[" + std::to_string(i) + "].", report);
-      }
+      std::vector<std::pair<void*, std::size_t>> items;
+      for (std::size_t i = 0; i < n; ++i)
+        if (sub.Matches(sub.coll->at(entity, i))) items.push_back({sub.coll->at(entity, i), i});
+      if (items.empty() && !(ws.json && profile.emit_nulls && !g.coll)) continue;
+      WriteArray(sub, items, open, ws, {});
     }
+    static const std::vector<PathSeg> kNone;
+    Align(ws.sink, open, kNone, 0);
   }
 
   // Content the target has no rule for (reported so nothing disappears unnoticed).
@@ -521,19 +621,19 @@ Expected<Transform> ParseTransform(const std::string& s, const std::string& syst
   static const std::pair<const char*, TKind> kSimple[] = {
       {"text", TKind::kText},         {"id", TKind::kId},           {"nhs_number", TKind::kNhs},
       {"date", TKind::kDate},         {"datetime", TKind::kDateTime}, {"bool", TKind::kBool},
-      {"uk_local_datetime", TKind::kLocalDateTime},
+      {"uk_local_datetime", TKind::kLocalDateTime}, {"offset_datetime", TKind::kOffsetDateTime},
       {"number", TKind::kNumber},     {"integer", TKind::kInteger}, {"postcode", TKind::kPostcode},
       {"lines", TKind::kLines},       {"group", TKind::kGroup}};
   for (const auto& [name, kind] : kSimple)
-    if (s == name) return Transform{kind, nullptr, {}};
+    if (s == name) return Transform{kind, nullptr, {}, -1};
   if (s.rfind("code:", 0) == 0) {
     auto it = sets.find(s.substr(5));
     if (it == sets.end()) return FieldError{"", "unknown code set '" + s.substr(5) + "'"};
     if (!it->second->HasSystem(system))
       return FieldError{"", "code set '" + s.substr(5) + "' has no '" + system + "' column"};
-    return Transform{TKind::kCode, it->second.get(), {}};
+    return Transform{TKind::kCode, it->second.get(), {}, it->second->SystemIndex(system)};
   }
-  if (s.rfind("const:", 0) == 0) return Transform{TKind::kConst, nullptr, s.substr(6)};
+  if (s.rfind("const:", 0) == 0) return Transform{TKind::kConst, nullptr, s.substr(6), -1};
   return FieldError{"", "unknown transform '" + s + "'"};
 }
 
@@ -731,6 +831,59 @@ Expected<std::unique_ptr<SystemPlan>> CompileSystem(
   }
   if (!errors.empty()) return errors;
 
+  // Streaming-write checks: an implicit collection holds only collections; within one
+  // node, attributes come before child elements; rows under one path are contiguous.
+  for (auto& g : plan->groups) {
+    if (g->implicit())
+      for (const auto& item : g->items)
+        if (item.field)
+          errors.push_back({where(item.field->rule->line), "a collection with an empty path may hold only collections"});
+    struct Open {
+      std::string name;
+      bool has_child = false;
+      std::vector<std::string> closed;
+    };
+    std::vector<Open> stack(1);  // stack[0]: the group's own node
+    auto align = [&](const std::vector<PathSeg>& rel, size_t depth, int line) {
+      size_t shared = 0;
+      while (shared + 1 < stack.size() && shared < depth && stack[shared + 1].name == rel[shared].name) ++shared;
+      while (stack.size() > shared + 1) {
+        std::string name = stack.back().name;
+        stack.pop_back();
+        stack.back().closed.push_back(name);
+      }
+      for (size_t i = shared; i < depth; ++i) {
+        auto& parent = stack.back();
+        if (std::find(parent.closed.begin(), parent.closed.end(), rel[i].name) != parent.closed.end())
+          errors.push_back({where(line), "rows writing under '" + rel[i].name + "' must be next to each other"});
+        parent.has_child = true;
+        stack.push_back({rel[i].name, false, {}});
+      }
+    };
+    for (const auto& item : g->items) {
+      const std::vector<PathSeg>* rel = nullptr;
+      int line = 0;
+      if (item.field) {
+        if (!item.field->out) continue;
+        rel = &item.field->rel;
+        line = item.field->rule->line;
+      } else {
+        if (item.group->rule->direction == Direction::kIn || item.group->implicit()) continue;
+        rel = &item.group->rel;
+        line = item.group->rule->line;
+      }
+      align(*rel, rel->size() - 1, line);
+      const std::string& leaf = rel->back().name;
+      if (!leaf.empty() && leaf[0] == '@') {
+        if (stack.back().has_child)
+          errors.push_back({where(line), "attribute '" + leaf + "' must come before the element's children"});
+      } else {
+        stack.back().has_child = true;
+      }
+    }
+  }
+  if (!errors.empty()) return errors;
+
   // Read-side tries; implicit groups hang their contents on the nearest real node.
   std::function<void(Group&, TrieNode&, std::vector<Group*>)> build = [&](Group& g, TrieNode& trie,
                                                                            std::vector<Group*> via) {
@@ -854,21 +1007,18 @@ const std::vector<RecordRule>& RecordRules() {
   return kRules;
 }
 
-namespace {
-std::string FindPath(const CareRecord& rec, std::string_view field) {
-  for (const auto& p : rec.lineage)
-    if (p.field == field) return p.source_path;
-  return {};
-}
-}  // namespace
 
-Expected<CareRecord> MappingPlan::Read(std::string_view system, const SourceNode& root) const {
+Expected<CareRecord> MappingPlan::Read(std::string_view system, const SourceNode& root, bool with_lineage) const {
   const SystemPlan& sp = Plan(system);
   CareRecord rec;
   rec.source_system = sp.profile.name;
-  rec.lineage.reserve(64);
+  if (with_lineage) rec.lineage.reserve(64);
   FieldErrors errors;
-  SystemPlan::ReadState st{rec, errors, std::vector<bool>(sp.const_rules_in.size(), false), {}};
+  SystemPlan::ReadState st{rec, errors, with_lineage, std::vector<bool>(sp.const_rules_in.size(), false), {}, {}, {}, {}};
+  static const FieldDef* kWatched[] = {model::FindField("person.death_date"), model::FindField("person.address.line_1"),
+                                       model::FindField("person.address.road"),
+                                       model::FindField("person.address.house_name")};
+  for (const FieldDef* f : kWatched) st.watched.push_back({f, {}});
   std::string root_path;
   if (sp.profile.path_style == PathStyle::kXPath) {
     root_path = "/" + sp.profile.root_name;
@@ -876,7 +1026,14 @@ Expected<CareRecord> MappingPlan::Read(std::string_view system, const SourceNode
       return FieldError{"/" + root.name, "expected a " + sp.profile.root_name + " element"};
   }
   if (root.kind != NodeKind::kObject) return FieldError{root_path, "expected a record"};
-  sp.ReadNode(st, root, sp.root().trie, &rec, "", root_path);
+  st.path = root_path;
+  st.path.reserve(256);
+  sp.ReadNode(st, root, sp.root().trie, &rec);
+  auto FindPath = [&](const CareRecord&, std::string_view field) -> std::string {
+    for (const auto& w : st.watched)
+      if (w.first->name == field) return w.second;
+    return {};
+  };
   for (size_t i = 0; i < sp.const_rules_in.size(); ++i)
     if (!st.const_seen[i]) {
       std::string p = root_path;
@@ -906,36 +1063,43 @@ Expected<CareRecord> MappingPlan::Read(std::string_view system, const SourceNode
     a.road = s.road;
     a.locality = s.locality;
     for (const char* f : {"house_name", "house_number", "road", "locality"})
-      if (!model::FindField(std::string("person.address.") + f)->get(&rec).empty())
+      if (with_lineage && !model::FindField(std::string("person.address.") + f)->get(&rec).empty())
         rec.lineage.push_back({std::string("person.address.") + f, from, "ADDR-4.3", false});
   } else if (has_structure && !has_lines) {
     JoinAddressLines({a.house_name, a.house_number, a.road, a.locality}, a.line_1, a.line_2, a.line_3);
     std::string from = FindPath(rec, "person.address.road");
     if (from.empty()) from = FindPath(rec, "person.address.house_name");
     for (const char* f : {"line_1", "line_2", "line_3"})
-      if (!model::FindField(std::string("person.address.") + f)->get(&rec).empty())
+      if (with_lineage && !model::FindField(std::string("person.address.") + f)->get(&rec).empty())
         rec.lineage.push_back({std::string("person.address.") + f, from, "ADDR-4.3", false});
   }
   if (person.consent.empty()) {
     person.consent = "not_asked";
-    rec.lineage.push_back({"person.consent", "", "SHARE-4.4", false});
+    if (with_lineage) rec.lineage.push_back({"person.consent", "", "SHARE-4.4", false});
   }
   if (person.sensitive.empty()) {
     person.sensitive = "false";
-    rec.lineage.push_back({"person.sensitive", "", "SHARE-4.4", false});
+    if (with_lineage) rec.lineage.push_back({"person.sensitive", "", "SHARE-4.4", false});
   }
   if (const FieldDef* id = model::FindField(sp.profile.record_id_field)) rec.source_record_id = id->get(&rec);
   return rec;
 }
 
-SourceNode MappingPlan::Write(std::string_view system, const CareRecord& record, WriteReport* report) const {
+void MappingPlan::WriteTo(std::string_view system, const CareRecord& record, TreeSink& sink,
+                          WriteReport* report) const {
   const SystemPlan& sp = Plan(system);
-  SourceNode root;
-  root.name = sp.profile.root_name;
-  root.kind = NodeKind::kObject;
   auto* rec = const_cast<CareRecord*>(&record);  // accessors are non-const; nothing is modified
-  sp.WriteEntity(rec, sp.root(), root, "", report);
+  SystemPlan::WriteState ws{sink, report, sp.profile.path_style == PathStyle::kJsonPointer, {}};
+  sp.WriteEntity(rec, sp.root(), ws);
   if (report) sp.ReportNotCarried(rec, model::Entity::kRecord, {&sp.root()}, "", *report);
+}
+
+SourceNode MappingPlan::Write(std::string_view system, const CareRecord& record, WriteReport* report) const {
+  SourceNode root;
+  root.name = Plan(system).profile.root_name;
+  root.kind = NodeKind::kObject;
+  TreeBuilder builder(root);
+  WriteTo(system, record, builder, report);
   return root;
 }
 

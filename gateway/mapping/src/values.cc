@@ -53,7 +53,7 @@ std::string CheckDateTime(std::string_view s) {
     return "not an ISO 8601 date-time (bad time of day)";
   t = t.substr(5);
   if (!t.empty() && t[0] == ':') {
-    if (!two(t.substr(1), 60)) return "not an ISO 8601 date-time (bad seconds)";
+    if (!two(t.substr(1), 59)) return "not an ISO 8601 date-time (bad seconds)";
     t = t.substr(3);
     if (!t.empty() && t[0] == '.') {
       size_t n = 1;
@@ -70,7 +70,7 @@ std::string CheckDateTime(std::string_view s) {
 
 std::string CheckDecimal(std::string_view s) {
   size_t i = 0;
-  if (i < s.size() && s[i] == '-') ++i;
+  if (!s.empty() && s[0] == '-') return "must not be negative";
   size_t digits = 0;
   while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i, ++digits;
   if (i < s.size() && s[i] == '.') {
@@ -80,6 +80,14 @@ std::string CheckDecimal(std::string_view s) {
     if (frac == 0) return "not a decimal number";
   }
   if (digits == 0 || i != s.size()) return "not a decimal number";
+  return {};
+}
+
+std::string CheckOffsetDateTime(std::string_view s) {
+  if (auto e = CheckDateTime(s); !e.empty()) return e;
+  char last = s.back();
+  if (last != 'Z' && !(s.size() >= 6 && (s[s.size() - 6] == '+' || s[s.size() - 6] == '-')))
+    return "date-time has no offset (expected e.g. +01:00 or Z)";
   return {};
 }
 

@@ -156,3 +156,13 @@ TEST(InvalidSystmOne, SensitiveRecordMustBeBoolean) {
   auto e = Errors("systmone", S1("<SensitiveRecord>false</SensitiveRecord>", "<SensitiveRecord>no</SensitiveRecord>"));
   EXPECT_TRUE(HasError(e, std::string(kS1) + "/Community/Sharing/SensitiveRecord", "true or false")) << Dump(e);
 }
+
+TEST(InvalidCis, CaseNoteTimeWithoutOffset) {
+  auto e = Errors("cis", Cis("2024-07-02T11:05:00+01:00", "2024-07-02T11:05:00"));
+  EXPECT_TRUE(HasError(e, "/Case_Notes/0/Date_Time", "no offset")) << Dump(e);
+}
+
+TEST(InvalidCis, NegativeUnitCost) {
+  auto e = Errors("cis", Cis("\"Unit_Cost\": 24.5", "\"Unit_Cost\": -24.5"));
+  EXPECT_TRUE(HasError(e, "/Events/2/Unit_Cost", "negative")) << Dump(e);
+}

@@ -290,3 +290,15 @@ TEST(CanonicalJson, RoundTripsThroughItsOwnForm) {
   ASSERT_TRUE(back.ok()) << FormatErrors(back.errors());
   EXPECT_EQ(model::ToCanonicalJson(back.value()), json);
 }
+
+TEST(UnknownData, RepeatedUnknownElementsAreIndexed) {
+  std::string xml = SpecExample("systmone-record.xml");
+  xml.replace(xml.find("<RecordState>"), 13,
+              "<Appointments><Appointment><When>2024-11-25</When></Appointment>"
+              "<Appointment><When>2024-12-02</When></Appointment></Appointments><RecordState>");
+  auto rec = ReadOk("systmone", xml);
+  std::set<std::string> paths;
+  for (const auto& u : rec.unmapped) paths.insert(u.source_path);
+  EXPECT_TRUE(paths.count("/ClientIntegrationResponse/Response/Appointments/Appointment[1]/When"));
+  EXPECT_TRUE(paths.count("/ClientIntegrationResponse/Response/Appointments/Appointment[2]/When"));
+}

@@ -110,3 +110,18 @@ TEST(AddressLines, JoinSkipsEmptyPartsAndRoundTrips) {
   EXPECT_EQ(back2.house_name, "Flat 3, Ash Court");
   EXPECT_EQ(back2.house_number, "7");
 }
+
+TEST(DateTime, RejectsSixtySecondsAndRequiresOffsetWhereAsked) {
+  EXPECT_NE(CheckDateTime("2024-07-02T11:05:60"), "");
+  EXPECT_EQ(CheckOffsetDateTime("2024-07-02T11:05:00+01:00"), "");
+  EXPECT_EQ(CheckOffsetDateTime("2024-07-02T11:05:00Z"), "");
+  EXPECT_NE(CheckOffsetDateTime("2024-07-02T11:05:00").find("no offset"), std::string::npos);
+}
+
+TEST(Decimal, RejectsNegativeQuantities) {
+  EXPECT_EQ(CheckDecimal("24.5"), "");
+  EXPECT_EQ(CheckDecimal("7"), "");
+  EXPECT_NE(CheckDecimal("-1"), "");
+  EXPECT_NE(CheckDecimal("1."), "");
+  EXPECT_NE(CheckDecimal("1e3"), "");
+}

@@ -3,6 +3,7 @@
 // holds them. Adapters are registered explicitly (RegisterBuiltinAdapters), never by
 // static initialisers: adding a system is one new folder and one registration line.
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -10,6 +11,7 @@
 
 #include "caregate/core/error.h"
 #include "caregate/core/source_tree.h"
+#include "caregate/core/tree_sink.h"
 #include "caregate/mapping/mapping_plan.h"
 
 namespace caregate::adapters {
@@ -42,6 +44,9 @@ class Adapter {
   virtual Expected<std::unique_ptr<RecordStream>> OpenBuffer(std::string bytes) const = 0;
   // Serialisation of one record tree, alone or as one member of a batch.
   virtual void AppendRecord(std::string& out, const SourceNode& tree, bool in_batch) const = 0;
+  // Streams one record into `out` (a single document, or a batch member): the adapter
+  // opens the record's root on a text sink, `write` emits its contents.
+  virtual void AppendStreamed(std::string& out, bool in_batch, const std::function<void(TreeSink&)>& write) const = 0;
   virtual std::string BatchBegin() const = 0;
   virtual std::string BatchEnd() const = 0;
 };

@@ -37,6 +37,9 @@ struct XmlLimits {
   std::size_t max_bytes = 4 << 20;
   // Element nesting; the record element (the root for ParseXml) is depth 1.
   int max_depth = 64;
+  // Attributes (namespace declarations included) on one element; checked on the raw
+  // bytes before libxml2 parses them (its duplicate check is quadratic).
+  int max_attributes = 256;
 };
 
 inline constexpr std::string_view kXmlBatchRoot = "ClientIntegrationBatch";
@@ -73,6 +76,11 @@ class XmlStreamReader {
   bool Next(Expected<SourceNode>& out);
   std::size_t records_yielded() const;   // records and record errors so far
 
+  // Test hook: bytes handed to libxml2 per parse step by readers opened afterwards
+  // (default 64 KiB; 0 restores it), so tests and fuzzers can exercise records
+  // straddling chunk borders. Process-wide; not for production code.
+  static void SetChunkSizeForTesting(std::size_t bytes);
+
   struct Impl;
 
  private:
@@ -89,5 +97,10 @@ class XmlStreamReader {
 void AppendXml(std::string& out, const SourceNode& element, int indent_level = 0, bool pretty = false);
 // `<?xml version="1.0" encoding="UTF-8"?>\n` then the root element (and a newline).
 std::string WriteXmlDocument(const SourceNode& root, bool pretty = false);
+
+// The writer's escaping: & < > and CR always; in attribute values also " LF TAB (so
+// they survive attribute-value normalisation); characters XML 1.0 cannot carry (C0
+// controls other than TAB/LF/CR, U+FFFE, U+FFFF) become U+FFFD.
+void AppendXmlEscapedText(std::string& out, std::string_view s, bool attribute);
 
 }  // namespace caregate::format

@@ -21,9 +21,11 @@ class Engine {
   const adapters::Adapter& adapter(std::string_view system) const;  // throws FatalError(kUsage)
 
   // Parse + validate + map one record's bytes.
-  Expected<model::CareRecord> Read(std::string_view system, std::string_view bytes) const;
-  Expected<model::CareRecord> Read(std::string_view system, const SourceNode& tree) const {
-    return plan_->Read(system, tree);
+  // with_lineage: record provenance per field (needed for canonical output, the store
+  // and IG lineage; translation to another system can skip it).
+  Expected<model::CareRecord> Read(std::string_view system, std::string_view bytes, bool with_lineage = true) const;
+  Expected<model::CareRecord> Read(std::string_view system, const SourceNode& tree, bool with_lineage = true) const {
+    return plan_->Read(system, tree, with_lineage);
   }
   // Render a record for a system ("systmone", "cis") or "canonical".
   void Render(std::string& out, const model::CareRecord& record, std::string_view to, bool in_batch,

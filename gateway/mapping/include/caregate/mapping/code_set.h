@@ -25,6 +25,13 @@ struct CodeEntry {
   std::map<std::string, CodeValue, std::less<>> systems;  // system -> value
 };
 
+// Hash for heterogeneous lookup: find by string_view without building a std::string.
+struct StringHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+};
+using StringIndex = std::unordered_map<std::string, std::size_t, StringHash, std::equal_to<>>;
+
 class CodeSet {
  public:
   // Validating factory: a set that exists is consistent (see Compile's checks).
@@ -39,7 +46,11 @@ class CodeSet {
   const std::string* ToCanonical(std::string_view system, std::string_view value) const;
   // canonical code -> system value
   const CodeValue* FromCanonical(std::string_view system, std::string_view code) const;
-  bool HasCode(std::string_view code) const { return by_code_.count(std::string(code)) > 0; }
+  // The same by system index (SystemIndex), for hot paths: no allocation, no name lookup.
+  int SystemIndex(std::string_view system) const;
+  const std::string* ToCanonical(int system, std::string_view value) const;
+  const CodeValue* FromCanonical(int system, std::string_view code) const;
+  bool HasCode(std::string_view code) const { return by_code_.find(code) != by_code_.end(); }
   // All values a system accepts, for messages ("one of: M, F, I, U").
   std::string ValuesFor(std::string_view system) const;
 
@@ -47,8 +58,9 @@ class CodeSet {
   std::string name_, file_;
   std::vector<std::string> systems_;
   std::vector<CodeEntry> entries_;
-  std::unordered_map<std::string, size_t> by_code_;
-  std::map<std::string, std::unordered_map<std::string, size_t>, std::less<>> inbound_;  // system -> value -> entry
+  StringIndex by_code_;
+  std::vector<StringIndex> inbound_;                   // per system: value -> entry
+  std::vector<std::vector<const CodeValue*>> outbound_;  // per system: entry -> value
 };
 
 }  // namespace caregate::mapping

@@ -21,6 +21,7 @@
 
 #include "caregate/core/error.h"
 #include "caregate/core/source_tree.h"
+#include "caregate/core/tree_sink.h"
 #include "caregate/mapping/code_set.h"
 #include "caregate/model/care_record.h"
 
@@ -70,9 +71,14 @@ class MappingPlan {
   ~MappingPlan();
 
   // Source tree -> canonical record, validating every field; all errors are returned.
-  Expected<model::CareRecord> Read(std::string_view system, const SourceNode& root) const;
+  // Lineage (provenance per field) costs time; translation to another system skips it.
+  Expected<model::CareRecord> Read(std::string_view system, const SourceNode& root, bool with_lineage = true) const;
   // Canonical record -> the system's tree (root named profile.root_name).
   SourceNode Write(std::string_view system, const model::CareRecord& record, WriteReport* report = nullptr) const;
+  // The same, streamed: the contents of the record's root node go to `sink` (the caller
+  // opens and closes the root itself). No tree is built.
+  void WriteTo(std::string_view system, const model::CareRecord& record, TreeSink& sink,
+               WriteReport* report = nullptr) const;
 
   const SystemProfile* Profile(std::string_view system) const;
   const std::vector<Rule>& Rules(std::string_view system) const;

@@ -10,7 +10,8 @@ namespace caregate::mapping {
 std::string CheckNhsNumber(std::string_view s);
 std::string CheckDate(std::string_view s);      // YYYY-MM-DD, a real calendar date
 std::string CheckDateTime(std::string_view s);  // YYYY-MM-DDThh:mm[:ss[.f+]][Z|+hh:mm]
-std::string CheckDecimal(std::string_view s);
+std::string CheckOffsetDateTime(std::string_view s);  // as CheckDateTime, and the offset is required
+std::string CheckDecimal(std::string_view s);  // a non-negative decimal (quantities, costs)
 std::string CheckInteger(std::string_view s);
 // SystmOne records wall-clock times in UK local time without an offset; CIS carries an
 // offset. "2024-07-02T09:30:00" -> "2024-07-02T09:30:00+01:00" (BST rules: last Sunday of

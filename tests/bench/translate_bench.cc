@@ -1,0 +1,137 @@
+// Translation speed beside its floor, in one program (issue 3):
+//   floor: RapidJSON merely parsing the CIS JSON / libxml2 merely parsing the S1 XML;
+//   full:  parse + validate + map + serialise in the other system's format.
+// Inputs are 512 synthetic records (caregate synth, seed 1) cycled; items/s = records/s.
+#include <benchmark/benchmark.h>
+#include <libxml/parser.h>
+#include <rapidjson/document.h>
+
+#include "caregate/engine/engine.h"
+#include "caregate/format/json.h"
+#include "caregate/synth/synth.h"
+
+using namespace caregate;
+
+namespace {
+
+const engine::Engine& TheEngine() {
+  static auto e = engine::Engine::Load(std::string(CAREGATE_SOURCE_DIR) + "/mappings");
+  return *e;
+}
+
+const std::vector<std::string>& Records(const std::string& format) {
+  static std::map<std::string, std::vector<std::string>> cache;
+  auto& v = cache[format];
+  if (v.empty()) {
+    synth::Generator gen(1, format);
+    for (std::uint64_t i = 0; i < 512; ++i) {
+      std::string out;
+      TheEngine().Render(out, gen.Make(i), format, false);
+      v.push_back(std::move(out));
+    }
+  }
+  return v;
+}
+
+void SetCounters(benchmark::State& state, const std::vector<std::string>& recs) {
+  size_t bytes = 0;
+  for (const auto& r : recs) bytes += r.size();
+  state.SetItemsProcessed(state.iterations());
+  state.counters["avg_record_bytes"] = static_cast<double>(bytes) / static_cast<double>(recs.size());
+}
+
+void BM_FloorRapidJsonParseCis(benchmark::State& state) {
+  const auto& recs = Records("cis");
+  size_t i = 0;
+  for (auto _ : state) {
+    rapidjson::Document d;
+    const auto& r = recs[i++ % recs.size()];
+    d.Parse<rapidjson::kParseValidateEncodingFlag>(r.data(), r.size());
+    benchmark::DoNotOptimize(d.IsObject());
+  }
+  SetCounters(state, recs);
+}
+BENCHMARK(BM_FloorRapidJsonParseCis);
+
+void BM_FloorLibxml2ParseSystmOne(benchmark::State& state) {
+  const auto& recs = Records("systmone");
+  size_t i = 0;
+  for (auto _ : state) {
+    const auto& r = recs[i++ % recs.size()];
+    xmlDocPtr doc = xmlReadMemory(r.data(), static_cast<int>(r.size()), nullptr, "UTF-8", XML_PARSE_NONET);
+    benchmark::DoNotOptimize(doc);
+    xmlFreeDoc(doc);
+  }
+  SetCounters(state, recs);
+}
+BENCHMARK(BM_FloorLibxml2ParseSystmOne);
+
+// Phases of a CIS -> SystmOne translation, to see where the time goes.
+void BM_PhaseParseCisTree(benchmark::State& state) {
+  const auto& recs = Records("cis");
+  size_t i = 0;
+  for (auto _ : state) {
+    auto tree = format::ParseJson(recs[i++ % recs.size()]);
+    benchmark::DoNotOptimize(tree.ok());
+  }
+  SetCounters(state, recs);
+}
+BENCHMARK(BM_PhaseParseCisTree);
+
+void BM_PhaseMapCisTree(benchmark::State& state) {
+  const auto& recs = Records("cis");
+  std::vector<SourceNode> trees;
+  for (const auto& r : recs) trees.push_back(format::ParseJson(r).value());
+  size_t i = 0;
+  for (auto _ : state) {
+    auto rec = TheEngine().plan().Read("cis", trees[i++ % trees.size()]);
+    benchmark::DoNotOptimize(rec.ok());
+  }
+  SetCounters(state, recs);
+}
+BENCHMARK(BM_PhaseMapCisTree);
+
+void BM_PhaseWriteSystmOne(benchmark::State& state) {
+  const auto& recs = Records("cis");
+  std::vector<model::CareRecord> cr;
+  for (const auto& r : recs) cr.push_back(TheEngine().Read("cis", r).value());
+  size_t i = 0;
+  std::string out;
+  for (auto _ : state) {
+    out.clear();
+    TheEngine().Render(out, cr[i++ % cr.size()], "systmone", true);
+    benchmark::DoNotOptimize(out.data());
+  }
+  SetCounters(state, recs);
+}
+BENCHMARK(BM_PhaseWriteSystmOne);
+
+void Translate(benchmark::State& state, const char* from, const char* to) {
+  const auto& recs = Records(from);
+  const auto& e = TheEngine();
+  size_t i = 0;
+  std::string out;
+  for (auto _ : state) {
+    const auto& r = recs[i++ % recs.size()];
+    auto rec = e.Read(from, r, std::string_view(to) == "canonical");
+    if (!rec.ok()) {
+      state.SkipWithError("synthetic record rejected");
+      break;
+    }
+    out.clear();
+    e.Render(out, rec.value(), to, true);
+    benchmark::DoNotOptimize(out.data());
+  }
+  SetCounters(state, recs);
+}
+
+void BM_TranslateCisToSystmOne(benchmark::State& state) { Translate(state, "cis", "systmone"); }
+BENCHMARK(BM_TranslateCisToSystmOne);
+void BM_TranslateSystmOneToCis(benchmark::State& state) { Translate(state, "systmone", "cis"); }
+BENCHMARK(BM_TranslateSystmOneToCis);
+void BM_TranslateCisToCanonical(benchmark::State& state) { Translate(state, "cis", "canonical"); }
+BENCHMARK(BM_TranslateCisToCanonical);
+
+}  // namespace
+
+BENCHMARK_MAIN();
