@@ -9,7 +9,6 @@
 #include <vector>
 
 #include <rapidjson/error/en.h>
-#include <rapidjson/memorystream.h>
 #include <rapidjson/reader.h>
 
 #include "caregate/core/text.h"
@@ -17,13 +16,18 @@
 namespace caregate::format {
 namespace {
 
+// The input is copied into a NUL-terminated, padded buffer so RapidJSON can use its
+// SSE2 scanners (StringStream), which read whole aligned 16-byte blocks.
+using Stream = rapidjson::StringStream;
+constexpr std::size_t kSimdPadding = 16;
+
 // Objects with more keys than this get a hash set for duplicate detection; smaller
 // ones are scanned linearly (cheaper for the usual handful of keys).
 constexpr std::size_t kLinearKeyScan = 16;
 
 class TreeBuilder {
  public:
-  TreeBuilder(const JsonLimits& limits, const rapidjson::MemoryStream& stream, std::string_view text)
+  TreeBuilder(const JsonLimits& limits, const Stream& stream, std::string_view text)
       : limits_(limits), stream_(stream), text_(text) {}
 
   // --- RapidJSON SAX interface -------------------------------------------------
@@ -118,14 +122,27 @@ class TreeBuilder {
     return false;
   }
 
+  // RapidJSON's own UTF-8 validation goes byte by byte and turns off its SIMD string
+  // scan, and it lets a lone low surrogate escape (\uDC00) through as bytes ED B0 80;
+  // so the decoded strings are checked here instead (pure ASCII is skipped 8 bytes at
+  // a time).
   bool CheckString(const char* str, std::size_t len, const char* what) {
     if (len > limits_.max_string)
       return Fail(std::string(what) + " longer than " + std::to_string(limits_.max_string) + " bytes");
-    // RapidJSON validates raw UTF-8 and \u surrogate pairs, but lets a lone low
-    // surrogate escape (\uDC00) through as CESU bytes ED B0 80. Every surrogate
-    // encoding starts with 0xED, so only strings holding that byte need a re-check.
-    if (std::memchr(str, 0xED, len) != nullptr && !IsValidUtf8(std::string_view(str, len)))
-      return Fail(std::string(what) + " is not valid UTF-8 (lone surrogate escape)");
+    if (!IsAscii(str, len) && !IsValidUtf8(std::string_view(str, len)))
+      return Fail(std::string(what) + " is not valid UTF-8");
+    return true;
+  }
+
+  static bool IsAscii(const char* s, std::size_t len) {
+    std::size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+      std::uint64_t w;
+      std::memcpy(&w, s + i, 8);
+      if (w & 0x8080808080808080ULL) return false;
+    }
+    for (; i < len; ++i)
+      if (static_cast<unsigned char>(s[i]) & 0x80) return false;
     return true;
   }
 
@@ -189,7 +206,7 @@ class TreeBuilder {
   }
 
   const JsonLimits& limits_;
-  const rapidjson::MemoryStream& stream_;
+  const Stream& stream_;
   std::string_view text_;
   SourceNode root_;
   std::vector<Frame> stack_;
@@ -238,27 +255,39 @@ Expected<SourceNode> ParseJson(std::string_view text, const JsonLimits& limits) 
   while (first < text.size() && IsJsonSpace(text[first])) ++first;
   if (first == text.size()) return FieldError{"", "empty input: expected a JSON object"};
 
-  rapidjson::MemoryStream stream(text.data(), text.size());
+  thread_local std::string buffer;
+  buffer.reserve(text.size() + kSimdPadding);
+  buffer.assign(text);
+  buffer.append(kSimdPadding, '\0');
+  Stream stream(buffer.c_str());
   TreeBuilder builder(limits, stream, text);
   rapidjson::Reader reader;
-  constexpr unsigned kFlags = rapidjson::kParseValidateEncodingFlag | rapidjson::kParseNumbersAsStringsFlag |
-                              rapidjson::kParseIterativeFlag | rapidjson::kParseStopWhenDoneFlag;
+  // No kParseValidateEncodingFlag: TreeBuilder::CheckString validates every string.
+  constexpr unsigned kFlags =
+      rapidjson::kParseNumbersAsStringsFlag | rapidjson::kParseIterativeFlag | rapidjson::kParseStopWhenDoneFlag;
   rapidjson::ParseResult ok = reader.Parse<kFlags>(stream, builder);
   if (builder.failed()) return std::move(builder.error());
   if (!ok) {
     std::string problem;
     switch (ok.Code()) {
-      case rapidjson::kParseErrorStringInvalidEncoding:
-        problem = "text is not valid UTF-8";
+      case rapidjson::kParseErrorStringInvalidEncoding:  // not raised without kParseValidateEncodingFlag
+        problem = "text is not valid UTF-8 at byte " + std::to_string(ok.Offset());
         break;
+      case rapidjson::kParseErrorStringEscapeInvalid:  // also what RapidJSON says for a raw control character
+        if (ok.Offset() < text.size() && static_cast<unsigned char>(text[ok.Offset()]) < 0x20) {
+          problem = "not well-formed JSON at byte " + std::to_string(ok.Offset()) +
+                    ": control characters in strings must be escaped";
+          break;
+        }
+        [[fallthrough]];
       default:
-        problem = "not well-formed JSON";
+        problem = "not well-formed JSON at byte " + std::to_string(ok.Offset()) + ": " +
+                  rapidjson::GetParseError_En(ok.Code());
     }
-    problem += " at byte " + std::to_string(ok.Offset()) + ": " + rapidjson::GetParseError_En(ok.Code());
     return FieldError{builder.CurrentPointer(), std::move(problem)};
   }
   if (!builder.done()) return FieldError{"", "not well-formed JSON: incomplete document"};
-  std::size_t pos = stream.Tell();
+  std::size_t pos = stream.Tell();  // a NUL in the input stops RapidJSON early: caught here
   while (pos < text.size() && IsJsonSpace(text[pos])) ++pos;
   if (pos != text.size())
     return FieldError{"", "not well-formed JSON at byte " + std::to_string(pos) +
