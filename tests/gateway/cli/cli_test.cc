@@ -1,0 +1,183 @@
+// The command line as users and the nightly job see it (spec section 6): exit statuses,
+// nothing on stdout for an invalid record, one error line per problem on stderr.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Run {
+  int status = -1;
+  std::string out, err;
+};
+
+std::string Slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Runs caregate with `args` (shell-quoted by the caller), stdin from `input` if given.
+Run Caregate(const std::string& args, const std::string& input = {}) {
+  fs::path dir = fs::temp_directory_path() / ("caregate-cli-" + std::to_string(std::random_device{}()));
+  fs::create_directories(dir);
+  std::string cmd = std::string(CAREGATE_BIN) + " " + args + " >" + (dir / "out").string() + " 2>" +
+                    (dir / "err").string();
+  if (!input.empty()) {
+    std::ofstream(dir / "in", std::ios::binary) << input;
+    cmd += " <" + (dir / "in").string();
+  } else {
+    cmd += " </dev/null";
+  }
+  int raw = std::system(cmd.c_str());
+  Run r;
+  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+  r.out = Slurp(dir / "out");
+  r.err = Slurp(dir / "err");
+  fs::remove_all(dir);
+  return r;
+}
+
+std::string Spec(const char* name) { return std::string(CAREGATE_SPEC_DIR) + "/examples/" + name; }
+std::string Source(const char* path) { return std::string(CAREGATE_SOURCE_DIR) + "/" + path; }
+
+}  // namespace
+
+TEST(CliTranslate, SystmOneToCisSucceeds) {
+  auto r = Caregate("translate --from systmone --to cis " + Spec("systmone-record.xml"));
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("\"Gender\":\"1\""), std::string::npos);
+  EXPECT_EQ(r.err, "");
+}
+
+TEST(CliTranslate, ReadsStdinWithDash) {
+  auto r = Caregate("translate --from cis --to systmone -", Slurp(Spec("cis-record.json")));
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("<Sex>M</Sex>"), std::string::npos);
+}
+
+TEST(CliTranslate, InvalidRecordWritesNothingAndExits65) {
+  std::string json = Slurp(Spec("cis-record.json"));
+  json.replace(json.find("9912003888"), 10, "9912003880");
+  auto r = Caregate("translate --from cis --to systmone", json);
+  EXPECT_EQ(r.status, 65);
+  EXPECT_EQ(r.out, "");
+  EXPECT_NE(r.err.find("/NHS_Number"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("Modulus 11"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("stdin"), std::string::npos) << r.err;  // names the input
+}
+
+TEST(CliTranslate, EveryErrorOnItsOwnLine) {
+  std::string json = Slurp(Spec("cis-record.json"));
+  json.replace(json.find("9912003888"), 10, "9912003880");
+  json.replace(json.find("\"Gender\": \"1\""), 13, "\"Gender\": \"Q\"");
+  auto r = Caregate("translate --from cis --to canonical", json);
+  EXPECT_EQ(r.status, 65);
+  int lines = 0;
+  for (char c : r.err) lines += c == '\n';
+  EXPECT_EQ(lines, 2) << r.err;
+}
+
+TEST(CliTranslate, MalformedXmlExits65) {
+  auto r = Caregate("translate --from systmone --to cis", "<ClientIntegrationResponse><Response>");
+  EXPECT_EQ(r.status, 65);
+  EXPECT_EQ(r.out, "");
+}
+
+TEST(CliTranslate, BatchKeepsGoodRecordsAndExits65) {
+  std::string good = Slurp(Source("samples/cis/extract.ndjson"));
+  auto r = Caregate("translate --from cis --to systmone", good);
+  EXPECT_EQ(r.status, 65);  // the sample extract holds deliberate bad lines
+  EXPECT_NE(r.out.find("<ClientIntegrationBatch>"), std::string::npos);
+  EXPECT_NE(r.err.find("line 5"), std::string::npos) << r.err;
+}
+
+TEST(CliTranslate, UnknownSystemIsUsageError) {
+  auto r = Caregate("translate --from emis --to cis " + Spec("cis-record.json"));
+  EXPECT_EQ(r.status, 2);
+  EXPECT_EQ(r.out, "");
+  EXPECT_NE(r.err.find("usage"), std::string::npos) << r.err;
+}
+
+TEST(CliTranslate, MissingFileIsInputError) {
+  auto r = Caregate("translate --from cis --to systmone /nonexistent/extract.ndjson");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.err.find("/nonexistent/extract.ndjson"), std::string::npos) << r.err;
+}
+
+TEST(CliUsage, NoSubcommandIsUsageError) {
+  EXPECT_EQ(Caregate("").status, 2);
+  EXPECT_EQ(Caregate("frobnicate").status, 2);
+}
+
+TEST(CliMappings, CheckPassesOnShippedTables) {
+  auto r = Caregate("mappings check");
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("mapping tables OK"), std::string::npos);
+}
+
+TEST(CliMappings, CheckRefusesBrokenTablesNamingFileAndLine) {
+  fs::path dir = fs::temp_directory_path() / ("caregate-broken-" + std::to_string(std::random_device{}()));
+  fs::copy(Source("mappings"), dir, fs::copy_options::recursive);
+  std::string cis = Slurp(dir / "cis.csv");
+  cis.replace(cis.find("person.family_name"), 18, "person.familyname");
+  std::ofstream(dir / "cis.csv", std::ios::binary | std::ios::trunc) << cis;
+  auto r = Caregate("--mappings " + dir.string() + " mappings check");
+  EXPECT_EQ(r.status, 65);
+  EXPECT_NE(r.err.find("cis.csv:"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("person.familyname"), std::string::npos) << r.err;
+  auto t = Caregate("--mappings " + dir.string() + " translate --from cis --to systmone " + Spec("cis-record.json"));
+  EXPECT_EQ(t.status, 1);  // refused at start
+  EXPECT_EQ(t.out, "");
+  fs::remove_all(dir);
+}
+
+TEST(CliMappings, ReportListsRulesInJsonAndHtml) {
+  auto j = Caregate("mappings report --format json");
+  EXPECT_EQ(j.status, 0);
+  EXPECT_NE(j.out.find("\"rule\":\"S1-028\""), std::string::npos);
+  EXPECT_NE(j.out.find("\"lossy\":true"), std::string::npos);
+  auto h = Caregate("mappings report --format html");
+  EXPECT_EQ(h.status, 0);
+  EXPECT_NE(h.out.find("<table>"), std::string::npos);
+  EXPECT_NE(h.out.find("White: Roma"), std::string::npos);
+}
+
+TEST(CliSynth, SameSeedSameBytes) {
+  auto a = Caregate("synth --records 50 --seed 9 --format cis");
+  auto b = Caregate("synth --records 50 --seed 9 --format cis");
+  auto c = Caregate("synth --records 50 --seed 10 --format cis");
+  EXPECT_EQ(a.status, 0);
+  EXPECT_EQ(a.out, b.out);
+  EXPECT_NE(a.out, c.out);
+  int lines = 0;
+  for (char ch : a.out) lines += ch == '\n';
+  EXPECT_EQ(lines, 50);
+}
+
+TEST(CliSynth, OutputTranslatesCleanlyBothFormats) {
+  auto cis = Caregate("synth --records 200 --seed 3 --format cis");
+  auto t = Caregate("translate --from cis --to systmone", cis.out);
+  EXPECT_EQ(t.status, 0) << t.err.substr(0, 500);
+  auto s1 = Caregate("synth --records 100 --seed 3 --format systmone");
+  auto u = Caregate("translate --from systmone --to cis", s1.out);
+  EXPECT_EQ(u.status, 0) << u.err.substr(0, 500);
+}
+
+TEST(CliSynth, InvalidEveryMakesRejectableRecords) {
+  auto cis = Caregate("synth --records 60 --seed 3 --format cis --invalid-every 10");
+  auto t = Caregate("translate --from cis --to canonical", cis.out);
+  EXPECT_EQ(t.status, 65);
+  int rejected = 0;
+  for (size_t p = t.err.find("record "); p != std::string::npos; p = t.err.find("\n", p), p = t.err.find("record ", p))
+    ++rejected;
+  EXPECT_GE(rejected, 6) << t.err;
+}
