@@ -1,0 +1,97 @@
+#pragma once
+// The tamper-evident, durable audit trail.
+//
+// AuditLog owns its own SQLite connection and one writer thread. Callers on any thread
+// hand it events; the writer takes every event queued at that moment, chains and inserts
+// them in one transaction and commits (one fsync), and only then completes their futures.
+// Concurrent requests therefore share one fsync (group commit), and an event whose
+// future has a value is on disk. If the commit fails every future of that batch gets the
+// exception, and the caller must fail its request (500) rather than answer unaudited.
+//
+// Several AuditLogs (in one process or several) may append to the same file: each batch
+// re-reads the chain head inside its write transaction.
+#include <cstdint>
+#include <future>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "caregate/audit/audit_event.h"
+#include "caregate/core/error.h"
+
+namespace caregate::audit {
+
+struct AuditQuery {
+  std::string person_id{};  // exact match on any of the event's ids; "" for all
+  std::string user{};       // exact match; "" for all
+  std::string from{};       // inclusive, RFC 3339 or YYYY-MM-DD; "" for no bound
+  std::string to{};         // inclusive at the precision written; "" for no bound
+  std::int64_t after_seq = 0;           // only events with seq > after_seq (paging)
+  std::optional<std::int64_t> limit{};    // at most this many, in seq order
+};
+
+// What is wrong with a query, as field errors ("from", "to", "limit"); empty when valid.
+// Servers and the CLI check this first and answer 400 / exit 2 themselves.
+FieldErrors CheckAuditQuery(const AuditQuery& q);
+
+struct VerifyResult {
+  bool ok = false;
+  std::int64_t count = 0;          // events checked (all of them when ok)
+  std::int64_t first_bad_seq = 0;  // 0 when ok
+  std::string problem;             // what is wrong, in plain words; "" when ok
+  // The head as recorded. Anyone able to write the whole file can rewrite the whole
+  // chain and the head with it; anchoring this pair outside the database (a ticket, a
+  // printed report, a second system) is what exposes such a rewrite.
+  std::int64_t head_seq = 0;
+  std::string head_hash;
+};
+
+// Opens an existing database and walks the chain in seq order. Throws FatalError when
+// the file cannot be opened; a damaged chain is a result, not an exception.
+VerifyResult VerifyAuditTrail(const std::string& db_path);
+// Events matching `q` in seq order. Throws FatalError(kUsage) for a query that
+// CheckAuditQuery rejects, FatalError(kIoFailure) when the file cannot be read.
+std::vector<AuditEvent> QueryAuditTrail(const std::string& db_path, const AuditQuery& q);
+
+class AuditLog {
+ public:
+  // Opens (creating if need be) the database, applies the audit migrations and starts
+  // the writer. Throws FatalError(kIoFailure) when the file cannot be opened.
+  explicit AuditLog(std::string db_path);
+  ~AuditLog();  // Close()
+  AuditLog(const AuditLog&) = delete;
+  AuditLog& operator=(const AuditLog&) = delete;
+
+  // Queues the event; the future yields its seq once its transaction has committed, or
+  // throws FatalError(kIoFailure) if it failed, FatalError(kUnavailable) after Close(),
+  // FatalError(kInternal) for a time_utc that is not RFC 3339. seq, prev_hash and hash
+  // are assigned by the log; an empty time_utc becomes now.
+  std::future<std::int64_t> Append(AuditEvent e);
+  // Append and wait: returns the seq once the event is durable; throws as above.
+  std::int64_t AppendDurable(AuditEvent e);
+
+  // Writes everything already queued, then stops the writer. Idempotent.
+  void Close();
+
+  // Read through a separate connection; safe to call while appends are running.
+  std::vector<AuditEvent> Query(const AuditQuery& q) const;
+  VerifyResult Verify() const;
+
+  struct Stats {
+    std::int64_t events = 0;          // committed
+    std::int64_t commits = 0;         // transactions committed
+    std::int64_t failed_commits = 0;
+    std::int64_t largest_batch = 0;
+    std::int64_t insert_us = 0;       // writer time chaining and inserting (committed batches)
+    std::int64_t commit_us = 0;       // writer time in COMMIT, i.e. mostly fsync
+  };
+  Stats stats() const;
+  const std::string& path() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace caregate::audit

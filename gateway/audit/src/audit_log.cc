@@ -1,0 +1,496 @@
+#include "caregate/audit/audit_log.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <utility>
+
+#include "caregate/store/database.h"
+#include "caregate/store/statement.h"
+#include "caregate/store/transaction.h"
+
+namespace caregate::audit {
+namespace {
+
+using store::Database;
+using store::Statement;
+using store::Transaction;
+
+// Person ids live only in audit_event_persons (one row per id, `pos` keeps their order):
+// it is both the index for "who looked at this person" and the data the hash covers, so
+// an index row cannot be removed or added without breaking the event's hash.
+// audit_head repeats the last seq and hash; it is updated in the same transaction as the
+// events, which is what makes removing the last event(s) detectable.
+constexpr std::string_view kSchemaV100 = R"sql(
+CREATE TABLE audit_events (
+  seq          INTEGER PRIMARY KEY,
+  time_utc     TEXT NOT NULL,
+  user         TEXT NOT NULL,
+  role         TEXT NOT NULL,
+  organisation TEXT NOT NULL,
+  action       TEXT NOT NULL,
+  view         TEXT NOT NULL,
+  outcome      TEXT NOT NULL,
+  request_id   TEXT NOT NULL,
+  detail       TEXT NOT NULL,
+  prev_hash    TEXT NOT NULL,
+  hash         TEXT NOT NULL
+);
+CREATE INDEX audit_events_by_time ON audit_events(time_utc);
+CREATE INDEX audit_events_by_user ON audit_events(user, time_utc);
+CREATE TABLE audit_event_persons (
+  seq       INTEGER NOT NULL,
+  pos       INTEGER NOT NULL,
+  person_id TEXT NOT NULL,
+  PRIMARY KEY (seq, pos)
+) WITHOUT ROWID;
+CREATE INDEX audit_event_persons_by_person ON audit_event_persons(person_id, seq);
+CREATE TABLE audit_head (
+  id   INTEGER PRIMARY KEY CHECK (id = 1),
+  seq  INTEGER NOT NULL,
+  hash TEXT NOT NULL
+);
+INSERT INTO audit_head(id, seq, hash)
+  VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000');
+)sql";
+
+void MigrateAudit(Database& db) { db.Migrate("audit", {{100, kSchemaV100}}); }
+
+constexpr std::string_view kEventColumns =
+    "seq, time_utc, user, role, organisation, action, view, outcome, request_id, detail, "
+    "prev_hash, hash";
+
+AuditEvent ReadEventRow(const Statement& s) {
+  AuditEvent e;
+  e.seq = s.ColumnInt64(0);
+  e.time_utc = s.ColumnText(1);
+  e.user = s.ColumnText(2);
+  e.role = s.ColumnText(3);
+  e.organisation = s.ColumnText(4);
+  e.action = s.ColumnText(5);
+  e.view = s.ColumnText(6);
+  e.outcome = s.ColumnText(7);
+  e.request_id = s.ColumnText(8);
+  e.detail = s.ColumnText(9);
+  e.prev_hash = s.ColumnText(10);
+  e.hash = s.ColumnText(11);
+  return e;
+}
+
+bool HasAuditTables(Database& db) {
+  auto s = db.Prepare(
+      "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN "
+      "('audit_events', 'audit_event_persons', 'audit_head')");
+  s.Step();
+  return s.ColumnInt64(0) == 3;
+}
+
+std::string SeqRange(std::int64_t first, std::int64_t last) {
+  return first == last ? "event " + std::to_string(first)
+                       : "events " + std::to_string(first) + " to " + std::to_string(last);
+}
+
+VerifyResult VerifyChain(Database& db) {
+  VerifyResult r;
+  Transaction snapshot(db, Transaction::Mode::kDeferred);  // events and head as of one moment
+  if (!HasAuditTables(db)) {
+    r.problem = "the database holds no audit trail (the audit tables are missing)";
+    return r;
+  }
+  bool have_head = false;
+  {
+    auto head = db.Prepare("SELECT seq, hash FROM audit_head WHERE id = 1");
+    if (head.Step()) {
+      have_head = true;
+      r.head_seq = head.ColumnInt64(0);
+      r.head_hash = head.ColumnText(1);
+    }
+  }
+  auto fail = [&r](std::int64_t seq, std::string problem) {
+    r.ok = false;
+    r.first_bad_seq = seq;
+    r.problem = std::move(problem);
+    return r;
+  };
+
+  auto events = db.Prepare("SELECT " + std::string(kEventColumns) + " FROM audit_events ORDER BY seq");
+  auto persons = db.Prepare("SELECT seq, person_id FROM audit_event_persons ORDER BY seq, pos");
+  bool person_row = persons.Step();
+  std::int64_t expected_seq = 1;
+  std::string expected_prev(kGenesisHash);
+  while (events.Step()) {
+    AuditEvent e = ReadEventRow(events);
+    if (e.seq != expected_seq) {
+      if (e.seq > expected_seq)
+        return fail(expected_seq, SeqRange(expected_seq, e.seq - 1) +
+                                      " missing: the chain jumps from " +
+                                      std::to_string(expected_seq - 1) + " to " +
+                                      std::to_string(e.seq) + " (removed)");
+      return fail(e.seq, "event " + std::to_string(e.seq) + " is out of sequence: expected " +
+                             std::to_string(expected_seq) + " (inserted)");
+    }
+    if (person_row && persons.ColumnInt64(0) < e.seq) {
+      const auto orphan = persons.ColumnInt64(0);
+      return fail(orphan, "a person id is recorded for event " + std::to_string(orphan) +
+                              ", which does not exist (inserted or removed)");
+    }
+    while (person_row && persons.ColumnInt64(0) == e.seq) {
+      e.person_ids.push_back(persons.ColumnText(1));
+      person_row = persons.Step();
+    }
+    if (e.prev_hash != expected_prev)
+      return fail(e.seq, "event " + std::to_string(e.seq) +
+                             " does not follow on from the event before it (its prev_hash is not "
+                             "that event's hash): an event was inserted or removed, or edited");
+    if (ComputeAuditHash(e) != e.hash)
+      return fail(e.seq, "event " + std::to_string(e.seq) +
+                             " has been altered: its contents no longer match its hash");
+    expected_prev = e.hash;
+    ++expected_seq;
+    ++r.count;
+  }
+  const std::int64_t last = expected_seq - 1;
+  if (!have_head) return fail(last + 1, "the chain head record is missing");
+  if (r.head_seq > last)
+    return fail(last + 1, SeqRange(last + 1, r.head_seq) + " missing: the head records " +
+                              std::to_string(r.head_seq) + " events but the chain ends at " +
+                              std::to_string(last) + " (the last events were removed)");
+  if (r.head_seq < last)
+    return fail(r.head_seq + 1, SeqRange(r.head_seq + 1, last) +
+                                    " were added behind the log's back: the head records only " +
+                                    std::to_string(r.head_seq) + " events (inserted)");
+  if (r.head_hash != expected_prev)
+    return fail(last, "the head hash does not match event " + std::to_string(last) +
+                          ": the end of the chain was altered (events removed or replaced)");
+  if (person_row) {
+    const auto orphan = persons.ColumnInt64(0);
+    return fail(orphan, "a person id is recorded for event " + std::to_string(orphan) +
+                            ", which does not exist (inserted or removed)");
+  }
+  r.ok = true;
+  return r;
+}
+
+std::vector<AuditEvent> RunQuery(Database& db, const AuditQuery& q) {
+  if (auto errors = CheckAuditQuery(q); !errors.empty())
+    throw FatalError(Problem::kUsage, "audit query: " + FormatErrors(errors));
+  if (!HasAuditTables(db)) return {};
+  std::string sql = "SELECT " + std::string(kEventColumns) + " FROM audit_events WHERE seq > ?1";
+  if (!q.person_id.empty())
+    sql += " AND seq IN (SELECT seq FROM audit_event_persons WHERE person_id = ?2)";
+  if (!q.user.empty()) sql += " AND user = ?3";
+  if (!q.from.empty()) sql += " AND time_utc >= ?4";
+  if (!q.to.empty()) sql += " AND time_utc <= ?5";
+  sql += " ORDER BY seq LIMIT ?6";
+
+  Transaction snapshot(db, Transaction::Mode::kDeferred);
+  auto s = db.Prepare(sql);
+  s.Bind(1, q.after_seq);
+  if (!q.person_id.empty()) s.Bind(2, q.person_id);
+  if (!q.user.empty()) s.Bind(3, q.user);
+  if (!q.from.empty()) s.Bind(4, *NormaliseAuditTime(q.from, false));
+  if (!q.to.empty()) s.Bind(5, *NormaliseAuditTime(q.to, true));
+  s.Bind(6, q.limit.value_or(-1));
+  std::vector<AuditEvent> out;
+  while (s.Step()) out.push_back(ReadEventRow(s));
+
+  auto persons = db.Prepare("SELECT person_id FROM audit_event_persons WHERE seq = ? ORDER BY pos");
+  for (auto& e : out) {
+    persons.Reset();
+    persons.Bind(1, e.seq);
+    while (persons.Step()) e.person_ids.push_back(persons.ColumnText(0));
+  }
+  return out;
+}
+
+using Clock = std::chrono::steady_clock;
+
+// How long the writer waits for a batch to fill up before committing what it has.
+constexpr auto kGatherWait = std::chrono::microseconds(200);
+
+std::int64_t Micros(Clock::duration d) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(d).count();
+}
+
+std::exception_ptr MakeError(Problem p, std::string message) {
+  return std::make_exception_ptr(FatalError(p, std::move(message)));
+}
+
+}  // namespace
+
+FieldErrors CheckAuditQuery(const AuditQuery& q) {
+  FieldErrors errors;
+  if (!q.from.empty() && !NormaliseAuditTime(q.from))
+    errors.push_back({"from", "not an RFC 3339 time or a YYYY-MM-DD date"});
+  if (!q.to.empty() && !NormaliseAuditTime(q.to, true))
+    errors.push_back({"to", "not an RFC 3339 time or a YYYY-MM-DD date"});
+  if (q.limit && *q.limit < 0) errors.push_back({"limit", "must not be negative"});
+  if (q.after_seq < 0) errors.push_back({"after_seq", "must not be negative"});
+  return errors;
+}
+
+VerifyResult VerifyAuditTrail(const std::string& db_path) {
+  Database db(db_path, store::OpenOptions{.create = false});
+  return VerifyChain(db);
+}
+
+std::vector<AuditEvent> QueryAuditTrail(const std::string& db_path, const AuditQuery& q) {
+  Database db(db_path, store::OpenOptions{.create = false});
+  return RunQuery(db, q);
+}
+
+// What became of one batch: shared by every AppendDurable caller in it, who all wait on
+// `state` and are woken by one notify_all (one futex call, not one per caller).
+struct BatchOutcome {
+  enum : int { kPending = 0, kCommitted = 1, kFailed = 2 };
+  std::atomic<int> state{kPending};
+  std::int64_t first_seq = 0;  // written before state
+  std::exception_ptr error;    // written before state
+};
+
+struct AuditLog::Impl {
+  struct Pending {
+    AuditEvent event;
+    std::optional<std::promise<std::int64_t>> promise;  // Append(); AppendDurable waits on the batch
+  };
+  struct Ticket {
+    std::shared_ptr<BatchOutcome> batch;
+    std::int64_t index = 0;  // position in the batch: seq = first_seq + index
+  };
+
+  explicit Impl(std::string p)
+      : path(std::move(p)),
+        writer_db(OpenMigrated(path)),
+        insert_event(writer_db, "INSERT INTO audit_events(" + std::string(kEventColumns) +
+                                    ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+        insert_person(writer_db,
+                      "INSERT INTO audit_event_persons(seq, pos, person_id) VALUES (?, ?, ?)"),
+        read_head(writer_db, "SELECT seq, hash FROM audit_head WHERE id = 1"),
+        write_head(writer_db, "UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1"),
+        writer([this] { WriterLoop(); }) {}
+
+  static Database OpenMigrated(const std::string& path) {
+    Database db(path);
+    MigrateAudit(db);
+    return db;
+  }
+
+  void WriterLoop() {
+    std::vector<Pending> batch;
+    std::size_t last_batch = 1;
+    for (;;) {
+      auto next = std::make_shared<BatchOutcome>();
+      std::shared_ptr<BatchOutcome> outcome;
+      {
+        std::unique_lock lock(mu);
+        cv.wait(lock, [this] { return !queue.empty() || stopping; });
+        if (queue.empty()) return;  // stopping, and everything queued has been written
+        // The callers released by the last commit come back one by one as the scheduler
+        // lets them; give them a moment to join this batch rather than paying an fsync
+        // for the first few alone. Bounded, so a lone caller waits at most kGatherWait.
+        if (queue.size() < last_batch && !stopping) {
+          gather_target = last_batch;
+          cv.wait_for(lock, kGatherWait,
+                      [&] { return queue.size() >= last_batch || stopping; });
+          gather_target = 0;
+        }
+        batch.swap(queue);
+        outcome = std::exchange(open_batch, std::move(next));
+      }
+      last_batch = batch.size();
+      WriteBatch(batch, *outcome);
+      batch.clear();
+    }
+  }
+
+  // One transaction, one fsync, however many events arrived while the last one ran.
+  void WriteBatch(std::vector<Pending>& batch, BatchOutcome& outcome) {
+    std::int64_t first_seq = 0;
+    const auto batch_start = Clock::now();
+    try {
+      Transaction tx(writer_db);
+      read_head.Reset();
+      if (!read_head.Step())
+        throw FatalError(Problem::kIoFailure, path + ": the audit chain head record is missing");
+      std::int64_t seq = read_head.ColumnInt64(0);
+      std::string hash = read_head.ColumnText(1);
+      read_head.Reset();
+      first_seq = seq + 1;
+      for (auto& p : batch) {
+        AuditEvent& e = p.event;
+        e.seq = ++seq;
+        e.prev_hash = std::move(hash);
+        e.hash = ComputeAuditHash(e);
+        hash = e.hash;
+        insert_event.Reset();
+        insert_event.Bind(1, e.seq)
+            .Bind(2, e.time_utc)
+            .Bind(3, e.user)
+            .Bind(4, e.role)
+            .Bind(5, e.organisation)
+            .Bind(6, e.action)
+            .Bind(7, e.view)
+            .Bind(8, e.outcome)
+            .Bind(9, e.request_id)
+            .Bind(10, e.detail)
+            .Bind(11, e.prev_hash)
+            .Bind(12, e.hash)
+            .Run();
+        for (std::size_t i = 0; i < e.person_ids.size(); ++i) {
+          insert_person.Reset();
+          insert_person.Bind(1, e.seq).Bind(2, static_cast<std::int64_t>(i)).Bind(3, e.person_ids[i]).Run();
+        }
+      }
+      write_head.Reset();
+      write_head.Bind(1, seq).Bind(2, hash).Run();
+      const auto commit_start = Clock::now();
+      tx.Commit();
+      const auto commit_end = Clock::now();
+      insert_us.fetch_add(Micros(commit_start - batch_start), std::memory_order_relaxed);
+      commit_us.fetch_add(Micros(commit_end - commit_start), std::memory_order_relaxed);
+    } catch (const std::exception& ex) {
+      failed_commits.fetch_add(1, std::memory_order_relaxed);
+      outcome.error = MakeError(Problem::kIoFailure, "audit: could not record " +
+                                                         std::to_string(batch.size()) +
+                                                         " event(s): " + ex.what());
+      outcome.state.store(BatchOutcome::kFailed, std::memory_order_release);
+      outcome.state.notify_all();
+      for (auto& p : batch)
+        if (p.promise) p.promise->set_exception(outcome.error);
+      return;
+    }
+    outcome.first_seq = first_seq;
+    outcome.state.store(BatchOutcome::kCommitted, std::memory_order_release);
+    outcome.state.notify_all();
+    for (auto& p : batch)
+      if (p.promise) p.promise->set_value(p.event.seq);
+
+    events.fetch_add(static_cast<std::int64_t>(batch.size()), std::memory_order_relaxed);
+    commits.fetch_add(1, std::memory_order_relaxed);
+    std::int64_t size = static_cast<std::int64_t>(batch.size());
+    std::int64_t largest = largest_batch.load(std::memory_order_relaxed);
+    while (size > largest && !largest_batch.compare_exchange_weak(largest, size)) {
+    }
+  }
+
+  // Queues the event; throws FatalError when it cannot be queued.
+  Ticket Enqueue(AuditEvent e, std::optional<std::promise<std::int64_t>> promise) {
+    if (!e.time_utc.empty()) {
+      auto normal = NormaliseAuditTime(e.time_utc);
+      if (!normal)
+        throw FatalError(Problem::kInternal,
+                         "audit: time_utc \"" + e.time_utc + "\" is not an RFC 3339 time");
+      e.time_utc = std::move(*normal);
+    }
+    Ticket ticket;
+    bool wake = false;
+    {
+      std::lock_guard lock(mu);
+      if (stopping) throw FatalError(Problem::kUnavailable, "audit: the log is closed");
+      // Stamped under the lock so that times never run backwards along the chain
+      // (unless the system clock itself is set back).
+      if (e.time_utc.empty()) e.time_utc = UtcNowRfc3339();
+      ticket.batch = open_batch;
+      ticket.index = static_cast<std::int64_t>(queue.size());
+      queue.push_back(Pending{std::move(e), std::move(promise)});
+      // Wake the writer for the first event, and when the batch it gathers is full.
+      wake = queue.size() == 1 || queue.size() == gather_target;
+    }
+    if (wake) cv.notify_one();
+    return ticket;
+  }
+
+  std::future<std::int64_t> Append(AuditEvent e) {
+    std::promise<std::int64_t> done;
+    auto future = done.get_future();
+    try {
+      Enqueue(std::move(e), std::move(done));
+    } catch (...) {
+      std::promise<std::int64_t> failed;  // `done` went into Enqueue's parameter, now gone
+      future = failed.get_future();
+      failed.set_exception(std::current_exception());
+    }
+    return future;
+  }
+
+  std::int64_t AppendDurable(AuditEvent e) {
+    const Ticket t = Enqueue(std::move(e), std::nullopt);
+    t.batch->state.wait(BatchOutcome::kPending, std::memory_order_acquire);
+    if (t.batch->state.load(std::memory_order_acquire) == BatchOutcome::kFailed)
+      std::rethrow_exception(t.batch->error);
+    return t.batch->first_seq + t.index;
+  }
+
+  void Close() {
+    {
+      std::lock_guard lock(mu);
+      stopping = true;
+    }
+    cv.notify_one();
+    std::lock_guard join_lock(join_mu);
+    if (writer.joinable()) writer.join();
+  }
+
+  Database& Reader() const {
+    if (!reader_db) reader_db.emplace(path);
+    return *reader_db;
+  }
+
+  const std::string path;
+  Database writer_db;  // used by the writer thread only (and the constructor)
+  Statement insert_event;
+  Statement insert_person;
+  Statement read_head;
+  Statement write_head;
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<Pending> queue;  // guarded by mu
+  std::shared_ptr<BatchOutcome> open_batch = std::make_shared<BatchOutcome>();  // guarded by mu
+  bool stopping = false;       // guarded by mu
+  std::size_t gather_target = 0;  // guarded by mu: the writer is waiting for this many
+
+  mutable std::mutex reader_mu;
+  mutable std::optional<Database> reader_db;  // guarded by reader_mu
+
+  std::atomic<std::int64_t> events{0}, commits{0}, failed_commits{0}, largest_batch{0};
+  std::atomic<std::int64_t> insert_us{0}, commit_us{0};
+
+  std::mutex join_mu;
+  std::thread writer;  // last: starts once everything above is ready
+};
+
+AuditLog::AuditLog(std::string db_path) : impl_(std::make_unique<Impl>(std::move(db_path))) {}
+
+AuditLog::~AuditLog() { Close(); }
+
+std::future<std::int64_t> AuditLog::Append(AuditEvent e) { return impl_->Append(std::move(e)); }
+
+std::int64_t AuditLog::AppendDurable(AuditEvent e) { return impl_->AppendDurable(std::move(e)); }
+
+void AuditLog::Close() { impl_->Close(); }
+
+std::vector<AuditEvent> AuditLog::Query(const AuditQuery& q) const {
+  std::lock_guard lock(impl_->reader_mu);
+  return RunQuery(impl_->Reader(), q);
+}
+
+VerifyResult AuditLog::Verify() const {
+  std::lock_guard lock(impl_->reader_mu);
+  return VerifyChain(impl_->Reader());
+}
+
+AuditLog::Stats AuditLog::stats() const {
+  return Stats{impl_->events.load(),        impl_->commits.load(),   impl_->failed_commits.load(),
+               impl_->largest_batch.load(), impl_->insert_us.load(), impl_->commit_us.load()};
+}
+
+const std::string& AuditLog::path() const { return impl_->path; }
+
+}  // namespace caregate::audit

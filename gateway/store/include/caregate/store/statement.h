@@ -1,0 +1,66 @@
+#pragma once
+// A prepared statement: prepare once, then bind / step / reset as often as needed (hot
+// paths keep their Statement alive). Bind indices are 1-based, column indices 0-based,
+// as in SQLite. Text and blobs are copied by SQLite at bind time (SQLITE_TRANSIENT), so
+// the caller's buffers may go away before step().
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace caregate::store {
+
+class Database;
+
+class Statement {
+ public:
+  Statement(Database& db, std::string_view sql);  // throws DatabaseError
+  ~Statement();
+  Statement(Statement&& other) noexcept;
+  Statement& operator=(Statement&& other) noexcept;
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  Statement& BindInt64(int index, std::int64_t value);
+  Statement& BindDouble(int index, double value);
+  Statement& BindText(int index, std::string_view value);
+  Statement& BindBlob(int index, std::string_view bytes);
+  Statement& BindNull(int index);
+  // Overloads for brevity; int and int64 both bind as INTEGER.
+  Statement& Bind(int index, int value) { return BindInt64(index, value); }
+  Statement& Bind(int index, std::int64_t value) { return BindInt64(index, value); }
+  Statement& Bind(int index, double value) { return BindDouble(index, value); }
+  Statement& Bind(int index, std::string_view value) { return BindText(index, value); }
+  Statement& Bind(int index, const char* value) { return BindText(index, value); }
+  Statement& Bind(int index, const std::string& value) { return BindText(index, value); }
+  Statement& Bind(int index, std::nullptr_t) { return BindNull(index); }
+
+  // Advances: true when a row is available, false when the statement is done.
+  // Throws DatabaseError on failure (the statement is then reset).
+  bool Step();
+  // Steps to completion, for statements that return no rows.
+  void Run();
+  // Ready to run again; clears the bindings too.
+  void Reset();
+
+  int ColumnCount() const;
+  bool ColumnIsNull(int column) const;
+  std::int64_t ColumnInt64(int column) const;
+  double ColumnDouble(int column) const;
+  std::string ColumnText(int column) const;       // "" for NULL
+  std::string_view ColumnTextView(int column) const;  // valid until the next Step/Reset
+  std::string ColumnBlob(int column) const;       // the bytes, "" for NULL
+
+  std::string_view sql() const;
+
+ private:
+  sqlite3* db() const;
+  // Only the SQLite handle: the connection is found through it, so moving the Database
+  // that prepared this statement does not leave it dangling.
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+}  // namespace caregate::store

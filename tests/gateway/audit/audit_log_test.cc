@@ -1,0 +1,231 @@
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <future>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "audit_test_support.h"
+#include "caregate/audit/audit_log.h"
+
+namespace caregate::audit {
+namespace {
+
+using testing::MakeEvent;
+using testing::Tamper;
+using testing::TempDir;
+
+TEST(AuditLog, AppendDurableReturnsConsecutiveSeqsAndChains) {
+  TempDir dir;
+  AuditLog log(dir.file("a.db"));
+  EXPECT_EQ(log.AppendDurable(MakeEvent("u1", {"nhs:9912003888"})), 1);
+  EXPECT_EQ(log.AppendDurable(MakeEvent("u2", {})), 2);
+  EXPECT_EQ(log.AppendDurable(MakeEvent("u3", {"s1:1", "cis:2", "nhs:3"})), 3);
+  const auto events = log.Query({});
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[0].prev_hash, kGenesisHash);
+  EXPECT_EQ(events[1].prev_hash, events[0].hash);
+  EXPECT_EQ(events[2].person_ids, (std::vector<std::string>{"s1:1", "cis:2", "nhs:3"}));
+  for (const auto& e : events) EXPECT_EQ(e.hash, ComputeAuditHash(e));
+  const VerifyResult r = log.Verify();
+  EXPECT_TRUE(r.ok) << r.problem;
+  EXPECT_EQ(r.count, 3);
+}
+
+TEST(AuditLog, StoresEveryFieldAsGiven) {
+  TempDir dir;
+  AuditLog log(dir.file("a.db"));
+  AuditEvent e = MakeEvent("dr.o'neill", {"nhs:9912003888", "cis:LA-1"}, "403 consent-withheld",
+                           "2024-05-01T10:15:30.250+01:00");
+  e.role = "council";
+  e.organisation = "Leeds City Council";
+  e.action = "refused";
+  e.view = "cis";
+  e.request_id = "6f1c";
+  e.detail = "Consent_To_Share is No;\nline two: ünïcödé, 'quotes', 1:2\n";
+  log.AppendDurable(e);
+  const auto events = log.Query({});
+  ASSERT_EQ(events.size(), 1u);
+  AuditEvent expected = e;
+  expected.seq = 1;
+  expected.time_utc = "2024-05-01T09:15:30.250Z";  // normalised to UTC
+  expected.prev_hash = std::string(kGenesisHash);
+  expected.hash = ComputeAuditHash(expected);
+  EXPECT_EQ(events[0], expected);
+}
+
+TEST(AuditLog, StampsEmptyTimeWithUtcNow) {
+  TempDir dir;
+  AuditLog log(dir.file("a.db"));
+  const std::string before = UtcNowRfc3339();
+  log.AppendDurable(MakeEvent("u", {}));
+  const std::string after = UtcNowRfc3339();
+  const auto e = log.Query({}).at(0);
+  EXPECT_TRUE(testing::IsCanonicalTime(e.time_utc)) << e.time_utc;
+  EXPECT_LE(before, e.time_utc);
+  EXPECT_LE(e.time_utc, after);
+}
+
+TEST(AuditLog, RejectsTimeThatIsNotRfc3339WithoutBreakingTheChain) {
+  TempDir dir;
+  AuditLog log(dir.file("a.db"));
+  try {
+    log.AppendDurable(MakeEvent("u", {}, "200", "01/05/2024 10:00"));
+    FAIL();
+  } catch (const FatalError& e) {
+    EXPECT_EQ(e.problem(), Problem::kInternal);
+  }
+  auto future = log.Append(MakeEvent("u", {}, "200", "2024-05-01"));  // a date alone is fine
+  EXPECT_EQ(future.get(), 1);
+  EXPECT_THROW(log.Append(MakeEvent("u", {}, "200", "10:00")).get(), FatalError);
+  EXPECT_EQ(log.AppendDurable(MakeEvent("u", {})), 2);
+  EXPECT_TRUE(log.Verify().ok);
+}
+
+TEST(AuditLog, ConcurrentAppendsFrom16ThreadsFormOneChainWithoutGaps) {
+  TempDir dir;
+  AuditLog log(dir.file("a.db"));
+  constexpr int kThreads = 16, kPerThread = 150;
+  std::vector<std::vector<std::int64_t>> seqs(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&, t] {
+      // Half the threads wait through futures, half through AppendDurable; both kinds
+      // end up in the same batches.
+      for (int i = 0; i < kPerThread; ++i) {
+        AuditEvent e = MakeEvent("user" + std::to_string(t), {"nhs:" + std::to_string(i)});
+        seqs[static_cast<std::size_t>(t)].push_back(t % 2 ? log.Append(std::move(e)).get()
+                                                           : log.AppendDurable(std::move(e)));
+      }
+    });
+  for (auto& th : threads) th.join();
+
+  std::set<std::int64_t> all;
+  for (const auto& v : seqs) {
+    EXPECT_TRUE(std::is_sorted(v.begin(), v.end()));  // each thread's events in its order
+    all.insert(v.begin(), v.end());
+  }
+  ASSERT_EQ(all.size(), static_cast<std::size_t>(kThreads * kPerThread));
+  EXPECT_EQ(*all.begin(), 1);
+  EXPECT_EQ(*all.rbegin(), kThreads * kPerThread);
+
+  const VerifyResult r = log.Verify();
+  EXPECT_TRUE(r.ok) << r.problem;
+  EXPECT_EQ(r.count, kThreads * kPerThread);
+  const auto stats = log.stats();
+  EXPECT_EQ(stats.events, kThreads * kPerThread);
+  EXPECT_EQ(stats.failed_commits, 0);
+  EXPECT_GT(stats.largest_batch, 1) << "no group commit happened";
+  RecordProperty("commits", std::to_string(stats.commits));
+}
+
+TEST(AuditLog, EventsSurviveReopening) {
+  TempDir dir;
+  const std::string path = dir.file("a.db");
+  {
+    AuditLog log(path);
+    for (int i = 0; i < 5; ++i) log.AppendDurable(MakeEvent("u" + std::to_string(i), {"nhs:1"}));
+  }
+  {
+    AuditLog log(path);
+    EXPECT_EQ(log.Query({}).size(), 5u);
+    EXPECT_EQ(log.AppendDurable(MakeEvent("later", {"nhs:1"})), 6);
+  }
+  const VerifyResult r = VerifyAuditTrail(path);
+  EXPECT_TRUE(r.ok) << r.problem;
+  EXPECT_EQ(r.count, 6);
+  EXPECT_EQ(QueryAuditTrail(path, {}).back().user, "later");
+}
+
+TEST(AuditLog, CloseDrainsQueuedAppends) {
+  TempDir dir;
+  const std::string path = dir.file("a.db");
+  std::vector<std::future<std::int64_t>> futures;
+  {
+    AuditLog log(path);
+    for (int i = 0; i < 200; ++i) futures.push_back(log.Append(MakeEvent("u", {"nhs:1"})));
+  }  // destructor closes
+  std::set<std::int64_t> seqs;
+  for (auto& f : futures) seqs.insert(f.get());
+  EXPECT_EQ(seqs.size(), 200u);
+  EXPECT_EQ(VerifyAuditTrail(path).count, 200);
+}
+
+TEST(AuditLog, AppendAfterCloseFails) {
+  TempDir dir;
+  AuditLog log(dir.file("a.db"));
+  log.AppendDurable(MakeEvent("u", {}));
+  log.Close();
+  log.Close();
+  try {
+    log.AppendDurable(MakeEvent("u", {}));
+    FAIL();
+  } catch (const FatalError& e) {
+    EXPECT_EQ(e.problem(), Problem::kUnavailable);
+  }
+  auto future = log.Append(MakeEvent("u", {}));
+  EXPECT_THROW(future.get(), FatalError);
+  EXPECT_EQ(log.Query({}).size(), 1u);
+}
+
+TEST(AuditLog, FailedCommitFailsTheWaitingAppends) {
+  TempDir dir;
+  const std::string path = dir.file("a.db");
+  AuditLog log(path);
+  log.AppendDurable(MakeEvent("u", {"nhs:1"}));
+  Tamper(path, "DROP TABLE audit_event_persons");
+  try {
+    log.AppendDurable(MakeEvent("u", {"nhs:1"}));
+    FAIL() << "the append claimed to be durable";
+  } catch (const FatalError& e) {
+    EXPECT_EQ(e.problem(), Problem::kIoFailure);
+    EXPECT_NE(std::string(e.what()).find("audit_event_persons"), std::string::npos) << e.what();
+  }
+  auto future = log.Append(MakeEvent("u", {"nhs:1"}));
+  EXPECT_THROW(future.get(), FatalError);
+  EXPECT_EQ(log.stats().failed_commits, 2);
+  EXPECT_EQ(log.stats().events, 1);
+}
+
+TEST(AuditLog, TwoLogsOnOneFileKeepOneChain) {
+  // E.g. `caregate ingest` running while `caregate serve` has the same database open.
+  TempDir dir;
+  const std::string path = dir.file("a.db");
+  AuditLog a(path), b(path);
+  std::thread ta([&] {
+    for (int i = 0; i < 50; ++i) a.AppendDurable(MakeEvent("a", {"nhs:1"}));
+  });
+  std::thread tb([&] {
+    for (int i = 0; i < 50; ++i) b.AppendDurable(MakeEvent("b", {"nhs:2"}));
+  });
+  ta.join();
+  tb.join();
+  const VerifyResult r = VerifyAuditTrail(path);
+  EXPECT_TRUE(r.ok) << r.problem;
+  EXPECT_EQ(r.count, 100);
+}
+
+TEST(AuditLog, SharesTheDatabaseWithOtherModules) {
+  TempDir dir;
+  const std::string path = dir.file("a.db");
+  { AuditLog log(path); }
+  { AuditLog log(path); }  // migrations are not applied twice
+  Tamper(path, "CREATE TABLE persons(id TEXT PRIMARY KEY)");
+  AuditLog log(path);
+  EXPECT_EQ(log.AppendDurable(MakeEvent("u", {})), 1);
+}
+
+TEST(AuditLog, UnopenableFileIsFatalIoFailure) {
+  TempDir dir;
+  try {
+    AuditLog log(dir.file("no/such/dir/a.db"));
+    FAIL();
+  } catch (const FatalError& e) {
+    EXPECT_EQ(e.problem(), Problem::kIoFailure);
+    EXPECT_NE(std::string(e.what()).find("no/such/dir/a.db"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace caregate::audit

@@ -1,0 +1,129 @@
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "audit_test_support.h"
+#include "caregate/audit/audit_log.h"
+#include "caregate/store/database.h"
+
+namespace caregate::audit {
+namespace {
+
+using testing::MakeEvent;
+using testing::TempDir;
+
+std::vector<std::int64_t> Seqs(const std::vector<AuditEvent>& events) {
+  std::vector<std::int64_t> out;
+  for (const auto& e : events) out.push_back(e.seq);
+  return out;
+}
+
+using Seq = std::vector<std::int64_t>;
+
+class AuditQueryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    log_.AppendDurable(MakeEvent("alice", {"nhs:9912003888", "s1:A1"}, "200", "2024-05-01T10:00:00Z"));
+    log_.AppendDurable(MakeEvent("bob", {"cis:77"}, "200", "2024-05-02T00:00:00Z"));
+    log_.AppendDurable(MakeEvent("alice", {"cis:77", "nhs:9912003888"}, "403 consent-withheld",
+                                 "2024-05-02T23:59:59.999Z"));
+    log_.AppendDurable(MakeEvent("carol", {"nhs:9912003888"}, "200", "2024-05-03T00:00:00Z"));
+    log_.AppendDurable(MakeEvent("bob", {}, "200", "2024-05-03T12:00:00.500Z"));
+  }
+
+  TempDir dir_;
+  std::string path_ = dir_.file("a.db");
+  AuditLog log_{path_};
+};
+
+TEST_F(AuditQueryTest, NoFiltersReturnsEverythingInSeqOrder) {
+  EXPECT_EQ(Seqs(log_.Query({})), (Seq{1, 2, 3, 4, 5}));
+}
+
+TEST_F(AuditQueryTest, FiltersByPersonOnAnyOfTheEventsIds) {
+  EXPECT_EQ(Seqs(log_.Query({.person_id = "nhs:9912003888"})), (Seq{1, 3, 4}));
+  EXPECT_EQ(Seqs(log_.Query({.person_id = "cis:77"})), (Seq{2, 3}));
+  EXPECT_EQ(Seqs(log_.Query({.person_id = "s1:A1"})), (Seq{1}));
+  EXPECT_TRUE(log_.Query({.person_id = "nhs:99120038"}).empty());  // exact, not prefix
+  const auto events = log_.Query({.person_id = "cis:77"});
+  EXPECT_EQ(events[1].person_ids, (std::vector<std::string>{"cis:77", "nhs:9912003888"}));
+}
+
+TEST_F(AuditQueryTest, FiltersByUser) {
+  EXPECT_EQ(Seqs(log_.Query({.user = "bob"})), (Seq{2, 5}));
+  EXPECT_TRUE(log_.Query({.user = "Bob"}).empty());
+}
+
+TEST_F(AuditQueryTest, DateBoundsAreInclusiveWholeDays) {
+  EXPECT_EQ(Seqs(log_.Query({.from = "2024-05-02", .to = "2024-05-02"})), (Seq{2, 3}));
+  EXPECT_EQ(Seqs(log_.Query({.from = "2024-05-03"})), (Seq{4, 5}));
+  EXPECT_EQ(Seqs(log_.Query({.to = "2024-05-01"})), (Seq{1}));
+}
+
+TEST_F(AuditQueryTest, TimeBoundsAreInclusiveAndHonourOffsets) {
+  EXPECT_EQ(Seqs(log_.Query({.from = "2024-05-01T10:00:00Z", .to = "2024-05-01T10:00:00Z"})), (Seq{1}));
+  EXPECT_EQ(Seqs(log_.Query({.from = "2024-05-01T11:00:00+01:00", .to = "2024-05-01T11:00:00+01:00"})),
+            (Seq{1}));
+  EXPECT_EQ(Seqs(log_.Query({.from = "2024-05-03T12:00:00Z", .to = "2024-05-03T12:00:00Z"})), (Seq{5}));
+  EXPECT_EQ(Seqs(log_.Query({.from = "2024-05-03T12:00:00.501Z"})), (Seq{}));
+  EXPECT_EQ(Seqs(log_.Query({.to = "2024-05-02T23:59:59.998Z"})), (Seq{1, 2}));
+}
+
+TEST_F(AuditQueryTest, CombinesFilters) {
+  EXPECT_EQ(Seqs(log_.Query({.person_id = "nhs:9912003888", .user = "alice", .from = "2024-05-02"})),
+            (Seq{3}));
+}
+
+TEST_F(AuditQueryTest, LimitAndAfterSeqPage) {
+  EXPECT_EQ(Seqs(log_.Query({.limit = 2})), (Seq{1, 2}));
+  EXPECT_EQ(Seqs(log_.Query({.after_seq = 2, .limit = 2})), (Seq{3, 4}));
+  EXPECT_EQ(Seqs(log_.Query({.person_id = "nhs:9912003888", .after_seq = 1, .limit = 1})), (Seq{3}));
+  EXPECT_TRUE(log_.Query({.limit = 0}).empty());
+}
+
+TEST_F(AuditQueryTest, BadQueriesAreReportedAsFieldErrors) {
+  const FieldErrors errors = CheckAuditQuery({.from = "yesterday", .to = "2024-02-30", .limit = -1});
+  ASSERT_EQ(errors.size(), 3u);
+  EXPECT_EQ(errors[0].path, "from");
+  EXPECT_EQ(errors[1].path, "to");
+  EXPECT_EQ(errors[2].path, "limit");
+  EXPECT_TRUE(CheckAuditQuery({.from = "2024-05-01", .to = "2024-05-01T10:00:00Z"}).empty());
+  try {
+    log_.Query({.from = "yesterday"});
+    FAIL();
+  } catch (const FatalError& e) {
+    EXPECT_EQ(e.problem(), Problem::kUsage);
+  }
+}
+
+TEST_F(AuditQueryTest, QueriesByPathWhileTheLogIsOpen) {
+  EXPECT_EQ(Seqs(QueryAuditTrail(path_, {.user = "carol"})), (Seq{4}));
+}
+
+TEST_F(AuditQueryTest, PersonAndUserFiltersUseIndexes) {
+  store::Database db(path_);
+  auto plan = [&](const std::string& sql) {
+    std::string out;
+    auto s = db.Prepare("EXPLAIN QUERY PLAN " + sql);
+    while (s.Step()) out += s.ColumnText(3) + "\n";
+    return out;
+  };
+  EXPECT_NE(plan("SELECT seq FROM audit_events WHERE seq IN (SELECT seq FROM audit_event_persons "
+                 "WHERE person_id = 'x')")
+                .find("audit_event_persons_by_person"),
+            std::string::npos);
+  EXPECT_NE(plan("SELECT seq FROM audit_events WHERE user = 'x'").find("audit_events_by_user"),
+            std::string::npos);
+  EXPECT_NE(plan("SELECT seq FROM audit_events WHERE time_utc >= 'x'").find("audit_events_by_time"),
+            std::string::npos);
+}
+
+TEST_F(AuditQueryTest, FileWithoutAnAuditTrailGivesNoEvents) {
+  TempDir dir;
+  { store::Database db(dir.file("a.db")); }
+  EXPECT_TRUE(QueryAuditTrail(dir.file("a.db"), {}).empty());
+}
+
+}  // namespace
+}  // namespace caregate::audit

@@ -1,0 +1,73 @@
+#pragma once
+// Helpers shared by the audit tests: a temp directory per test, event builders and
+// direct SQLite access standing in for someone tampering with the file.
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "caregate/audit/audit_event.h"
+
+namespace caregate::audit::testing {
+
+class TempDir {
+ public:
+  TempDir() {
+    static std::atomic<int> counter{0};
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    path_ = std::filesystem::temp_directory_path() /
+            ("caregate-audit-" + std::string(info->test_suite_name()) + "-" + info->name() + "-" +
+             std::to_string(::getpid()) + "-" + std::to_string(counter++));
+    std::filesystem::remove_all(path_);
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// "YYYY-MM-DDTHH:MM:SS.mmmZ": the one form the log stores, which normalising leaves alone.
+inline bool IsCanonicalTime(const std::string& t) {
+  const auto normal = NormaliseAuditTime(t);
+  return t.size() == 24 && normal && *normal == t;
+}
+
+inline AuditEvent MakeEvent(std::string user, std::vector<std::string> persons,
+                            std::string outcome = "200", std::string time = "") {
+  AuditEvent e;
+  e.time_utc = std::move(time);
+  e.user = std::move(user);
+  e.role = "health";
+  e.organisation = "LCH";
+  e.action = "read";
+  e.person_ids = std::move(persons);
+  e.view = "systmone";
+  e.outcome = std::move(outcome);
+  e.request_id = "req-" + e.user;
+  e.detail = "record viewed";
+  return e;
+}
+
+// Runs SQL on the file with a plain SQLite connection, as an attacker with write access
+// to the file would; fails the test if the SQL does not run.
+inline void Tamper(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  char* error = nullptr;
+  const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error);
+  const std::string message = error ? error : "";
+  sqlite3_free(error);
+  sqlite3_close(db);
+  ASSERT_EQ(rc, SQLITE_OK) << message << " in " << sql;
+}
+
+}  // namespace caregate::audit::testing
