@@ -1,0 +1,76 @@
+#pragma once
+// The pure request handler: Request in, Response out, no sockets. It authenticates,
+// routes, authorises, calls the route's handler and turns failures into problem+json.
+// Server feeds it from the network; tests call Handle() directly.
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "caregate/server/auth.h"
+#include "caregate/server/http.h"
+#include "caregate/server/metrics.h"
+#include "caregate/server/router.h"
+
+namespace caregate::server {
+
+// Called for every 401 and 403 the framework itself produces, before the response is
+// returned, so the application can make an audit event durable first. If it throws,
+// the caller gets a 500 (or the FatalError's problem) instead of the refusal.
+using RefusalHook = std::function<void(const RequestContext& ctx, const Response& refusal)>;
+
+class RequestHandler {
+ public:
+  // Adds `GET /healthz` and `GET /metrics` (both public) unless the router has them.
+  RequestHandler(Router router, TokenStore tokens,
+                 std::shared_ptr<Metrics> metrics = std::make_shared<Metrics>());
+
+  // Set before serving.
+  void OnRefused(RefusalHook hook) { on_refused_ = std::move(hook); }
+  // /healthz answers 200 {"status":"ready"} when ready, 503 problem+json otherwise.
+  // Starts ready; Server clears it when it begins to stop.
+  void SetReady(bool ready) { ready_.store(ready, std::memory_order_relaxed); }
+  bool ready() const { return ready_.load(std::memory_order_relaxed); }
+
+  // Thread-safe. Never throws: a handler's exception becomes a 500 problem (or the
+  // FatalError's own problem), logged to stderr with the request id and route only.
+  Response Handle(const Request& request) const;
+
+  // For the session: a fresh unique request id, and the per-request metrics
+  // (caregate_http_requests_total{route,status}, caregate_http_request_duration_seconds{route}).
+  std::string NewRequestId() const;
+  void Record(std::string_view route, int status, double seconds) const;
+
+  Metrics& metrics() const { return *metrics_; }
+  const Router& router() const { return router_; }
+
+  static constexpr std::string_view kUnmatchedRoute = "(unmatched)";
+
+ private:
+  Response Dispatch(const Request& request, RequestContext& ctx) const;
+  Response Refuse(caregate::Problem problem, std::string detail, RequestContext& ctx) const;
+  Response Invoke(const Route& route, RequestContext& ctx) const;
+
+  // Per-route request metrics, found without taking the registry's lock: the histogram
+  // is made up front, a counter per status on first use.
+  struct RouteMetrics {
+    MetricHistogram* duration = nullptr;
+    std::array<std::atomic<MetricCounter*>, 600> by_status{};
+  };
+  MetricCounter& StatusCounter(std::string_view route, int status) const;
+
+  Router router_;
+  TokenStore tokens_;
+  std::shared_ptr<Metrics> metrics_;
+  std::unordered_map<std::string_view, std::unique_ptr<RouteMetrics>> route_metrics_;  // keys: router_ patterns
+  RefusalHook on_refused_;
+  std::atomic<bool> ready_{true};
+  std::string id_prefix_;  // random per process, so ids stay unique across restarts
+  mutable std::atomic<std::uint64_t> id_counter_{0};
+};
+
+}  // namespace caregate::server

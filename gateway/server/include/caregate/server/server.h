@@ -1,0 +1,75 @@
+#pragma once
+// The network side: a listener accepting on one endpoint and a session per connection
+// (HTTP/1.1 keep-alive, one request at a time, timeouts, header and body limits,
+// optional TLS). Requests are handed to a RequestHandler. Boost stays in server.cc.
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "caregate/server/handler.h"
+
+namespace caregate::server {
+
+struct ServerTimeouts {
+  // A new connection's first request (and the TLS handshake), and any request head once
+  // its first byte has arrived.
+  std::chrono::milliseconds header{10'000};
+  std::chrono::milliseconds body{30'000};   // the whole body, once the head is read
+  std::chrono::milliseconds idle{30'000};   // keep-alive wait for the next request
+  std::chrono::milliseconds write{30'000};  // writing one response
+  // After an error response (400/413/431) the server stops sending and discards what
+  // the client still sends for at most this long, so the client reads the error
+  // instead of a connection reset.
+  std::chrono::milliseconds linger{2'000};
+  // Stop(): how long in-flight requests may take before the server gives up on them.
+  std::chrono::milliseconds shutdown_grace{10'000};
+};
+
+struct ServerOptions {
+  std::string listen = "127.0.0.1:8080";  // HOST:PORT, [v6]:PORT; port 0 = ephemeral
+  std::string tls_cert;                   // PEM chain; TLS when both files are given
+  std::string tls_key;                    // PEM private key
+  std::size_t body_limit = 1 << 20;       // bytes; larger -> 413 and close
+  std::size_t header_limit = 16 << 10;    // request line + fields; larger -> 431 and close
+  ServerTimeouts timeouts;
+  unsigned io_threads = 0;       // socket I/O threads; 0 = hardware concurrency
+  unsigned handler_threads = 64; // worker threads running handlers; 0 = on the I/O threads
+  bool handle_signals = true;    // SIGINT/SIGTERM -> Stop()
+};
+
+// Splits "HOST:PORT" / "[IPV6]:PORT". Throws FatalError(kUsage) when malformed.
+struct HostPort {
+  std::string host;
+  std::uint16_t port = 0;
+};
+HostPort ParseHostPort(std::string_view listen);
+
+class Server {
+ public:
+  // Binds and listens at once (so port() is known before Run()). Throws FatalError:
+  // kUsage for a bad listen address, kIoFailure when it cannot bind or the TLS files
+  // cannot be loaded.
+  Server(ServerOptions options, std::shared_ptr<RequestHandler> handler);
+  ~Server();  // call after Run() has returned (or if it never ran)
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  std::uint16_t port() const;    // the bound port (useful with port 0)
+  std::string endpoint() const;  // "127.0.0.1:43211"
+  bool tls() const;
+
+  // Serves until Stop() or a signal, then stops accepting, lets in-flight requests finish
+  // (up to timeouts.shutdown_grace) and returns. Call once.
+  void Run();
+  // Thread-safe, idempotent, non-blocking; fine before Run() (Run then returns at once).
+  void Stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace caregate::server

@@ -1,0 +1,258 @@
+#include "caregate/server/handler.h"
+
+#include <cstdio>
+#include <random>
+
+#include <fmt/format.h>
+#include <openssl/rand.h>
+
+#include "caregate/core/error.h"
+
+namespace caregate::server {
+
+namespace {
+
+// A caller's X-Request-Id is kept when it is 1..128 URI-unreserved characters, so it can
+// be echoed, logged and used as the problem's `instance` without escaping.
+bool SaneRequestId(std::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (char c : id) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+              c == '_' || c == '~';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+bool IEqualsAscii(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if ((a[i] | 0x20) != (b[i] | 0x20)) return false;
+  return true;
+}
+
+// `Bearer <token>`: scheme case-insensitive (RFC 9110), token68 characters only.
+std::string_view BearerToken(std::string_view value) {
+  constexpr std::string_view kScheme = "bearer";
+  if (value.size() <= kScheme.size() || !IEqualsAscii(value.substr(0, kScheme.size()), kScheme)) return {};
+  std::string_view rest = value.substr(kScheme.size());
+  if (rest.front() != ' ') return {};
+  while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+  while (!rest.empty() && (rest.back() == ' ' || rest.back() == '\t')) rest.remove_suffix(1);
+  for (char c : rest) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+              c == '_' || c == '~' || c == '+' || c == '/' || c == '=';
+    if (!ok) return {};
+  }
+  return rest;
+}
+
+std::string RandomHex(std::size_t bytes) {
+  std::vector<unsigned char> buf(bytes);
+  if (RAND_bytes(buf.data(), static_cast<int>(buf.size())) != 1) {
+    std::random_device rd;
+    for (auto& b : buf) b = static_cast<unsigned char>(rd());
+  }
+  std::string out;
+  for (unsigned char b : buf) fmt::format_to(std::back_inserter(out), "{:02x}", b);
+  return out;
+}
+
+// Keeps personal data out of the log: the route pattern, never the target.
+void LogFailure(const RequestContext& ctx, std::string_view what) {
+  std::string route = ctx.route.empty() ? std::string(RequestHandler::kUnmatchedRoute) : std::string(ctx.route);
+  fmt::print(stderr, "caregate server: request {} {} {} failed: {}\n", ctx.request_id, ctx.method, route, what);
+}
+
+caregate::Problem ErrorProblem(caregate::Problem p) {
+  return Describe(p).http_status >= 400 ? p : caregate::Problem::kInternal;
+}
+
+constexpr std::string_view kRequestsName = "caregate_http_requests_total";
+constexpr std::string_view kRequestsHelp = "HTTP requests answered, by route pattern and status";
+constexpr std::string_view kDurationName = "caregate_http_request_duration_seconds";
+constexpr std::string_view kDurationHelp =
+    "Time from the request being read to the response being written, by route pattern";
+
+constexpr std::string_view kFailureDetail = "the request could not be completed; quote the request id when reporting it";
+
+}  // namespace
+
+RequestHandler::RequestHandler(Router router, TokenStore tokens, std::shared_ptr<Metrics> metrics)
+    : router_(std::move(router)),
+      tokens_(std::move(tokens)),
+      metrics_(metrics ? std::move(metrics) : std::make_shared<Metrics>()),
+      id_prefix_(RandomHex(8)) {
+  if (!router_.Has("GET", "/healthz"))
+    router_.Add("GET", "/healthz", Access::Anyone(), [this](const RequestContext& ctx) {
+      if (!ready()) return Problem(caregate::Problem::kUnavailable, "the server is stopping", ctx);
+      return Response::Json(200, R"({"status":"ready"})");
+    });
+  if (!router_.Has("GET", "/metrics"))
+    router_.Add("GET", "/metrics", Access::Anyone(), [this](const RequestContext&) {
+      Response r;
+      r.content_type = std::string(Metrics::kContentType);
+      r.body = metrics_->Render();
+      return r;
+    });
+  // The router is complete and never changes from here on, so its patterns can be keys.
+  auto add_route = [&](std::string_view pattern) {
+    if (route_metrics_.count(pattern) != 0) return;
+    auto rm = std::make_unique<RouteMetrics>();
+    rm->duration = &metrics_->Histogram(kDurationName, kDurationHelp, {{"route", std::string(pattern)}});
+    route_metrics_.emplace(pattern, std::move(rm));
+  };
+  for (const Route& r : router_.routes()) add_route(r.pattern);
+  add_route(kUnmatchedRoute);
+}
+
+std::string RequestHandler::NewRequestId() const {
+  return fmt::format("{}-{:x}", id_prefix_, id_counter_.fetch_add(1, std::memory_order_relaxed) + 1);
+}
+
+MetricCounter& RequestHandler::StatusCounter(std::string_view route, int status) const {
+  return metrics_->Counter(kRequestsName, kRequestsHelp, {{"route", std::string(route)}, {"status", std::to_string(status)}});
+}
+
+void RequestHandler::Record(std::string_view route, int status, double seconds) const {
+  if (route.empty()) route = kUnmatchedRoute;
+  const auto it = route_metrics_.find(route);
+  if (it == route_metrics_.end() || status < 0 || status >= static_cast<int>(it->second->by_status.size())) {
+    StatusCounter(route, status).Inc();
+    metrics_->Histogram(kDurationName, kDurationHelp, {{"route", std::string(route)}}).Observe(seconds);
+    return;
+  }
+  RouteMetrics& rm = *it->second;
+  auto& slot = rm.by_status[static_cast<std::size_t>(status)];
+  MetricCounter* counter = slot.load(std::memory_order_acquire);
+  if (counter == nullptr) {
+    counter = &StatusCounter(route, status);  // the registry returns the same series to racing callers
+    slot.store(counter, std::memory_order_release);
+  }
+  counter->Inc();
+  rm.duration->Observe(seconds);
+}
+
+Response RequestHandler::Handle(const Request& request) const {
+  RequestContext ctx;
+  ctx.method = request.method;
+  ctx.target = request.target;
+  ctx.headers = &request.headers;
+  ctx.body = request.body;
+  ctx.remote = request.remote;
+  auto incoming = request.headers.Find("X-Request-Id");
+  ctx.request_id = incoming && request.headers.Count("X-Request-Id") == 1 && SaneRequestId(*incoming)
+                       ? std::string(*incoming)
+                       : NewRequestId();
+  Response res;
+  try {
+    res = Dispatch(request, ctx);
+  } catch (const std::exception& e) {  // only allocation failures can get here
+    LogFailure(ctx, e.what());
+    res = Problem(caregate::Problem::kInternal, std::string(kFailureDetail), ctx);
+  }
+  res.route = ctx.route.empty() ? std::string(kUnmatchedRoute) : std::string(ctx.route);
+  res.headers.Set("X-Request-Id", ctx.request_id);
+  if (!res.headers.Has("Cache-Control")) res.headers.Add("Cache-Control", "no-store");
+  return res;
+}
+
+Response RequestHandler::Dispatch(const Request& request, RequestContext& ctx) const {
+  std::string_view target = request.target;
+  if (!target.starts_with('/')) {
+    // absolute-form (RFC 9112 3.2.2): keep the path and query.
+    const auto scheme = target.find("://");
+    if (scheme != std::string_view::npos) {
+      const auto slash = target.find_first_of("/?", scheme + 3);
+      target = slash == std::string_view::npos ? std::string_view("/") : target.substr(slash);
+      if (target.starts_with('?')) return Problem(caregate::Problem::kMalformed, "the request target has no path", ctx);
+    }
+  }
+  if (!target.starts_with('/'))
+    return Problem(caregate::Problem::kMalformed, "the request target must be an absolute path", ctx);
+  const auto qmark = target.find('?');
+  ctx.path = target.substr(0, qmark);
+  const std::string_view query = qmark == std::string_view::npos ? std::string_view() : target.substr(qmark + 1);
+
+  Router::Match match = router_.Find(request.method, ctx.path);
+  ctx.route = match.pattern;
+
+  const bool v1 = ctx.path == "/v1" || ctx.path.starts_with("/v1/");
+  const bool needs_token = v1 || (match.route != nullptr && !match.route->access.is_public());
+  if (needs_token) {
+    // Authenticate before saying whether a /v1 path exists at all.
+    auto header = request.headers.Find("Authorization");
+    if (!header || request.headers.Count("Authorization") != 1) {
+      Response r = Refuse(caregate::Problem::kUnauthenticated, "send `Authorization: Bearer <token>`", ctx);
+      if (r.status == 401) r.headers.Set("WWW-Authenticate", "Bearer realm=\"caregate\"");
+      return r;
+    }
+    const std::string_view token = BearerToken(*header);
+    if (!token.empty()) ctx.principal = tokens_.Authenticate(token);
+    if (!ctx.principal) {
+      Response r = Refuse(caregate::Problem::kUnauthenticated, "the bearer token is not valid", ctx);
+      if (r.status == 401) r.headers.Set("WWW-Authenticate", "Bearer realm=\"caregate\", error=\"invalid_token\"");
+      return r;
+    }
+  }
+
+  switch (match.outcome) {
+    case Router::Outcome::kNotFound:
+      return Problem(caregate::Problem::kNotFound, "no resource at this path", ctx);
+    case Router::Outcome::kMethodNotAllowed: {
+      Response r = Problem(caregate::Problem::kMethodNotAllowed,
+                           fmt::format("{} does not allow {}; it allows {}", match.pattern, ctx.method, match.allow),
+                           ctx);
+      r.headers.Set("Allow", match.allow);
+      return r;
+    }
+    case Router::Outcome::kBadEncoding:
+      return Problem(caregate::Problem::kMalformed, "a path segment is not valid percent-encoded UTF-8", ctx);
+    case Router::Outcome::kFound: break;
+  }
+
+  const Route& route = *match.route;
+  if (!route.access.is_public() && !route.access.Allows(ctx.principal->role))
+    return Refuse(caregate::Problem::kForbiddenRole,
+                  fmt::format("role {} may not call {} {}", RoleName(ctx.principal->role), route.method, route.pattern),
+                  ctx);
+  auto params = ParseQuery(query);
+  if (!params) return Problem(caregate::Problem::kMalformed, "the query string is not valid percent-encoded UTF-8", ctx);
+  ctx.query = std::move(*params);
+  ctx.path_params = std::move(match.params);
+  return Invoke(route, ctx);
+}
+
+Response RequestHandler::Refuse(caregate::Problem problem, std::string detail, RequestContext& ctx) const {
+  Response r = Problem(problem, std::move(detail), ctx);
+  if (!on_refused_) return r;
+  try {
+    on_refused_(ctx, r);
+  } catch (const FatalError& e) {
+    LogFailure(ctx, fmt::format("the refusal hook failed: {}", e.what()));
+    return Problem(ErrorProblem(e.problem()), std::string(kFailureDetail), ctx);
+  } catch (const std::exception& e) {
+    LogFailure(ctx, fmt::format("the refusal hook failed: {}", e.what()));
+    return Problem(caregate::Problem::kInternal, std::string(kFailureDetail), ctx);
+  } catch (...) {
+    LogFailure(ctx, "the refusal hook failed");
+    return Problem(caregate::Problem::kInternal, std::string(kFailureDetail), ctx);
+  }
+  return r;
+}
+
+Response RequestHandler::Invoke(const Route& route, RequestContext& ctx) const {
+  try {
+    return route.handler(ctx);
+  } catch (const FatalError& e) {
+    LogFailure(ctx, e.what());
+    return Problem(ErrorProblem(e.problem()), std::string(kFailureDetail), ctx);
+  } catch (const std::exception& e) {
+    LogFailure(ctx, e.what());
+  } catch (...) {
+    LogFailure(ctx, "unknown exception");
+  }
+  return Problem(caregate::Problem::kInternal, std::string(kFailureDetail), ctx);
+}
+
+}  // namespace caregate::server

@@ -1,0 +1,674 @@
+// Listener and sessions, after the shape of Beast's own examples (advanced_server_flex):
+// the Engine owns the io_contexts and accepts; a Session per connection reads one request
+// at a time, hands it to the RequestHandler on a worker thread and writes the answer.
+//
+// Threading: one io_context per I/O thread, each run by exactly one thread. A session is
+// placed on one context (round robin) and stays there, so its handlers never run at the
+// same time and need no strand; contexts share nothing on the hot path. Context 0 also
+// runs the acceptor, the signal set and the shutdown timers. Handlers, which may block
+// on durable writes, run on a separate worker pool and post the response back to the
+// session's context.
+#include "caregate/server/server.h"
+
+#include <csignal>
+#include <ctime>
+#include <list>
+#include <thread>
+#include <type_traits>
+
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <fmt/format.h>
+#include <openssl/ssl.h>
+
+#include "caregate/core/error.h"
+
+namespace caregate::server {
+
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+constexpr std::size_t kFirstReadSize = 4096;
+constexpr std::size_t kKeepBuffer = 64u << 10;  // idle connections keep at most this much buffer
+constexpr std::size_t kMaxDrain = 8u << 20;  // bytes discarded before closing after an error
+
+std::string FormatEndpoint(const tcp::endpoint& ep) {
+  const auto addr = ep.address();
+  return addr.is_v6() ? fmt::format("[{}]:{}", addr.to_string(), ep.port())
+                      : fmt::format("{}:{}", addr.to_string(), ep.port());
+}
+
+std::string ToString(beast::string_view s) { return std::string(s.data(), s.size()); }
+
+// RFC 9110 Date, formatted at most once a second per thread.
+std::string_view HttpDate() {
+  thread_local std::time_t cached = -1;
+  thread_local char text[64];
+  thread_local std::size_t length = 0;
+  const std::time_t now = std::time(nullptr);
+  if (now != cached) {
+    std::tm tm{};
+    gmtime_r(&now, &tm);
+    static constexpr const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                              "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    const int n = std::snprintf(text, sizeof text, "%s, %02d %s %04d %02d:%02d:%02d GMT", kDays[tm.tm_wday % 7],
+                                tm.tm_mday, kMonths[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+                                tm.tm_sec);
+    length = n > 0 ? static_cast<std::size_t>(n) : 0;
+    cached = now;
+  }
+  return {text, length};
+}
+
+bool IsHttpError(const beast::error_code& ec) {
+  return &ec.category() == &http::make_error_code(http::error::bad_method).category();
+}
+
+bool SafeHeader(std::string_view s) { return s.find_first_of("\r\n") == std::string_view::npos; }
+
+std::vector<std::unique_ptr<asio::io_context>> MakeContexts(unsigned n) {
+  std::vector<std::unique_ptr<asio::io_context>> out;
+  for (unsigned i = 0; i < n; ++i) out.push_back(std::make_unique<asio::io_context>(1));
+  return out;
+}
+
+class SessionBase {
+ public:
+  virtual ~SessionBase() = default;
+  virtual void Shutdown() = 0;  // any thread
+};
+
+class Engine {
+ public:
+  Engine(ServerOptions options, std::shared_ptr<RequestHandler> handler);
+  ~Engine();
+
+  void Run();
+  void Stop();
+
+  // Sessions call these. Register returns false when the server is already stopping.
+  bool Register(const std::shared_ptr<SessionBase>& s, std::list<std::weak_ptr<SessionBase>>::iterator& it);
+  void Unregister(std::list<std::weak_ptr<SessionBase>>::iterator it);
+
+  const ServerOptions& options() const { return options_; }
+  const RequestHandler& handler() const { return *handler_; }
+  asio::thread_pool* pool() { return pool_.get(); }
+  bool stopping() const { return stopping_.load(std::memory_order_acquire); }
+  const tcp::endpoint& bound() const { return bound_; }
+  bool tls() const { return ssl_ctx_.has_value(); }
+
+ private:
+  void DoAccept();
+  void OnAccept(beast::error_code ec, asio::io_context& target, tcp::socket socket);
+  void StopNow();  // on context 0
+
+  ServerOptions options_;
+  std::shared_ptr<RequestHandler> handler_;
+  MetricGauge* open_connections_ = nullptr;
+
+  // Declared before the io_context so they outlive the handlers it destroys.
+  std::mutex sessions_mutex_;
+  std::list<std::weak_ptr<SessionBase>> sessions_;
+  bool closed_ = false;  // under sessions_mutex_: the engine is being destroyed
+  std::optional<ssl::context> ssl_ctx_;
+
+  unsigned io_threads_ = 1;
+  std::vector<std::unique_ptr<asio::io_context>> iocs_;
+  // Keeps every context's run() going while the server accepts; released by Stop().
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> keep_running_;
+  std::size_t next_ioc_ = 0;  // context 0 only
+  // These live on context 0.
+  tcp::acceptor acceptor_;
+  asio::signal_set signals_;
+  asio::steady_timer grace_timer_;
+  asio::steady_timer retry_timer_;
+  std::unique_ptr<asio::thread_pool> pool_;  // destroyed first: its work refers to sessions
+  tcp::endpoint bound_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> started_{false};
+  std::atomic<bool> forced_{false};
+};
+
+template <class Stream>
+class Session : public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
+  static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+
+ public:
+  template <class... Args>
+  Session(Engine& engine, asio::io_context& ioc, std::string remote, Args&&... args)
+      : engine_(engine), ioc_(ioc), stream_(std::forward<Args>(args)...), remote_(std::move(remote)) {}
+
+  ~Session() override {
+    if (registered_) engine_.Unregister(it_);
+  }
+
+  void Start() {
+    asio::dispatch(stream_.get_executor(), [self = this->shared_from_this()] { self->Begin(); });
+  }
+
+  void Shutdown() override {
+    asio::post(stream_.get_executor(), [self = this->shared_from_this()] {
+      self->stopping_ = true;
+      // Waiting for a next request that has not begun: nothing is in flight.
+      if (self->state_ == State::kIdle) beast::get_lowest_layer(self->stream_).cancel();
+    });
+  }
+
+ private:
+  enum class State { kStarting, kIdle, kReading, kHandling, kWriting, kClosing };
+
+  const ServerTimeouts& timeouts() const { return engine_.options().timeouts; }
+  beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+
+  void Begin() {
+    registered_ = engine_.Register(this->shared_from_this(), it_);
+    if (!registered_) return Close();
+    if constexpr (kTls) {
+      state_ = State::kStarting;
+      lowest().expires_after(timeouts().header);
+      stream_.async_handshake(ssl::stream_base::server,
+                              [self = this->shared_from_this()](beast::error_code ec) {
+                                if (ec) return self->Close();
+                                self->WaitForRequest();
+                              });
+    } else {
+      WaitForRequest();
+    }
+  }
+
+  void WaitForRequest() {
+    if (stopping_ || engine_.stopping()) return Close();
+    if (buffer_.size() > 0) return ReadHeader();  // a pipelined request is already here
+    if (buffer_.capacity() > kKeepBuffer) buffer_.shrink_to_fit();  // after a large body
+    state_ = State::kIdle;
+    // A new connection gets the header timeout for its first byte; a kept-alive one the
+    // idle timeout.
+    lowest().expires_after(first_ ? timeouts().header : timeouts().idle);
+    stream_.async_read_some(buffer_.prepare(kFirstReadSize),
+                            [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
+                              if (ec) return self->Close();
+                              self->buffer_.commit(n);
+                              self->ReadHeader();
+                            });
+  }
+
+  void ReadHeader() {
+    state_ = State::kReading;
+    parser_.emplace();
+    parser_->header_limit(static_cast<std::uint32_t>(engine_.options().header_limit));
+    parser_->body_limit(engine_.options().body_limit);
+    // Usually the whole request came in with the first read: parse it here rather than
+    // through a read operation that would only find it in the buffer.
+    beast::error_code parse_ec;
+    ParseBuffered(parse_ec);
+    if (parse_ec) return ReadFailed(parse_ec);
+    if (parser_->is_header_done()) return OnHeader({});
+    lowest().expires_after(timeouts().header);
+    http::async_read_header(stream_, buffer_, *parser_,
+                            [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+                              self->OnHeader(ec);
+                            });
+  }
+
+  // Feeds the parser what is already buffered, as Beast's read operations do first.
+  void ParseBuffered(beast::error_code& ec) {
+    while (buffer_.size() > 0 && !parser_->is_done()) {
+      const std::size_t used = parser_->put(buffer_.data(), ec);
+      buffer_.consume(used);
+      if (ec == http::error::need_more) {
+        ec = {};
+        return;
+      }
+      if (ec || used == 0) return;
+    }
+  }
+
+  void OnHeader(beast::error_code ec) {
+    if (ec) return ReadFailed(ec);
+    const auto length = parser_->content_length();
+    if (length && *length > engine_.options().body_limit) return ReadFailed(http::error::body_limit);
+    const auto& req = parser_->get();
+    const auto expect = req[http::field::expect];
+    if (!parser_->is_done() && beast::iequals(expect, "100-continue")) {
+      continue_ = {http::status::continue_, 11};
+      lowest().expires_after(timeouts().write);
+      return http::async_write(stream_, continue_,
+                               [self = this->shared_from_this()](beast::error_code wec, std::size_t) {
+                                 if (wec) return self->Close();
+                                 self->ReadBody();
+                               });
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
+    if (parser_->is_done()) return Dispatch();
+    lowest().expires_after(timeouts().body);
+    http::async_read(stream_, buffer_, *parser_, [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec) return self->ReadFailed(ec);
+      self->Dispatch();
+    });
+  }
+
+  void ReadFailed(beast::error_code ec) {
+    const auto& opts = engine_.options();
+    if (ec == http::error::header_limit)
+      return SendError(caregate::Problem::kHeaderTooLarge,
+                       fmt::format("the request line and header fields are over {} bytes", opts.header_limit));
+    if (ec == http::error::body_limit)
+      return SendError(caregate::Problem::kBodyTooLarge, fmt::format("the request body is over {} bytes", opts.body_limit));
+    // The client went away or was too slow: nobody to answer.
+    if (ec == http::error::end_of_stream || ec == http::error::partial_message || ec == http::error::need_more ||
+        !IsHttpError(ec))
+      return Close();
+    SendError(caregate::Problem::kMalformed, fmt::format("the request is not valid HTTP/1.1 ({})", ec.message()));
+  }
+
+  void Dispatch() {
+    state_ = State::kHandling;
+    started_ = Clock::now();
+    first_ = false;
+    auto msg = parser_->release();
+    parser_.reset();
+    keep_alive_ = msg.keep_alive();
+    Request req;
+    req.method = ToString(msg.method_string());
+    req.target = ToString(msg.target());
+    for (const auto& field : msg) req.headers.Add(ToString(field.name_string()), ToString(field.value()));
+    req.body = std::move(msg.body());
+    req.remote = remote_;
+    if (asio::thread_pool* pool = engine_.pool()) {
+      // The handler may block: run it on a worker, then write from this session's context.
+      // The work guard keeps the context running while no socket operation is pending.
+      asio::post(*pool, [self = this->shared_from_this(), req = std::move(req), ex = stream_.get_executor(),
+                         work = asio::make_work_guard(ioc_)]() mutable {
+        Response res;
+        try {
+          res = self->engine_.handler().Handle(req);
+        } catch (const std::exception&) {  // Handle() catches everything but allocation failure
+          res = ProblemForRequestId(caregate::Problem::kInternal, {}, {});
+          res.close = true;
+        }
+        asio::post(ex, [self, res = std::move(res)]() mutable { self->Write(std::move(res)); });
+      });
+    } else {
+      Write(engine_.handler().Handle(req));
+    }
+  }
+
+  void SendError(caregate::Problem problem, std::string detail) {
+    state_ = State::kHandling;
+    started_ = Clock::now();
+    keep_alive_ = false;
+    unread_request_ = true;
+    const std::string id = engine_.handler().NewRequestId();
+    Response res = ProblemForRequestId(problem, detail, id);
+    res.route = std::string(RequestHandler::kUnmatchedRoute);
+    res.close = true;
+    res.headers.Set("X-Request-Id", id);
+    res.headers.Set("Cache-Control", "no-store");
+    Write(std::move(res));
+  }
+
+  void Write(Response r) {
+    state_ = State::kWriting;
+    if (r.status < 200 || r.status > 599) {  // 1xx is not a final answer; Beast would throw
+      fmt::print(stderr, "caregate server: route {} returned status {}; sending 500\n", r.route, r.status);
+      std::string route = std::move(r.route);
+      r = ProblemForRequestId(caregate::Problem::kInternal, {}, {});
+      r.route = std::move(route);
+    }
+    if (r.status == 204 || r.status == 304) {  // no body allowed
+      r.body.clear();
+      r.content_type.clear();
+    }
+    res_ = {};
+    res_.version(11);
+    res_.result(static_cast<unsigned>(r.status));
+    res_.set(http::field::server, "caregate");
+    const std::string_view date = HttpDate();
+    res_.set(http::field::date, beast::string_view(date.data(), date.size()));
+    if (!r.content_type.empty() && SafeHeader(r.content_type)) res_.set(http::field::content_type, r.content_type);
+    for (const auto& [name, value] : r.headers)
+      if (!name.empty() && SafeHeader(name) && SafeHeader(value)) res_.insert(name, value);
+    res_.body() = std::move(r.body);
+    const bool keep = keep_alive_ && !r.close && !stopping_ && !engine_.stopping();
+    res_.keep_alive(keep);
+    // Not prepare_payload(): the body is always a complete string, and GCC 12's -O2 build
+    // with the sanitizers was seen to throw "invalid response body" from it for an empty 204.
+    if (r.status != 204 && r.status != 304) res_.content_length(res_.body().size());
+    route_ = std::move(r.route);
+    status_ = r.status;
+    lowest().expires_after(timeouts().write);
+    http::async_write(stream_, res_, [self = this->shared_from_this(), keep](beast::error_code ec, std::size_t) {
+      self->OnWrite(ec, keep);
+    });
+  }
+
+  void OnWrite(beast::error_code ec, bool keep) {
+    engine_.handler().Record(route_, status_, std::chrono::duration<double>(Clock::now() - started_).count());
+    res_ = {};
+    if (ec) return Close();
+    if (!keep) return CloseGracefully();
+    WaitForRequest();
+  }
+
+  // RFC 9112 9.6: after an error response the client may still be sending a request we
+  // did not read; closing at once would reset the connection and could destroy our answer
+  // in its receive buffer. So half-close, then read and discard until the client closes
+  // (bounded in time and bytes). After a complete exchange, close at once unless bytes are
+  // already waiting (a pipelined request after `Connection: close`).
+  void CloseGracefully() {
+    state_ = State::kClosing;
+    lowest().expires_after(timeouts().linger);
+    if constexpr (kTls) {
+      stream_.async_shutdown([self = this->shared_from_this()](beast::error_code) { self->Close(); });
+    } else {
+      beast::error_code ec;
+      const std::size_t waiting = lowest().socket().available(ec);
+      if (!unread_request_ && waiting == 0 && buffer_.size() == 0) return Close();
+      lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
+      if (ec) return Close();
+      drain_ = std::make_unique<char[]>(kFirstReadSize);
+      Drain();
+    }
+  }
+
+  void Drain() {
+    stream_.async_read_some(asio::buffer(drain_.get(), kFirstReadSize),
+                            [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
+                              self->drained_ += n;
+                              if (ec || self->drained_ > kMaxDrain) return self->Close();
+                              self->Drain();
+                            });
+  }
+
+  void Close() {
+    state_ = State::kClosing;
+    beast::error_code ec;
+    lowest().socket().shutdown(tcp::socket::shutdown_both, ec);
+    lowest().close();
+  }
+
+  Engine& engine_;
+  asio::io_context& ioc_;  // the one context (and thread) this session runs on
+  Stream stream_;
+  std::string remote_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  http::response<http::empty_body> continue_;
+  http::response<http::string_body> res_;
+  std::unique_ptr<char[]> drain_;
+  std::size_t drained_ = 0;
+  State state_ = State::kStarting;
+  bool first_ = true;
+  bool keep_alive_ = false;
+  bool stopping_ = false;
+  bool registered_ = false;
+  bool unread_request_ = false;  // an error response went out before the request was read
+  std::list<std::weak_ptr<SessionBase>>::iterator it_;
+  Clock::time_point started_;
+  std::string route_;
+  int status_ = 0;
+};
+
+Engine::Engine(ServerOptions options, std::shared_ptr<RequestHandler> handler)
+    : options_(std::move(options)),
+      handler_(std::move(handler)),
+      io_threads_(options_.io_threads != 0 ? options_.io_threads : std::max(1u, std::thread::hardware_concurrency())),
+      iocs_(MakeContexts(io_threads_)),
+      acceptor_(*iocs_[0]),
+      signals_(*iocs_[0]),
+      grace_timer_(*iocs_[0]),
+      retry_timer_(*iocs_[0]) {
+  if (!handler_) throw FatalError(caregate::Problem::kUsage, "the server needs a request handler");
+  for (auto& ioc : iocs_) keep_running_.push_back(asio::make_work_guard(*ioc));
+  open_connections_ = &handler_->metrics().Gauge("caregate_http_connections_open", "Open client connections");
+
+  if (options_.tls_cert.empty() != options_.tls_key.empty())
+    throw FatalError(caregate::Problem::kUsage, "TLS needs both a certificate file and a key file");
+  if (!options_.tls_cert.empty()) {
+    ssl_ctx_.emplace(ssl::context::tls_server);
+    ssl_ctx_->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                          ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 | ssl::context::single_dh_use);
+    beast::error_code ec;
+    ssl_ctx_->use_certificate_chain_file(options_.tls_cert, ec);
+    if (ec)
+      throw FatalError(caregate::Problem::kIoFailure,
+                       fmt::format("{}: cannot load the TLS certificate: {}", options_.tls_cert, ec.message()));
+    ssl_ctx_->use_private_key_file(options_.tls_key, ssl::context::pem, ec);
+    if (ec || SSL_CTX_check_private_key(ssl_ctx_->native_handle()) != 1)
+      throw FatalError(caregate::Problem::kIoFailure,
+                       fmt::format("{}: cannot load the TLS key, or it does not match the certificate",
+                                   options_.tls_key));
+  }
+
+  const HostPort hp = ParseHostPort(options_.listen);
+  beast::error_code ec;
+  tcp::resolver resolver(*iocs_[0]);
+  auto results = resolver.resolve(hp.host, std::to_string(hp.port),
+                                  tcp::resolver::passive | tcp::resolver::numeric_service, ec);
+  if (ec || results.empty())
+    throw FatalError(caregate::Problem::kUsage, fmt::format("cannot resolve listen address {}", options_.listen));
+  const tcp::endpoint ep = results.begin()->endpoint();
+  auto check = [&](std::string_view what) {
+    if (ec)
+      throw FatalError(caregate::Problem::kIoFailure,
+                       fmt::format("cannot listen on {}: {} failed: {}", options_.listen, what, ec.message()));
+  };
+  acceptor_.open(ep.protocol(), ec);
+  check("open");
+  acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+  check("SO_REUSEADDR");
+  acceptor_.bind(ep, ec);
+  check("bind");
+  acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  check("listen");
+  bound_ = acceptor_.local_endpoint(ec);
+  check("getsockname");
+
+  if (options_.handler_threads > 0) pool_ = std::make_unique<asio::thread_pool>(options_.handler_threads);
+
+  if (options_.handle_signals) {
+    signals_.add(SIGINT);
+    signals_.add(SIGTERM);
+    signals_.async_wait([this](beast::error_code sec, int signal) {
+      if (sec) return;
+      fmt::print(stderr, "caregate server: signal {} received, stopping\n", signal);
+      Stop();
+    });
+  }
+  asio::post(*iocs_[0], [this] { DoAccept(); });
+}
+
+Engine::~Engine() {
+  Stop();
+  if (pool_) {
+    pool_->stop();
+    pool_->join();
+  }
+  std::lock_guard lock(sessions_mutex_);
+  closed_ = true;
+}
+
+void Engine::DoAccept() {
+  if (stopping()) return;
+  asio::io_context& target = *iocs_[next_ioc_++ % iocs_.size()];
+  acceptor_.async_accept(target.get_executor(), [this, &target](beast::error_code ec, tcp::socket socket) {
+    OnAccept(ec, target, std::move(socket));
+  });
+}
+
+void Engine::OnAccept(beast::error_code ec, asio::io_context& target, tcp::socket socket) {
+  if (stopping()) return;
+  if (ec) {
+    if (ec == asio::error::operation_aborted) return;
+    // Out of descriptors and the like: wait a little rather than spin.
+    fmt::print(stderr, "caregate server: accept failed: {}\n", ec.message());
+    retry_timer_.expires_after(std::chrono::milliseconds(100));
+    retry_timer_.async_wait([this](beast::error_code tec) {
+      if (!tec) DoAccept();
+    });
+    return;
+  }
+  socket.set_option(tcp::no_delay(true), ec);
+  std::string remote = FormatEndpoint(socket.remote_endpoint(ec));
+  if (ssl_ctx_) {
+    using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+    std::make_shared<Session<TlsStream>>(*this, target, std::move(remote), std::move(socket), *ssl_ctx_)->Start();
+  } else {
+    std::make_shared<Session<beast::tcp_stream>>(*this, target, std::move(remote), std::move(socket))->Start();
+  }
+  DoAccept();
+}
+
+bool Engine::Register(const std::shared_ptr<SessionBase>& s, std::list<std::weak_ptr<SessionBase>>::iterator& it) {
+  std::lock_guard lock(sessions_mutex_);
+  if (stopping()) return false;
+  it = sessions_.insert(sessions_.end(), s);
+  open_connections_->Add(1);
+  return true;
+}
+
+void Engine::Unregister(std::list<std::weak_ptr<SessionBase>>::iterator it) {
+  bool last = false;
+  {
+    std::lock_guard lock(sessions_mutex_);
+    sessions_.erase(it);
+    open_connections_->Add(-1);
+    last = sessions_.empty() && stopping() && !closed_;
+  }
+  if (last) asio::post(*iocs_[0], [this] { grace_timer_.cancel(); });
+}
+
+void Engine::Stop() {
+  if (stopping_.exchange(true, std::memory_order_acq_rel)) return;
+  handler_->SetReady(false);
+  asio::post(*iocs_[0], [this] { StopNow(); });
+}
+
+void Engine::StopNow() {
+  beast::error_code ec;
+  acceptor_.close(ec);
+  signals_.cancel(ec);
+  retry_timer_.cancel();
+  keep_running_.clear();  // each context's run() now returns once its sessions are done
+  std::vector<std::shared_ptr<SessionBase>> live;
+  {
+    std::lock_guard lock(sessions_mutex_);
+    for (auto& w : sessions_)
+      if (auto s = w.lock()) live.push_back(std::move(s));
+  }
+  for (auto& s : live) s->Shutdown();
+  if (live.empty()) return;
+  live.clear();  // outside the lock: this may destroy sessions
+  grace_timer_.expires_after(options_.timeouts.shutdown_grace);
+  grace_timer_.async_wait([this](beast::error_code tec) {
+    if (tec) return;
+    std::size_t left = 0;
+    {
+      std::lock_guard lock(sessions_mutex_);
+      left = sessions_.size();
+    }
+    fmt::print(stderr, "caregate server: {} connection(s) still busy after the shutdown grace period; closing\n",
+               left);
+    forced_ = true;
+    for (auto& ioc : iocs_) ioc->stop();
+  });
+}
+
+void Engine::Run() {
+  if (started_.exchange(true)) throw FatalError(caregate::Problem::kUsage, "Server::Run may be called only once");
+  auto run = [this](asio::io_context& ioc) {
+    for (;;) {
+      try {
+        ioc.run();
+        return;
+      } catch (const std::exception& e) {
+        fmt::print(stderr, "caregate server: unexpected exception on an I/O thread: {}\n", e.what());
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  threads.reserve(io_threads_ - 1);
+  for (std::size_t i = 1; i < iocs_.size(); ++i) threads.emplace_back(run, std::ref(*iocs_[i]));
+  run(*iocs_[0]);
+  for (auto& t : threads) t.join();
+  if (pool_) {
+    if (forced_) pool_->stop();  // queued handlers are dropped; running ones finish
+    pool_->join();
+  }
+}
+
+}  // namespace
+
+HostPort ParseHostPort(std::string_view listen) {
+  auto fail = [&] {
+    return FatalError(caregate::Problem::kUsage,
+                      fmt::format("`{}` is not HOST:PORT (e.g. 127.0.0.1:8080 or [::1]:8080)", listen));
+  };
+  HostPort hp;
+  std::string_view port;
+  if (listen.starts_with('[')) {
+    const auto close = listen.find(']');
+    if (close == std::string_view::npos || close + 1 >= listen.size() || listen[close + 1] != ':') throw fail();
+    hp.host = std::string(listen.substr(1, close - 1));
+    port = listen.substr(close + 2);
+  } else {
+    const auto colon = listen.rfind(':');
+    if (colon == std::string_view::npos) throw fail();
+    hp.host = std::string(listen.substr(0, colon));
+    if (hp.host.find(':') != std::string::npos) throw fail();  // IPv6 needs brackets
+    port = listen.substr(colon + 1);
+  }
+  if (hp.host.empty() || port.empty() || port.size() > 5) throw fail();
+  unsigned value = 0;
+  for (char c : port) {
+    if (c < '0' || c > '9') throw fail();
+    value = value * 10 + static_cast<unsigned>(c - '0');
+  }
+  if (value > 65535) throw fail();
+  hp.port = static_cast<std::uint16_t>(value);
+  return hp;
+}
+
+struct Server::Impl {
+  Impl(ServerOptions options, std::shared_ptr<RequestHandler> handler)
+      : engine(std::move(options), std::move(handler)) {}
+  Engine engine;
+};
+
+Server::Server(ServerOptions options, std::shared_ptr<RequestHandler> handler)
+    : impl_(std::make_unique<Impl>(std::move(options), std::move(handler))) {}
+
+Server::~Server() = default;
+
+std::uint16_t Server::port() const { return impl_->engine.bound().port(); }
+
+std::string Server::endpoint() const { return FormatEndpoint(impl_->engine.bound()); }
+
+bool Server::tls() const { return impl_->engine.tls(); }
+
+void Server::Run() { impl_->engine.Run(); }
+
+void Server::Stop() { impl_->engine.Stop(); }
+
+}  // namespace caregate::server

@@ -1,0 +1,289 @@
+// The pure request handler, in-process: no sockets.
+#include "caregate/server/handler.h"
+
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+
+#include <set>
+#include <thread>
+
+#include "caregate/core/error.h"
+#include "caregate/core/hash.h"
+
+namespace caregate::server {
+namespace {
+
+struct Seen {
+  std::string route, request_id, user, role, organisation, remote, body;
+  Params params, query;
+};
+
+class HandlerTest : public ::testing::Test {
+ protected:
+  HandlerTest() {
+    tokens_.Add(Sha256Hex("t-health"), Role::kHealth, "alice");
+    tokens_.Add(Sha256Hex("t-council"), Role::kCouncil, "bob");
+    tokens_.Add(Sha256Hex("t-ig"), Role::kIg, "carol");
+    tokens_.Add(Sha256Hex("t-svc"), Role::kService, "job");
+    router_.Add("GET", "/v1/persons/{id}", Access::Roles({Role::kHealth, Role::kCouncil}),
+                [this](const RequestContext& ctx) {
+                  seen_.route = std::string(ctx.route);
+                  seen_.request_id = ctx.request_id;
+                  seen_.user = ctx.principal->user_id;
+                  seen_.role = std::string(RoleName(ctx.principal->role));
+                  seen_.organisation = ctx.principal->organisation;
+                  seen_.remote = ctx.remote;
+                  seen_.params = ctx.path_params;
+                  seen_.query = ctx.query;
+                  return Response::Json(200, "{\"id\":\"" + std::string(ctx.Param("id")) + "\"}");
+                });
+    router_.Add("POST", "/v1/ingest/cis", Access::Roles({Role::kService}), [this](const RequestContext& ctx) {
+      seen_.body = std::string(ctx.body);
+      Response r = Response::Json(201, "{}");
+      r.headers.Add("Location", "/v1/persons/cis:1");
+      return r;
+    });
+    router_.Add("GET", "/v1/boom", Access::AnyRole(), [](const RequestContext&) -> Response {
+      throw std::runtime_error("secret internal detail /var/lib/caregate");
+    });
+    router_.Add("GET", "/v1/busy", Access::AnyRole(), [](const RequestContext&) -> Response {
+      throw FatalError(Problem::kUnavailable, "database locked");
+    });
+    router_.Add("GET", "/public/text", Access::Anyone(),
+                [](const RequestContext&) { return Response::Text(200, "plain"); });
+  }
+
+  RequestHandler& handler() {
+    if (!handler_) handler_ = std::make_unique<RequestHandler>(router_, tokens_);
+    return *handler_;
+  }
+
+  Response Call(std::string method, std::string target, std::string token = {}, std::string body = {},
+                Headers extra = {}) {
+    Request r;
+    r.method = std::move(method);
+    r.target = std::move(target);
+    r.headers = std::move(extra);
+    if (!token.empty()) r.headers.Add("Authorization", "Bearer " + token);
+    r.body = std::move(body);
+    r.remote = "127.0.0.1:40000";
+    return handler().Handle(r);
+  }
+
+  Router router_;
+  TokenStore tokens_;
+  std::unique_ptr<RequestHandler> handler_;
+  Seen seen_;
+};
+
+rapidjson::Document ParseJson(const std::string& body) {
+  // RAPIDJSON_SSE2 scans 16 aligned bytes at a time, past the terminator; give it room so
+  // AddressSanitizer builds do not report that over-read.
+  std::string padded = body;
+  padded.reserve(body.size() + 32);
+  rapidjson::Document d;
+  d.Parse(padded.c_str());
+  EXPECT_FALSE(d.HasParseError()) << body;
+  return d;
+}
+
+void ExpectProblem(const Response& r, int status, std::string_view slug) {
+  EXPECT_EQ(r.status, status) << r.body;
+  EXPECT_EQ(r.content_type, "application/problem+json");
+  auto d = ParseJson(r.body);
+  ASSERT_TRUE(d.IsObject());
+  EXPECT_EQ(std::string(d["type"].GetString()), std::string(kProblemTypePrefix) + std::string(slug));
+  EXPECT_TRUE(d["title"].IsString());
+  EXPECT_EQ(d["status"].GetInt(), status);
+  EXPECT_TRUE(d.HasMember("detail"));
+  ASSERT_TRUE(d.HasMember("instance"));
+  EXPECT_EQ(std::string(d["instance"].GetString()), std::string(*r.headers.Find("X-Request-Id")));
+}
+
+TEST_F(HandlerTest, HealthzIsPublic) {
+  Response r = Call("GET", "/healthz");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, R"({"status":"ready"})");
+  EXPECT_EQ(r.route, "/healthz");
+  handler().SetReady(false);
+  ExpectProblem(Call("GET", "/healthz"), 503, "unavailable");
+}
+
+TEST_F(HandlerTest, MetricsIsPrometheusTextAndPublic) {
+  handler().Record("/healthz", 200, 0.001);
+  Response r = Call("GET", "/metrics");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.content_type, "text/plain; version=0.0.4; charset=utf-8");
+  EXPECT_NE(r.body.find("caregate_http_requests_total{route=\"/healthz\",status=\"200\"} 1\n"), std::string::npos)
+      << r.body;
+}
+
+TEST_F(HandlerTest, V1WithoutTokenIs401WithWwwAuthenticate) {
+  Response r = Call("GET", "/v1/persons/nhs:1");
+  ExpectProblem(r, 401, "unauthenticated");
+  EXPECT_EQ(r.headers.Find("WWW-Authenticate"), "Bearer realm=\"caregate\"");
+  EXPECT_EQ(r.route, "/v1/persons/{id}");
+}
+
+TEST_F(HandlerTest, UnknownV1PathWithoutTokenIs401NotA404) {
+  // Unauthenticated callers learn nothing about which /v1 paths exist.
+  Response r = Call("GET", "/v1/nothing/here");
+  ExpectProblem(r, 401, "unauthenticated");
+  EXPECT_EQ(r.route, RequestHandler::kUnmatchedRoute);
+  ExpectProblem(Call("DELETE", "/v1/persons/x"), 401, "unauthenticated");
+}
+
+TEST_F(HandlerTest, InvalidTokenIs401) {
+  Response r = Call("GET", "/v1/persons/nhs:1", "wrong");
+  ExpectProblem(r, 401, "unauthenticated");
+  EXPECT_NE(r.headers.Find("WWW-Authenticate")->find("invalid_token"), std::string_view::npos);
+  Headers basic;
+  basic.Add("Authorization", "Basic dDpoZWFsdGg=");
+  ExpectProblem(Call("GET", "/v1/persons/nhs:1", {}, {}, basic), 401, "unauthenticated");
+  Headers two;
+  two.Add("Authorization", "Bearer t-health");
+  two.Add("Authorization", "Bearer t-ig");
+  ExpectProblem(Call("GET", "/v1/persons/nhs:1", {}, {}, two), 401, "unauthenticated");
+  Headers lower;
+  lower.Add("authorization", "bearer   t-health");
+  EXPECT_EQ(Call("GET", "/v1/persons/nhs:1", {}, {}, lower).status, 200);
+}
+
+TEST_F(HandlerTest, WrongRoleIs403) {
+  ExpectProblem(Call("GET", "/v1/persons/nhs:1", "t-ig"), 403, "forbidden-role");
+  ExpectProblem(Call("GET", "/v1/persons/nhs:1", "t-svc"), 403, "forbidden-role");
+  ExpectProblem(Call("POST", "/v1/ingest/cis", "t-health", "{}"), 403, "forbidden-role");
+}
+
+TEST_F(HandlerTest, UnknownPathIs404) {
+  ExpectProblem(Call("GET", "/v1/unknown", "t-health"), 404, "not-found");
+  Response r = Call("GET", "/nothing");
+  ExpectProblem(r, 404, "not-found");
+  EXPECT_EQ(r.route, RequestHandler::kUnmatchedRoute);
+}
+
+TEST_F(HandlerTest, WrongMethodIs405WithAllowHeader) {
+  Response r = Call("DELETE", "/v1/persons/nhs:1", "t-health");
+  ExpectProblem(r, 405, "method-not-allowed");
+  EXPECT_EQ(r.headers.Find("Allow"), "GET");
+  r = Call("POST", "/healthz");
+  ExpectProblem(r, 405, "method-not-allowed");
+  EXPECT_EQ(r.headers.Find("Allow"), "GET");
+}
+
+TEST_F(HandlerTest, ContextCarriesPrincipalParamsQueryAndRequestId) {
+  Response r = Call("GET", "/v1/persons/nhs%3A9912003888?view=cis&x=a+b%21", "t-council");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.body, R"({"id":"nhs:9912003888"})");
+  EXPECT_EQ(seen_.route, "/v1/persons/{id}");
+  EXPECT_EQ(seen_.user, "bob");
+  EXPECT_EQ(seen_.role, "council");
+  EXPECT_EQ(seen_.organisation, "council");
+  EXPECT_EQ(seen_.remote, "127.0.0.1:40000");
+  ASSERT_EQ(seen_.query.size(), 2u);
+  EXPECT_EQ(seen_.query[0], (std::pair<std::string, std::string>{"view", "cis"}));
+  EXPECT_EQ(seen_.query[1].second, "a b!");
+  EXPECT_FALSE(seen_.request_id.empty());
+  EXPECT_EQ(r.headers.Find("X-Request-Id"), seen_.request_id);
+  EXPECT_EQ(r.headers.Find("Cache-Control"), "no-store");
+}
+
+TEST_F(HandlerTest, HandlersSetStatusHeadersAndContentType) {
+  Response r = Call("POST", "/v1/ingest/cis", "t-svc", "{\"a\":1}");
+  EXPECT_EQ(r.status, 201);
+  EXPECT_EQ(r.headers.Find("Location"), "/v1/persons/cis:1");
+  EXPECT_EQ(seen_.body, "{\"a\":1}");
+  r = Call("GET", "/public/text");
+  EXPECT_EQ(r.content_type, "text/plain; charset=utf-8");
+  EXPECT_EQ(r.body, "plain");
+}
+
+TEST_F(HandlerTest, AbsoluteFormTargetIsRouted) {
+  EXPECT_EQ(Call("GET", "http://gateway.local:8080/healthz").status, 200);
+  ExpectProblem(Call("GET", "*"), 400, "malformed");
+}
+
+TEST_F(HandlerTest, KeepsSaneRequestIdAndReplacesOthers) {
+  Headers h;
+  h.Add("X-Request-Id", "job-42.retry_1~x");
+  Response r = Call("GET", "/v1/persons/a", "t-health", {}, h);
+  EXPECT_EQ(seen_.request_id, "job-42.retry_1~x");
+  EXPECT_EQ(r.headers.Find("X-Request-Id"), "job-42.retry_1~x");
+  for (std::string bad : {std::string("has space"), std::string("quote\""), std::string(129, 'a'), std::string()}) {
+    Headers b;
+    b.Add("X-Request-Id", bad);
+    Call("GET", "/v1/persons/a", "t-health", {}, b);
+    EXPECT_NE(seen_.request_id, bad);
+    EXPECT_FALSE(seen_.request_id.empty());
+  }
+}
+
+TEST_F(HandlerTest, RequestIdsAreUniqueAcrossThreads) {
+  std::vector<std::set<std::string>> ids(4);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 2000; ++i) ids[t].insert(handler().NewRequestId());
+    });
+  for (auto& th : threads) th.join();
+  std::set<std::string> all;
+  for (auto& s : ids) all.insert(s.begin(), s.end());
+  EXPECT_EQ(all.size(), 8000u);
+}
+
+TEST_F(HandlerTest, ProblemJsonHasRfc9457Members) {
+  RequestContext ctx;
+  ctx.request_id = "req-1";
+  Response r = Problem(Problem::kInvalidRecord, "Person/DateOfBirth: \"not a date\"\n", ctx);
+  EXPECT_EQ(r.status, 422);
+  EXPECT_EQ(r.content_type, "application/problem+json");
+  auto d = ParseJson(r.body);
+  EXPECT_EQ(std::string(d["type"].GetString()), "urn:caregate:problem:invalid-record");
+  EXPECT_EQ(std::string(d["title"].GetString()), "The record is invalid");
+  EXPECT_EQ(d["status"].GetInt(), 422);
+  EXPECT_EQ(std::string(d["detail"].GetString()), "Person/DateOfBirth: \"not a date\"\n");
+  EXPECT_EQ(std::string(d["instance"].GetString()), "req-1");
+  EXPECT_EQ(d.MemberCount(), 5u);
+}
+
+TEST_F(HandlerTest, RefusalHookSeesEvery401And403) {
+  std::vector<std::pair<int, std::string>> refusals;
+  handler().OnRefused([&](const RequestContext& ctx, const Response& r) {
+    refusals.emplace_back(r.status, ctx.principal ? ctx.principal->user_id : std::string("-"));
+    EXPECT_NE(r.body.find("\"instance\":\"" + ctx.request_id + "\""), std::string::npos) << r.body;
+  });
+  Call("GET", "/v1/persons/a");
+  Call("GET", "/v1/persons/a", "bad");
+  Call("GET", "/v1/persons/a", "t-ig");
+  Call("GET", "/v1/persons/a", "t-health");  // allowed: no refusal
+  Call("GET", "/nothing");                   // 404: not a refusal
+  ASSERT_EQ(refusals.size(), 3u);
+  EXPECT_EQ(refusals[0], (std::pair<int, std::string>{401, "-"}));
+  EXPECT_EQ(refusals[1], (std::pair<int, std::string>{401, "-"}));
+  EXPECT_EQ(refusals[2], (std::pair<int, std::string>{403, "carol"}));
+}
+
+TEST_F(HandlerTest, FailingRefusalHookTurnsRefusalInto5xx) {
+  handler().OnRefused([](const RequestContext&, const Response&) {
+    throw FatalError(Problem::kIoFailure, "audit disk full");
+  });
+  Response r = Call("GET", "/v1/persons/a", "t-ig");
+  ExpectProblem(r, 500, "io-failure");
+  EXPECT_EQ(r.body.find("disk"), std::string::npos);
+}
+
+TEST_F(HandlerTest, HandlerExceptionBecomes500WithoutDetails) {
+  Response r = Call("GET", "/v1/boom", "t-ig");
+  ExpectProblem(r, 500, "internal");
+  EXPECT_EQ(r.body.find("secret"), std::string::npos);
+  EXPECT_EQ(r.route, "/v1/boom");
+  ExpectProblem(Call("GET", "/v1/busy", "t-ig"), 503, "unavailable");
+}
+
+TEST_F(HandlerTest, BadEncodingIs400) {
+  ExpectProblem(Call("GET", "/v1/persons/a?view=%zz", "t-health"), 400, "malformed");
+  ExpectProblem(Call("GET", "/v1/persons/%ff", "t-health"), 400, "malformed");
+}
+
+}  // namespace
+}  // namespace caregate::server

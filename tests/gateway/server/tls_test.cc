@@ -1,0 +1,153 @@
+// TLS: a self-signed certificate made in the test with the OpenSSL API (no openssl binary
+// needed), a server using it, and an OpenSSL client over loopback.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "caregate/core/error.h"
+#include "caregate/core/hash.h"
+#include "caregate/server/server.h"
+#include "test_client.h"
+
+namespace caregate::server {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::Conn;
+using testing::Get;
+using testing::RunningServer;
+using testing::TestOptions;
+
+class TempDir {
+ public:
+  TempDir() {
+    path_ = std::filesystem::temp_directory_path() /
+            ("caregate-tls-" + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  std::string file(const char* name) const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// Writes a P-256 key and a one-day self-signed certificate for CN=localhost.
+bool MakeSelfSigned(const std::string& cert_path, const std::string& key_path) {
+  EVP_PKEY* key = EVP_EC_gen("P-256");
+  X509* cert = X509_new();
+  bool ok = key != nullptr && cert != nullptr;
+  if (ok) {
+    ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
+    X509_gmtime_adj(X509_getm_notBefore(cert), -60);
+    X509_gmtime_adj(X509_getm_notAfter(cert), 24 * 3600);
+    X509_set_pubkey(cert, key);
+    X509_NAME* name = X509_get_subject_name(cert);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("localhost"), -1, -1,
+                               0);
+    X509_set_issuer_name(cert, name);
+    ok = X509_sign(cert, key, EVP_sha256()) > 0;
+  }
+  if (ok) {
+    FILE* f = std::fopen(cert_path.c_str(), "w");
+    ok = f != nullptr && PEM_write_X509(f, cert) == 1;
+    if (f) std::fclose(f);
+  }
+  if (ok) {
+    FILE* f = std::fopen(key_path.c_str(), "w");
+    ok = f != nullptr && PEM_write_PrivateKey(f, key, nullptr, nullptr, 0, nullptr, nullptr) == 1;
+    if (f) std::fclose(f);
+  }
+  X509_free(cert);
+  EVP_PKEY_free(key);
+  return ok;
+}
+
+std::shared_ptr<RequestHandler> MakeHandler() {
+  Router router;
+  router.Add("POST", "/v1/echo", Access::AnyRole(), [](const RequestContext& ctx) {
+    return Response::Text(200, "len=" + std::to_string(ctx.body.size()) + " user=" + ctx.principal->user_id);
+  });
+  TokenStore tokens;
+  tokens.Add(Sha256Hex("tok"), Role::kHealth, "alice");
+  return std::make_shared<RequestHandler>(std::move(router), std::move(tokens));
+}
+
+struct ClientCtx {
+  ClientCtx() : ctx(SSL_CTX_new(TLS_client_method())) {}
+  ~ClientCtx() { SSL_CTX_free(ctx); }
+  SSL_CTX* ctx;
+};
+
+TEST(ServerTls, ServesHttpsWithASelfSignedCertificate) {
+  TempDir dir;
+  ASSERT_TRUE(MakeSelfSigned(dir.file("cert.pem"), dir.file("key.pem")));
+  auto options = TestOptions();
+  options.tls_cert = dir.file("cert.pem");
+  options.tls_key = dir.file("key.pem");
+  RunningServer s(options, MakeHandler());
+  EXPECT_TRUE(s.server().tls());
+
+  ClientCtx client;
+  Conn c(s.port());
+  ASSERT_TRUE(c.StartTls(client.ctx));
+  for (int i = 0; i < 2; ++i) {  // keep-alive over TLS
+    ASSERT_TRUE(c.Send(Get("/healthz")));
+    auto r = c.Read();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+    EXPECT_EQ(r->body, R"({"status":"ready"})");
+  }
+  c.Send("POST /v1/echo HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok\r\nContent-Length: 3\r\n\r\nabc");
+  auto r = c.Read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "len=3 user=alice");
+}
+
+TEST(ServerTls, PlainHttpToTheTlsPortGetsNoAnswer) {
+  TempDir dir;
+  ASSERT_TRUE(MakeSelfSigned(dir.file("cert.pem"), dir.file("key.pem")));
+  auto options = TestOptions();
+  options.tls_cert = dir.file("cert.pem");
+  options.tls_key = dir.file("key.pem");
+  RunningServer s(options, MakeHandler());
+  Conn c(s.port());
+  c.Send(Get("/healthz"));
+  EXPECT_FALSE(c.Read(2s));
+  Conn after(s.port());
+  ClientCtx client;
+  ASSERT_TRUE(after.StartTls(client.ctx));
+  after.Send(Get("/healthz"));
+  auto r = after.Read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+}
+
+TEST(ServerTls, MissingOrMismatchedFilesAreFatal) {
+  TempDir dir;
+  ASSERT_TRUE(MakeSelfSigned(dir.file("cert.pem"), dir.file("key.pem")));
+  ASSERT_TRUE(MakeSelfSigned(dir.file("cert2.pem"), dir.file("key2.pem")));
+  auto options = TestOptions();
+  options.tls_cert = dir.file("cert.pem");
+  options.tls_key = dir.file("missing.pem");
+  EXPECT_THROW(Server(options, MakeHandler()), FatalError);
+  options.tls_key = dir.file("key2.pem");  // not the certificate's key
+  EXPECT_THROW(Server(options, MakeHandler()), FatalError);
+  options.tls_key.clear();  // only one of the two
+  try {
+    Server server(options, MakeHandler());
+    ADD_FAILURE() << "started TLS without a key";
+  } catch (const FatalError& e) {
+    EXPECT_EQ(e.problem(), Problem::kUsage);
+  }
+}
+
+}  // namespace
+}  // namespace caregate::server
