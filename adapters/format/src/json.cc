@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_set>
 #include <utility>
@@ -17,18 +18,21 @@ namespace caregate::format {
 namespace {
 
 // The input is copied into a NUL-terminated, padded buffer so RapidJSON can use its
-// SSE2 scanners (StringStream), which read whole aligned 16-byte blocks.
-using Stream = rapidjson::StringStream;
+// SSE2 scanners, which read whole aligned 16-byte blocks. The copy is ours, so it is
+// parsed in situ: strings are decoded in place instead of through RapidJSON's stack.
+using Stream = rapidjson::InsituStringStream;
 constexpr std::size_t kSimdPadding = 16;
 
 // Objects with more keys than this get a hash set for duplicate detection; smaller
-// ones are scanned linearly (cheaper for the usual handful of keys).
-constexpr std::size_t kLinearKeyScan = 16;
+// ones are scanned linearly (cheaper: a CIS client record has about 35 top-level keys,
+// and the scan costs at most 64*63/2 comparisons per object before the set takes over).
+constexpr std::size_t kLinearKeyScan = 64;
 
 class TreeBuilder {
  public:
-  TreeBuilder(const JsonLimits& limits, const Stream& stream, std::string_view text)
-      : limits_(limits), stream_(stream), text_(text) {}
+  TreeBuilder(const JsonLimits& limits, Stream& stream, std::string_view text, SourceNode& root)
+      : limits_(limits), stream_(stream), text_(text), root_(root),
+        multiline_(std::memchr(text.data(), '\n', text.size()) != nullptr) {}
 
   // --- RapidJSON SAX interface -------------------------------------------------
   bool Null() { return Scalar(NodeKind::kNull, nullptr, 0); }
@@ -53,12 +57,12 @@ class TreeBuilder {
     if (f.keys) {
       dup = !f.keys->emplace(key).second;
     } else {
-      for (const auto& c : f.node->children)
-        if (c.name == key) { dup = true; break; }
-      if (!dup && f.node->children.size() >= kLinearKeyScan) {
+      for (std::size_t i = 0; i < f.used; ++i)
+        if (f.node->children[i].name == key) { dup = true; break; }
+      if (!dup && f.used >= kLinearKeyScan) {
         f.keys = std::make_unique<std::unordered_set<std::string>>();
-        f.keys->reserve(f.node->children.size() * 2);
-        for (const auto& c : f.node->children) f.keys->emplace(c.name);
+        f.keys->reserve(f.used * 2);
+        for (std::size_t i = 0; i < f.used; ++i) f.keys->emplace(f.node->children[i].name);
         f.keys->emplace(key);
       }
     }
@@ -84,7 +88,7 @@ class TreeBuilder {
       const SourceNode* parent = stack_[i - 1].node;
       p += '/';
       if (parent->kind == NodeKind::kArray)
-        p += std::to_string(parent->children.size() - 1);
+        p += std::to_string(stack_[i - 1].used - 1);
       else
         AppendJsonPointerSegment(p, stack_[i].node->name);
     }
@@ -95,7 +99,7 @@ class TreeBuilder {
         AppendJsonPointerSegment(p, pending_key_);
       } else if (top->kind == NodeKind::kArray) {
         p += '/';
-        p += std::to_string(top->children.size());
+        p += std::to_string(stack_.back().used);
       }
     }
     return p;
@@ -104,6 +108,7 @@ class TreeBuilder {
  private:
   struct Frame {
     SourceNode* node;
+    std::size_t used;  // children of `node` filled so far (the rest are left over from the last parse)
     std::unique_ptr<std::unordered_set<std::string>> keys;
   };
 
@@ -147,6 +152,7 @@ class TreeBuilder {
   }
 
   std::uint32_t LineHere() {
+    if (!multiline_) return 1;
     std::size_t pos = std::min(stream_.Tell(), text_.size());
     if (pos > line_pos_) {
       line_ += static_cast<std::uint32_t>(std::count(text_.begin() + static_cast<std::ptrdiff_t>(line_pos_),
@@ -166,28 +172,38 @@ class TreeBuilder {
       }
       root_.kind = kind;
       root_.line = LineHere();
+      root_.name.clear();
+      root_.value.clear();
       return &root_;
     }
     if (stack_.empty()) {  // cannot happen: RapidJSON stops after the root
       Fail("unexpected value after the top-level object");
       return nullptr;
     }
-    SourceNode& parent = *stack_.back().node;
-    SourceNode& n = parent.children.emplace_back();
+    Frame& f = stack_.back();
+    SourceNode& parent = *f.node;
+    // Reuse the node left at this position by the previous parse: its strings and
+    // vectors keep their capacity, so a run of similar records allocates nothing.
+    SourceNode& n = f.used < parent.children.size() ? parent.children[f.used] : parent.children.emplace_back();
+    ++f.used;
     n.kind = kind;
     n.line = LineHere();
     if (parent.kind == NodeKind::kObject) {
-      n.name = std::move(pending_key_);
+      n.name.swap(pending_key_);
       pending_key_.clear();
       has_key_ = false;
+    } else {
+      n.name.clear();
     }
+    n.value.clear();
+    if (kind != NodeKind::kObject && kind != NodeKind::kArray) n.children.clear();
     return &n;
   }
 
   bool Scalar(NodeKind kind, const char* str, std::size_t len) {
     SourceNode* n = NewNode(kind);
     if (n == nullptr) return false;
-    if (len) n->value.assign(str, len);
+    if (len) n->value.assign(str, len);  // NewNode cleared it
     return true;
   }
 
@@ -196,19 +212,23 @@ class TreeBuilder {
       return Fail("nested deeper than " + std::to_string(limits_.max_depth) + " levels");
     SourceNode* n = NewNode(kind);
     if (n == nullptr) return false;
-    stack_.push_back(Frame{n, nullptr});
+    stack_.push_back(Frame{n, 0, nullptr});
     return true;
   }
 
   bool Close() {
+    Frame& f = stack_.back();
+    if (f.used < f.node->children.size())
+      f.node->children.erase(f.node->children.begin() + static_cast<std::ptrdiff_t>(f.used), f.node->children.end());
     stack_.pop_back();
     return true;
   }
 
   const JsonLimits& limits_;
-  const Stream& stream_;
+  Stream& stream_;
   std::string_view text_;
-  SourceNode root_;
+  SourceNode& root_;
+  bool multiline_;
   std::vector<Frame> stack_;
   std::string pending_key_;
   bool has_key_ = false;
@@ -247,7 +267,7 @@ void AppendJsonPointerSegment(std::string& out, std::string_view segment) {
   }
 }
 
-Expected<SourceNode> ParseJson(std::string_view text, const JsonLimits& limits) {
+std::optional<FieldError> ParseJsonInto(std::string_view text, SourceNode& root, const JsonLimits& limits) {
   if (text.size() > limits.max_bytes)
     return FieldError{"", "JSON document is " + std::to_string(text.size()) + " bytes, larger than the limit of " +
                               std::to_string(limits.max_bytes) + " bytes"};
@@ -259,12 +279,12 @@ Expected<SourceNode> ParseJson(std::string_view text, const JsonLimits& limits) 
   buffer.reserve(text.size() + kSimdPadding);
   buffer.assign(text);
   buffer.append(kSimdPadding, '\0');
-  Stream stream(buffer.c_str());
-  TreeBuilder builder(limits, stream, text);
+  Stream stream(buffer.data());
+  TreeBuilder builder(limits, stream, text, root);
   rapidjson::Reader reader;
   // No kParseValidateEncodingFlag: TreeBuilder::CheckString validates every string.
-  constexpr unsigned kFlags =
-      rapidjson::kParseNumbersAsStringsFlag | rapidjson::kParseIterativeFlag | rapidjson::kParseStopWhenDoneFlag;
+  constexpr unsigned kFlags = rapidjson::kParseInsituFlag | rapidjson::kParseNumbersAsStringsFlag |
+                              rapidjson::kParseIterativeFlag | rapidjson::kParseStopWhenDoneFlag;
   rapidjson::ParseResult ok = reader.Parse<kFlags>(stream, builder);
   if (builder.failed()) return std::move(builder.error());
   if (!ok) {
@@ -292,7 +312,13 @@ Expected<SourceNode> ParseJson(std::string_view text, const JsonLimits& limits) 
   if (pos != text.size())
     return FieldError{"", "not well-formed JSON at byte " + std::to_string(pos) +
                               ": trailing data after the top-level object"};
-  return std::move(builder.root());
+  return std::nullopt;
+}
+
+Expected<SourceNode> ParseJson(std::string_view text, const JsonLimits& limits) {
+  SourceNode root;
+  if (auto error = ParseJsonInto(text, root, limits)) return std::move(*error);
+  return root;
 }
 
 void AppendJson(std::string& out, const SourceNode& node) {

@@ -24,6 +24,10 @@ int RunCli(int argc, char** argv) {
   commands.push_back(AddTranslateCommand(app, mappings_dir));
   commands.push_back(AddMappingsCommand(app, mappings_dir));
   commands.push_back(AddSynthCommand(app, mappings_dir));
+  commands.push_back(AddExportCommand(app, mappings_dir));
+  commands.push_back(AddIngestCommand(app, mappings_dir));
+  commands.push_back(AddServeCommand(app, mappings_dir));
+  commands.push_back(AddAuditCommand(app, mappings_dir));
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -66,6 +66,19 @@ struct TrieNode {
       if (c->name == n) return c.get();
     return nullptr;
   }
+  // The same, starting where the previous match left off: records usually list their
+  // members in table order, so a walk over one node's children matches at once.
+  const TrieNode* Find(std::string_view n, std::size_t& hint) const {
+    const std::size_t size = children.size();
+    for (std::size_t k = 0; k < size; ++k) {
+      std::size_t i = hint + k < size ? hint + k : hint + k - size;
+      if (children[i]->name == n) {
+        hint = i + 1 < size ? i + 1 : 0;
+        return children[i].get();
+      }
+    }
+    return nullptr;
+  }
   TrieNode* Ensure(const std::string& n) {
     for (auto& c : children)
       if (c->name == n) return c.get();
@@ -145,7 +158,13 @@ bool CarriedByAddressRule(std::string_view field, const std::vector<const FieldD
 
 void AppendJsonPointerToken(std::string& out, std::string_view name) {
   out += '/';
-  if (name.find_first_of("~/") == std::string_view::npos) {
+  bool plain = true;  // a loop: find_first_of searches the set once per character
+  for (char c : name)
+    if (c == '~' || c == '/') {
+      plain = false;
+      break;
+    }
+  if (plain) {
     out += name;
     return;
   }
@@ -383,8 +402,9 @@ class SystemPlan {
     // XPath indexes count same-named siblings; only repeating names need them.
     std::vector<std::pair<std::string_view, int>> seen;
     const bool xpath = profile.path_style == PathStyle::kXPath;
+    std::size_t hint = 0;
     for (const auto& child : node.children) {
-      const TrieNode* t = trie.Find(child.name);
+      const TrieNode* t = trie.Find(child.name, hint);
       int xpath_index = 0;
       if (t && xpath && (t->group || (!t->fields.empty() && t->fields[0].f->t.kind == TKind::kLines))) {
         auto it = std::find_if(seen.begin(), seen.end(), [&](auto& p) { return p.first == child.name; });

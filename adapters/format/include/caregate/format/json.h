@@ -11,6 +11,7 @@
 //   line = 1-based line of the value in the input.
 // The root node returned by ParseJson is the top-level object, with name "".
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -29,6 +30,12 @@ struct JsonLimits {
 // one FieldError: path is the JSON Pointer of where it happened ("" if unknown),
 // problem is plain English including the byte offset.
 Expected<SourceNode> ParseJson(std::string_view text, const JsonLimits& limits = {});
+
+// The same, into `root`, reusing the nodes (and their strings' capacity) that `root`
+// holds from a previous call: a stream of similar records then parses without
+// allocating. On success `root` is exactly what ParseJson returns; on failure `root` is
+// unspecified (but still safe to reuse) and the error is returned.
+std::optional<FieldError> ParseJsonInto(std::string_view text, SourceNode& root, const JsonLimits& limits = {});
 
 // Serialises `node` (its value, never its name). Compact output is one line, which
 // AppendJson uses for NDJSON; pretty output indents by two spaces. kNumber values are

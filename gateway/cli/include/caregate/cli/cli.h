@@ -29,5 +29,9 @@ void Error(const std::string& input, const std::string& message);
 Command AddTranslateCommand(CLI::App& root, std::string& mappings_dir);
 Command AddMappingsCommand(CLI::App& root, std::string& mappings_dir);
 Command AddSynthCommand(CLI::App& root, std::string& mappings_dir);
+Command AddExportCommand(CLI::App& root, std::string& mappings_dir);
+Command AddIngestCommand(CLI::App& root, std::string& mappings_dir);
+Command AddServeCommand(CLI::App& root, std::string& mappings_dir);
+Command AddAuditCommand(CLI::App& root, std::string& mappings_dir);
 
 }  // namespace caregate::cli

@@ -1,0 +1,45 @@
+#pragma once
+// caregate's application layer on the server framework (spec section 8, docs/lookups.md):
+// the /v1 routes for lookups, ingest, translation, lineage, audit and link review, each
+// leaving a durable audit event before it answers.
+#include <memory>
+#include <string>
+
+#include "caregate/audit/audit_log.h"
+#include "caregate/engine/engine.h"
+#include "caregate/identity/person_store.h"
+#include "caregate/server/handler.h"
+#include "caregate/server/metrics.h"
+#include "caregate/server/router.h"
+
+namespace caregate::app {
+
+// $CAREGATE_DB when set, else "caregate.db" in the current directory (the same default
+// as `caregate export`).
+std::string DefaultDatabasePath();
+
+class App {
+ public:
+  // Opens the record store and the audit trail in `db_path`. Throws FatalError.
+  App(std::shared_ptr<const engine::Engine> engine, const std::string& db_path,
+      std::shared_ptr<server::Metrics> metrics = std::make_shared<server::Metrics>());
+  ~App();
+  App(const App&) = delete;
+  App& operator=(const App&) = delete;
+
+  // The route table (including GET /metrics with the application's gauges).
+  server::Router Routes();
+  // A request handler serving Routes(), with every framework refusal (401/403) audited.
+  std::shared_ptr<server::RequestHandler> MakeHandler(server::TokenStore tokens);
+
+  identity::PersonStore& store();
+  audit::AuditLog& audit();
+  const engine::Engine& engine() const;
+  server::Metrics& metrics();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace caregate::app

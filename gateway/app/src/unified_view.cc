@@ -1,0 +1,120 @@
+#include "caregate/app/unified_view.h"
+
+#include <set>
+
+#include "caregate/model/field_registry.h"
+
+namespace caregate::app {
+
+namespace {
+
+bool IsAddress(std::string_view field) { return field.starts_with("person.address."); }
+bool IsContact(std::string_view field) {
+  return IsAddress(field) || field.starts_with("person.phone_") || field == "person.email";
+}
+
+template <typename T>
+void UnionByReference(std::vector<T>& into, const std::vector<T>& from, std::string_view collection,
+                      std::string_view system, UnifiedView& view) {
+  std::set<std::string> seen;
+  for (const auto& item : into)
+    if (!item.reference.empty()) seen.insert(item.reference);
+  for (const auto& item : from) {
+    if (!item.reference.empty() && seen.count(item.reference)) continue;
+    into.push_back(item);
+    view.field_sources.emplace_back(std::string(collection) + "[reference=" + item.reference + "]", system);
+  }
+}
+
+}  // namespace
+
+std::string_view OwnSystemOf(std::string_view organisation) {
+  if (organisation == "health") return "systmone";
+  if (organisation == "council") return "cis";
+  return "";
+}
+
+void RedactContactDetails(model::CareRecord& r) {
+  r.person.address = model::Address{};
+  r.person.phone_home.clear();
+  r.person.phone_work.clear();
+  r.person.phone_mobile.clear();
+  r.person.phone_alternate.clear();
+  r.person.email.clear();
+  std::erase_if(r.lineage, [](const model::Provenance& p) { return IsContact(p.field); });
+}
+
+std::optional<UnifiedView> BuildUnifiedView(const identity::PersonSnapshot& person, const ViewRequest& req) {
+  const std::string_view own = OwnSystemOf(req.organisation);
+  UnifiedView v;
+  // The records this caller may see, with the other organisation's rules applied.
+  std::optional<model::CareRecord> shown[2];
+  const char* systems[2] = {"systmone", "cis"};
+  for (int i = 0; i < 2; ++i) {
+    const model::CareRecord* r = person.record(systems[i]);
+    if (r == nullptr) continue;
+    const bool other = systems[i] != own;
+    if (other && !req.unrestricted && r->consent_withheld()) {
+      v.consent_withheld_other = true;
+      continue;
+    }
+    shown[i] = *r;
+    if (other && !req.unrestricted && r->is_sensitive()) {
+      RedactContactDetails(*shown[i]);
+      v.redacted_other = true;
+    }
+  }
+  if (!shown[0] && !shown[1]) return std::nullopt;
+
+  std::string_view primary = req.view == "systmone" || req.view == "cis" ? req.view : own;
+  if (primary.empty()) primary = "systmone";
+  int p = primary == "systmone" ? 0 : 1;
+  if (!shown[p]) p = 1 - p;
+  const int s = 1 - p;
+  v.primary = systems[p];
+  v.record = std::move(*shown[p]);
+  v.systems.push_back(systems[p]);
+  model::CareRecord& m = v.record;
+
+  bool primary_has_address = false;
+  for (const auto& f : model::AllFields()) {
+    if (f.owner != model::Entity::kRecord || !f.name.starts_with("person.")) continue;
+    if (!f.get(&m).empty()) {
+      v.field_sources.emplace_back(std::string(f.name), systems[p]);
+      primary_has_address |= IsAddress(f.name);
+    }
+  }
+  if (shown[s]) {
+    model::CareRecord& o = *shown[s];
+    v.systems.push_back(systems[s]);
+    std::set<std::string_view> filled;
+    for (const auto& f : model::AllFields()) {
+      if (f.owner != model::Entity::kRecord || !f.name.starts_with("person.")) continue;
+      // An address is one unit: never half from one system and half from the other.
+      if (IsAddress(f.name) && primary_has_address) continue;
+      std::string& mine = f.get(&m);
+      std::string& theirs = f.get(&o);
+      if (mine.empty() && !theirs.empty()) {
+        mine = theirs;
+        filled.insert(f.name);
+        v.field_sources.emplace_back(std::string(f.name), systems[s]);
+      }
+    }
+    for (const auto& prov : o.lineage)
+      if (filled.count(prov.field)) m.lineage.push_back(prov);
+    UnionByReference(m.episodes, o.episodes, "episodes", systems[s], v);
+    UnionByReference(m.care_plans, o.care_plans, "care_plans", systems[s], v);
+    UnionByReference(m.visits, o.visits, "visits", systems[s], v);
+    UnionByReference(m.entries, o.entries, "entries", systems[s], v);
+    UnionByReference(m.tasks, o.tasks, "tasks", systems[s], v);
+  }
+  // Ids from both systems, and those learnt by linking.
+  for (const auto& id : person.ids) {
+    if (id.starts_with("nhs:") && m.person.nhs_number.empty()) m.person.nhs_number = id.substr(4);
+    if (id.starts_with("s1:") && m.person.s1_id.empty()) m.person.s1_id = id.substr(3);
+    if (id.starts_with("cis:") && m.person.cis_id.empty()) m.person.cis_id = id.substr(4);
+  }
+  return v;
+}
+
+}  // namespace caregate::app

@@ -1,0 +1,43 @@
+#include <cstdio>
+#include <memory>
+
+#include "caregate/app/app.h"
+#include "caregate/cli/cli.h"
+#include "caregate/engine/engine.h"
+#include "caregate/server/server.h"
+
+namespace caregate::cli {
+
+Command AddServeCommand(CLI::App& root, std::string& mappings_dir) {
+  auto* app = root.add_subcommand("serve", "Serve the HTTP API (spec section 8)");
+  struct Opts {
+    std::string db, tokens;
+    server::ServerOptions server;
+  };
+  auto o = std::make_shared<Opts>();
+  app->add_option("--db", o->db, "Database (default: $CAREGATE_DB, else ./caregate.db)");
+  app->add_option("--listen", o->server.listen, "HOST:PORT (default 127.0.0.1:8080; port 0 picks one)");
+  app->add_option("--tokens", o->tokens, "Tokens file (sha256:<hex> <role> <user-id> per line)")->required();
+  app->add_option("--tls-cert", o->server.tls_cert, "PEM certificate chain (TLS with --tls-key)");
+  app->add_option("--tls-key", o->server.tls_key, "PEM private key");
+  app->add_option("--io-threads", o->server.io_threads, "Socket I/O threads (default: one per core)");
+  app->add_option("--handler-threads", o->server.handler_threads, "Handler threads (default 64)");
+  return {app, [o, &mappings_dir]() -> int {
+            if (o->server.tls_cert.empty() != o->server.tls_key.empty()) {
+              Error("", "usage: --tls-cert and --tls-key go together");
+              return kExitUsage;
+            }
+            auto engine = engine::Engine::Load(mappings_dir);
+            auto tokens = server::TokenStore::LoadFile(o->tokens);
+            app::App application(engine, o->db.empty() ? app::DefaultDatabasePath() : o->db);
+            auto handler = application.MakeHandler(std::move(tokens));
+            server::Server srv(o->server, handler);
+            std::printf("listening on %s\n", srv.endpoint().c_str());
+            std::fflush(stdout);
+            srv.Run();
+            application.audit().Close();
+            return kExitOk;
+          }};
+}
+
+}  // namespace caregate::cli

@@ -1,0 +1,214 @@
+#include "delta_state.h"
+
+#include <cstring>
+
+#include "caregate/core/error.h"
+#include "caregate/store/database.h"
+#include "caregate/store/statement.h"
+#include "caregate/store/transaction.h"
+
+namespace caregate::exporter {
+namespace {
+
+constexpr std::size_t kBloomBits = std::size_t{1} << 24;  // 2 MiB
+
+// Migrations of the "export" module (versions 200-299, store/migrations.h). A shipped
+// migration is never edited, only followed by a new one.
+constexpr std::string_view kSchemaV200 = R"sql(
+CREATE TABLE export_state (
+  key INTEGER PRIMARY KEY,      -- first 8 bytes of SHA-256(person_key), big-endian, signed
+  person_key TEXT NOT NULL,     -- cis:..., for people reading the table
+  hash_hi INTEGER NOT NULL,     -- content hash (128 bits of SHA-256 over the record as mapped)
+  hash_lo INTEGER NOT NULL,
+  run_seq INTEGER NOT NULL      -- the run that last wrote this person
+);
+CREATE TABLE export_runs (
+  seq INTEGER PRIMARY KEY,
+  run_date TEXT NOT NULL,
+  input_sha256 TEXT NOT NULL,
+  input_bytes INTEGER NOT NULL,
+  full INTEGER NOT NULL,
+  mapping_version TEXT NOT NULL,
+  out_dir TEXT NOT NULL,
+  records_read INTEGER NOT NULL,
+  exported INTEGER NOT NULL,
+  unchanged INTEGER NOT NULL,
+  rejected INTEGER NOT NULL,
+  withheld INTEGER NOT NULL,
+  started_at TEXT NOT NULL,
+  finished_at TEXT NOT NULL,
+  manifest TEXT NOT NULL        -- manifest.json exactly as written
+);
+CREATE INDEX export_runs_by_date ON export_runs(run_date);
+)sql";
+
+std::int64_t Half(const ContentHash& h, int which) {
+  std::uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | h[static_cast<std::size_t>(which * 8 + i)];
+  return static_cast<std::int64_t>(v);
+}
+
+constexpr const char* kRunColumns =
+    "seq, run_date, input_sha256, input_bytes, full, mapping_version, out_dir, records_read, exported, "
+    "unchanged, rejected, withheld, started_at, finished_at, manifest";
+
+RunRecord ReadRun(store::Statement& q) {
+  RunRecord r;
+  r.seq = q.ColumnInt64(0);
+  r.run_date = q.ColumnText(1);
+  r.input_sha256 = q.ColumnText(2);
+  r.input_bytes = static_cast<std::uint64_t>(q.ColumnInt64(3));
+  r.full = q.ColumnInt64(4) != 0;
+  r.mapping_version = q.ColumnText(5);
+  r.out_dir = q.ColumnText(6);
+  r.read = static_cast<std::uint64_t>(q.ColumnInt64(7));
+  r.exported = static_cast<std::uint64_t>(q.ColumnInt64(8));
+  r.unchanged = static_cast<std::uint64_t>(q.ColumnInt64(9));
+  r.rejected = static_cast<std::uint64_t>(q.ColumnInt64(10));
+  r.withheld = static_cast<std::uint64_t>(q.ColumnInt64(11));
+  r.started_at = q.ColumnText(12);
+  r.finished_at = q.ColumnText(13);
+  r.manifest = q.ColumnText(14);
+  return r;
+}
+
+}  // namespace
+
+DeltaState::DeltaState(const std::string& path) : path_(path) {
+  store::OpenOptions options;
+  options.busy_timeout_ms = 60000;  // a nightly job would rather wait for a busy server than fail
+  db_ = std::make_unique<store::Database>(path, options);
+  db_->Migrate("export", {{200, kSchemaV200}});
+  // The staging table lives in TEMP: private to this connection, gone when the process
+  // is, so a killed run cannot leave half a delta behind.
+  db_->Exec(
+      "PRAGMA temp_store=FILE;"
+      "PRAGMA temp.cache_size=-16384;"
+      "CREATE TEMP TABLE IF NOT EXISTS export_staged ("
+      " key INTEGER PRIMARY KEY, person_key TEXT NOT NULL, hash_hi INTEGER NOT NULL, hash_lo INTEGER NOT NULL)");
+}
+
+DeltaState::~DeltaState() {
+  find_staged_.reset();
+  find_state_.reset();
+  stage_.reset();
+  if (db_ && db_->InTransaction()) {
+    try {
+      db_->Exec("ROLLBACK");
+    } catch (...) {
+    }
+  }
+}
+
+std::vector<RunRecord> DeltaState::Candidates(std::string_view run_date, bool full, std::string_view mapping_version,
+                                              std::uint64_t input_bytes) {
+  store::Statement q(*db_, std::string("SELECT ") + kRunColumns +
+                               " FROM export_runs WHERE run_date = ?1 AND full = ?2 AND mapping_version = ?3 AND "
+                               "input_bytes = ?4 ORDER BY seq DESC");
+  q.Bind(1, run_date).Bind(2, full ? 1 : 0).Bind(3, mapping_version).Bind(4, static_cast<std::int64_t>(input_bytes));
+  std::vector<RunRecord> out;
+  while (q.Step()) out.push_back(ReadRun(q));
+  return out;
+}
+
+std::optional<RunRecord> DeltaState::LastCompleted() {
+  store::Statement q(*db_, std::string("SELECT ") + kRunColumns + " FROM export_runs ORDER BY seq DESC LIMIT 1");
+  if (!q.Step()) return std::nullopt;
+  return ReadRun(q);
+}
+
+void DeltaState::BeginRun() {
+  db_->Exec("DELETE FROM temp.export_staged");
+  staged_bits_.assign(kBloomBits / 64, 0);
+  // One read snapshot of the state for the whole run (and no per-statement transactions).
+  db_->Exec("BEGIN DEFERRED");
+  find_staged_ = std::make_unique<store::Statement>(
+      *db_, "SELECT hash_hi, hash_lo FROM temp.export_staged WHERE key = ?1");
+  find_state_ = std::make_unique<store::Statement>(
+      *db_, "SELECT hash_hi, hash_lo FROM main.export_state WHERE key = ?1");
+  stage_ = std::make_unique<store::Statement>(
+      *db_, "INSERT OR REPLACE INTO temp.export_staged(key, person_key, hash_hi, hash_lo) VALUES (?1, ?2, ?3, ?4)");
+}
+
+namespace {
+std::size_t BloomBit(std::int64_t key, int i) {
+  // The key is already a hash: three 24-bit slices of it are three probes.
+  return static_cast<std::size_t>(static_cast<std::uint64_t>(key) >> (i * 20)) & (kBloomBits - 1);
+}
+}  // namespace
+
+bool DeltaState::MaybeStaged(std::int64_t key) const {
+  for (int i = 0; i < 3; ++i) {
+    std::size_t b = BloomBit(key, i);
+    if (!(staged_bits_[b / 64] >> (b % 64) & 1)) return false;
+  }
+  return true;
+}
+
+void DeltaState::MarkStaged(std::int64_t key) {
+  for (int i = 0; i < 3; ++i) {
+    std::size_t b = BloomBit(key, i);
+    staged_bits_[b / 64] |= std::uint64_t{1} << (b % 64);
+  }
+}
+
+DeltaState::Seen DeltaState::Lookup(std::int64_t key, const ContentHash& hash) {
+  for (store::Statement* q : {find_staged_.get(), find_state_.get()}) {
+    if (q == find_staged_.get() && !MaybeStaged(key)) continue;
+    q->Reset();
+    q->Bind(1, key);
+    if (q->Step()) {
+      bool same = q->ColumnInt64(0) == Half(hash, 0) && q->ColumnInt64(1) == Half(hash, 1);
+      q->Reset();
+      return same ? Seen::kSame : Seen::kChanged;
+    }
+  }
+  return Seen::kNew;
+}
+
+void DeltaState::Stage(std::int64_t key, std::string_view person_key, const ContentHash& hash) {
+  stage_->Reset();
+  stage_->Bind(1, key).Bind(2, person_key).Bind(3, Half(hash, 0)).Bind(4, Half(hash, 1));
+  stage_->Run();
+  MarkStaged(key);
+}
+
+std::int64_t DeltaState::Complete(RunRecord run) {
+  find_staged_.reset();
+  find_state_.reset();
+  stage_.reset();
+  if (db_->InTransaction()) db_->Exec("COMMIT");  // ends the read snapshot; TEMP rows stay
+  store::Transaction tx(*db_);
+  store::Statement ins(*db_,
+                       "INSERT INTO export_runs(run_date, input_sha256, input_bytes, full, mapping_version, out_dir, "
+                       "records_read, exported, unchanged, rejected, withheld, started_at, finished_at, manifest) "
+                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)");
+  ins.Bind(1, run.run_date)
+      .Bind(2, run.input_sha256)
+      .Bind(3, static_cast<std::int64_t>(run.input_bytes))
+      .Bind(4, run.full ? 1 : 0)
+      .Bind(5, run.mapping_version)
+      .Bind(6, run.out_dir)
+      .Bind(7, static_cast<std::int64_t>(run.read))
+      .Bind(8, static_cast<std::int64_t>(run.exported))
+      .Bind(9, static_cast<std::int64_t>(run.unchanged))
+      .Bind(10, static_cast<std::int64_t>(run.rejected))
+      .Bind(11, static_cast<std::int64_t>(run.withheld))
+      .Bind(12, run.started_at)
+      .Bind(13, run.finished_at)
+      .Bind(14, run.manifest);
+  ins.Run();
+  std::int64_t seq = db_->LastInsertRowId();
+  store::Statement copy(*db_,
+                        "INSERT INTO main.export_state(key, person_key, hash_hi, hash_lo, run_seq) "
+                        "SELECT key, person_key, hash_hi, hash_lo, ?1 FROM temp.export_staged WHERE true "
+                        "ON CONFLICT(key) DO UPDATE SET person_key = excluded.person_key, "
+                        "hash_hi = excluded.hash_hi, hash_lo = excluded.hash_lo, run_seq = excluded.run_seq");
+  copy.Bind(1, seq);
+  copy.Run();
+  tx.Commit();
+  db_->Exec("DELETE FROM temp.export_staged");
+  return seq;
+}
+
+}  // namespace caregate::exporter

@@ -1,0 +1,68 @@
+#pragma once
+// The export's state in the SQLite database: what each person's record looked like (as
+// mapped) when it was last written, and the completed runs with a copy of each
+// manifest. A run stages its new hashes in a TEMP table, which dies with the process;
+// Complete() copies them into the state in the same transaction that records the run,
+// so a run killed at any moment leaves the previous state exactly as it was.
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace caregate::store {
+class Database;
+class Statement;
+}  // namespace caregate::store
+
+namespace caregate::exporter {
+
+using ContentHash = std::array<unsigned char, 16>;
+
+struct RunRecord {
+  std::int64_t seq = 0;
+  std::string run_date, input_sha256, mapping_version, out_dir, started_at, finished_at, manifest;
+  std::uint64_t input_bytes = 0;
+  bool full = false;
+  std::uint64_t read = 0, exported = 0, unchanged = 0, rejected = 0, withheld = 0;
+};
+
+class DeltaState {
+ public:
+  // Opens (creating if needed) and migrates the database. Throws FatalError(kIoFailure).
+  explicit DeltaState(const std::string& path);
+  ~DeltaState();
+
+  // Completed runs that could be this one (same run date, flags, tables, input size);
+  // the caller compares the input SHA-256.
+  std::vector<RunRecord> Candidates(std::string_view run_date, bool full, std::string_view mapping_version,
+                                    std::uint64_t input_bytes);
+  std::optional<RunRecord> LastCompleted();
+
+  // Begins the run: a read snapshot of the state and an empty staging table.
+  void BeginRun();
+  enum class Seen { kNew, kSame, kChanged };
+  // Compared with what this run staged for the key, else with the state.
+  Seen Lookup(std::int64_t key, const ContentHash& hash);
+  void Stage(std::int64_t key, std::string_view person_key, const ContentHash& hash);
+  // One transaction: the staged hashes into the state, and the run as completed.
+  // Returns the run's seq.
+  std::int64_t Complete(RunRecord run);
+
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  // Keys staged by this run, as a Bloom filter of fixed size (memory stays flat): a key
+  // it has never seen skips the staging-table lookup. False positives only cost that
+  // lookup, so the answer is always exact.
+  std::vector<std::uint64_t> staged_bits_;
+  bool MaybeStaged(std::int64_t key) const;
+  void MarkStaged(std::int64_t key);
+  std::unique_ptr<store::Database> db_;
+  std::unique_ptr<store::Statement> find_staged_, find_state_, stage_;
+};
+
+}  // namespace caregate::exporter

@@ -1,0 +1,336 @@
+#include "pipeline.h"
+
+#include <openssl/evp.h>
+
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <exception>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "caregate/core/text.h"
+#include "caregate/export/warehouse.h"
+#include "caregate/format/json.h"
+#include "extract_reader.h"
+#include "xml_sink.h"
+
+namespace caregate::exporter {
+namespace {
+
+bool IsBlank(std::string_view s) {
+  for (char c : s)
+    if (c != ' ' && c != '\t' && c != '\r') return false;
+  return true;
+}
+
+// A person id from a line that is not well-formed JSON: the string value of `key` when
+// it can be read without a parser (no escapes), else "".
+std::string ScanStringMember(std::string_view line, std::string_view key) {
+  std::string needle = "\"" + std::string(key) + "\"";
+  std::size_t p = line.find(needle);
+  if (p == std::string_view::npos) return {};
+  p += needle.size();
+  while (p < line.size() && (line[p] == ' ' || line[p] == '\t')) ++p;
+  if (p >= line.size() || line[p] != ':') return {};
+  ++p;
+  while (p < line.size() && (line[p] == ' ' || line[p] == '\t')) ++p;
+  if (p >= line.size() || line[p] != '"') return {};
+  std::size_t end = line.find('"', ++p);
+  if (end == std::string_view::npos) return {};
+  std::string_view v = Trim(line.substr(p, end - p));
+  if (v.empty() || v.size() > 256 || v.find('\\') != std::string_view::npos || !IsValidUtf8(v)) return {};
+  return std::string(v);
+}
+
+std::string TreeString(const SourceNode& root, std::string_view key) {
+  const SourceNode* n = root.child(key);
+  if (!n || n->kind != NodeKind::kString) return {};
+  std::string_view v = Trim(n->value);
+  return v.size() > 256 ? std::string() : std::string(v);
+}
+
+// The id a reject line names: cis: first, then s1:, then nhs: (as written).
+template <typename Get>
+std::string PersonId(Get get) {
+  if (auto v = get("LA_Person_Unique_Identifier"); !v.empty()) return "cis:" + v;
+  if (auto v = get("SystmOne_Identifier"); !v.empty()) return "s1:" + v;
+  if (auto v = get("NHS_Number"); !v.empty()) return "nhs:" + v;
+  return {};
+}
+
+// The delta key of a record and the person key the outputs carry.
+std::string PersonKey(const model::CareRecord& r) {
+  if (!r.person.cis_id.empty()) return "cis:" + r.person.cis_id;
+  if (!r.person.s1_id.empty()) return "s1:" + r.person.s1_id;
+  return "nhs:" + r.person.nhs_number;
+}
+
+const EVP_MD* Sha256Md() {
+  // Fetched once: OpenSSL 3 would otherwise look the algorithm up on every digest.
+  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  if (!md) throw FatalError(Problem::kInternal, "OpenSSL: SHA-256 is not available");
+  return md;
+}
+
+}  // namespace
+
+void Batch::Reset(std::size_t tables) {
+  input.clear();
+  lines.clear();
+  records.clear();
+  keys.clear();
+  s1.clear();
+  rejects.clear();
+  key_end.clear();
+  s1_end.clear();
+  reject_end.clear();
+  csv.resize(tables);
+  for (auto& c : csv) c.clear();
+  csv_end.clear();
+}
+
+RecordProcessor::RecordProcessor(const engine::Engine& engine, std::string mapping_version)
+    : engine_(engine), version_(std::move(mapping_version)) {
+  sha_ = EVP_MD_CTX_new();
+  if (!sha_) throw FatalError(Problem::kInternal, "OpenSSL: cannot allocate a digest context");
+}
+
+RecordProcessor::~RecordProcessor() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(sha_)); }
+
+void RecordProcessor::Process(Batch& batch) {
+  for (const auto& ref : batch.lines) ProcessLine(batch, ref);
+}
+
+void RecordProcessor::Reject(Batch& batch, RecordOut& rec, std::string_view person_id, const FieldErrors& errors) {
+  rec.rejected = true;
+  std::string& o = batch.rejects;
+  o += "{\"line\":";
+  o += std::to_string(rec.line);
+  o += ",\"person_id\":";
+  if (person_id.empty()) {
+    o += "null";
+  } else {
+    o += '"';
+    AppendJsonEscaped(o, person_id);
+    o += '"';
+  }
+  o += ",\"errors\":[";
+  for (std::size_t i = 0; i < errors.size(); ++i) {
+    if (i) o += ',';
+    o += "{\"path\":\"";
+    AppendJsonEscaped(o, errors[i].path);
+    o += "\",\"problem\":\"";
+    AppendJsonEscaped(o, errors[i].problem);
+    o += "\"}";
+  }
+  o += "]}\n";
+}
+
+// Content hash: SHA-256 over the mapping tables' version and the record's warehouse
+// rows, truncated to 128 bits. The rows hold every canonical field (they are generated
+// from the registry) plus the unmapped source data, and the SystmOne fragment is a
+// function of the canonical record and the tables, so equal hashes mean the run would
+// write exactly the same bytes for this person as the run that stored the hash.
+void RecordProcessor::ProcessLine(Batch& batch, const Batch::LineRef& ref) {
+  std::string_view text(batch.input.data() + ref.offset, ref.length);
+  if (!ref.too_long && IsBlank(text)) return;  // blank lines are not records
+  const std::size_t tables = batch.csv.size();
+  RecordOut& rec = batch.records.emplace_back();
+  rec.line = ref.number;
+  auto close = [&] {
+    batch.key_end.push_back(static_cast<std::uint32_t>(batch.keys.size()));
+    batch.s1_end.push_back(static_cast<std::uint32_t>(batch.s1.size()));
+    batch.reject_end.push_back(static_cast<std::uint32_t>(batch.rejects.size()));
+    for (std::size_t t = 0; t < tables; ++t) batch.csv_end.push_back(static_cast<std::uint32_t>(batch.csv[t].size()));
+  };
+  if (ref.too_long) {
+    Reject(batch, rec, {},
+           {FieldError{"", "line longer than " + std::to_string(format::JsonLimits{}.max_bytes) +
+                               " bytes, the limit for one record"}});
+    close();
+    return;
+  }
+  // The CIS adapter's parser (format::ParseJson), in its form that reuses this
+  // worker's tree from record to record instead of allocating a new one.
+  if (std::optional<FieldError> error = format::ParseJsonInto(text, tree_)) {
+    Reject(batch, rec, PersonId([&](std::string_view k) { return ScanStringMember(text, k); }), {*error});
+    close();
+    return;
+  }
+  Expected<model::CareRecord> mapped = engine_.plan().Read("cis", tree_, /*with_lineage=*/false);
+  if (!mapped) {
+    Reject(batch, rec, PersonId([&](std::string_view k) { return TreeString(tree_, k); }), mapped.errors());
+    close();
+    return;
+  }
+  const model::CareRecord& r = mapped.value();
+  std::string key = PersonKey(r);
+  auto* ctx = static_cast<EVP_MD_CTX*>(sha_);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  // Delta key: the first 8 bytes of SHA-256(person key), big-endian.
+  EVP_DigestInit_ex2(ctx, Sha256Md(), nullptr);
+  EVP_DigestUpdate(ctx, key.data(), key.size());
+  EVP_DigestFinal_ex(ctx, md, &len);
+  std::uint64_t k = 0;
+  for (int i = 0; i < 8; ++i) k = (k << 8) | md[i];
+  rec.key = static_cast<std::int64_t>(k);
+  std::size_t csv_begin[16];
+  for (std::size_t t = 0; t < tables && t < 16; ++t) csv_begin[t] = batch.csv[t].size();
+  AppendWarehouseRows(r, key, batch.csv);
+  EVP_DigestInit_ex2(ctx, Sha256Md(), nullptr);
+  EVP_DigestUpdate(ctx, version_.data(), version_.size());
+  for (std::size_t t = 0; t < tables; ++t) {
+    const char sep = '\x1e';  // between tables, so rows cannot move from one to the next unnoticed
+    EVP_DigestUpdate(ctx, &sep, 1);
+    EVP_DigestUpdate(ctx, batch.csv[t].data() + csv_begin[t], batch.csv[t].size() - csv_begin[t]);
+  }
+  EVP_DigestFinal_ex(ctx, md, &len);
+  std::memcpy(rec.hash.data(), md, rec.hash.size());
+  batch.keys += key;
+  rec.withheld = r.consent_withheld();
+  if (!rec.withheld) {
+    // One compact ClientIntegrationResponse per line inside the batch root.
+    CompactXmlSink sink(batch.s1);
+    sink.Open(engine_.plan().Profile("systmone")->root_name);
+    engine_.plan().WriteTo("systmone", r, sink);
+    sink.Close();
+    batch.s1 += '\n';
+  }
+  close();
+}
+
+void RunPipeline(const engine::Engine& engine, const std::string& mapping_version, ExtractReader& reader,
+                 const PipelineOptions& options, const std::function<void(const Batch&)>& consume) {
+  const std::size_t tables = WarehouseTables().size();
+  if (tables > 16) throw FatalError(Problem::kInternal, "export: more than 16 warehouse tables");
+  std::mutex m;
+  std::condition_variable cv;  // one condition for every state change: few threads, simple
+  std::vector<std::unique_ptr<Batch>> pool_storage;
+  std::vector<Batch*> free_batches;
+  for (std::size_t i = 0; i < options.pool; ++i) {
+    pool_storage.push_back(std::make_unique<Batch>());
+    pool_storage.back()->Reset(tables);
+    free_batches.push_back(pool_storage.back().get());
+  }
+  std::deque<Batch*> todo;
+  std::map<std::uint64_t, Batch*> done;
+  bool reader_done = false, stop = false;
+  std::uint64_t total = 0;
+  std::exception_ptr error;
+
+  auto fail = [&](std::exception_ptr e) {
+    std::lock_guard<std::mutex> lock(m);
+    if (!error) error = e;
+    stop = true;
+    cv.notify_all();
+  };
+
+  std::thread reader_thread([&] {
+    try {
+      std::uint64_t seq = 0;
+      ExtractReader::Line line;
+      bool more = true;
+      while (more) {
+        Batch* b;
+        {
+          std::unique_lock<std::mutex> lock(m);
+          cv.wait(lock, [&] { return stop || !free_batches.empty(); });
+          if (stop) return;
+          b = free_batches.back();
+          free_batches.pop_back();
+        }
+        b->Reset(tables);
+        b->seq = seq;
+        while (b->lines.size() < options.batch_lines && b->input.size() < options.batch_bytes) {
+          if (!reader.Next(line)) {
+            more = false;
+            break;
+          }
+          Batch::LineRef ref;
+          ref.offset = static_cast<std::uint32_t>(b->input.size());
+          ref.length = static_cast<std::uint32_t>(line.text.size());
+          ref.number = line.number;
+          ref.too_long = line.too_long;
+          b->input.append(line.text);
+          b->lines.push_back(ref);
+        }
+        b->input_consumed = reader.consumed();
+        std::lock_guard<std::mutex> lock(m);
+        if (b->lines.empty()) {
+          free_batches.push_back(b);
+        } else {
+          todo.push_back(b);
+          ++seq;
+        }
+        if (!more) {
+          reader_done = true;
+          total = seq;
+        }
+        cv.notify_all();
+      }
+    } catch (...) {
+      fail(std::current_exception());
+    }
+  });
+
+  std::vector<std::thread> workers;
+  for (int w = 0; w < options.workers; ++w) {
+    workers.emplace_back([&] {
+      try {
+        RecordProcessor proc(engine, mapping_version);
+        for (;;) {
+          Batch* b;
+          {
+            std::unique_lock<std::mutex> lock(m);
+            cv.wait(lock, [&] { return stop || !todo.empty() || reader_done; });
+            if (stop || todo.empty()) return;
+            b = todo.front();
+            todo.pop_front();
+          }
+          proc.Process(*b);
+          std::lock_guard<std::mutex> lock(m);
+          done.emplace(b->seq, b);
+          cv.notify_all();
+        }
+      } catch (...) {
+        fail(std::current_exception());
+      }
+    });
+  }
+
+  auto join = [&] {
+    reader_thread.join();
+    for (auto& t : workers) t.join();
+  };
+  try {
+    for (std::uint64_t next = 0;; ++next) {
+      Batch* b;
+      {
+        std::unique_lock<std::mutex> lock(m);
+        cv.wait(lock, [&] { return stop || done.count(next) || (reader_done && next == total); });
+        if (stop) break;
+        if (reader_done && next == total && !done.count(next)) break;
+        b = done[next];
+        done.erase(next);
+      }
+      consume(*b);
+      std::lock_guard<std::mutex> lock(m);
+      free_batches.push_back(b);
+      cv.notify_all();
+    }
+  } catch (...) {
+    fail(std::current_exception());
+  }
+  {
+    std::lock_guard<std::mutex> lock(m);
+    stop = true;
+    cv.notify_all();
+  }
+  join();
+  if (error) std::rethrow_exception(error);
+}
+
+}  // namespace caregate::exporter

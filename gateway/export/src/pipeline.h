@@ -1,0 +1,86 @@
+#pragma once
+// The export's streaming pipeline: a reader thread cuts the extract into batches of
+// lines, worker threads parse, validate, map and render each record of a batch into
+// byte buffers (SystmOne fragment, warehouse rows, reject line, content hash), and the
+// calling thread consumes the batches strictly in input order. A fixed pool of batches
+// bounds memory whatever the size of the extract.
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "caregate/engine/engine.h"
+#include "delta_state.h"
+
+namespace caregate::exporter {
+
+class ExtractReader;
+
+struct RecordOut {
+  std::uint64_t line = 0;
+  bool rejected = false;
+  bool withheld = false;  // Consent_To_Share = No: no SystmOne fragment was rendered
+  std::int64_t key = 0;   // delta key: first 8 bytes of SHA-256(person key)
+  ContentHash hash{};     // the record as mapped (see RecordProcessor)
+};
+
+struct Batch {
+  struct LineRef {
+    std::uint32_t offset = 0, length = 0;
+    std::uint64_t number = 0;
+    bool too_long = false;
+  };
+  std::uint64_t seq = 0;
+  std::string input;  // the lines' bytes, back to back
+  std::vector<LineRef> lines;
+  std::uint64_t input_consumed = 0;  // extract bytes consumed up to the end of this batch
+
+  // Results, one per non-blank line, in order. Slices of the byte buffers are found
+  // through the *_end arrays: record i owns [end[i-1], end[i]).
+  std::vector<RecordOut> records;
+  std::string keys, s1, rejects;
+  std::vector<std::uint32_t> key_end, s1_end, reject_end;
+  std::vector<std::string> csv;            // one buffer per warehouse table
+  std::vector<std::uint32_t> csv_end;      // records.size() * tables
+
+  std::string_view Slice(const std::string& buf, const std::vector<std::uint32_t>& end, std::size_t i,
+                         std::size_t stride = 1, std::size_t col = 0) const {
+    std::size_t e = end[i * stride + col];
+    std::size_t b = i == 0 ? 0 : end[(i - 1) * stride + col];
+    return std::string_view(buf).substr(b, e - b);
+  }
+  void Reset(std::size_t tables);
+};
+
+// Per-thread record work; see pipeline.cc for what "content hash" covers.
+class RecordProcessor {
+ public:
+  RecordProcessor(const engine::Engine& engine, std::string mapping_version);
+  ~RecordProcessor();
+  RecordProcessor(const RecordProcessor&) = delete;
+  RecordProcessor& operator=(const RecordProcessor&) = delete;
+  void Process(Batch& batch);
+
+ private:
+  void ProcessLine(Batch& batch, const Batch::LineRef& ref);
+  void Reject(Batch& batch, RecordOut& rec, std::string_view person_id, const FieldErrors& errors);
+  const engine::Engine& engine_;
+  std::string version_;
+  SourceNode tree_;  // reused by every record this worker parses
+  void* sha_ = nullptr;  // EVP_MD_CTX*
+};
+
+struct PipelineOptions {
+  int workers = 1;
+  std::size_t pool = 6;               // batches in flight, at most
+  std::size_t batch_lines = 256;
+  std::size_t batch_bytes = 1 << 20;
+};
+
+// Runs reader and workers; calls `consume` on the calling thread for every batch in
+// input order. An exception from any of them stops the others and is rethrown here.
+void RunPipeline(const engine::Engine& engine, const std::string& mapping_version, ExtractReader& reader,
+                 const PipelineOptions& options, const std::function<void(const Batch&)>& consume);
+
+}  // namespace caregate::exporter

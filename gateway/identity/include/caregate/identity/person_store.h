@@ -1,0 +1,99 @@
+#pragma once
+// The record store and identity index (docs/lookups.md).
+//
+// One row per (person, source system): the latest canonical record that system sent,
+// with its lineage. A record is never stored translated, so a value mapped lossily from
+// the other system can never be written over a system's own value. Person ids ("nhs:",
+// "s1:", "cis:") resolve to a person; records join a person through any id they carry,
+// and two persons merge only when a valid NHS number says they are one. A demographic
+// match (surname, birth date, postcode, gender) only raises a link proposal for an IG
+// officer to accept or reject.
+//
+// Thread-safe: writes are serialised on one connection, reads go through a second
+// connection and an in-memory snapshot cache that is dropped whenever the file changes
+// (own writes or another process's, detected with PRAGMA data_version).
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "caregate/model/care_record.h"
+
+namespace caregate::identity {
+
+// Upper-cased surname with non-letters removed | birth date | postcode without spaces |
+// gender; "" when any part is missing (no match is attempted then).
+std::string DemographicMatchKey(const model::Person& person);
+
+// The person id a record's own system gives it ("s1:..." / "cis:..."), else its NHS id.
+std::string OwnId(const model::CareRecord& record);
+
+struct IngestOutcome {
+  bool created = false;                 // no record from this system was held for the person
+  bool unchanged = false;               // same content as the stored record
+  std::int64_t person_key = 0;
+  std::vector<std::string> person_ids;  // every id of the person afterwards, sorted
+  std::vector<std::int64_t> proposals;  // link proposals raised by this record
+  bool merged = false;                  // two persons were merged on an NHS number
+};
+
+struct PersonSnapshot {
+  std::int64_t person_key = 0;
+  std::vector<std::string> ids;  // sorted
+  std::shared_ptr<const model::CareRecord> systmone, cis;  // with lineage; null when absent
+  std::string systmone_updated_at, cis_updated_at;
+  const model::CareRecord* record(std::string_view system) const {
+    return system == "systmone" ? systmone.get() : system == "cis" ? cis.get() : nullptr;
+  }
+};
+
+struct LinkProposal {
+  std::int64_t id = 0;
+  std::int64_t person_a = 0, person_b = 0;
+  std::vector<std::string> ids_a, ids_b;  // current ids of each side
+  std::string match_key, status, created_at, decided_by, decided_at;
+};
+
+enum class DecideStatus { kOk, kNotFound, kAlreadyDecided, kConflict };
+struct DecideResult {
+  DecideStatus status = DecideStatus::kOk;
+  std::string detail;
+  std::optional<LinkProposal> proposal;  // after the decision
+};
+
+class PersonStore {
+ public:
+  // Opens (creating) the database and applies the identity migrations. Throws FatalError.
+  explicit PersonStore(std::string db_path);
+  ~PersonStore();
+  PersonStore(const PersonStore&) = delete;
+  PersonStore& operator=(const PersonStore&) = delete;
+
+  // Stores one valid record (read with lineage) in one durable transaction.
+  IngestOutcome Ingest(const model::CareRecord& record);
+  // Several records in one transaction (bulk loads); outcomes in order.
+  std::vector<IngestOutcome> IngestMany(std::span<const model::CareRecord> records);
+
+  // The person an id resolves to, or null. Cached; never stale with respect to the file.
+  std::shared_ptr<const PersonSnapshot> Find(std::string_view person_id) const;
+
+  // Proposals with that status ("pending", "accepted", "rejected"; "" for all), by id.
+  std::vector<LinkProposal> Proposals(std::string_view status = "pending") const;
+  std::optional<LinkProposal> Proposal(std::int64_t id) const;
+  // accept: merges the two persons (409-style kConflict when both hold a record from the
+  // same system); reject: records the decision. Either way by `user`, now.
+  DecideResult Decide(std::int64_t id, bool accept, std::string_view user);
+
+  std::int64_t SourceRecordCount() const;
+  std::int64_t PersonCount() const;
+  const std::string& path() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace caregate::identity

@@ -1,0 +1,427 @@
+#include "caregate/identity/person_store.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cctype>
+#include <ctime>
+#include <map>
+#include <mutex>
+#include <set>
+#include <unordered_map>
+
+#include "caregate/core/error.h"
+#include "caregate/core/hash.h"
+#include "caregate/model/canonical_json.h"
+#include "caregate/store/database.h"
+#include "caregate/store/transaction.h"
+
+namespace caregate::identity {
+
+namespace {
+
+using store::Database;
+using store::Statement;
+using store::Transaction;
+
+constexpr store::Migration kMigrations[] = {
+    {300,
+     "CREATE TABLE persons(person_key INTEGER PRIMARY KEY, created_at TEXT NOT NULL);"
+     "CREATE TABLE person_ids(id TEXT PRIMARY KEY, person_key INTEGER NOT NULL REFERENCES persons(person_key))"
+     " WITHOUT ROWID;"
+     "CREATE INDEX person_ids_by_person ON person_ids(person_key);"
+     "CREATE TABLE source_records(person_key INTEGER NOT NULL REFERENCES persons(person_key),"
+     " system TEXT NOT NULL, source_id TEXT NOT NULL, canonical_json TEXT NOT NULL,"
+     " content_hash TEXT NOT NULL, updated_at TEXT NOT NULL, PRIMARY KEY(person_key, system)) WITHOUT ROWID;"
+     "CREATE TABLE demographic_keys(person_key INTEGER NOT NULL REFERENCES persons(person_key),"
+     " system TEXT NOT NULL, match_key TEXT NOT NULL, PRIMARY KEY(person_key, system));"
+     "CREATE INDEX demographic_keys_by_key ON demographic_keys(match_key);"
+     "CREATE TABLE link_proposals(id INTEGER PRIMARY KEY, person_a INTEGER NOT NULL, person_b INTEGER NOT NULL,"
+     " match_key TEXT NOT NULL, status TEXT NOT NULL CHECK(status IN ('pending','accepted','rejected')),"
+     " created_at TEXT NOT NULL, decided_by TEXT, decided_at TEXT);"
+     "CREATE INDEX link_proposals_by_status ON link_proposals(status);"},
+};
+
+std::string NowUtc() {
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t t = std::chrono::system_clock::to_time_t(now);
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
+  return buf;
+}
+
+std::string NhsOf(const std::vector<std::string>& ids) {
+  for (const auto& id : ids)
+    if (id.starts_with("nhs:")) return id;
+  return {};
+}
+
+}  // namespace
+
+std::string DemographicMatchKey(const model::Person& p) {
+  std::string surname;
+  for (unsigned char c : p.family_name)
+    if (std::isalpha(c)) surname += static_cast<char>(std::toupper(c));
+  std::string postcode;
+  for (unsigned char c : p.address.postcode)
+    if (!std::isspace(c)) postcode += static_cast<char>(std::toupper(c));
+  if (surname.empty() || p.birth_date.empty() || postcode.empty() || p.gender.empty()) return {};
+  return surname + "|" + p.birth_date + "|" + postcode + "|" + p.gender;
+}
+
+std::string OwnId(const model::CareRecord& r) {
+  if (r.source_system == "systmone" && !r.person.s1_id.empty()) return "s1:" + r.person.s1_id;
+  if (r.source_system == "cis" && !r.person.cis_id.empty()) return "cis:" + r.person.cis_id;
+  if (!r.person.nhs_number.empty()) return "nhs:" + r.person.nhs_number;
+  auto ids = r.person_ids();
+  return ids.empty() ? std::string() : ids.front();
+}
+
+struct PersonStore::Impl {
+  std::string path;
+  // Writer.
+  std::mutex write_mutex;
+  Database wdb;
+  // Reader + cache.
+  mutable std::mutex read_mutex;
+  mutable Database rdb;
+  mutable Statement data_version, find_key, ids_of, records_of;
+  mutable std::int64_t seen_version = -1;
+  mutable std::unordered_map<std::string, std::shared_ptr<const PersonSnapshot>> cache;
+
+  explicit Impl(std::string p)
+      : path(std::move(p)),
+        wdb(Init(path)),
+        rdb(path),
+        data_version(rdb, "PRAGMA data_version"),
+        find_key(rdb, "SELECT person_key FROM person_ids WHERE id = ?"),
+        ids_of(rdb, "SELECT id FROM person_ids WHERE person_key = ? ORDER BY id"),
+        records_of(rdb, "SELECT system, canonical_json, updated_at FROM source_records WHERE person_key = ?") {}
+
+  static Database Init(const std::string& path) {
+    Database db(path);
+    db.Migrate("identity", kMigrations);
+    return db;
+  }
+
+  // ---- reads (writer connection, inside a transaction) ----
+  std::optional<std::int64_t> KeyOf(Database& db, std::string_view id) {
+    Statement s(db, "SELECT person_key FROM person_ids WHERE id = ?");
+    s.Bind(1, id);
+    if (!s.Step()) return std::nullopt;
+    return s.ColumnInt64(0);
+  }
+  std::vector<std::string> IdsOf(Database& db, std::int64_t key) {
+    Statement s(db, "SELECT id FROM person_ids WHERE person_key = ? ORDER BY id");
+    s.Bind(1, key);
+    std::vector<std::string> out;
+    while (s.Step()) out.push_back(s.ColumnText(0));
+    return out;
+  }
+  std::set<std::string> SystemsOf(Database& db, std::int64_t key) {
+    Statement s(db, "SELECT system FROM source_records WHERE person_key = ?");
+    s.Bind(1, key);
+    std::set<std::string> out;
+    while (s.Step()) out.insert(s.ColumnText(0));
+    return out;
+  }
+  std::int64_t NewPerson(Database& db, const std::string& now) {
+    Statement s(db, "INSERT INTO persons(created_at) VALUES(?)");
+    s.Bind(1, now).Run();
+    return db.LastInsertRowId();
+  }
+  void AddId(Database& db, std::int64_t key, std::string_view id) {
+    Statement s(db, "INSERT OR IGNORE INTO person_ids(id, person_key) VALUES(?, ?)");
+    s.Bind(1, id).Bind(2, key).Run();
+  }
+  bool PairProposed(Database& db, std::int64_t a, std::int64_t b) {
+    Statement s(db,
+                "SELECT 1 FROM link_proposals WHERE (person_a = ?1 AND person_b = ?2) OR (person_a = ?2 AND person_b = ?1)");
+    s.Bind(1, a).Bind(2, b);
+    return s.Step();
+  }
+  std::int64_t Propose(Database& db, std::int64_t a, std::int64_t b, const std::string& key, const std::string& now) {
+    Statement s(db,
+                "INSERT INTO link_proposals(person_a, person_b, match_key, status, created_at) VALUES(?,?,?,'pending',?)");
+    s.Bind(1, a).Bind(2, b).Bind(3, key).Bind(4, now).Run();
+    return db.LastInsertRowId();
+  }
+  // Moves everything of `from` to `to`. The caller has checked the systems do not overlap.
+  void Merge(Database& db, std::int64_t to, std::int64_t from) {
+    for (const char* sql : {"UPDATE person_ids SET person_key = ?1 WHERE person_key = ?2",
+                            "UPDATE source_records SET person_key = ?1 WHERE person_key = ?2",
+                            "UPDATE demographic_keys SET person_key = ?1 WHERE person_key = ?2",
+                            "UPDATE link_proposals SET person_a = ?1 WHERE person_a = ?2",
+                            "UPDATE link_proposals SET person_b = ?1 WHERE person_b = ?2",
+                            "DELETE FROM persons WHERE person_key = ?2"}) {
+      Statement s(db, sql);
+      s.Bind(1, to).Bind(2, from).Run();
+    }
+  }
+  bool NhsConflict(const std::vector<std::string>& a, const std::vector<std::string>& b) {
+    const std::string na = NhsOf(a), nb = NhsOf(b);
+    return !na.empty() && !nb.empty() && na != nb;
+  }
+
+  IngestOutcome IngestOne(Database& db, const model::CareRecord& r, const std::string& now) {
+    IngestOutcome out;
+    const std::string own = OwnId(r);
+    const std::vector<std::string> ids = r.person_ids();
+    const std::string nhs = NhsOf(ids);
+    std::map<std::string, std::int64_t> resolved;  // id -> person
+    std::set<std::int64_t> keys;
+    for (const auto& id : ids)
+      if (auto k = KeyOf(db, id)) {
+        resolved[id] = *k;
+        keys.insert(*k);
+      }
+    std::int64_t target = 0;
+    std::vector<std::int64_t> propose_with;
+    if (keys.empty()) {
+      target = NewPerson(db, now);
+    } else {
+      // Prefer the person of the record's own id, then the NHS number's, then any.
+      std::int64_t own_key = resolved.count(own) ? resolved[own] : 0;
+      std::int64_t nhs_key = !nhs.empty() && resolved.count(nhs) ? resolved[nhs] : 0;
+      target = own_key ? own_key : nhs_key ? nhs_key : *keys.begin();
+      // A person reached only through a cross-reference whose NHS number differs is not
+      // this person.
+      if (!own_key && !nhs_key && NhsConflict(ids, IdsOf(db, target))) {
+        propose_with.push_back(target);
+        target = NewPerson(db, now);
+      }
+      for (std::int64_t k : keys) {
+        if (k == target) continue;
+        const auto target_ids = IdsOf(db, target), other_ids = IdsOf(db, k);
+        // Only the person holding the record's own NHS number is the same person.
+        const bool nhs_says_same = !nhs.empty() && nhs_key == k && !NhsConflict(target_ids, other_ids);
+        bool systems_overlap = false;
+        if (nhs_says_same) {
+          auto a = SystemsOf(db, target), b = SystemsOf(db, k);
+          for (const auto& s : a) systems_overlap |= b.count(s) > 0;
+        }
+        if (nhs_says_same && !systems_overlap) {
+          Merge(db, target, k);
+          out.merged = true;
+        } else {
+          propose_with.push_back(k);
+        }
+      }
+    }
+    // Ids this record carries that no other person holds become the person's.
+    for (const auto& id : ids)
+      if (!resolved.count(id) || resolved[id] == target) AddId(db, target, id);
+
+    // The source record itself.
+    const std::string json = model::ToCanonicalJson(r);
+    const std::string hash = Sha256Hex(json);
+    {
+      Statement s(db, "SELECT content_hash FROM source_records WHERE person_key = ? AND system = ?");
+      s.Bind(1, target).Bind(2, r.source_system);
+      if (s.Step()) {
+        out.unchanged = s.ColumnText(0) == hash;
+      } else {
+        out.created = true;
+      }
+    }
+    if (!out.unchanged) {
+      Statement s(db,
+                  "INSERT INTO source_records(person_key, system, source_id, canonical_json, content_hash, updated_at)"
+                  " VALUES(?,?,?,?,?,?) ON CONFLICT(person_key, system) DO UPDATE SET source_id = excluded.source_id,"
+                  " canonical_json = excluded.canonical_json, content_hash = excluded.content_hash,"
+                  " updated_at = excluded.updated_at");
+      s.Bind(1, target).Bind(2, r.source_system).Bind(3, own).Bind(4, json).Bind(5, hash).Bind(6, now).Run();
+    }
+    const std::string match_key = DemographicMatchKey(r.person);
+    {
+      Statement d(db, "DELETE FROM demographic_keys WHERE person_key = ? AND system = ?");
+      d.Bind(1, target).Bind(2, r.source_system).Run();
+      if (!match_key.empty()) {
+        Statement s(db, "INSERT INTO demographic_keys(person_key, system, match_key) VALUES(?,?,?)");
+        s.Bind(1, target).Bind(2, r.source_system).Bind(3, match_key).Run();
+      }
+    }
+    // A new person without a linking id: look for the same person in the other system.
+    if (keys.empty() && !match_key.empty()) {
+      Statement s(db, "SELECT DISTINCT person_key FROM demographic_keys WHERE match_key = ? AND system <> ?"
+                      " AND person_key <> ?");
+      s.Bind(1, match_key).Bind(2, r.source_system).Bind(3, target);
+      while (s.Step()) propose_with.push_back(s.ColumnInt64(0));
+    }
+    const auto target_ids = IdsOf(db, target);
+    for (std::int64_t k : propose_with) {
+      if (k == target || PairProposed(db, k, target)) continue;
+      if (NhsConflict(target_ids, IdsOf(db, k)) && keys.empty()) continue;  // demographic match, different NHS no.
+      out.proposals.push_back(Propose(db, k, target, match_key, now));
+    }
+    out.person_key = target;
+    out.person_ids = IdsOf(db, target);
+    return out;
+  }
+
+  std::shared_ptr<const PersonSnapshot> Load(std::int64_t key) const {
+    auto snap = std::make_shared<PersonSnapshot>();
+    snap->person_key = key;
+    ids_of.Reset();
+    ids_of.Bind(1, key);
+    while (ids_of.Step()) snap->ids.push_back(ids_of.ColumnText(0));
+    ids_of.Reset();
+    records_of.Reset();
+    records_of.Bind(1, key);
+    while (records_of.Step()) {
+      std::string system = records_of.ColumnText(0);
+      auto rec = model::FromCanonicalJson(records_of.ColumnTextView(1));
+      if (!rec) throw FatalError(Problem::kInternal, path + ": a stored record does not parse: " + FormatErrors(rec.errors()));
+      auto ptr = std::make_shared<const model::CareRecord>(std::move(rec.value()));
+      if (system == "systmone") {
+        snap->systmone = ptr;
+        snap->systmone_updated_at = records_of.ColumnText(2);
+      } else if (system == "cis") {
+        snap->cis = ptr;
+        snap->cis_updated_at = records_of.ColumnText(2);
+      }
+    }
+    records_of.Reset();
+    return snap;
+  }
+
+  LinkProposal ReadProposal(Statement& s) {
+    LinkProposal p;
+    p.id = s.ColumnInt64(0);
+    p.person_a = s.ColumnInt64(1);
+    p.person_b = s.ColumnInt64(2);
+    p.match_key = s.ColumnText(3);
+    p.status = s.ColumnText(4);
+    p.created_at = s.ColumnText(5);
+    p.decided_by = s.ColumnText(6);
+    p.decided_at = s.ColumnText(7);
+    return p;
+  }
+};
+
+PersonStore::PersonStore(std::string db_path) : impl_(std::make_unique<Impl>(std::move(db_path))) {}
+PersonStore::~PersonStore() = default;
+const std::string& PersonStore::path() const { return impl_->path; }
+
+IngestOutcome PersonStore::Ingest(const model::CareRecord& record) {
+  return IngestMany(std::span<const model::CareRecord>(&record, 1)).front();
+}
+
+std::vector<IngestOutcome> PersonStore::IngestMany(std::span<const model::CareRecord> records) {
+  std::lock_guard lock(impl_->write_mutex);
+  const std::string now = NowUtc();
+  std::vector<IngestOutcome> out;
+  out.reserve(records.size());
+  Transaction tx(impl_->wdb);
+  for (const auto& r : records) out.push_back(impl_->IngestOne(impl_->wdb, r, now));
+  tx.Commit();
+  return out;
+}
+
+std::shared_ptr<const PersonSnapshot> PersonStore::Find(std::string_view person_id) const {
+  auto& d = *impl_;
+  std::lock_guard lock(d.read_mutex);
+  d.data_version.Reset();
+  d.data_version.Step();
+  const std::int64_t version = d.data_version.ColumnInt64(0);
+  d.data_version.Reset();
+  if (version != d.seen_version || d.cache.size() > 200'000) {
+    d.cache.clear();
+    d.seen_version = version;
+  }
+  std::string id(person_id);
+  if (auto it = d.cache.find(id); it != d.cache.end()) return it->second;
+  // Both queries below run in one read snapshot.
+  Transaction tx(d.rdb, Transaction::Mode::kDeferred);
+  d.find_key.Reset();
+  d.find_key.Bind(1, id);
+  if (!d.find_key.Step()) {
+    d.find_key.Reset();
+    return nullptr;
+  }
+  const std::int64_t key = d.find_key.ColumnInt64(0);
+  d.find_key.Reset();
+  auto snap = d.Load(key);
+  tx.Commit();
+  d.cache.emplace(std::move(id), snap);
+  return snap;
+}
+
+std::vector<LinkProposal> PersonStore::Proposals(std::string_view status) const {
+  std::lock_guard lock(impl_->write_mutex);
+  auto& db = impl_->wdb;
+  Statement s(db, "SELECT id, person_a, person_b, match_key, status, created_at, decided_by, decided_at"
+                  " FROM link_proposals WHERE ?1 = '' OR status = ?1 ORDER BY id");
+  s.Bind(1, status);
+  std::vector<LinkProposal> out;
+  while (s.Step()) out.push_back(impl_->ReadProposal(s));
+  for (auto& p : out) {
+    p.ids_a = impl_->IdsOf(db, p.person_a);
+    p.ids_b = impl_->IdsOf(db, p.person_b);
+  }
+  return out;
+}
+
+std::optional<LinkProposal> PersonStore::Proposal(std::int64_t id) const {
+  std::lock_guard lock(impl_->write_mutex);
+  auto& db = impl_->wdb;
+  Statement s(db, "SELECT id, person_a, person_b, match_key, status, created_at, decided_by, decided_at"
+                  " FROM link_proposals WHERE id = ?");
+  s.Bind(1, id);
+  if (!s.Step()) return std::nullopt;
+  LinkProposal p = impl_->ReadProposal(s);
+  p.ids_a = impl_->IdsOf(db, p.person_a);
+  p.ids_b = impl_->IdsOf(db, p.person_b);
+  return p;
+}
+
+DecideResult PersonStore::Decide(std::int64_t id, bool accept, std::string_view user) {
+  DecideResult result;
+  {
+    std::lock_guard lock(impl_->write_mutex);
+    auto& db = impl_->wdb;
+    Transaction tx(db);
+    Statement s(db, "SELECT id, person_a, person_b, match_key, status, created_at, decided_by, decided_at"
+                    " FROM link_proposals WHERE id = ?");
+    s.Bind(1, id);
+    if (!s.Step()) return {DecideStatus::kNotFound, "no such link proposal", std::nullopt};
+    LinkProposal p = impl_->ReadProposal(s);
+    s.Reset();
+    if (p.status != "pending")
+      return {DecideStatus::kAlreadyDecided, "the proposal was already " + p.status, std::nullopt};
+    if (accept && p.person_a != p.person_b) {
+      auto a = impl_->SystemsOf(db, p.person_a), b = impl_->SystemsOf(db, p.person_b);
+      for (const auto& sys : a)
+        if (b.count(sys))
+          return {DecideStatus::kConflict, "both persons hold a record from " + sys + "; they cannot be one person",
+                  std::nullopt};
+      if (impl_->NhsConflict(impl_->IdsOf(db, p.person_a), impl_->IdsOf(db, p.person_b)))
+        return {DecideStatus::kConflict, "the two persons have different NHS numbers", std::nullopt};
+      impl_->Merge(db, p.person_a, p.person_b);
+    }
+    Statement u(db, "UPDATE link_proposals SET status = ?, decided_by = ?, decided_at = ? WHERE id = ?");
+    u.Bind(1, accept ? "accepted" : "rejected").Bind(2, user).Bind(3, NowUtc()).Bind(4, id).Run();
+    tx.Commit();
+  }
+  result.proposal = Proposal(id);
+  return result;
+}
+
+std::int64_t PersonStore::SourceRecordCount() const {
+  std::lock_guard lock(impl_->read_mutex);
+  Statement s(impl_->rdb, "SELECT count(*) FROM source_records");
+  s.Step();
+  return s.ColumnInt64(0);
+}
+
+std::int64_t PersonStore::PersonCount() const {
+  std::lock_guard lock(impl_->read_mutex);
+  Statement s(impl_->rdb, "SELECT count(*) FROM persons");
+  s.Step();
+  return s.ColumnInt64(0);
+}
+
+}  // namespace caregate::identity

@@ -1,0 +1,369 @@
+// The application routes called in-process through the pure request handler.
+#include <sqlite3.h>
+
+#include "app_fixture.h"
+#include "caregate/audit/audit_log.h"
+
+namespace caregate::app::testing {
+namespace {
+
+std::string Header(const server::Response& r, std::string_view name) {
+  auto v = r.headers.Find(name);
+  return v ? std::string(*v) : std::string();
+}
+
+class AppRoutes : public AppTest {};
+
+TEST_F(AppRoutes, IngestIs201ThenUpdated200WithThePersonIds) {
+  auto r = IngestCis(SpecExample("cis-record.json"));
+  ASSERT_EQ(r.status, 201) << r.body;
+  auto d = Json(r.body);
+  EXPECT_STREQ(d["status"].GetString(), "created");
+  r = IngestS1(SpecExample("systmone-record.xml"));
+  EXPECT_EQ(r.status, 201) << r.body;
+  r = IngestCis(SpecExample("cis-record.json"));
+  EXPECT_EQ(r.status, 200);
+  d = Json(r.body);
+  EXPECT_STREQ(d["status"].GetString(), "updated");
+  ASSERT_EQ(d["person_ids"].Size(), 3u);
+  EXPECT_EQ(app_->store().PersonCount(), 1);
+  auto e = LastEvent();
+  EXPECT_EQ(e.action, "ingest");
+  EXPECT_EQ(e.user, "nightly-export");
+  EXPECT_EQ(e.role, "service");
+  EXPECT_EQ(e.organisation, "caregate");
+  EXPECT_EQ(e.outcome, "200");
+  EXPECT_EQ(e.person_ids, (std::vector<std::string>{"cis:LCC-0048213", "nhs:9912003888", "s1:700412"}));
+  EXPECT_EQ(e.request_id, Header(r, "X-Request-Id"));
+}
+
+TEST_F(AppRoutes, InvalidRecordIs422WithFieldErrorsAndAudited) {
+  PersonFields p{.nhs = "9912003889", .cis = "C-1"};  // fails Modulus 11
+  auto r = IngestCis(CisJson(p));
+  ASSERT_EQ(r.status, 422);
+  EXPECT_EQ(r.content_type, "application/problem+json");
+  auto d = Json(r.body);
+  ASSERT_TRUE(d.HasMember("errors"));
+  ASSERT_GE(d["errors"].Size(), 1u);
+  EXPECT_STREQ(d["errors"][0]["path"].GetString(), "/NHS_Number");
+  EXPECT_EQ(app_->store().SourceRecordCount(), 0);
+  EXPECT_EQ(LastEvent().outcome, "422 invalid-record");
+}
+
+TEST_F(AppRoutes, UnknownIngestSystemIs404) {
+  EXPECT_EQ(Call("POST", "/v1/ingest/fhir", kService, "{}").status, 404);
+}
+
+TEST_F(AppRoutes, EachSideSeesTheOtherSystemsRecordInItsOwnTerms) {
+  ASSERT_EQ(IngestCis(SpecExample("cis-record.json")).status, 201);
+  // Health user, default view systmone, looking up by the CIS id.
+  auto r = Call("GET", "/v1/persons/cis:LCC-0048213", kHealth);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.content_type, "application/xml");
+  EXPECT_NE(r.body.find("<ClientIntegrationResponse"), std::string::npos);
+  EXPECT_NE(r.body.find("<StrategicReportingIdentifier>700412</StrategicReportingIdentifier>"), std::string::npos);
+  EXPECT_NE(r.body.find("<Surname>Smith</Surname>"), std::string::npos);
+  auto e = LastEvent();
+  EXPECT_EQ(e.action, "read");
+  EXPECT_EQ(e.user, "amy.jones");
+  EXPECT_EQ(e.organisation, "health");
+  EXPECT_EQ(e.view, "systmone");
+  EXPECT_EQ(e.outcome, "200");
+  EXPECT_EQ(e.request_id, Header(r, "X-Request-Id"));
+  EXPECT_FALSE(e.request_id.empty());
+
+  ASSERT_EQ(IngestS1(SpecExample("systmone-record.xml")).status, 201);
+  r = Call("GET", "/v1/persons/s1:700412", kCouncil);
+  ASSERT_EQ(r.status, 200);
+  auto d = Json(r.body);
+  EXPECT_STREQ(d["Record_Type"].GetString(), "CIS_Client");
+  EXPECT_STREQ(d["LA_Person_Unique_Identifier"].GetString(), "LCC-0048213");
+  EXPECT_EQ(LastEvent().view, "cis");
+}
+
+TEST_F(AppRoutes, TranslatedViewFillsInTheLinkedSystemsId) {
+  ASSERT_EQ(IngestS1(S1Xml(PersonFields{.nhs = "9912003888", .s1 = "S-1"})).status, 201);
+  ASSERT_EQ(IngestCis(CisJson(PersonFields{.nhs = "9912003888", .cis = "C-1"})).status, 201);
+  auto r = Call("GET", "/v1/persons/s1:S-1", kHealth);
+  ASSERT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("<LocalAuthorityIdentifier>C-1</LocalAuthorityIdentifier>"), std::string::npos) << r.body;
+  r = Call("GET", "/v1/persons/cis:C-1", kCouncil);
+  auto d = Json(r.body);
+  EXPECT_STREQ(d["SystmOne_Identifier"].GetString(), "S-1");
+}
+
+TEST_F(AppRoutes, OwnSystemValuesWinAndLossyMappingsAreFlagged) {
+  // CIS says "White: Roma" (lossy to SystmOne C); SystmOne has no ethnicity of its own.
+  ASSERT_EQ(IngestS1(S1Xml(PersonFields{.nhs = "9912003888", .s1 = "S-1", .phone = "0113 000 0001"})).status, 201);
+  ASSERT_EQ(IngestCis(CisJson(PersonFields{.nhs = "9912003888", .cis = "C-1", .ethnicity = "White: Roma",
+                                           .phone = "0113 000 0002"}))
+                .status,
+            201);
+  auto r = Call("GET", "/v1/persons/nhs:9912003888", kHealth);
+  ASSERT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("0113 000 0001"), std::string::npos);  // SystmOne's own phone
+  EXPECT_EQ(r.body.find("0113 000 0002"), std::string::npos);
+  EXPECT_NE(r.body.find("<Ethnicity>C</Ethnicity>"), std::string::npos);
+  EXPECT_NE(Header(r, "X-Caregate-Lossy-Fields").find("person.ethnicity"), std::string::npos);
+  r = Call("GET", "/v1/persons/nhs:9912003888?view=cis", kCouncil);
+  auto d = Json(r.body);
+  ASSERT_TRUE(d["Ethnicity"].IsString()) << r.body;
+  EXPECT_STREQ(d["Ethnicity"].GetString(), "White: Roma");  // never overwritten by the lossy C
+  EXPECT_STREQ(d["Phone_Home"].GetString(), "0113 000 0002");
+
+  r = Call("GET", "/v1/persons/nhs:9912003888?view=canonical", kHealth);
+  ASSERT_EQ(r.status, 200);
+  d = Json(r.body);
+  ASSERT_TRUE(d["field_sources"].HasMember("person.ethnicity")) << r.body;
+  EXPECT_STREQ(d["field_sources"]["person.phone_home"].GetString(), "systmone");
+  EXPECT_STREQ(d["field_sources"]["person.ethnicity"].GetString(), "cis");
+  ASSERT_GE(d["lossy"]["systmone"].Size(), 1u);
+  EXPECT_STREQ(d["lossy"]["systmone"][0]["field"].GetString(), "person.ethnicity");
+  EXPECT_STREQ(d["canonical_record"]["record"]["person"]["ethnicity"].GetString(), "white_roma");
+}
+
+TEST_F(AppRoutes, BadViewIs400) {
+  ASSERT_EQ(IngestCis(CisJson(PersonFields{.cis = "C-1"})).status, 201);
+  EXPECT_EQ(Call("GET", "/v1/persons/cis:C-1?view=fhir", kCouncil).status, 400);
+}
+
+TEST_F(AppRoutes, UnknownPersonIs404AndAudited) {
+  auto r = Call("GET", "/v1/persons/nhs:9912003888", kHealth);
+  EXPECT_EQ(r.status, 404);
+  auto e = LastEvent();
+  EXPECT_EQ(e.action, "read");
+  EXPECT_EQ(e.outcome, "404 not-found");
+  EXPECT_EQ(e.person_ids, std::vector<std::string>{"nhs:9912003888"});
+}
+
+TEST_F(AppRoutes, ConsentWithheldIs403ForTheOtherOrganisationOnly) {
+  ASSERT_EQ(IngestCis(CisJson(PersonFields{.cis = "C-1", .consent = "No"})).status, 201);
+  auto r = Call("GET", "/v1/persons/cis:C-1", kHealth);
+  EXPECT_EQ(r.status, 403);
+  EXPECT_NE(r.body.find("consent-withheld"), std::string::npos);
+  auto e = LastEvent();
+  EXPECT_EQ(e.outcome, "403 consent-withheld");
+  EXPECT_EQ(e.person_ids, std::vector<std::string>{"cis:C-1"});
+  EXPECT_EQ(Call("GET", "/v1/persons/cis:C-1", kCouncil).status, 200);  // the council's own record
+}
+
+TEST_F(AppRoutes, ConsentWithheldRecordIsLeftOutWhenTheCallersOwnRecordExists) {
+  ASSERT_EQ(IngestS1(S1Xml(PersonFields{.nhs = "9912003888", .s1 = "S-1", .phone = "0113 000 0001"})).status, 201);
+  ASSERT_EQ(IngestCis(CisJson(PersonFields{.nhs = "9912003888", .cis = "C-1", .consent = "No",
+                                           .ethnicity = "White: Irish"}))
+                .status,
+            201);
+  auto r = Call("GET", "/v1/persons/cis:C-1", kHealth);
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.body.find("<Ethnicity>"), std::string::npos) << r.body;  // nothing from the CIS record
+  // The council sees the SystmOne record: its consent is Yes.
+  r = Call("GET", "/v1/persons/s1:S-1", kCouncil);
+  ASSERT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("White: Irish"), std::string::npos);
+}
+
+TEST_F(AppRoutes, SensitiveRecordShowsNoContactDetailsToTheOtherOrganisation) {
+  PersonFields p{.cis = "C-1", .sensitive = "true", .phone = "0113 496 7777"};
+  ASSERT_EQ(IngestCis(CisJson(p)).status, 201);
+  auto r = Call("GET", "/v1/persons/cis:C-1", kHealth);
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.body.find("0113 496 7777"), std::string::npos);
+  EXPECT_EQ(r.body.find("Mill Lane"), std::string::npos);
+  EXPECT_EQ(r.body.find("LS12"), std::string::npos);
+  EXPECT_EQ(r.body.find("<Address>"), std::string::npos);
+  EXPECT_NE(r.body.find("<Surname>"), std::string::npos);
+  r = Call("GET", "/v1/persons/cis:C-1?view=canonical", kHealth);
+  EXPECT_EQ(r.body.find("0113 496 7777"), std::string::npos);
+  EXPECT_EQ(r.body.find("Mill Lane"), std::string::npos);
+  // The council's own record shows them.
+  r = Call("GET", "/v1/persons/cis:C-1", kCouncil);
+  EXPECT_NE(r.body.find("0113 496 7777"), std::string::npos);
+  EXPECT_NE(r.body.find("Mill Lane"), std::string::npos);
+}
+
+TEST_F(AppRoutes, RoleByRoute) {
+  struct Case {
+    const char* method;
+    const char* target;
+    std::vector<const char*> allowed;
+  };
+  const std::vector<Case> cases = {
+      {"GET", "/v1/persons/cis:X", {kHealth, kCouncil}},
+      {"GET", "/v1/persons/cis:X/lineage", {kIg}},
+      {"POST", "/v1/ingest/cis", {kService}},
+      {"POST", "/v1/translate?from=cis&to=systmone", {kHealth, kCouncil, kService}},
+      {"GET", "/v1/audit/events", {kIg}},
+      {"GET", "/v1/audit/verify", {kIg}},
+      {"GET", "/v1/mappings", {kIg}},
+      {"GET", "/v1/links/proposed", {kIg}},
+      {"POST", "/v1/links/proposed/1", {kIg}},
+  };
+  for (const auto& c : cases) {
+    for (const char* token : {kHealth, kCouncil, kIg, kService}) {
+      const bool allowed = std::find(c.allowed.begin(), c.allowed.end(), token) != c.allowed.end();
+      auto before = Events().size();
+      auto r = Call(c.method, c.target, token, "{}");
+      if (allowed) {
+        EXPECT_NE(r.status, 403) << c.method << " " << c.target << " " << token;
+        EXPECT_NE(r.status, 401);
+      } else {
+        EXPECT_EQ(r.status, 403) << c.method << " " << c.target << " " << token;
+        auto events = Events();
+        ASSERT_EQ(events.size(), before + 1) << "refusal not audited: " << c.target;
+        EXPECT_EQ(events.back().action, "refused");
+        EXPECT_EQ(events.back().outcome, "403 forbidden-role");
+        EXPECT_EQ(events.back().request_id, Header(r, "X-Request-Id"));
+      }
+    }
+  }
+}
+
+TEST_F(AppRoutes, MissingOrBadTokenIs401AndAudited) {
+  auto r = Call("GET", "/v1/persons/nhs:9912003888", nullptr);
+  EXPECT_EQ(r.status, 401);
+  auto e = LastEvent();
+  EXPECT_EQ(e.action, "refused");
+  EXPECT_EQ(e.outcome, "401 unauthenticated");
+  EXPECT_EQ(e.person_ids, std::vector<std::string>{"nhs:9912003888"});
+  EXPECT_EQ(Call("GET", "/v1/audit/events", "not-a-token").status, 401);
+  EXPECT_EQ(LastEvent().outcome, "401 unauthenticated");
+}
+
+TEST_F(AppRoutes, PublicRoutesNeedNoToken) {
+  EXPECT_EQ(Call("GET", "/healthz", nullptr).status, 200);
+  IngestCis(CisJson(PersonFields{.cis = "C-1"}));
+  Call("GET", "/v1/persons/cis:C-1", kCouncil);
+  auto r = Call("GET", "/metrics", nullptr);
+  ASSERT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("caregate_records_stored 1"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("caregate_audit_write_seconds_count"), std::string::npos);
+  EXPECT_NE(r.body.find("caregate_audit_write_seconds_bucket"), std::string::npos);
+}
+
+TEST_F(AppRoutes, MethodNotAllowedAndUnknownPath) {
+  EXPECT_EQ(Call("DELETE", "/v1/persons/cis:C-1", kHealth).status, 405);
+  EXPECT_EQ(Call("GET", "/v1/nothing", kHealth).status, 404);
+}
+
+TEST_F(AppRoutes, TranslateIsStatelessAndAudited) {
+  auto r = Call("POST", "/v1/translate?from=cis&to=systmone", kCouncil, SpecExample("cis-record.json"));
+  ASSERT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("<NHSNumber>9912003888</NHSNumber>"), std::string::npos);
+  EXPECT_EQ(app_->store().SourceRecordCount(), 0);
+  auto e = LastEvent();
+  EXPECT_EQ(e.action, "translate");
+  EXPECT_EQ(e.view, "systmone");
+  EXPECT_EQ(Call("POST", "/v1/translate?from=cis&to=canonical", kHealth, SpecExample("cis-record.json")).status,
+            200);
+  EXPECT_EQ(Call("POST", "/v1/translate?from=cis&to=hl7", kHealth, "{}").status, 400);
+  EXPECT_EQ(Call("POST", "/v1/translate?from=cis&to=systmone", kHealth, "{not json").status, 422);
+  EXPECT_EQ(LastEvent().outcome, "422 invalid-record");
+}
+
+TEST_F(AppRoutes, LineageNamesSystemPathRuleAndLossyWithoutValues) {
+  ASSERT_EQ(IngestCis(CisJson(PersonFields{.nhs = "9912003888", .cis = "C-1", .surname = "Zebedee",
+                                           .ethnicity = "White: Roma"}))
+                .status,
+            201);
+  ASSERT_EQ(IngestS1(SpecExample("systmone-record.xml")).status, 201);
+  auto r = Call("GET", "/v1/persons/cis:C-1/lineage", kIg);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.body.find("Zebedee"), std::string::npos);
+  EXPECT_EQ(r.body.find("Smith"), std::string::npos);
+  EXPECT_EQ(r.body.find("0113"), std::string::npos);
+  auto d = Json(r.body);
+  ASSERT_EQ(d["sources"].Size(), 2u);
+  bool saw_family_name = false;
+  for (const auto& src : d["sources"].GetArray())
+    for (const auto& f : src["fields"].GetArray()) {
+      ASSERT_TRUE(f.HasMember("system") && f.HasMember("source_path") && f.HasMember("rule") && f.HasMember("lossy"));
+      EXPECT_FALSE(f.HasMember("value"));
+      if (std::string(f["field"].GetString()) == "person.family_name" && std::string(src["system"].GetString()) == "cis") {
+        saw_family_name = true;
+        EXPECT_STREQ(f["source_path"].GetString(), "/Surname");
+      }
+    }
+  EXPECT_TRUE(saw_family_name);
+  ASSERT_GE(d["views"]["systmone"]["lossy"].Size(), 0u);
+  EXPECT_EQ(LastEvent().action, "lineage");
+  EXPECT_EQ(Call("GET", "/v1/persons/cis:nobody/lineage", kIg).status, 404);
+}
+
+TEST_F(AppRoutes, AuditEventsFilterByPersonUserAndTime) {
+  ASSERT_EQ(IngestCis(CisJson(PersonFields{.cis = "C-1"})).status, 201);
+  ASSERT_EQ(IngestCis(CisJson(PersonFields{.cis = "C-2", .surname = "Other"})).status, 201);
+  Call("GET", "/v1/persons/cis:C-1", kHealth);
+  Call("GET", "/v1/persons/cis:C-2", kCouncil);
+  auto r = Call("GET", "/v1/audit/events?person=cis:C-1", kIg);
+  ASSERT_EQ(r.status, 200);
+  auto d = Json(r.body);
+  ASSERT_EQ(d["count"].GetInt(), 2);  // ingest + read
+  EXPECT_STREQ(d["events"][1]["user"].GetString(), "amy.jones");
+  r = Call("GET", "/v1/audit/events?user=kamran.ahmed&from=2000-01-01&to=2999-12-31", kIg);
+  d = Json(r.body);
+  EXPECT_EQ(d["count"].GetInt(), 1);
+  r = Call("GET", "/v1/audit/events?from=2999-01-01", kIg);
+  EXPECT_EQ(Json(r.body)["count"].GetInt(), 0);
+  EXPECT_EQ(Call("GET", "/v1/audit/events?from=yesterday", kIg).status, 400);
+  EXPECT_EQ(LastEvent().action, "audit-query");
+}
+
+TEST_F(AppRoutes, VerifyRouteFindsAnEditedEvent) {
+  IngestCis(CisJson(PersonFields{.cis = "C-1"}));
+  Call("GET", "/v1/persons/cis:C-1", kHealth);
+  auto r = Call("GET", "/v1/audit/verify", kIg);
+  ASSERT_EQ(r.status, 200);
+  EXPECT_TRUE(Json(r.body)["ok"].GetBool()) << r.body;
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(dir_.file("caregate.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "UPDATE audit_events SET user = 'someone.else' WHERE seq = 2", nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  r = Call("GET", "/v1/audit/verify", kIg);
+  auto d = Json(r.body);
+  EXPECT_FALSE(d["ok"].GetBool());
+  EXPECT_EQ(d["first_bad_seq"].GetInt(), 2);
+}
+
+TEST_F(AppRoutes, MappingsRouteShowsTheTables) {
+  auto r = Call("GET", "/v1/mappings", kIg);
+  ASSERT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("S1-"), std::string::npos);
+}
+
+TEST_F(AppRoutes, LinkProposalsAreReviewedByIgOfficers) {
+  ASSERT_EQ(IngestS1(S1Xml(PersonFields{.s1 = "S-1"})).status, 201);
+  auto c = IngestCis(CisJson(PersonFields{.cis = "C-1"}));
+  ASSERT_EQ(c.status, 201);
+  ASSERT_EQ(Json(c.body)["link_proposals"].Size(), 1u);
+  // Not linked yet: the health user sees only the SystmOne record's ids.
+  auto r = Call("GET", "/v1/persons/s1:S-1", kHealth);
+  EXPECT_EQ(r.body.find("C-1"), std::string::npos);
+
+  r = Call("GET", "/v1/links/proposed", kIg);
+  ASSERT_EQ(r.status, 200);
+  auto d = Json(r.body);
+  ASSERT_EQ(d["proposals"].Size(), 1u);
+  const int id = d["proposals"][0]["id"].GetInt();
+  const std::string path = "/v1/links/proposed/" + std::to_string(id);
+  EXPECT_EQ(Call("POST", path, kIg, R"({"decision":"maybe"})").status, 400);
+  EXPECT_EQ(Call("POST", "/v1/links/proposed/999", kIg, R"({"decision":"accept"})").status, 404);
+  r = Call("POST", path, kIg, R"({"decision":"accept"})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_STREQ(Json(r.body)["status"].GetString(), "accepted");
+  EXPECT_EQ(LastEvent().action, "link-accept");
+  EXPECT_EQ(Call("POST", path, kIg, R"({"decision":"reject"})").status, 409);
+  r = Call("GET", "/v1/persons/s1:S-1", kHealth);
+  EXPECT_NE(r.body.find("<LocalAuthorityIdentifier>C-1</LocalAuthorityIdentifier>"), std::string::npos);
+  EXPECT_EQ(Json(Call("GET", "/v1/links/proposed", kIg).body)["proposals"].Size(), 0u);
+}
+
+TEST_F(AppRoutes, EveryV1ResponseCarriesTheRequestId) {
+  for (auto* target : {"/v1/persons/cis:C-1", "/v1/audit/verify", "/v1/nothing"}) {
+    auto r = Call("GET", target, kHealth);
+    EXPECT_FALSE(Header(r, "X-Request-Id").empty()) << target;
+  }
+}
+
+}  // namespace
+}  // namespace caregate::app::testing

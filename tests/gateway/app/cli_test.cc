@@ -1,0 +1,210 @@
+// The caregate binary's ingest, audit and serve commands, run as child processes.
+#include <fcntl.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <regex>
+
+#include "../identity/records.h"
+#include "../server/test_client.h"
+#include "caregate/core/hash.h"
+#include "caregate/audit/audit_log.h"
+#include "caregate/identity/person_store.h"
+
+namespace caregate::testing {
+namespace {
+
+struct Run {
+  int status = -1;
+  std::string out, err;
+};
+
+// Runs the caregate binary with `args`, stdout and stderr to files.
+Run Caregate(const TempDir& dir, std::vector<std::string> args) {
+  const std::string out = dir.file("stdout"), err = dir.file("stderr");
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ::dup2(o, 1);
+    ::dup2(e, 2);
+    std::vector<char*> argv;
+    argv.push_back(const_cast<char*>(CAREGATE_BIN));
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(CAREGATE_BIN, argv.data());
+    ::_exit(127);
+  }
+  Run r;
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  r.out = ReadFile(out);
+  r.err = ReadFile(err);
+  return r;
+}
+
+void Write(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
+
+void Sql(const std::string& db, const char* sql) {
+  sqlite3* h = nullptr;
+  ASSERT_EQ(sqlite3_open(db.c_str(), &h), SQLITE_OK);
+  char* msg = nullptr;
+  EXPECT_EQ(sqlite3_exec(h, sql, nullptr, nullptr, &msg), SQLITE_OK) << (msg ? msg : "");
+  sqlite3_free(msg);
+  sqlite3_close(h);
+}
+
+TEST(CliIngest, StoresValidRecordsAndReportsEachInvalidOneOnALine) {
+  TempDir dir;
+  const std::string db = dir.file("c.db");
+  std::string ndjson = CisJson(PersonFields{.cis = "C-1"}) + "\n" +
+                       CisJson(PersonFields{.nhs = "9912003889", .cis = "C-2"}) + "\n" +
+                       CisJson(PersonFields{.cis = "C-3", .surname = "Third"}) + "\n";
+  Write(dir.file("in.ndjson"), ndjson);
+  auto r = Caregate(dir, {"ingest", "--from", "cis", "--db", db, dir.file("in.ndjson")});
+  EXPECT_EQ(r.status, 65) << r.err;
+  EXPECT_EQ(r.out, "stored 2 (new 2, updated 0), rejected 1\n");
+  EXPECT_NE(r.err.find("record 2 (line 2)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("/NHS_Number"), std::string::npos);
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1);
+
+  Write(dir.file("s1.xml"), SpecExample("systmone-record.xml"));
+  r = Caregate(dir, {"ingest", "--from", "systmone", "--db", db, dir.file("s1.xml"), dir.file("s1.xml")});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "stored 2 (new 1, updated 1), rejected 0\n");
+  identity::PersonStore store(db);
+  EXPECT_EQ(store.SourceRecordCount(), 3);
+  EXPECT_EQ(Caregate(dir, {"ingest", "--from", "hl7", dir.file("s1.xml")}).status, 2);
+}
+
+TEST(CliIngest, DefaultDatabaseIsCaregateDbInTheWorkingDirectory) {
+  TempDir dir;
+  Write(dir.file("c.json"), CisJson(PersonFields{.cis = "C-1"}));
+  const auto cwd = std::filesystem::current_path();
+  std::filesystem::current_path(dir.file(""));
+  ::unsetenv("CAREGATE_DB");
+  auto r = Caregate(dir, {"ingest", "--from", "cis", dir.file("c.json")});
+  std::filesystem::current_path(cwd);
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(std::filesystem::exists(dir.file("caregate.db")));
+}
+
+class CliAudit : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string ndjson;
+    for (int i = 0; i < 5; ++i) ndjson += CisJson(PersonFields{.cis = "C-" + std::to_string(i), .surname = "P" + std::string(1, static_cast<char>('A' + i))}) + "\n";
+    Write(dir_.file("in.ndjson"), ndjson);
+    ASSERT_EQ(Caregate(dir_, {"ingest", "--from", "cis", "--db", db_, dir_.file("in.ndjson")}).status, 0);
+    auto r = Caregate(dir_, {"audit", "verify", "--db", db_});
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.out.find("\"ok\":true"), std::string::npos);
+  }
+  void ExpectTamperedAt(int seq) {
+    auto r = Caregate(dir_, {"audit", "verify", "--db", db_});
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.out.find("\"first_bad_seq\":" + std::to_string(seq)), std::string::npos) << r.out;
+    EXPECT_NE(r.err.find("event " + std::to_string(seq)), std::string::npos) << r.err;
+  }
+  TempDir dir_;
+  std::string db_ = dir_.file("c.db");
+};
+
+TEST_F(CliAudit, EditedEventIsFoundWhereItWasEdited) {
+  Sql(db_, "UPDATE audit_events SET outcome = '403 consent-withheld' WHERE seq = 3");
+  ExpectTamperedAt(3);
+}
+
+TEST_F(CliAudit, EditedPersonIdIsFound) {
+  Sql(db_, "UPDATE audit_event_persons SET person_id = 'cis:someone-else' WHERE seq = 2");
+  ExpectTamperedAt(2);
+}
+
+TEST_F(CliAudit, DeletedEventIsFound) {
+  Sql(db_, "DELETE FROM audit_events WHERE seq = 4; DELETE FROM audit_event_persons WHERE seq = 4");
+  auto r = Caregate(dir_, {"audit", "verify", "--db", db_});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.out.find("\"ok\":false"), std::string::npos);
+  EXPECT_NE(r.err.find("event"), std::string::npos);
+}
+
+TEST_F(CliAudit, InsertedEventIsFound) {
+  Sql(db_, "INSERT INTO audit_events SELECT seq + 1000, time_utc, 'intruder', role, organisation, action, view,"
+           " outcome, request_id, detail, prev_hash, hash FROM audit_events WHERE seq = 2");
+  auto r = Caregate(dir_, {"audit", "verify", "--db", db_});
+  EXPECT_EQ(r.status, 1) << r.out;
+}
+
+TEST_F(CliAudit, ReportForOnePersonAsJsonAndHtml) {
+  auto r = Caregate(dir_, {"audit", "report", "--db", db_, "--person", "cis:C-2"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("\"count\":1"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("cis:C-2"), std::string::npos);
+  r = Caregate(dir_, {"audit", "report", "--db", db_, "--format", "html"});
+  ASSERT_EQ(r.status, 0);
+  EXPECT_NE(r.out.find("<html"), std::string::npos);
+  EXPECT_EQ(Caregate(dir_, {"audit", "report", "--db", db_, "--from", "soon"}).status, 2);
+  EXPECT_EQ(Caregate(dir_, {"audit", "verify", "--db", dir_.file("missing.db")}).status, 1);
+}
+
+// kill -9 while a client is ingesting over HTTP: every record the server acknowledged
+// (201/200) is in the store after the restart, with its audit event, and the chain verifies.
+TEST(CliServe, KillDuringIngestLosesNoAcknowledgedWrite) {
+  TempDir dir;
+  const std::string db = dir.file("c.db");
+  Write(dir.file("tokens"), "sha256:" + Sha256Hex("svc") + " service job\n");
+  const std::string out = dir.file("serve.out");
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ::dup2(o, 1);
+    ::dup2(o, 2);
+    ::execl(CAREGATE_BIN, CAREGATE_BIN, "serve", "--db", db.c_str(), "--tokens", dir.file("tokens").c_str(),
+            "--listen", "127.0.0.1:0", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  std::uint16_t port = 0;
+  for (int i = 0; i < 200 && port == 0; ++i) {
+    std::smatch m;
+    const std::string text = ReadFile(out);
+    static const std::regex re("listening on 127\\.0\\.0\\.1:([0-9]+)");
+    if (std::regex_search(text, m, re)) port = static_cast<std::uint16_t>(std::stoi(m[1]));
+    else std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_NE(port, 0) << ReadFile(out);
+
+  std::atomic<int> acknowledged{0};
+  std::atomic<bool> stop{false};
+  std::thread client([&] {
+    server::testing::Conn c(port);
+    for (int i = 0; i < 2000 && !stop; ++i) {
+      const std::string body = CisJson(PersonFields{.cis = "K-" + std::to_string(i)});
+      const std::string req = "POST /v1/ingest/cis HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer svc\r\nContent-Length: " +
+                              std::to_string(body.size()) + "\r\n\r\n" + body;
+      if (!c.Send(req)) return;
+      auto r = c.Read(std::chrono::seconds(5));
+      if (!r || (r->status != 201 && r->status != 200)) return;
+      acknowledged = i + 1;
+    }
+  });
+  for (int i = 0; i < 200 && acknowledged < 20; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  ::kill(pid, SIGKILL);
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  stop = true;
+  client.join();
+  const int acked = acknowledged.load();
+  ASSERT_GE(acked, 1);
+  identity::PersonStore store(db);
+  for (int i = 0; i < acked; ++i) EXPECT_TRUE(store.Find("cis:K-" + std::to_string(i))) << "lost K-" << i;
+  EXPECT_GE(static_cast<int>(audit::QueryAuditTrail(db, {}).size()), acked);
+  auto r = Caregate(dir, {"audit", "verify", "--db", db});
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+}
+
+}  // namespace
+}  // namespace caregate::testing

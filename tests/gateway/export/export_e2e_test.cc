@@ -1,0 +1,661 @@
+// End-to-end tests of `caregate export` (spec section 7, docs/export.md): the built
+// binary is run on extracts made by `caregate synth`, with malformed lines mixed in,
+// killed with SIGKILL at several points and run again.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#include <libxml/xmlschemas.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "caregate/core/hash.h"
+#include "caregate/export/warehouse.h"
+#include "caregate/format/json.h"
+#include "caregate/store/database.h"
+
+namespace caregate::exporter {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string ReadFile(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void WriteFile(const fs::path& p, const std::string& s) { std::ofstream(p, std::ios::binary) << s; }
+
+std::vector<std::string> Lines(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string l;
+  while (std::getline(ss, l)) out.push_back(l);
+  return out;
+}
+
+std::string JoinLines(const std::vector<std::string>& lines) {
+  std::string s;
+  for (const auto& l : lines) s += l + "\n";
+  return s;
+}
+
+struct Proc {
+  bool exited = false;
+  int code = -1;
+  int signal = 0;
+  std::string out, err;
+};
+
+struct RunOptions {
+  std::vector<std::string> env;  // NAME=value, added to the environment
+  int kill_after_ms = -1;        // SIGKILL from outside after this long
+  rlim_t file_size_limit = 0;    // RLIMIT_FSIZE for the child (0: none), SIGXFSZ ignored
+};
+
+class ExportTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/caregate-export-test-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override {
+    std::error_code ec;
+    if (!HasFailure()) fs::remove_all(dir_, ec);
+    else std::fprintf(stderr, "test files kept in %s\n", dir_.c_str());
+  }
+
+  Proc Run(const std::vector<std::string>& args, const RunOptions& o = {}) {
+    static int n = 0;
+    fs::path out = dir_ / ("stdout." + std::to_string(++n)), err = dir_ / ("stderr." + std::to_string(n));
+    std::vector<std::string> argv_s = {CAREGATE_BIN};
+    argv_s.insert(argv_s.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : argv_s) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    std::vector<std::string> env_s;
+    for (char** e = environ; *e; ++e) {
+      std::string v = *e;
+      if (v.starts_with("CAREGATE_EXPORT_TEST_")) continue;
+      env_s.push_back(v);
+    }
+    env_s.insert(env_s.end(), o.env.begin(), o.env.end());
+    std::vector<char*> envp;
+    for (auto& e : env_s) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    std::string out_s = out.string(), err_s = err.string();
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      int fo = ::open(out_s.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      int fe = ::open(err_s.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      ::dup2(fo, 1);
+      ::dup2(fe, 2);
+      if (o.file_size_limit) {
+        ::signal(SIGXFSZ, SIG_IGN);
+        struct rlimit rl {o.file_size_limit, o.file_size_limit};
+        ::setrlimit(RLIMIT_FSIZE, &rl);
+      }
+      ::execve(argv[0], argv.data(), envp.data());
+      ::_exit(127);
+    }
+    if (o.kill_after_ms >= 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(o.kill_after_ms));
+      ::kill(pid, SIGKILL);
+    }
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    Proc p;
+    p.exited = WIFEXITED(status);
+    if (p.exited) p.code = WEXITSTATUS(status);
+    if (WIFSIGNALED(status)) p.signal = WTERMSIG(status);
+    p.out = ReadFile(out);
+    p.err = ReadFile(err);
+    return p;
+  }
+
+  std::string Synth(int records, int seed, int invalid_every = 0) {
+    fs::path f = dir_ / ("synth-" + std::to_string(records) + "-" + std::to_string(seed) + "-" +
+                         std::to_string(invalid_every) + ".ndjson");
+    std::vector<std::string> args = {"synth", "--records", std::to_string(records), "--seed", std::to_string(seed),
+                                     "--format", "cis", "--out", f.string()};
+    if (invalid_every) {
+      args.push_back("--invalid-every");
+      args.push_back(std::to_string(invalid_every));
+    }
+    Proc p = Run(args);
+    EXPECT_EQ(p.code, 0) << p.err;
+    return ReadFile(f);
+  }
+
+  Proc Export(const fs::path& in, const fs::path& out, const fs::path& db, std::vector<std::string> extra = {},
+              const RunOptions& o = {}) {
+    std::vector<std::string> args = {"export", "--in", in.string(), "--out", out.string(), "--db", db.string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return Run(args, o);
+  }
+
+  fs::path dir_;
+};
+
+// --- helpers over the outputs ---------------------------------------------------------
+
+SourceNode Manifest(const fs::path& out) {
+  auto m = format::ParseJson(ReadFile(out / "manifest.json"));
+  EXPECT_TRUE(m.ok()) << (m.ok() ? "" : m.errors()[0].problem);
+  return m.ok() ? m.value() : SourceNode{};
+}
+
+std::uint64_t Count(const SourceNode& manifest, std::string_view name) {
+  const SourceNode* c = manifest.child("counts");
+  const SourceNode* v = c ? c->child(name) : nullptr;
+  return v ? std::stoull(v->value) : ~0ull;
+}
+
+// Every output file (relative path) -> bytes, without the manifest.
+std::map<std::string, std::string> DataFiles(const fs::path& out) {
+  std::map<std::string, std::string> files;
+  for (const auto& e : fs::recursive_directory_iterator(out)) {
+    if (!e.is_regular_file()) continue;
+    std::string rel = fs::relative(e.path(), out).generic_string();
+    if (rel == "manifest.json") continue;
+    files[rel] = ReadFile(e.path());
+  }
+  return files;
+}
+
+// The manifest without its two wall-clock fields.
+std::string ManifestWithoutTimes(const fs::path& out) {
+  std::string m = ReadFile(out / "manifest.json");
+  std::string kept;
+  for (const auto& l : Lines(m))
+    if (l.find("\"started_at\"") == std::string::npos && l.find("\"finished_at\"") == std::string::npos)
+      kept += l + "\n";
+  return kept;
+}
+
+// RFC 4180 reader: rows of fields; false when the text is not valid CSV.
+bool ParseCsv(const std::string& s, std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::string> row;
+  std::string field;
+  std::size_t i = 0;
+  bool quoted = false, in_field = false;
+  while (i < s.size()) {
+    char c = s[i];
+    if (quoted) {
+      if (c == '"') {
+        if (i + 1 < s.size() && s[i + 1] == '"') {
+          field += '"';
+          i += 2;
+          continue;
+        }
+        quoted = false;
+        ++i;
+        continue;
+      }
+      field += c;
+      ++i;
+      continue;
+    }
+    if (c == '"') {
+      if (in_field && !field.empty()) return false;
+      quoted = true;
+      in_field = true;
+      ++i;
+    } else if (c == ',') {
+      row.push_back(field);
+      field.clear();
+      in_field = false;
+      ++i;
+    } else if (c == '\r') {
+      if (i + 1 >= s.size() || s[i + 1] != '\n') return false;
+      row.push_back(field);
+      rows.push_back(row);
+      row.clear();
+      field.clear();
+      in_field = false;
+      i += 2;
+    } else if (c == '\n') {
+      return false;  // bare LF outside quotes: not RFC 4180
+    } else {
+      field += c;
+      in_field = true;
+      ++i;
+    }
+  }
+  return !quoted && row.empty() && field.empty();
+}
+
+std::set<std::string> PersonKeys(const fs::path& out) {
+  std::vector<std::vector<std::string>> rows;
+  EXPECT_TRUE(ParseCsv(ReadFile(out / "warehouse" / "persons.csv"), rows));
+  std::set<std::string> keys;
+  for (std::size_t i = 1; i < rows.size(); ++i) EXPECT_TRUE(keys.insert(rows[i][0]).second) << rows[i][0];
+  return keys;
+}
+
+std::set<std::string> S1Ids(const fs::path& out) {
+  std::set<std::string> ids;
+  std::string s = ReadFile(out / "systmone-import.xml");
+  std::regex re("<LocalAuthorityIdentifier>([^<]*)</LocalAuthorityIdentifier>");
+  for (auto it = std::sregex_iterator(s.begin(), s.end(), re); it != std::sregex_iterator(); ++it)
+    ids.insert("cis:" + (*it)[1].str());
+  return ids;
+}
+
+std::string CisId(const std::string& line) {
+  std::smatch m;
+  static const std::regex re("\"LA_Person_Unique_Identifier\":\"([^\"]*)\"");
+  return std::regex_search(line, m, re) ? "cis:" + m[1].str() : std::string();
+}
+
+std::int64_t DbCount(const fs::path& db, const std::string& sql) {
+  store::Database d(db.string());
+  auto q = d.Prepare(sql);
+  EXPECT_TRUE(q.Step());
+  return q.ColumnInt64(0);
+}
+
+// Well-formed, the right root, and valid against schemas/systmone.xsd when present.
+void CheckSystmOneFile(const fs::path& file, std::uint64_t expected_records) {
+  xmlDocPtr doc = xmlReadFile(file.c_str(), nullptr, XML_PARSE_NONET);
+  ASSERT_NE(doc, nullptr) << file << " is not well-formed XML";
+  xmlNodePtr root = xmlDocGetRootElement(doc);
+  ASSERT_NE(root, nullptr);
+  EXPECT_STREQ(reinterpret_cast<const char*>(root->name), "ClientIntegrationBatch");
+  std::uint64_t n = 0;
+  for (xmlNodePtr c = root->children; c; c = c->next)
+    if (c->type == XML_ELEMENT_NODE) {
+      EXPECT_STREQ(reinterpret_cast<const char*>(c->name), "ClientIntegrationResponse");
+      ++n;
+    }
+  EXPECT_EQ(n, expected_records);
+  fs::path xsd = fs::path(CAREGATE_SOURCE_DIR) / "schemas" / "systmone.xsd";
+  if (fs::exists(xsd) && fs::file_size(xsd) > 0) {
+    xmlSchemaParserCtxtPtr pctx = xmlSchemaNewParserCtxt(xsd.c_str());
+    xmlSchemaPtr schema = xmlSchemaParse(pctx);
+    ASSERT_NE(schema, nullptr) << "schemas/systmone.xsd does not load";
+    xmlSchemaValidCtxtPtr vctx = xmlSchemaNewValidCtxt(schema);
+    std::string errors;
+    xmlSchemaSetValidStructuredErrors(
+        vctx,
+        [](void* ctx, xmlErrorPtr e) {
+          auto* s = static_cast<std::string*>(ctx);
+          if (s->size() < 2000) *s += "line " + std::to_string(e->line) + ": " + (e->message ? e->message : "") + "\n";
+        },
+        &errors);
+    EXPECT_EQ(xmlSchemaValidateDoc(vctx, doc), 0) << errors;
+    xmlSchemaFreeValidCtxt(vctx);
+    xmlSchemaFree(schema);
+    xmlSchemaFreeParserCtxt(pctx);
+  }
+  xmlFreeDoc(doc);
+}
+
+// The manifest lists exactly the files in the directory, with their sizes and hashes.
+void CheckManifestHashes(const fs::path& out) {
+  SourceNode m = Manifest(out);
+  const SourceNode* outputs = m.child("outputs");
+  ASSERT_NE(outputs, nullptr);
+  std::set<std::string> listed;
+  for (const auto& o : outputs->children) {
+    std::string file = o.child("file")->value;
+    listed.insert(file);
+    EXPECT_EQ(o.child("sha256")->value, Sha256File((out / file).string())) << file;
+    EXPECT_EQ(std::stoull(o.child("bytes")->value), fs::file_size(out / file)) << file;
+  }
+  std::set<std::string> expected = {"systmone-import.xml", "rejects.ndjson"};
+  for (const auto& t : WarehouseTables()) expected.insert("warehouse/" + t.file());
+  EXPECT_EQ(listed, expected);
+  std::set<std::string> present;
+  for (const auto& e : fs::recursive_directory_iterator(out))
+    if (e.is_regular_file()) present.insert(fs::relative(e.path(), out).generic_string());
+  expected.insert("manifest.json");
+  EXPECT_EQ(present, expected) << "the output directory holds exactly the files of spec section 7";
+}
+
+void CheckCsvTables(const fs::path& out) {
+  for (const auto& t : WarehouseTables()) {
+    std::vector<std::vector<std::string>> rows;
+    std::string text = ReadFile(out / "warehouse" / t.file());
+    ASSERT_TRUE(ParseCsv(text, rows)) << t.file() << " is not RFC 4180";
+    ASSERT_FALSE(rows.empty()) << t.file();
+    EXPECT_EQ(rows[0].size(), t.columns.size()) << t.file();
+    for (const auto& r : rows) EXPECT_EQ(r.size(), rows[0].size()) << t.file();
+  }
+}
+
+// A generated extract with malformed lines mixed in; `bad` gets their line numbers.
+std::string MixedExtract(const std::string& synth, int invalid_every, std::set<std::uint64_t>& bad,
+                         std::uint64_t& read) {
+  std::vector<std::string> in = Lines(synth), out;
+  const std::vector<std::string> extra = {
+      "this is not JSON",
+      "{\"Record_Type\":\"CIS_Client\",\"LA_Person_Unique_Identifier\":\"LCC-X1\",\"Surname\":\"\xff\xfe\"}",
+      "[1,2,3]",
+      "{\"Record_Type\":\"CIS_Client\",\"Surname\":\"Nobody\"}",
+      "{\"Record_Type\":\"CIS_Client\",\"LA_Person_Unique_Identifier\":\"LCC-X2\",\"NHS_Number\":\"123\"",
+      "{\"Record_Type\":\"CIS_Client\",\"LA_Person_Unique_Identifier\":\"LCC-X3\",\"Date_of_Birth\":\"2001-13-01\"}",
+  };
+  std::size_t next_extra = 0;
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    if (i % 97 == 50 && next_extra < extra.size()) {
+      out.push_back(extra[next_extra++]);
+      bad.insert(out.size());
+    }
+    if (i % 211 == 100) out.push_back("   ");  // blank: not a record, not a reject
+    out.push_back(in[i]);
+    if (invalid_every && (i + 1) % static_cast<std::size_t>(invalid_every) == 0) bad.insert(out.size());
+  }
+  read = 0;
+  for (const auto& l : out)
+    if (l.find_first_not_of(" \t") != std::string::npos) ++read;
+  return JoinLines(out);
+}
+
+// --- tests ------------------------------------------------------------------------------
+
+TEST_F(ExportTest, CountsRejectsHashesAndFormats) {
+  std::set<std::uint64_t> bad;
+  std::uint64_t read = 0;
+  std::string extract = MixedExtract(Synth(1000, 11, 29), 29, bad, read);
+  WriteFile(dir_ / "in.ndjson", extract);
+  std::uint64_t withheld = 0;
+  auto lines = Lines(extract);
+  for (std::size_t i = 0; i < lines.size(); ++i)
+    if (!bad.count(i + 1) && lines[i].find("\"Consent_To_Share\":\"No\"") != std::string::npos) ++withheld;
+
+  Proc p = Export(dir_ / "in.ndjson", dir_ / "out", dir_ / "state.db", {"--run-date", "2024-05-01"});
+  ASSERT_EQ(p.code, 0) << p.err;
+  EXPECT_NE(p.out.find("caregate export: run 2024-05-01 completed: read " + std::to_string(read)), std::string::npos)
+      << p.out;
+  EXPECT_EQ(std::count(p.out.begin(), p.out.end(), '\n'), 1) << "one summary line";
+  const fs::path out = dir_ / "out";
+  SourceNode m = Manifest(out);
+  EXPECT_EQ(m.child("run_date")->value, "2024-05-01");
+  EXPECT_EQ(m.child("input")->child("sha256")->value, Sha256File((dir_ / "in.ndjson").string()));
+  EXPECT_EQ(Count(m, "read"), read);
+  EXPECT_EQ(Count(m, "rejected"), bad.size());
+  EXPECT_EQ(Count(m, "withheld"), withheld);
+  EXPECT_EQ(Count(m, "unchanged"), 0u);
+  EXPECT_EQ(Count(m, "exported"), read - bad.size() - withheld);
+  EXPECT_GT(withheld, 0u);
+
+  // Every bad line, and only those, in rejects.ndjson, each with its errors.
+  std::set<std::uint64_t> rejected;
+  for (const auto& l : Lines(ReadFile(out / "rejects.ndjson"))) {
+    auto r = format::ParseJson(l);
+    ASSERT_TRUE(r.ok()) << l;
+    std::uint64_t n = std::stoull(r->child("line")->value);
+    rejected.insert(n);
+    const SourceNode* errors = r->child("errors");
+    ASSERT_TRUE(errors && errors->kind == NodeKind::kArray && !errors->children.empty()) << l;
+    for (const auto& e : errors->children) {
+      EXPECT_NE(e.child("path"), nullptr) << l;
+      EXPECT_FALSE(e.child("problem")->value.empty()) << l;
+    }
+    const SourceNode* id = r->child("person_id");
+    ASSERT_NE(id, nullptr) << l;
+    std::string expected_id = CisId(lines[n - 1]);
+    if (!expected_id.empty()) {
+      EXPECT_EQ(id->value, expected_id) << l;
+    } else {
+      EXPECT_EQ(id->kind, NodeKind::kNull) << l;
+    }
+  }
+  EXPECT_EQ(rejected, bad);
+
+  CheckManifestHashes(out);
+  CheckSystmOneFile(out / "systmone-import.xml", Count(m, "exported"));
+  CheckCsvTables(out);
+  EXPECT_EQ(PersonKeys(out).size(), Count(m, "exported") + withheld);
+  EXPECT_EQ(DbCount(dir_ / "state.db", "SELECT count(*) FROM export_state"),
+            static_cast<std::int64_t>(Count(m, "exported") + withheld));
+}
+
+TEST_F(ExportTest, ConsentNoIsWithheldFromSystmOneButKeptInTheWarehouse) {
+  auto lines = Lines(Synth(3, 5));
+  std::regex consent("\"Consent_To_Share\":(\"[^\"]*\"|null)");
+  lines[0] = std::regex_replace(lines[0], consent, "\"Consent_To_Share\":\"No\"");
+  lines[1] = std::regex_replace(lines[1], consent, "\"Consent_To_Share\":\"Not asked\"");
+  lines[2] = std::regex_replace(lines[2], consent, "\"Consent_To_Share\":\"Yes\"");
+  WriteFile(dir_ / "in.ndjson", JoinLines(lines));
+  Proc p = Export(dir_ / "in.ndjson", dir_ / "out", dir_ / "state.db", {"--run-date", "2024-05-01"});
+  ASSERT_EQ(p.code, 0) << p.err;
+  SourceNode m = Manifest(dir_ / "out");
+  EXPECT_EQ(Count(m, "withheld"), 1u);
+  EXPECT_EQ(Count(m, "exported"), 2u);
+  EXPECT_EQ(Count(m, "rejected"), 0u);
+  EXPECT_EQ(S1Ids(dir_ / "out"), (std::set<std::string>{CisId(lines[1]), CisId(lines[2])}));
+  EXPECT_EQ(PersonKeys(dir_ / "out"), (std::set<std::string>{CisId(lines[0]), CisId(lines[1]), CisId(lines[2])}));
+  EXPECT_EQ(ReadFile(dir_ / "out" / "rejects.ndjson"), "");
+}
+
+TEST_F(ExportTest, RerunOfACompletedRunChangesNothing) {
+  WriteFile(dir_ / "in.ndjson", Synth(400, 2, 50));
+  Proc first = Export(dir_ / "in.ndjson", dir_ / "out", dir_ / "state.db", {"--run-date", "2024-05-01"});
+  ASSERT_EQ(first.code, 0) << first.err;
+  std::map<std::string, fs::file_time_type> times;
+  for (const auto& e : fs::recursive_directory_iterator(dir_ / "out"))
+    times[e.path().string()] = fs::last_write_time(e.path());
+  std::string manifest = ReadFile(dir_ / "out" / "manifest.json");
+  auto files = DataFiles(dir_ / "out");
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+
+  Proc again = Export(dir_ / "in.ndjson", dir_ / "out", dir_ / "state.db", {"--run-date", "2024-05-01"});
+  ASSERT_EQ(again.code, 0) << again.err;
+  EXPECT_NE(again.out.find("already completed"), std::string::npos) << again.out;
+  EXPECT_NE(again.out.find("nothing changed"), std::string::npos) << again.out;
+  EXPECT_EQ(ReadFile(dir_ / "out" / "manifest.json"), manifest);
+  EXPECT_EQ(DataFiles(dir_ / "out"), files);
+  for (const auto& [path, t] : times) EXPECT_EQ(fs::last_write_time(path), t) << path;
+  EXPECT_EQ(DbCount(dir_ / "state.db", "SELECT count(*) FROM export_runs"), 1);
+}
+
+TEST_F(ExportTest, OutputsDoNotDependOnTheNumberOfWorkers) {
+  WriteFile(dir_ / "in.ndjson", Synth(500, 8, 23));
+  Proc a = Export(dir_ / "in.ndjson", dir_ / "a", dir_ / "a.db", {"--run-date", "2024-05-01", "--workers", "1"});
+  Proc b = Export(dir_ / "in.ndjson", dir_ / "b", dir_ / "b.db", {"--run-date", "2024-05-01", "--workers", "4"});
+  ASSERT_EQ(a.code, 0) << a.err;
+  ASSERT_EQ(b.code, 0) << b.err;
+  EXPECT_EQ(DataFiles(dir_ / "a"), DataFiles(dir_ / "b"));
+  EXPECT_EQ(ManifestWithoutTimes(dir_ / "a"), ManifestWithoutTimes(dir_ / "b"));
+}
+
+// kill -9 at several points, then the same command again: the same bytes as a run that
+// was never interrupted.
+TEST_F(ExportTest, KilledAnywhereThenRerunGivesIdenticalBytes) {
+  std::set<std::uint64_t> bad;
+  std::uint64_t read = 0;
+  WriteFile(dir_ / "in.ndjson", MixedExtract(Synth(900, 4, 41), 41, bad, read));
+  // A previous night, so the delta is part of what must come out the same: its state
+  // database is copied for every attempt.
+  WriteFile(dir_ / "night1.ndjson", Synth(500, 4));
+  Proc night1 = Export(dir_ / "night1.ndjson", dir_ / "night1", dir_ / "night1.db", {"--run-date", "2024-05-01"});
+  ASSERT_EQ(night1.code, 0) << night1.err;
+  auto prepare = [&](const std::string& name) {
+    fs::copy_file(dir_ / "night1.db", dir_ / (name + ".db"), fs::copy_options::overwrite_existing);
+  };
+  const std::vector<std::string> args = {"--run-date", "2024-05-02"};
+  prepare("reference");
+  Proc ref = Export(dir_ / "in.ndjson", dir_ / "reference", dir_ / "reference.db", args);
+  ASSERT_EQ(ref.code, 0) << ref.err;
+  const auto ref_files = DataFiles(dir_ / "reference");
+  const std::string ref_manifest = ManifestWithoutTimes(dir_ / "reference");
+  const auto ref_state = DbCount(dir_ / "reference.db", "SELECT sum(hash_lo % 1000003) FROM export_state");
+  ASSERT_GT(Count(Manifest(dir_ / "reference"), "unchanged"), 0u);
+
+  struct Kill {
+    std::string name;
+    RunOptions options;
+  };
+  std::vector<Kill> kills = {
+      {"after-1-record", {{"CAREGATE_EXPORT_TEST_KILL_AFTER=1"}, -1, 0}},
+      {"after-450-records", {{"CAREGATE_EXPORT_TEST_KILL_AFTER=450"}, -1, 0}},
+      {"at-last-record", {{"CAREGATE_EXPORT_TEST_KILL_AFTER=" + std::to_string(read - 1)}, -1, 0}},
+      {"files-fsynced", {{"CAREGATE_EXPORT_TEST_KILL_AT=finished"}, -1, 0}},
+      {"files-published", {{"CAREGATE_EXPORT_TEST_KILL_AT=published"}, -1, 0}},
+      {"state-committed", {{"CAREGATE_EXPORT_TEST_KILL_AT=committed"}, -1, 0}},
+  };
+  std::random_device seed;
+  std::mt19937 rng(seed());
+  for (int i = 0; i < 2; ++i) {
+    int ms = static_cast<int>(rng() % 150);
+    kills.push_back({"external-" + std::to_string(ms) + "ms", {{}, ms, 0}});
+  }
+  for (const auto& k : kills) {
+    SCOPED_TRACE(k.name);
+    prepare(k.name);
+    Proc killed = Export(dir_ / "in.ndjson", dir_ / k.name, dir_ / (k.name + ".db"), args, k.options);
+    if (k.options.kill_after_ms < 0) {
+      ASSERT_EQ(killed.signal, SIGKILL) << killed.err;
+    }
+    Proc rerun = Export(dir_ / "in.ndjson", dir_ / k.name, dir_ / (k.name + ".db"), args);
+    ASSERT_EQ(rerun.code, 0) << rerun.err;
+    EXPECT_EQ(DataFiles(dir_ / k.name), ref_files);
+    EXPECT_EQ(ManifestWithoutTimes(dir_ / k.name), ref_manifest);
+    EXPECT_EQ(DbCount(dir_ / (k.name + ".db"), "SELECT count(*) FROM export_runs"), 2);
+    EXPECT_EQ(DbCount(dir_ / (k.name + ".db"), "SELECT sum(hash_lo % 1000003) FROM export_state"), ref_state);
+    if (k.name == "state-committed") {
+      // Killed between the commit and the manifest: the rerun restores the manifest
+      // from the database, and a third run finds nothing to do.
+      EXPECT_NE(rerun.out.find("manifest.json restored"), std::string::npos) << rerun.out;
+      Proc third = Export(dir_ / "in.ndjson", dir_ / k.name, dir_ / (k.name + ".db"), args);
+      EXPECT_EQ(third.code, 0) << third.err;
+      EXPECT_NE(third.out.find("nothing changed"), std::string::npos) << third.out;
+    }
+  }
+}
+
+TEST_F(ExportTest, NextNightExportsOnlyWhatChanged) {
+  auto night1 = Lines(Synth(600, 3));
+  auto more = Lines(Synth(606, 3));
+  WriteFile(dir_ / "night1.ndjson", JoinLines(night1));
+  Proc p1 = Export(dir_ / "night1.ndjson", dir_ / "n1", dir_ / "state.db", {"--run-date", "2024-05-01"});
+  ASSERT_EQ(p1.code, 0) << p1.err;
+  SourceNode m1 = Manifest(dir_ / "n1");
+  EXPECT_EQ(Count(m1, "unchanged"), 0u);
+
+  auto night2 = night1;
+  std::set<std::string> changed;  // person keys that must be written again
+  for (std::size_t i = 10; i < night2.size(); i += 40) {
+    auto pos = night2[i].find("\"Surname\":\"");
+    ASSERT_NE(pos, std::string::npos);
+    night2[i].insert(pos + 11, "Changed-");
+    changed.insert(CisId(night2[i]));
+  }
+  std::regex consent("\"Consent_To_Share\":(\"[^\"]*\"|null)");
+  night2[7] = std::regex_replace(night2[7], consent, "\"Consent_To_Share\":\"No\"");  // flips to No
+  changed.insert(CisId(night2[7]));
+  night2.erase(night2.begin() + 3);  // a person no longer in the extract
+  for (std::size_t i = 600; i < more.size(); ++i) {
+    night2.push_back(more[i]);
+    changed.insert(CisId(more[i]));
+  }
+  std::set<std::string> withheld_changed, exported_changed;
+  for (const auto& l : night2)
+    if (changed.count(CisId(l)))
+      (l.find("\"Consent_To_Share\":\"No\"") != std::string::npos ? withheld_changed : exported_changed)
+          .insert(CisId(l));
+  WriteFile(dir_ / "night2.ndjson", JoinLines(night2));
+  Proc p2 = Export(dir_ / "night2.ndjson", dir_ / "n2", dir_ / "state.db", {"--run-date", "2024-05-02"});
+  ASSERT_EQ(p2.code, 0) << p2.err;
+  SourceNode m2 = Manifest(dir_ / "n2");
+  EXPECT_EQ(Count(m2, "read"), night2.size());
+  EXPECT_EQ(Count(m2, "exported"), exported_changed.size());
+  EXPECT_EQ(Count(m2, "withheld"), withheld_changed.size());
+  EXPECT_EQ(Count(m2, "unchanged"), night2.size() - changed.size());
+  EXPECT_EQ(S1Ids(dir_ / "n2"), exported_changed);
+  EXPECT_EQ(PersonKeys(dir_ / "n2"), changed);
+  EXPECT_EQ(m2.child("delta_base")->child("run_date")->value, "2024-05-01");
+  CheckManifestHashes(dir_ / "n2");
+  CheckSystmOneFile(dir_ / "n2" / "systmone-import.xml", exported_changed.size());
+
+  // --full writes everyone again.
+  Proc p3 = Export(dir_ / "night2.ndjson", dir_ / "n2-full", dir_ / "state.db", {"--run-date", "2024-05-02", "--full"});
+  ASSERT_EQ(p3.code, 0) << p3.err;
+  SourceNode m3 = Manifest(dir_ / "n2-full");
+  EXPECT_EQ(Count(m3, "unchanged"), 0u);
+  EXPECT_EQ(Count(m3, "exported") + Count(m3, "withheld"), night2.size());
+  EXPECT_EQ(m3.child("delta_base")->kind, NodeKind::kNull);
+
+  // The night after, with nothing changed: nothing written.
+  Proc p4 = Export(dir_ / "night2.ndjson", dir_ / "n3", dir_ / "state.db", {"--run-date", "2024-05-03"});
+  ASSERT_EQ(p4.code, 0) << p4.err;
+  SourceNode m4 = Manifest(dir_ / "n3");
+  EXPECT_EQ(Count(m4, "unchanged"), night2.size());
+  EXPECT_EQ(PersonKeys(dir_ / "n3").size(), 0u);
+  CheckSystmOneFile(dir_ / "n3" / "systmone-import.xml", 0);
+}
+
+TEST_F(ExportTest, FatalProblemsExitOneAndLeaveThePreviousNightIntact) {
+  WriteFile(dir_ / "night1.ndjson", Synth(300, 6));
+  Proc p1 = Export(dir_ / "night1.ndjson", dir_ / "out", dir_ / "state.db", {"--run-date", "2024-05-01"});
+  ASSERT_EQ(p1.code, 0) << p1.err;
+  const auto files = DataFiles(dir_ / "out");
+  const std::string manifest = ReadFile(dir_ / "out" / "manifest.json");
+  const auto state = DbCount(dir_ / "state.db", "SELECT sum(hash_lo % 1000003) FROM export_state");
+  auto intact = [&] {
+    EXPECT_EQ(DataFiles(dir_ / "out"), files);
+    EXPECT_EQ(ReadFile(dir_ / "out" / "manifest.json"), manifest);
+    EXPECT_EQ(DbCount(dir_ / "state.db", "SELECT count(*) FROM export_runs"), 1);
+    EXPECT_EQ(DbCount(dir_ / "state.db", "SELECT sum(hash_lo % 1000003) FROM export_state"), state);
+  };
+
+  // Unreadable input.
+  Proc missing = Export(dir_ / "no-such.ndjson", dir_ / "out", dir_ / "state.db", {"--run-date", "2024-05-02"});
+  EXPECT_EQ(missing.code, 1);
+  EXPECT_NE(missing.err.find("no-such.ndjson: cannot open the extract"), std::string::npos) << missing.err;
+  intact();
+
+  // "Disk full" (the file size limit) while writing the outputs.
+  WriteFile(dir_ / "night2.ndjson", Synth(900, 7));
+  Proc full = Export(dir_ / "night2.ndjson", dir_ / "out", dir_ / "state.db", {"--run-date", "2024-05-02"},
+                     {{}, -1, 256 * 1024});
+  EXPECT_EQ(full.code, 1) << full.err;
+  EXPECT_NE(full.err.find("write failed"), std::string::npos) << full.err;
+  intact();
+
+  // Broken mapping tables.
+  fs::copy(fs::path(CAREGATE_SOURCE_DIR) / "mappings", dir_ / "mappings", fs::copy_options::recursive);
+  std::ofstream(dir_ / "mappings" / "cis.csv", std::ios::app) << "CIS-999,person.no_such_field,X,text,both,no,x\n";
+  Proc broken = Run({"--mappings", (dir_ / "mappings").string(), "export", "--in", (dir_ / "night2.ndjson").string(),
+                     "--out", (dir_ / "out").string(), "--db", (dir_ / "state.db").string()});
+  EXPECT_EQ(broken.code, 1);
+  EXPECT_NE(broken.err.find("mapping tables"), std::string::npos) << broken.err;
+  intact();
+  for (const auto& e : fs::recursive_directory_iterator(dir_ / "out"))
+    EXPECT_FALSE(e.path().filename().string().ends_with(".partial")) << e.path();
+
+  // And the failed night then runs fine.
+  Proc p2 = Export(dir_ / "night2.ndjson", dir_ / "out", dir_ / "state.db", {"--run-date", "2024-05-02"});
+  EXPECT_EQ(p2.code, 0) << p2.err;
+}
+
+TEST_F(ExportTest, UsageErrorsExitTwo) {
+  WriteFile(dir_ / "in.ndjson", Synth(2, 1));
+  Proc no_out = Run({"export", "--in", (dir_ / "in.ndjson").string()});
+  EXPECT_EQ(no_out.code, 2) << no_out.err;
+  Proc bad_date = Export(dir_ / "in.ndjson", dir_ / "out", dir_ / "state.db", {"--run-date", "2024-02-30"});
+  EXPECT_EQ(bad_date.code, 2) << bad_date.err;
+  EXPECT_NE(bad_date.err.find("--run-date"), std::string::npos) << bad_date.err;
+  EXPECT_FALSE(fs::exists(dir_ / "state.db"));
+}
+
+}  // namespace
+}  // namespace caregate::exporter

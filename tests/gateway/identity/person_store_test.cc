@@ -1,0 +1,205 @@
+#include "caregate/identity/person_store.h"
+
+#include <gtest/gtest.h>
+
+#include "records.h"
+
+namespace caregate::identity {
+namespace {
+
+using caregate::testing::CisJson;
+using caregate::testing::PersonFields;
+using caregate::testing::ReadOrDie;
+using caregate::testing::S1Xml;
+using caregate::testing::SpecExample;
+using caregate::testing::TempDir;
+
+model::CareRecord Cis(const PersonFields& p) { return ReadOrDie("cis", CisJson(p)); }
+model::CareRecord S1(const PersonFields& p) { return ReadOrDie("systmone", S1Xml(p)); }
+
+TEST(DemographicMatchKey, NormalisesSurnameAndPostcode) {
+  model::Person p;
+  p.family_name = "o'Brien-Smith";
+  p.birth_date = "1950-02-03";
+  p.address.postcode = "ls12 2ab";
+  p.gender = "female";
+  EXPECT_EQ(DemographicMatchKey(p), "OBRIENSMITH|1950-02-03|LS122AB|female");
+  p.address.postcode.clear();
+  EXPECT_EQ(DemographicMatchKey(p), "");
+}
+
+TEST(PersonStore, LinksTheTwoSystemsRecordsByNhsNumber) {
+  TempDir dir;
+  PersonStore store(dir.file("db"));
+  auto a = store.Ingest(ReadOrDie("cis", SpecExample("cis-record.json")));
+  auto b = store.Ingest(ReadOrDie("systmone", SpecExample("systmone-record.xml")));
+  EXPECT_TRUE(a.created);
+  EXPECT_TRUE(b.created);
+  EXPECT_EQ(a.person_key, b.person_key);
+  EXPECT_EQ(b.person_ids, (std::vector<std::string>{"cis:LCC-0048213", "nhs:9912003888", "s1:700412"}));
+  auto snap = store.Find("nhs:9912003888");
+  ASSERT_TRUE(snap);
+  ASSERT_TRUE(snap->systmone && snap->cis);
+  EXPECT_EQ(snap->cis->source_system, "cis");
+  EXPECT_EQ(snap->systmone->source_system, "systmone");
+  EXPECT_FALSE(snap->systmone->lineage.empty());
+  EXPECT_EQ(store.PersonCount(), 1);
+  EXPECT_EQ(store.SourceRecordCount(), 2);
+}
+
+TEST(PersonStore, SameContentAgainIsAnUpdateWithoutADuplicatePerson) {
+  TempDir dir;
+  PersonStore store(dir.file("db"));
+  PersonFields p{.nhs = "9912003888", .cis = "C1"};
+  auto first = store.Ingest(Cis(p));
+  auto again = store.Ingest(Cis(p));
+  EXPECT_TRUE(first.created);
+  EXPECT_FALSE(again.created);
+  EXPECT_TRUE(again.unchanged);
+  EXPECT_EQ(store.PersonCount(), 1);
+  p.phone = "0113 496 0999";
+  auto changed = store.Ingest(Cis(p));
+  EXPECT_FALSE(changed.created);
+  EXPECT_FALSE(changed.unchanged);
+  EXPECT_EQ(store.Find("cis:C1")->cis->person.phone_home, "0113 496 0999");
+}
+
+TEST(PersonStore, DemographicMatchOnlyProposesALinkUntilAccepted) {
+  TempDir dir;
+  PersonStore store(dir.file("db"));
+  auto s = store.Ingest(S1(PersonFields{.s1 = "S-1"}));
+  auto c = store.Ingest(Cis(PersonFields{.cis = "C-1", .surname = "O BRIEN", .postcode = "ls122ab"}));
+  EXPECT_NE(s.person_key, c.person_key);
+  ASSERT_EQ(c.proposals.size(), 1u);
+  EXPECT_EQ(store.Find("s1:S-1")->cis, nullptr);  // never merged on its own
+  auto pending = store.Proposals("pending");
+  ASSERT_EQ(pending.size(), 1u);
+  EXPECT_EQ(pending[0].ids_a, std::vector<std::string>{"s1:S-1"});
+  EXPECT_EQ(pending[0].ids_b, std::vector<std::string>{"cis:C-1"});
+
+  auto r = store.Decide(pending[0].id, true, "ig.officer1");
+  ASSERT_EQ(r.status, DecideStatus::kOk) << r.detail;
+  EXPECT_EQ(r.proposal->status, "accepted");
+  EXPECT_EQ(r.proposal->decided_by, "ig.officer1");
+  auto snap = store.Find("cis:C-1");
+  ASSERT_TRUE(snap->systmone && snap->cis);
+  EXPECT_EQ(snap->ids, (std::vector<std::string>{"cis:C-1", "s1:S-1"}));
+  EXPECT_EQ(store.Decide(pending[0].id, false, "x").status, DecideStatus::kAlreadyDecided);
+  EXPECT_EQ(store.Decide(999, true, "x").status, DecideStatus::kNotFound);
+  EXPECT_TRUE(store.Proposals("pending").empty());
+}
+
+TEST(PersonStore, RejectingAProposalKeepsThePersonsApart) {
+  TempDir dir;
+  PersonStore store(dir.file("db"));
+  store.Ingest(S1(PersonFields{.s1 = "S-1"}));
+  auto c = store.Ingest(Cis(PersonFields{.cis = "C-1"}));
+  ASSERT_EQ(c.proposals.size(), 1u);
+  auto r = store.Decide(c.proposals[0], false, "ig.officer1");
+  ASSERT_EQ(r.status, DecideStatus::kOk);
+  EXPECT_EQ(r.proposal->status, "rejected");
+  EXPECT_EQ(store.Find("cis:C-1")->systmone, nullptr);
+  // The same record again raises no new proposal.
+  EXPECT_TRUE(store.Ingest(Cis(PersonFields{.cis = "C-1", .phone = "1"})).proposals.empty());
+  EXPECT_EQ(store.Proposals("").size(), 1u);
+}
+
+TEST(PersonStore, NoProposalAcrossDifferentNhsNumbersOrWithinOneSystem) {
+  TempDir dir;
+  PersonStore store(dir.file("db"));
+  store.Ingest(S1(PersonFields{.nhs = "9912003888", .s1 = "S-1"}));
+  EXPECT_TRUE(store.Ingest(Cis(PersonFields{.nhs = "9910000075", .cis = "C-1"})).proposals.empty());
+  // S-2 (no NHS number) matches the CIS person, never the other SystmOne person.
+  auto s2 = store.Ingest(S1(PersonFields{.s1 = "S-2"}));
+  ASSERT_EQ(s2.proposals.size(), 1u);
+  auto p = store.Proposal(s2.proposals[0]);
+  EXPECT_EQ(p->ids_a, (std::vector<std::string>{"cis:C-1", "nhs:9910000075"}));
+  EXPECT_EQ(p->ids_b, std::vector<std::string>{"s1:S-2"});
+}
+
+TEST(PersonStore, AcceptingTwoRecordsFromOneSystemIsAConflict) {
+  TempDir dir;
+  PersonStore store(dir.file("db"));
+  store.Ingest(S1(PersonFields{.s1 = "S-1"}));
+  auto c = store.Ingest(Cis(PersonFields{.cis = "C-1"}));
+  // Another SystmOne record joins the CIS person through its cross-reference.
+  store.Ingest(S1(PersonFields{.s1 = "S-2", .cis = "C-1"}));
+  ASSERT_EQ(c.proposals.size(), 1u);
+  auto r = store.Decide(c.proposals[0], true, "ig");
+  EXPECT_EQ(r.status, DecideStatus::kConflict);
+  EXPECT_EQ(store.Proposals("pending").size(), 1u);  // still pending
+}
+
+TEST(PersonStore, CrossReferenceIdJoinsThePerson) {
+  TempDir dir;
+  PersonStore store(dir.file("db"));
+  auto s = store.Ingest(S1(PersonFields{.s1 = "700412"}));
+  auto c = store.Ingest(Cis(PersonFields{.s1 = "700412", .cis = "C-9"}));
+  EXPECT_EQ(s.person_key, c.person_key);
+  EXPECT_EQ(c.person_ids, (std::vector<std::string>{"cis:C-9", "s1:700412"}));
+  EXPECT_TRUE(c.proposals.empty());
+}
+
+TEST(PersonStore, CrossReferenceWithAnotherNhsNumberIsNotThePerson) {
+  TempDir dir;
+  PersonStore store(dir.file("db"));
+  auto s = store.Ingest(S1(PersonFields{.nhs = "9912003888", .s1 = "700412"}));
+  auto c = store.Ingest(Cis(PersonFields{.nhs = "9910000075", .s1 = "700412", .cis = "C-9"}));
+  EXPECT_NE(s.person_key, c.person_key);
+  EXPECT_EQ(c.proposals.size(), 1u);
+  EXPECT_EQ(store.Find("s1:700412")->cis, nullptr);
+}
+
+TEST(PersonStore, NhsNumberMergesPersonsFirstSeenApart) {
+  TempDir dir;
+  PersonStore store(dir.file("db"));
+  auto s = store.Ingest(S1(PersonFields{.s1 = "S-1", .surname = "Alpha"}));
+  auto c = store.Ingest(Cis(PersonFields{.nhs = "9912003888", .cis = "C-1", .surname = "Beta"}));
+  EXPECT_NE(s.person_key, c.person_key);
+  auto s2 = store.Ingest(S1(PersonFields{.nhs = "9912003888", .s1 = "S-1", .surname = "Alpha"}));
+  EXPECT_TRUE(s2.merged);
+  auto snap = store.Find("s1:S-1");
+  ASSERT_TRUE(snap->cis && snap->systmone);
+  EXPECT_EQ(snap->ids, (std::vector<std::string>{"cis:C-1", "nhs:9912003888", "s1:S-1"}));
+  EXPECT_EQ(store.PersonCount(), 1);
+}
+
+TEST(PersonStore, StoredRecordsAreNeverTranslatedValues) {
+  TempDir dir;
+  PersonStore store(dir.file("db"));
+  // CIS "White: Roma" is lossy towards SystmOne (C); SystmOne holds its own C.
+  store.Ingest(Cis(PersonFields{.nhs = "9912003888", .cis = "C-1", .ethnicity = "White: Roma"}));
+  store.Ingest(S1(PersonFields{.nhs = "9912003888", .s1 = "S-1", .ethnicity = "C"}));
+  auto snap = store.Find("nhs:9912003888");
+  EXPECT_EQ(snap->cis->person.ethnicity, "white_roma");
+  EXPECT_NE(snap->systmone->person.ethnicity, "white_roma");
+  EXPECT_FALSE(snap->systmone->person.ethnicity.empty());
+}
+
+TEST(PersonStore, ReadsSeeWritesFromAnotherConnection) {
+  TempDir dir;
+  PersonStore reader(dir.file("db"));
+  PersonStore writer(dir.file("db"));
+  EXPECT_EQ(reader.Find("cis:C-1"), nullptr);
+  writer.Ingest(Cis(PersonFields{.cis = "C-1", .phone = "1"}));
+  auto first = reader.Find("cis:C-1");
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->cis->person.phone_home, "1");
+  EXPECT_EQ(reader.Find("cis:C-1"), first);  // cached
+  writer.Ingest(Cis(PersonFields{.cis = "C-1", .phone = "2"}));
+  EXPECT_EQ(reader.Find("cis:C-1")->cis->person.phone_home, "2");
+}
+
+TEST(PersonStore, BulkIngestIsOneTransaction) {
+  TempDir dir;
+  PersonStore store(dir.file("db"));
+  std::vector<model::CareRecord> records;
+  for (int i = 0; i < 50; ++i) records.push_back(Cis(PersonFields{.cis = "C-" + std::to_string(i), .surname = "S" + std::string(1, static_cast<char>('A' + i % 26)) + std::to_string(i)}));
+  auto out = store.IngestMany(records);
+  ASSERT_EQ(out.size(), 50u);
+  EXPECT_EQ(store.SourceRecordCount(), 50);
+  EXPECT_TRUE(store.Find("cis:C-49"));
+}
+
+}  // namespace
+}  // namespace caregate::identity
