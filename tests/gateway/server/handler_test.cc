@@ -219,11 +219,14 @@ TEST_F(HandlerTest, KeepsSaneRequestIdAndReplacesOthers) {
 }
 
 TEST_F(HandlerTest, RequestIdsAreUniqueAcrossThreads) {
+  // Build the handler before the threads start: the fixture's lazy construction is not thread-safe
+  // (ASan caught four threads racing to create it), the handler's id counter is what is under test.
+  const RequestHandler& h = handler();
   std::vector<std::set<std::string>> ids(4);
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t)
     threads.emplace_back([&, t] {
-      for (int i = 0; i < 2000; ++i) ids[t].insert(handler().NewRequestId());
+      for (int i = 0; i < 2000; ++i) ids[t].insert(h.NewRequestId());
     });
   for (auto& th : threads) th.join();
   std::set<std::string> all;
