@@ -42,6 +42,14 @@ CREATE TABLE export_runs (
 CREATE INDEX export_runs_by_date ON export_runs(run_date);
 )sql";
 
+// Line hash (128 bits of SHA-256 over the tables' version and the extract line the
+// stored content came from): lets an identical line skip parsing. Rows stored before it
+// hold 0, which no line hash matches, so they take the full path once.
+constexpr std::string_view kSchemaV201 = R"sql(
+ALTER TABLE export_state ADD COLUMN line_hi INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE export_state ADD COLUMN line_lo INTEGER NOT NULL DEFAULT 0;
+)sql";
+
 std::int64_t Half(const ContentHash& h, int which) {
   std::uint64_t v = 0;
   for (int i = 0; i < 8; ++i) v = (v << 8) | h[static_cast<std::size_t>(which * 8 + i)];
@@ -78,14 +86,15 @@ DeltaState::DeltaState(const std::string& path) : path_(path) {
   store::OpenOptions options;
   options.busy_timeout_ms = 60000;  // a nightly job would rather wait for a busy server than fail
   db_ = std::make_unique<store::Database>(path, options);
-  db_->Migrate("export", {{200, kSchemaV200}});
+  db_->Migrate("export", {{200, kSchemaV200}, {201, kSchemaV201}});
   // The staging table lives in TEMP: private to this connection, gone when the process
   // is, so a killed run cannot leave half a delta behind.
   db_->Exec(
       "PRAGMA temp_store=FILE;"
       "PRAGMA temp.cache_size=-16384;"
       "CREATE TEMP TABLE IF NOT EXISTS export_staged ("
-      " key INTEGER PRIMARY KEY, person_key TEXT NOT NULL, hash_hi INTEGER NOT NULL, hash_lo INTEGER NOT NULL)");
+      " key INTEGER PRIMARY KEY, person_key TEXT NOT NULL, hash_hi INTEGER NOT NULL, hash_lo INTEGER NOT NULL,"
+      " line_hi INTEGER NOT NULL, line_lo INTEGER NOT NULL)");
 }
 
 DeltaState::~DeltaState() {
@@ -123,11 +132,13 @@ void DeltaState::BeginRun() {
   // One read snapshot of the state for the whole run (and no per-statement transactions).
   db_->Exec("BEGIN DEFERRED");
   find_staged_ = std::make_unique<store::Statement>(
-      *db_, "SELECT hash_hi, hash_lo FROM temp.export_staged WHERE key = ?1");
+      *db_, "SELECT hash_hi, hash_lo, line_hi, line_lo FROM temp.export_staged WHERE key = ?1");
   find_state_ = std::make_unique<store::Statement>(
-      *db_, "SELECT hash_hi, hash_lo FROM main.export_state WHERE key = ?1");
+      *db_, "SELECT hash_hi, hash_lo, line_hi, line_lo FROM main.export_state WHERE key = ?1");
   stage_ = std::make_unique<store::Statement>(
-      *db_, "INSERT OR REPLACE INTO temp.export_staged(key, person_key, hash_hi, hash_lo) VALUES (?1, ?2, ?3, ?4)");
+      *db_,
+      "INSERT OR REPLACE INTO temp.export_staged(key, person_key, hash_hi, hash_lo, line_hi, line_lo) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
 }
 
 namespace {
@@ -152,25 +163,57 @@ void DeltaState::MarkStaged(std::int64_t key) {
   }
 }
 
-DeltaState::Seen DeltaState::Lookup(std::int64_t key, const ContentHash& hash) {
+DeltaState::Seen DeltaState::Lookup(std::int64_t key, const ContentHash& hash, const ContentHash& line_hash) {
   for (store::Statement* q : {find_staged_.get(), find_state_.get()}) {
     if (q == find_staged_.get() && !MaybeStaged(key)) continue;
     q->Reset();
     q->Bind(1, key);
     if (q->Step()) {
-      bool same = q->ColumnInt64(0) == Half(hash, 0) && q->ColumnInt64(1) == Half(hash, 1);
+      Seen seen;
+      seen.found = true;
+      seen.same_content = q->ColumnInt64(0) == Half(hash, 0) && q->ColumnInt64(1) == Half(hash, 1);
+      seen.same_line = q->ColumnInt64(2) == Half(line_hash, 0) && q->ColumnInt64(3) == Half(line_hash, 1);
       q->Reset();
-      return same ? Seen::kSame : Seen::kChanged;
+      return seen;
     }
   }
-  return Seen::kNew;
+  return {};
 }
 
-void DeltaState::Stage(std::int64_t key, std::string_view person_key, const ContentHash& hash) {
+bool DeltaState::Staged(std::int64_t key) {
+  if (!MaybeStaged(key)) return false;
+  find_staged_->Reset();
+  find_staged_->Bind(1, key);
+  bool found = find_staged_->Step();
+  find_staged_->Reset();
+  return found;
+}
+
+void DeltaState::Stage(std::int64_t key, std::string_view person_key, const ContentHash& hash,
+                       const ContentHash& line_hash) {
   stage_->Reset();
   stage_->Bind(1, key).Bind(2, person_key).Bind(3, Half(hash, 0)).Bind(4, Half(hash, 1));
+  stage_->Bind(5, Half(line_hash, 0)).Bind(6, Half(line_hash, 1));
   stage_->Run();
   MarkStaged(key);
+}
+
+StateReader::StateReader(const std::string& path) {
+  store::OpenOptions options;
+  options.create = false;
+  options.read_only = true;
+  db_ = std::make_unique<store::Database>(path, options);
+  find_ = std::make_unique<store::Statement>(*db_, "SELECT line_hi, line_lo FROM main.export_state WHERE key = ?1");
+}
+
+StateReader::~StateReader() = default;
+
+bool StateReader::LineUnchanged(std::int64_t key, const ContentHash& line_hash) {
+  find_->Reset();
+  find_->Bind(1, key);
+  bool same = find_->Step() && find_->ColumnInt64(0) == Half(line_hash, 0) && find_->ColumnInt64(1) == Half(line_hash, 1);
+  find_->Reset();
+  return same;
 }
 
 std::int64_t DeltaState::Complete(RunRecord run) {
@@ -200,14 +243,16 @@ std::int64_t DeltaState::Complete(RunRecord run) {
   ins.Run();
   std::int64_t seq = db_->LastInsertRowId();
   store::Statement copy(*db_,
-                        "INSERT INTO main.export_state(key, person_key, hash_hi, hash_lo, run_seq) "
-                        "SELECT key, person_key, hash_hi, hash_lo, ?1 FROM temp.export_staged WHERE true "
-                        "ON CONFLICT(key) DO UPDATE SET person_key = excluded.person_key, "
-                        "hash_hi = excluded.hash_hi, hash_lo = excluded.hash_lo, run_seq = excluded.run_seq");
+                        "INSERT INTO main.export_state(key, person_key, hash_hi, hash_lo, line_hi, line_lo, run_seq) "
+                        "SELECT key, person_key, hash_hi, hash_lo, line_hi, line_lo, ?1 FROM temp.export_staged "
+                        "WHERE true ON CONFLICT(key) DO UPDATE SET person_key = excluded.person_key, "
+                        "hash_hi = excluded.hash_hi, hash_lo = excluded.hash_lo, line_hi = excluded.line_hi, "
+                        "line_lo = excluded.line_lo, run_seq = excluded.run_seq");
   copy.Bind(1, seq);
   copy.Run();
   tx.Commit();
-  db_->Exec("DELETE FROM temp.export_staged");
+  // The staging rows are left to die with the connection: deleting them row by row
+  // costs more than the whole copy above.
   return seq;
 }
 

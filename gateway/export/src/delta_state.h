@@ -29,6 +29,21 @@ struct RunRecord {
   std::uint64_t read = 0, exported = 0, unchanged = 0, rejected = 0, withheld = 0;
 };
 
+// A worker's read-only view of the state as it was before the run (its own SQLite
+// connection): lets a worker recognise a line that is byte for byte the line the last
+// run stored for that person, and skip parsing it at all.
+class StateReader {
+ public:
+  explicit StateReader(const std::string& path);
+  ~StateReader();
+  // True when the state holds exactly this line hash for the key.
+  bool LineUnchanged(std::int64_t key, const ContentHash& line_hash);
+
+ private:
+  std::unique_ptr<store::Database> db_;
+  std::unique_ptr<store::Statement> find_;
+};
+
 class DeltaState {
  public:
   // Opens (creating if needed) and migrates the database. Throws FatalError(kIoFailure).
@@ -43,10 +58,16 @@ class DeltaState {
 
   // Begins the run: a read snapshot of the state and an empty staging table.
   void BeginRun();
-  enum class Seen { kNew, kSame, kChanged };
+  struct Seen {
+    bool found = false;          // the key is in the state (or staged by this run)
+    bool same_content = false;   // with this content hash
+    bool same_line = false;      // and this line hash
+  };
   // Compared with what this run staged for the key, else with the state.
-  Seen Lookup(std::int64_t key, const ContentHash& hash);
-  void Stage(std::int64_t key, std::string_view person_key, const ContentHash& hash);
+  Seen Lookup(std::int64_t key, const ContentHash& hash, const ContentHash& line_hash);
+  // True when this run has staged the key (exact; the Bloom filter makes misses cheap).
+  bool Staged(std::int64_t key);
+  void Stage(std::int64_t key, std::string_view person_key, const ContentHash& hash, const ContentHash& line_hash);
   // One transaction: the staged hashes into the state, and the run as completed.
   // Returns the run's seq.
   std::int64_t Complete(RunRecord run);

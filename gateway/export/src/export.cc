@@ -357,31 +357,58 @@ ExportResult RunExport(const engine::Engine& engine, const ExportOptions& option
   popt.workers = options.workers > 0 ? options.workers
                                      : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   popt.pool = static_cast<std::size_t>(popt.workers) * 3 + 2;
+  // Workers may recognise unchanged lines only when there is a previous state to match.
+  if (base) popt.state_db = db_path;
+
+  // One record, in input order: the delta decides, the outputs receive its slices.
+  const std::size_t n = tables.size();
+  auto handle = [&](const Batch& b, std::size_t i) {
+    const RecordOut& r = b.records[i];
+    if (r.rejected) {
+      ++counts.rejected;
+      rejects.Append(b.Slice(b.rejects, b.reject_end, i));
+      return;
+    }
+    DeltaState::Seen seen = state->Lookup(r.key, r.hash, r.line_hash);
+    if (seen.found && seen.same_content && !options.full) {
+      ++counts.unchanged;
+      // Remember tonight's line, so tomorrow an identical one needs no parsing.
+      if (!seen.same_line) state->Stage(r.key, b.Slice(b.keys, b.key_end, i), r.hash, r.line_hash);
+      return;
+    }
+    if (!(seen.found && seen.same_content && seen.same_line))
+      state->Stage(r.key, b.Slice(b.keys, b.key_end, i), r.hash, r.line_hash);
+    for (std::size_t t = 0; t < n; ++t) csv[t]->Append(b.Slice(b.csv[t], b.csv_end, i, n, t));
+    if (r.withheld) {
+      ++counts.withheld;
+    } else {
+      ++counts.exported;
+      s1.Append(b.Slice(b.s1, b.s1_end, i));
+    }
+  };
+  // A line the worker found identical to the stored one, for a person this run has
+  // already met: the comparison must be with what was staged, so it is processed in full.
+  RecordProcessor full_processor(engine, mapping_version);
+  Batch scratch;
+  auto reprocess = [&](const Batch& b, const RecordOut& r) {
+    scratch.Reset(n);
+    scratch.input.assign(b.input, r.text_offset, r.text_length);
+    scratch.lines.push_back({0, r.text_length, r.line, false});
+    full_processor.ProcessLine(scratch, scratch.lines[0]);
+    handle(scratch, 0);
+  };
   try {
     RunPipeline(engine, mapping_version, reader, popt, [&](const Batch& b) {
-      const std::size_t n = tables.size();
       for (std::size_t i = 0; i < b.records.size(); ++i) {
         const RecordOut& r = b.records[i];
         ++counts.read;
         if (kill_after && counts.read > kill_after) std::raise(SIGKILL);
-        if (r.rejected) {
-          ++counts.rejected;
-          rejects.Append(b.Slice(b.rejects, b.reject_end, i));
+        if (r.line_unchanged) {
+          if (state->Staged(r.key)) reprocess(b, r);
+          else ++counts.unchanged;
           continue;
         }
-        DeltaState::Seen seen = state->Lookup(r.key, r.hash);
-        if (seen == DeltaState::Seen::kSame && !options.full) {
-          ++counts.unchanged;
-          continue;
-        }
-        if (seen != DeltaState::Seen::kSame) state->Stage(r.key, b.Slice(b.keys, b.key_end, i), r.hash);
-        for (std::size_t t = 0; t < n; ++t) csv[t]->Append(b.Slice(b.csv[t], b.csv_end, i, n, t));
-        if (r.withheld) {
-          ++counts.withheld;
-        } else {
-          ++counts.exported;
-          s1.Append(b.Slice(b.s1, b.s1_end, i));
-        }
+        handle(b, i);
       }
       progress.Update(counts, b.input_consumed);
     });

@@ -6,6 +6,7 @@
 // bounds memory whatever the size of the extract.
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,8 +22,13 @@ struct RecordOut {
   std::uint64_t line = 0;
   bool rejected = false;
   bool withheld = false;  // Consent_To_Share = No: no SystmOne fragment was rendered
+  // The line is byte for byte the one the state holds for this person (same tables):
+  // nothing was parsed or rendered; only `key` and `line_hash` are set.
+  bool line_unchanged = false;
   std::int64_t key = 0;   // delta key: first 8 bytes of SHA-256(person key)
   ContentHash hash{};     // the record as mapped (see RecordProcessor)
+  ContentHash line_hash{};
+  std::uint32_t text_offset = 0, text_length = 0;  // the line in Batch::input
 };
 
 struct Batch {
@@ -56,23 +62,27 @@ struct Batch {
 // Per-thread record work; see pipeline.cc for what "content hash" covers.
 class RecordProcessor {
  public:
-  RecordProcessor(const engine::Engine& engine, std::string mapping_version);
+  // With a state database path, lines identical to the stored ones are recognised
+  // without parsing them (delta runs); without, every line is processed in full.
+  RecordProcessor(const engine::Engine& engine, std::string mapping_version, const std::string& state_db = {});
   ~RecordProcessor();
   RecordProcessor(const RecordProcessor&) = delete;
   RecordProcessor& operator=(const RecordProcessor&) = delete;
   void Process(Batch& batch);
+  void ProcessLine(Batch& batch, const Batch::LineRef& ref);
 
  private:
-  void ProcessLine(Batch& batch, const Batch::LineRef& ref);
   void Reject(Batch& batch, RecordOut& rec, std::string_view person_id, const FieldErrors& errors);
   const engine::Engine& engine_;
   std::string version_;
   SourceNode tree_;  // reused by every record this worker parses
+  std::unique_ptr<StateReader> state_;
   void* sha_ = nullptr;  // EVP_MD_CTX*
 };
 
 struct PipelineOptions {
   int workers = 1;
+  std::string state_db;  // for the workers' StateReader; empty: no shortcut
   std::size_t pool = 6;               // batches in flight, at most
   std::size_t batch_lines = 256;
   std::size_t batch_bytes = 1 << 20;
