@@ -1,5 +1,7 @@
 // Fuzz target: ParseJson must never crash, and whatever it accepts must survive
-// WriteJson (compact and pretty) and re-parse to the same tree.
+// WriteJson (compact and pretty) and re-parse to the same tree. The event reader
+// (ParseJsonEvents) must accept exactly the same inputs, with the same error, and its
+// events must rebuild the same tree.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -14,11 +16,22 @@ using caregate::fuzz::CheckSame;
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);
   auto parsed = caregate::format::ParseJson(text);
+  caregate::SourceNode rebuilt;
+  caregate::TreeBuilder builder(rebuilt);
+  auto event_error = caregate::format::ParseJsonEvents(text, builder);
+  Check(event_error.has_value() != parsed.ok(), "the event reader and the tree reader disagree on validity");
+  if (event_error)
+    Check(event_error->path == parsed.errors().front().path && event_error->problem == parsed.errors().front().problem,
+          "the event reader reports a different error", event_error->path + ": " + event_error->problem);
   if (!parsed.ok()) {
     Check(!parsed.errors().empty() && !parsed.errors().front().problem.empty(), "error without a message");
     return 0;
   }
   caregate::fuzz::CheckUtf8(*parsed);
+  // The builder's own root receives the document's root object as its one child.
+  Check(rebuilt.children.size() == 1, "the event reader did not emit exactly one root object");
+  CheckSame(*parsed, rebuilt.children.front(), "the event reader's events build a different tree", std::string(text));
+
   // Output may exceed the input limits (pretty printing adds bytes).
   caregate::format::JsonLimits relaxed;
   relaxed.max_bytes = 64u << 20;

@@ -140,6 +140,10 @@ class CisAdapter : public Adapter {
   const mapping::SystemProfile& profile() const override { return profile_; }
   std::string_view media_type() const override { return "application/json"; }
   Expected<SourceNode> Parse(std::string_view bytes) const override { return format::ParseJson(bytes); }
+  FieldErrors ParseEvents(std::string_view bytes, TreeSink& sink) const override {
+    if (auto error = format::ParseJsonEvents(bytes, sink)) return {std::move(*error)};
+    return {};
+  }
 
   Expected<std::unique_ptr<RecordStream>> OpenFile(const std::string& path) const override {
     auto lines = NdjsonLineReader::OpenFile(path);

@@ -13,6 +13,7 @@
 #include <rapidjson/reader.h>
 
 #include "caregate/core/text.h"
+#include "caregate/core/tree_sink.h"
 
 namespace caregate::format {
 namespace {
@@ -238,6 +239,198 @@ class TreeBuilder {
   std::uint32_t line_ = 1;
 };
 
+// The same checks as TreeBuilder, but every value goes straight to a TreeSink: no tree.
+// Keys and strings are decoded in place in the caller's padded buffer, so the
+// string_views handed to the sink (and kept here for duplicate detection) stay valid
+// until the parse returns.
+class EventForwarder {
+ public:
+  EventForwarder(const JsonLimits& limits, Stream& stream, TreeSink& sink)
+      : limits_(limits), stream_(stream), sink_(sink) {}
+
+  bool Null() { return Scalar(NodeKind::kNull, {}); }
+  bool Bool(bool b) { return Scalar(NodeKind::kBool, b ? std::string_view("true") : std::string_view("false")); }
+  bool Int(int) { return Unexpected(); }
+  bool Uint(unsigned) { return Unexpected(); }
+  bool Int64(int64_t) { return Unexpected(); }
+  bool Uint64(uint64_t) { return Unexpected(); }
+  bool Double(double) { return Unexpected(); }
+  bool RawNumber(const char* str, rapidjson::SizeType len, bool) { return Scalar(NodeKind::kNumber, {str, len}); }
+  bool String(const char* str, rapidjson::SizeType len, bool) {
+    if (!CheckString(str, len, "string")) return false;
+    return Scalar(NodeKind::kString, {str, len});
+  }
+  bool Key(const char* str, rapidjson::SizeType len, bool) {
+    if (!CheckString(str, len, "key")) return false;
+    Frame& f = stack_.back();
+    std::string_view key(str, len);
+    bool dup = false;
+    std::vector<std::string_view>& keys = keys_[stack_.size() - 1];
+    if (f.key_set) {
+      dup = !f.key_set->insert(key).second;
+    } else {
+      for (std::string_view k : keys)
+        if (k == key) { dup = true; break; }
+      if (!dup && keys.size() >= kLinearKeyScan) {
+        f.key_set = std::make_unique<std::unordered_set<std::string_view>>(keys.begin(), keys.end());
+        f.key_set->insert(key);
+      }
+    }
+    keys.push_back(key);
+    key_ = key;
+    has_key_ = true;
+    if (dup) return Fail("duplicate key \"" + Printable(key) + "\"");
+    return true;
+  }
+  bool StartObject() { return Open(false); }
+  bool EndObject(rapidjson::SizeType) {
+    stack_.pop_back();
+    sink_.Close();
+    return true;
+  }
+  bool StartArray() { return Open(true); }
+  bool EndArray(rapidjson::SizeType) {
+    stack_.pop_back();
+    sink_.CloseArray();
+    return true;
+  }
+
+  bool failed() const { return !error_.problem.empty(); }
+  FieldError& error() { return error_; }
+  bool done() const { return started_ && stack_.empty(); }
+
+  std::string CurrentPointer() const {
+    std::string p;
+    for (std::size_t i = 1; i < stack_.size(); ++i) {
+      p += '/';
+      if (stack_[i - 1].array) p += std::to_string(stack_[i - 1].used - 1);
+      else AppendJsonPointerSegment(p, stack_[i].name);
+    }
+    if (!stack_.empty()) {
+      const Frame& top = stack_.back();
+      if (!top.array && has_key_) {
+        p += '/';
+        AppendJsonPointerSegment(p, key_);
+      } else if (top.array) {
+        p += '/';
+        p += std::to_string(top.used);
+      }
+    }
+    return p;
+  }
+
+ private:
+  struct Frame {
+    bool array;
+    std::size_t used;       // items of an array so far
+    std::string_view name;  // the member name this container was opened under
+    std::unique_ptr<std::unordered_set<std::string_view>> key_set;
+  };
+
+  bool Unexpected() { return Fail("internal error: unexpected number callback"); }
+  bool Fail(std::string problem) {
+    error_.path = CurrentPointer();
+    error_.problem = std::move(problem) + " at byte " + std::to_string(stream_.Tell());
+    return false;
+  }
+  bool CheckString(const char* str, std::size_t len, const char* what) {
+    if (len > limits_.max_string)
+      return Fail(std::string(what) + " longer than " + std::to_string(limits_.max_string) + " bytes");
+    if (!IsAscii(str, len) && !IsValidUtf8(std::string_view(str, len)))
+      return Fail(std::string(what) + " is not valid UTF-8");
+    return true;
+  }
+
+  // The name the next value is given (its key, or "" as an array item); false for a
+  // top-level value that is not an object.
+  bool Place(bool object, std::string_view& name) {
+    if (!started_) {
+      started_ = true;
+      if (!object) return Fail("top-level value must be a JSON object");
+      name = {};
+      return true;
+    }
+    if (stack_.empty()) return Fail("unexpected value after the top-level object");
+    Frame& f = stack_.back();
+    if (f.array) {
+      ++f.used;
+      name = {};
+    } else {
+      name = key_;
+      has_key_ = false;
+    }
+    return true;
+  }
+
+  bool Scalar(NodeKind kind, std::string_view value) {
+    std::string_view name;
+    if (!Place(false, name)) return false;
+    sink_.Value(name, value, kind);
+    return true;
+  }
+
+  bool Open(bool array) {
+    if (static_cast<int>(stack_.size()) >= limits_.max_depth)
+      return Fail("nested deeper than " + std::to_string(limits_.max_depth) + " levels");
+    std::string_view name;
+    if (!Place(!array, name)) return false;
+    stack_.push_back(Frame{array, 0, name, nullptr});
+    if (keys_.size() < stack_.size()) keys_.resize(stack_.size());
+    keys_[stack_.size() - 1].clear();
+    if (array) sink_.OpenArray(name);
+    else sink_.Open(name);
+    return true;
+  }
+
+  static std::string Printable(std::string_view s) {
+    std::string out;
+    AppendJsonEscaped(out, s.substr(0, 80));
+    if (s.size() > 80) out += "...";
+    return out;
+  }
+  static bool IsAscii(const char* s, std::size_t len) {
+    std::size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+      std::uint64_t w;
+      std::memcpy(&w, s + i, 8);
+      if (w & 0x8080808080808080ULL) return false;
+    }
+    for (; i < len; ++i)
+      if (static_cast<unsigned char>(s[i]) & 0x80) return false;
+    return true;
+  }
+
+  const JsonLimits& limits_;
+  Stream& stream_;
+  TreeSink& sink_;
+  std::vector<Frame> stack_;
+  std::vector<std::vector<std::string_view>> keys_;  // per depth, reused
+  std::string_view key_;
+  bool has_key_ = false;
+  bool started_ = false;
+  FieldError error_;
+};
+
+// What RapidJSON's own failure means, in the reader's words.
+std::string DescribeParseError(const rapidjson::ParseResult& ok, std::string_view text) {
+  switch (ok.Code()) {
+    case rapidjson::kParseErrorStringInvalidEncoding:  // not raised without kParseValidateEncodingFlag
+      return "text is not valid UTF-8 at byte " + std::to_string(ok.Offset());
+    case rapidjson::kParseErrorStringEscapeInvalid:  // also what RapidJSON says for a raw control character
+      if (ok.Offset() < text.size() && static_cast<unsigned char>(text[ok.Offset()]) < 0x20)
+        return "not well-formed JSON at byte " + std::to_string(ok.Offset()) +
+               ": control characters in strings must be escaped";
+      [[fallthrough]];
+    default:
+      return "not well-formed JSON at byte " + std::to_string(ok.Offset()) + ": " +
+             rapidjson::GetParseError_En(ok.Code());
+  }
+}
+
+// No kParseValidateEncodingFlag: the handlers' CheckString validates every string.
+constexpr unsigned kParseFlags = rapidjson::kParseInsituFlag | rapidjson::kParseNumbersAsStringsFlag |
+                                 rapidjson::kParseIterativeFlag | rapidjson::kParseStopWhenDoneFlag;
+
 bool IsJsonSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
 void Indent(std::string& out, int level) { out.append(static_cast<std::size_t>(level) * 2, ' '); }
@@ -267,52 +460,65 @@ void AppendJsonPointerSegment(std::string& out, std::string_view segment) {
   }
 }
 
-std::optional<FieldError> ParseJsonInto(std::string_view text, SourceNode& root, const JsonLimits& limits) {
+namespace {
+
+// Size and emptiness checks, then the input copied into a NUL-terminated padded buffer.
+std::optional<FieldError> Prepare(std::string_view text, const JsonLimits& limits, std::string& buffer) {
   if (text.size() > limits.max_bytes)
     return FieldError{"", "JSON document is " + std::to_string(text.size()) + " bytes, larger than the limit of " +
                               std::to_string(limits.max_bytes) + " bytes"};
   std::size_t first = 0;
   while (first < text.size() && IsJsonSpace(text[first])) ++first;
   if (first == text.size()) return FieldError{"", "empty input: expected a JSON object"};
-
-  thread_local std::string buffer;
   buffer.reserve(text.size() + kSimdPadding);
   buffer.assign(text);
   buffer.append(kSimdPadding, '\0');
-  Stream stream(buffer.data());
-  TreeBuilder builder(limits, stream, text, root);
+  return std::nullopt;
+}
+
+template <typename Handler>
+std::optional<FieldError> Run(std::string_view text, std::string& buffer, Handler& handler, Stream& stream) {
   rapidjson::Reader reader;
-  // No kParseValidateEncodingFlag: TreeBuilder::CheckString validates every string.
-  constexpr unsigned kFlags = rapidjson::kParseInsituFlag | rapidjson::kParseNumbersAsStringsFlag |
-                              rapidjson::kParseIterativeFlag | rapidjson::kParseStopWhenDoneFlag;
-  rapidjson::ParseResult ok = reader.Parse<kFlags>(stream, builder);
-  if (builder.failed()) return std::move(builder.error());
-  if (!ok) {
-    std::string problem;
-    switch (ok.Code()) {
-      case rapidjson::kParseErrorStringInvalidEncoding:  // not raised without kParseValidateEncodingFlag
-        problem = "text is not valid UTF-8 at byte " + std::to_string(ok.Offset());
-        break;
-      case rapidjson::kParseErrorStringEscapeInvalid:  // also what RapidJSON says for a raw control character
-        if (ok.Offset() < text.size() && static_cast<unsigned char>(text[ok.Offset()]) < 0x20) {
-          problem = "not well-formed JSON at byte " + std::to_string(ok.Offset()) +
-                    ": control characters in strings must be escaped";
-          break;
-        }
-        [[fallthrough]];
-      default:
-        problem = "not well-formed JSON at byte " + std::to_string(ok.Offset()) + ": " +
-                  rapidjson::GetParseError_En(ok.Code());
-    }
-    return FieldError{builder.CurrentPointer(), std::move(problem)};
-  }
-  if (!builder.done()) return FieldError{"", "not well-formed JSON: incomplete document"};
+  rapidjson::ParseResult ok = reader.Parse<kParseFlags>(stream, handler);
+  if (handler.failed()) return std::move(handler.error());
+  if (!ok) return FieldError{handler.CurrentPointer(), DescribeParseError(ok, text)};
+  if (!handler.done()) return FieldError{"", "not well-formed JSON: incomplete document"};
   std::size_t pos = stream.Tell();  // a NUL in the input stops RapidJSON early: caught here
   while (pos < text.size() && IsJsonSpace(text[pos])) ++pos;
   if (pos != text.size())
     return FieldError{"", "not well-formed JSON at byte " + std::to_string(pos) +
                               ": trailing data after the top-level object"};
+  (void)buffer;
   return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<FieldError> ParseJsonInto(std::string_view text, SourceNode& root, const JsonLimits& limits) {
+  thread_local std::string buffer;
+  if (auto error = Prepare(text, limits, buffer)) return error;
+  Stream stream(buffer.data());
+  TreeBuilder builder(limits, stream, text, root);
+  return Run(text, buffer, builder, stream);
+}
+
+std::optional<FieldError> ParseJsonEvents(std::string_view text, TreeSink& sink, const JsonLimits& limits) {
+  // The sink sees views into the buffer and might itself parse JSON: the thread's
+  // buffer is lent to the outermost call only.
+  thread_local std::string shared;
+  thread_local bool lent = false;
+  std::string own;
+  std::string& buffer = lent ? own : shared;
+  struct Lend {
+    bool& flag;
+    bool mine;
+    ~Lend() { if (mine) flag = false; }
+  } lend{lent, !lent};
+  lent = true;
+  if (auto error = Prepare(text, limits, buffer)) return error;
+  Stream stream(buffer.data());
+  EventForwarder forwarder(limits, stream, sink);
+  return Run(text, buffer, forwarder, stream);
 }
 
 Expected<SourceNode> ParseJson(std::string_view text, const JsonLimits& limits) {

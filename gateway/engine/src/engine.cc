@@ -25,7 +25,15 @@ const adapters::Adapter& Engine::adapter(std::string_view system) const {
 }
 
 Expected<model::CareRecord> Engine::Read(std::string_view system, std::string_view bytes, bool with_lineage) const {
-  auto tree = adapter(system).Parse(bytes);
+  const adapters::Adapter& a = adapter(system);
+  if (a.profile().path_style == mapping::PathStyle::kJsonPointer) {
+    // Mapped as it is parsed: no tree (the same result as the tree path, see RecordReader).
+    mapping::RecordReader reader(*plan_, system);
+    reader.Begin(with_lineage);
+    if (FieldErrors errors = a.ParseEvents(bytes, reader); !errors.empty()) return errors;
+    return reader.Finish();
+  }
+  auto tree = a.Parse(bytes);
   if (!tree) return tree.errors();
   return plan_->Read(system, tree.value(), with_lineage);
 }

@@ -44,12 +44,54 @@ std::string ScanStringMember(std::string_view line, std::string_view key) {
   return std::string(v);
 }
 
-std::string TreeString(const SourceNode& root, std::string_view key) {
-  const SourceNode* n = root.child(key);
-  if (!n || n->kind != NodeKind::kString) return {};
-  std::string_view v = Trim(n->value);
-  return v.size() > 256 ? std::string() : std::string(v);
-}
+// Forwards a record's events to the mapping reader and notes the top-level members a
+// reject line names the person by, so a record refused by the mapping rules is named
+// exactly as its own (valid) JSON says, escapes decoded.
+class IdNotingSink : public TreeSink {
+ public:
+  static constexpr std::string_view kKeys[3] = {"LA_Person_Unique_Identifier", "SystmOne_Identifier", "NHS_Number"};
+  explicit IdNotingSink(TreeSink& next) : next_(next) {}
+  void Reset() {
+    depth_ = 0;
+    for (auto& v : ids_) v.clear();
+  }
+  // The member's trimmed string value; "" if absent, not a string, or over 256 bytes.
+  std::string Get(std::string_view key) const {
+    for (std::size_t i = 0; i < 3; ++i)
+      if (kKeys[i] == key) return ids_[i];
+    return {};
+  }
+  void Open(std::string_view name) override {
+    ++depth_;
+    next_.Open(name);
+  }
+  void Close() override {
+    --depth_;
+    next_.Close();
+  }
+  void OpenArray(std::string_view name) override {
+    ++depth_;
+    next_.OpenArray(name);
+  }
+  void CloseArray() override {
+    --depth_;
+    next_.CloseArray();
+  }
+  void Value(std::string_view name, std::string_view value, NodeKind kind) override {
+    if (depth_ == 1 && kind == NodeKind::kString)
+      for (std::size_t i = 0; i < 3; ++i)
+        if (kKeys[i] == name) {
+          std::string_view v = Trim(value);
+          if (v.size() <= 256) ids_[i].assign(v);
+        }
+    next_.Value(name, value, kind);
+  }
+
+ private:
+  TreeSink& next_;
+  int depth_ = 0;
+  std::string ids_[3];
+};
 
 // The id a reject line names: cis: first, then s1:, then nhs: (as written).
 template <typename Get>
@@ -93,7 +135,8 @@ void Batch::Reset(std::size_t tables) {
 
 RecordProcessor::RecordProcessor(const engine::Engine& engine, std::string mapping_version,
                                  const std::string& state_db)
-    : engine_(engine), version_(std::move(mapping_version)) {
+    : engine_(engine), version_(std::move(mapping_version)), reader_(engine.plan(), "cis"),
+      ids_(std::make_unique<IdNotingSink>(reader_)) {
   sha_ = EVP_MD_CTX_new();
   if (!sha_) throw FatalError(Problem::kInternal, "OpenSSL: cannot allocate a digest context");
   if (!state_db.empty()) state_ = std::make_unique<StateReader>(state_db);
@@ -191,16 +234,19 @@ void RecordProcessor::ProcessLine(Batch& batch, const Batch::LineRef& ref) {
       }
     }
   }
-  // The CIS adapter's parser (format::ParseJson), in its form that reuses this
-  // worker's tree from record to record instead of allocating a new one.
-  if (std::optional<FieldError> error = format::ParseJsonInto(text, tree_)) {
+  // The CIS adapter's parser (format::ParseJsonEvents) feeding the mapping reader: the
+  // record is validated and mapped as it is parsed, without a tree.
+  auto& ids = static_cast<IdNotingSink&>(*ids_);
+  ids.Reset();
+  reader_.Begin(/*with_lineage=*/false);
+  if (std::optional<FieldError> error = format::ParseJsonEvents(text, ids)) {
     Reject(batch, rec, PersonId([&](std::string_view k) { return ScanStringMember(text, k); }), {*error});
     close();
     return;
   }
-  Expected<model::CareRecord> mapped = engine_.plan().Read("cis", tree_, /*with_lineage=*/false);
+  Expected<model::CareRecord> mapped = reader_.Finish();
   if (!mapped) {
-    Reject(batch, rec, PersonId([&](std::string_view k) { return TreeString(tree_, k); }), mapped.errors());
+    Reject(batch, rec, PersonId([&](std::string_view k) { return ids.Get(k); }), mapped.errors());
     close();
     return;
   }

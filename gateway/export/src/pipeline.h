@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "caregate/engine/engine.h"
+#include "caregate/mapping/mapping_plan.h"
 #include "delta_state.h"
 
 namespace caregate::exporter {
@@ -75,7 +76,10 @@ class RecordProcessor {
   void Reject(Batch& batch, RecordOut& rec, std::string_view person_id, const FieldErrors& errors);
   const engine::Engine& engine_;
   std::string version_;
-  SourceNode tree_;  // reused by every record this worker parses
+  // Maps each record as it is parsed (no tree); reused by every record of this worker.
+  mapping::RecordReader reader_;
+  // Between the parser and reader_: notes the top-level ids a reject line names.
+  std::unique_ptr<TreeSink> ids_;
   std::unique_ptr<StateReader> state_;
   void* sha_ = nullptr;  // EVP_MD_CTX*
 };

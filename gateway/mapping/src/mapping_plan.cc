@@ -1,6 +1,7 @@
 #include "caregate/mapping/mapping_plan.h"
 
 #include <algorithm>
+#include <optional>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -201,6 +202,11 @@ class SystemPlan {
     std::vector<std::pair<const FieldDef*, std::string>> watched;  // source paths the record rules need
   };
 
+  // Before a walk: buffers, watched paths, the root's path. After it: the record-level
+  // rules (spec 3, 4.3, 4.4) and defaults; the record or every error.
+  void Start(ReadState& st) const;
+  Expected<CareRecord> Finish(ReadState& st) const;
+
   struct Mark {  // restores a buffer's length on scope exit
     std::string& s;
     std::size_t n;
@@ -303,25 +309,24 @@ class SystemPlan {
   }
 
   // Source value -> canonical value; "" problem when fine.
-  std::string ApplyIn(const FieldRule& f, const SourceNode& n, std::string& out) const {
-    const std::string& v = n.value;
+  std::string ApplyIn(const FieldRule& f, NodeKind kind, std::string_view v, std::string& out) const {
     bool json = profile.path_style == PathStyle::kJsonPointer;
     switch (f.t.kind) {
       case TKind::kBool:
-        if (json && n.kind != NodeKind::kBool) return "expected true or false";
-        if (v != "true" && v != "false") return "expected true or false, found '" + v + "'";
+        if (json && kind != NodeKind::kBool) return "expected true or false";
+        if (v != "true" && v != "false") return "expected true or false, found '" + std::string(v) + "'";
         out = v;
         return {};
       case TKind::kNumber:
       case TKind::kInteger:
-        if (json && n.kind != NodeKind::kNumber) return "expected a number";
+        if (json && kind != NodeKind::kNumber) return "expected a number";
         break;
       default:
-        if (json && n.kind != NodeKind::kString) return "expected a string";
+        if (json && kind != NodeKind::kString) return "expected a string";
     }
     switch (f.t.kind) {
       case TKind::kText: out = v; return {};
-      case TKind::kId: out = std::string(Trim(v)); return {};
+      case TKind::kId: out = Trim(v); return {};
       case TKind::kNhs: {
         out = v;
         return CheckNhsNumber(v);
@@ -341,13 +346,13 @@ class SystemPlan {
       case TKind::kCode: {
         const std::string* code = f.t.set->ToCanonical(f.t.system, v);
         if (!code)
-          return "'" + v + "' is not in code list " + f.t.set->name() + " (one of " +
+          return "'" + std::string(v) + "' is not in code list " + f.t.set->name() + " (one of " +
                  f.t.set->ValuesFor(profile.name) + ")";
         out = *code;
         return {};
       }
       case TKind::kConst:
-        if (v != f.t.constant) return "must be '" + f.t.constant + "', found '" + v + "'";
+        if (v != f.t.constant) return "must be '" + f.t.constant + "', found '" + std::string(v) + "'";
         return {};
       default: return {};
     }
@@ -356,11 +361,8 @@ class SystemPlan {
   void ReadField(ReadState& st, const FieldAction& fa, const SourceNode& n, void* entity) const {
     const FieldRule& f = *fa.f;
     if (n.kind == NodeKind::kNull) return;
-    if (f.t.kind == TKind::kConst) {
-      size_t idx = static_cast<size_t>(std::find(const_rules_in.begin(), const_rules_in.end(), &f) - const_rules_in.begin());
-      if (idx < st.const_seen.size()) st.const_seen[idx] = true;
-    }
     if (f.t.kind == TKind::kLines && n.kind == NodeKind::kArray) {
+      NoteConst(st, f);
       std::size_t i = 0;
       for (const auto& item : n.children) {
         Mark m(st.path);
@@ -370,13 +372,28 @@ class SystemPlan {
       return;
     }
     if (!n.is_scalar()) {
+      NoteConst(st, f);
       st.errors.push_back({st.path, "expected a single value, found " +
                                         std::string(n.kind == NodeKind::kArray ? "an array" : "nested content")});
       return;
     }
-    if (n.value.empty() && n.kind == NodeKind::kString && f.t.kind != TKind::kConst) return;  // not recorded
+    ReadScalar(st, fa, n.kind, n.value, entity);
+  }
+
+  void NoteConst(ReadState& st, const FieldRule& f) const {
+    if (f.t.kind != TKind::kConst) return;
+    size_t idx = static_cast<size_t>(std::find(const_rules_in.begin(), const_rules_in.end(), &f) - const_rules_in.begin());
+    if (idx < st.const_seen.size()) st.const_seen[idx] = true;
+  }
+
+  // One scalar value at st.path for the rule.
+  void ReadScalar(ReadState& st, const FieldAction& fa, NodeKind kind, std::string_view v, void* entity) const {
+    const FieldRule& f = *fa.f;
+    if (kind == NodeKind::kNull) return;
+    NoteConst(st, f);
+    if (v.empty() && kind == NodeKind::kString && f.t.kind != TKind::kConst) return;  // not recorded
     std::string value;
-    std::string problem = ApplyIn(f, n, value);
+    std::string problem = ApplyIn(f, kind, v, value);
     if (!problem.empty()) {
       st.errors.push_back({st.path, problem});
       return;
@@ -1028,50 +1045,51 @@ const std::vector<RecordRule>& RecordRules() {
 }
 
 
-Expected<CareRecord> MappingPlan::Read(std::string_view system, const SourceNode& root, bool with_lineage) const {
-  const SystemPlan& sp = Plan(system);
-  CareRecord rec;
-  rec.source_system = sp.profile.name;
-  if (with_lineage) rec.lineage.reserve(64);
-  FieldErrors errors;
-  SystemPlan::ReadState st{rec, errors, with_lineage, std::vector<bool>(sp.const_rules_in.size(), false), {}, {}, {}, {}};
+namespace {
+const FieldDef* const* WatchedFields() {
   static const FieldDef* kWatched[] = {model::FindField("person.death_date"), model::FindField("person.address.line_1"),
                                        model::FindField("person.address.road"),
-                                       model::FindField("person.address.house_name")};
-  for (const FieldDef* f : kWatched) st.watched.push_back({f, {}});
-  std::string root_path;
-  if (sp.profile.path_style == PathStyle::kXPath) {
-    root_path = "/" + sp.profile.root_name;
-    if (root.name != sp.profile.root_name)
-      return FieldError{"/" + root.name, "expected a " + sp.profile.root_name + " element"};
-  }
-  if (root.kind != NodeKind::kObject) return FieldError{root_path, "expected a record"};
-  st.path = root_path;
+                                       model::FindField("person.address.house_name"), nullptr};
+  return kWatched;
+}
+}  // namespace
+
+void SystemPlan::Start(ReadState& st) const {
+  st.rec.source_system = profile.name;
+  if (st.lineage) st.rec.lineage.reserve(64);
+  st.const_seen.assign(const_rules_in.size(), false);
+  for (const FieldDef* const* f = WatchedFields(); *f; ++f) st.watched.push_back({*f, {}});
   st.path.reserve(256);
-  sp.ReadNode(st, root, sp.root().trie, &rec);
+  if (profile.path_style == PathStyle::kXPath) st.path = "/" + profile.root_name;
+}
+
+Expected<CareRecord> SystemPlan::Finish(ReadState& st) const {
+  CareRecord& rec = st.rec;
+  FieldErrors& errors = st.errors;
+  const bool with_lineage = st.lineage;
+  const std::string root_path = profile.path_style == PathStyle::kXPath ? "/" + profile.root_name : std::string();
   auto FindPath = [&](const CareRecord&, std::string_view field) -> std::string {
     for (const auto& w : st.watched)
       if (w.first->name == field) return w.second;
     return {};
   };
-  for (size_t i = 0; i < sp.const_rules_in.size(); ++i)
+  for (size_t i = 0; i < const_rules_in.size(); ++i)
     if (!st.const_seen[i]) {
       std::string p = root_path;
-      for (const auto& seg : sp.const_rules_in[i]->rel) p = sp.ChildPath(p, seg.name, -1);
-      errors.push_back({p, "is required and must be '" + sp.const_rules_in[i]->t.constant + "'"});
+      for (const auto& seg : const_rules_in[i]->rel) p = ChildPath(p, seg.name, -1);
+      errors.push_back({p, "is required and must be '" + const_rules_in[i]->t.constant + "'"});
     }
 
   // Record rules (spec 3, 4.3, 4.4).
   auto& person = rec.person;
   if (person.nhs_number.empty() && person.s1_id.empty() && person.cis_id.empty()) {
-    std::string where = sp.profile.path_style == PathStyle::kXPath ? root_path + "/Response/Identity" : "";
+    std::string where = profile.path_style == PathStyle::kXPath ? root_path + "/Response/Identity" : "";
     errors.push_back({where, "the record identifies nobody: no NHS number, SystmOne id or CIS id [ID-3]"});
   }
   if (!person.death_date.empty() && !person.birth_date.empty() && person.death_date < person.birth_date)
     errors.push_back({FindPath(rec, "person.death_date"),
                       "date of death " + person.death_date + " precedes date of birth " + person.birth_date + " [DATE-3]"});
-  if (!errors.empty()) return errors;
-
+  if (!errors.empty()) return std::move(errors);
   auto& a = person.address;
   bool has_structure = !(a.house_name.empty() && a.house_number.empty() && a.road.empty() && a.locality.empty());
   bool has_lines = !(a.line_1.empty() && a.line_2.empty() && a.line_3.empty());
@@ -1101,8 +1119,22 @@ Expected<CareRecord> MappingPlan::Read(std::string_view system, const SourceNode
     person.sensitive = "false";
     if (with_lineage) rec.lineage.push_back({"person.sensitive", "", "SHARE-4.4", false});
   }
-  if (const FieldDef* id = model::FindField(sp.profile.record_id_field)) rec.source_record_id = id->get(&rec);
-  return rec;
+  if (const FieldDef* id = model::FindField(profile.record_id_field)) rec.source_record_id = id->get(&rec);
+  return std::move(rec);
+}
+
+
+Expected<CareRecord> MappingPlan::Read(std::string_view system, const SourceNode& root, bool with_lineage) const {
+  const SystemPlan& sp = Plan(system);
+  CareRecord rec;
+  FieldErrors errors;
+  SystemPlan::ReadState st{rec, errors, with_lineage, {}, {}, {}, {}, {}};
+  sp.Start(st);
+  if (sp.profile.path_style == PathStyle::kXPath && root.name != sp.profile.root_name)
+    return FieldError{"/" + root.name, "expected a " + sp.profile.root_name + " element"};
+  if (root.kind != NodeKind::kObject) return FieldError{st.path, "expected a record"};
+  sp.ReadNode(st, root, sp.root().trie, &rec);
+  return sp.Finish(st);
 }
 
 void MappingPlan::WriteTo(std::string_view system, const CareRecord& record, TreeSink& sink,
@@ -1121,6 +1153,235 @@ SourceNode MappingPlan::Write(std::string_view system, const CareRecord& record,
   TreeBuilder builder(root);
   WriteTo(system, record, builder, report);
   return root;
+}
+
+// ---- streaming reader ----
+// A stack of open containers mirrors SystemPlan::ReadNode's recursion: a mapped object
+// matches its members against a trie node, a group's array turns each item into a new
+// entity. What the tree walk handles by looking at a whole subtree (unmapped content,
+// a rule's value that turns out to be an object or an array) is rare: such a subtree is
+// captured into a small SourceNode and handed to the very same tree functions, so the
+// two paths cannot drift apart on the odd cases.
+class RecordReader::Impl {
+ public:
+  explicit Impl(const SystemPlan& sp) : sp_(sp) {}
+
+  void Begin(bool with_lineage) {
+    rec_ = CareRecord{};
+    errors_.clear();
+    st_.lineage = with_lineage;
+    st_.implicit.clear();
+    st_.path.clear();
+    st_.canon.clear();
+    st_.watched.clear();
+    sp_.Start(st_);
+    stack_.clear();
+    capture_depth_ = skip_depth_ = 0;
+    started_ = not_a_record_ = false;
+  }
+
+  Expected<CareRecord> Finish() {
+    if (!started_ || not_a_record_) return FieldError{"", "expected a record"};
+    return sp_.Finish(st_);
+  }
+
+  void Open(std::string_view name) {
+    if (Nested([&] { builder_->Open(name); })) return;
+    if (stack_.empty()) {
+      if (started_) return;
+      started_ = true;
+      stack_.push_back({Kind::kMapped, &sp_.root().trie, &rec_, 0, 0, st_.path.size(), st_.canon.size()});
+      return;
+    }
+    Frame& p = stack_.back();
+    const std::size_t path_len = st_.path.size();
+    Step(p, name);
+    if (p.kind == Kind::kGroupItems) {  // one item of a group: a new entity
+      const std::size_t canon_len = st_.canon.size();
+      const Group* g = p.trie->group;
+      void* parent = sp_.Materialise(st_, p.trie->group_via, p.entity);
+      void* e = g->coll->append(parent);
+      const std::size_t idx = g->coll->size(parent) - 1;
+      if (g->filter_field && g->filter_values.size() == 1) g->filter_field->get(e) = g->filter_values[0];
+      if (st_.lineage) SystemPlan::PushCanon(st_.canon, g->coll->local, idx);
+      stack_.push_back({Kind::kMapped, &g->trie, e, 0, 0, path_len, canon_len});
+      return;
+    }
+    const TrieNode* t = p.trie->Find(name, p.hint);
+    if (!t) return Capture(Deferred::kUnmapped, nullptr, p.entity, name, NodeKind::kObject, path_len);
+    if (t->group) {
+      st_.errors.push_back({st_.path, "expected an array"});
+      return Skip(path_len);
+    }
+    if (!t->fields.empty()) return Capture(Deferred::kFields, t, p.entity, name, NodeKind::kObject, path_len);
+    stack_.push_back({Kind::kMapped, t, p.entity, 0, 0, path_len, st_.canon.size()});
+  }
+
+  void OpenArray(std::string_view name) {
+    if (Nested([&] { builder_->OpenArray(name); })) return;
+    if (stack_.empty()) {
+      if (started_) return;
+      started_ = not_a_record_ = true;
+      return Skip(0);
+    }
+    Frame& p = stack_.back();
+    const std::size_t path_len = st_.path.size();
+    Step(p, name);
+    if (p.kind == Kind::kGroupItems) {
+      st_.errors.push_back({st_.path, "expected an object"});
+      return Skip(path_len);
+    }
+    const TrieNode* t = p.trie->Find(name, p.hint);
+    if (!t) return Capture(Deferred::kUnmapped, nullptr, p.entity, name, NodeKind::kArray, path_len);
+    if (t->group) {
+      stack_.push_back({Kind::kGroupItems, t, p.entity, 0, 0, path_len, st_.canon.size()});
+      return;
+    }
+    if (!t->fields.empty()) return Capture(Deferred::kFields, t, p.entity, name, NodeKind::kArray, path_len);
+    st_.errors.push_back({st_.path, "expected an object"});
+    Skip(path_len);
+  }
+
+  void Close() { End([&] { builder_->Close(); }); }
+  void CloseArray() { End([&] { builder_->CloseArray(); }); }
+
+  void Value(std::string_view name, std::string_view value, NodeKind kind) {
+    if (capture_depth_ > 0) return builder_->Value(name, value, kind);
+    if (skip_depth_ > 0) return;
+    if (stack_.empty()) {
+      if (!started_) started_ = not_a_record_ = true;
+      return;
+    }
+    Frame& p = stack_.back();
+    SystemPlan::Mark m(st_.path);
+    Step(p, name);
+    const bool blank = kind == NodeKind::kNull || (kind == NodeKind::kString && value.empty());
+    if (p.kind == Kind::kGroupItems) {
+      if (!blank) st_.errors.push_back({st_.path, "expected an object"});
+      return;
+    }
+    const TrieNode* t = p.trie->Find(name, p.hint);
+    if (!t) {
+      if (st_.rec.unmapped.size() < 1000 && kind != NodeKind::kNull && !value.empty())
+        st_.rec.unmapped.push_back({st_.path, std::string(value)});
+      return;
+    }
+    if (t->group) {
+      if (kind != NodeKind::kNull) st_.errors.push_back({st_.path, "expected an array"});
+      return;
+    }
+    if (!t->fields.empty()) {
+      for (const auto& fa : t->fields) sp_.ReadScalar(st_, fa, kind, value, p.entity);
+      return;
+    }
+    if (!blank) st_.errors.push_back({st_.path, "expected an object"});
+  }
+
+ private:
+  enum class Kind { kMapped, kGroupItems };
+  struct Frame {
+    Kind kind;
+    const TrieNode* trie;  // kMapped: whose children the members are; kGroupItems: the node holding the group
+    void* entity;
+    std::size_t hint;   // where the last member matched in trie->children
+    std::size_t index;  // kGroupItems: the next item's index
+    std::size_t path_len, canon_len;  // the buffers' lengths to restore on close
+  };
+  enum class Deferred { kUnmapped, kFields };
+
+  // The member's step in the source path.
+  void Step(Frame& p, std::string_view name) {
+    if (p.kind == Kind::kGroupItems) sp_.PushIndex(st_.path, p.index++);
+    else sp_.PushChild(st_.path, name, -1);
+  }
+
+  // Inside a captured or skipped subtree: forwards (capture) or counts (skip) an opening.
+  template <typename F>
+  bool Nested(F forward) {
+    if (capture_depth_ > 0) {
+      forward();
+      ++capture_depth_;
+      return true;
+    }
+    if (skip_depth_ > 0) {
+      ++skip_depth_;
+      return true;
+    }
+    return false;
+  }
+
+  void Capture(Deferred what, const TrieNode* t, void* entity, std::string_view name, NodeKind kind,
+               std::size_t path_len) {
+    captured_.name.assign(name);
+    captured_.value.clear();
+    captured_.kind = kind;
+    captured_.children.clear();
+    builder_.emplace(captured_);
+    capture_depth_ = 1;
+    deferred_ = what;
+    deferred_trie_ = t;
+    deferred_entity_ = entity;
+    restore_path_ = path_len;
+  }
+
+  void Skip(std::size_t path_len) {
+    skip_depth_ = 1;
+    restore_path_ = path_len;
+  }
+
+  template <typename F>
+  void End(F forward) {
+    if (capture_depth_ > 0) {
+      if (--capture_depth_ > 0) return forward();
+      if (deferred_ == Deferred::kUnmapped) {
+        sp_.CollectUnmapped(st_, captured_);
+      } else {
+        for (const auto& fa : deferred_trie_->fields) sp_.ReadField(st_, fa, captured_, deferred_entity_);
+      }
+      st_.path.resize(restore_path_);
+      return;
+    }
+    if (skip_depth_ > 0) {
+      if (--skip_depth_ == 0) st_.path.resize(restore_path_);
+      return;
+    }
+    if (stack_.empty()) return;
+    const Frame f = stack_.back();
+    stack_.pop_back();
+    st_.path.resize(f.path_len);
+    st_.canon.resize(f.canon_len);
+  }
+
+  const SystemPlan& sp_;
+  CareRecord rec_;
+  FieldErrors errors_;
+  SystemPlan::ReadState st_{rec_, errors_, false, {}, {}, {}, {}, {}};
+  std::vector<Frame> stack_;
+  SourceNode captured_;
+  std::optional<TreeBuilder> builder_;
+  int capture_depth_ = 0, skip_depth_ = 0;
+  Deferred deferred_ = Deferred::kUnmapped;
+  const TrieNode* deferred_trie_ = nullptr;
+  void* deferred_entity_ = nullptr;
+  std::size_t restore_path_ = 0;
+  bool started_ = false, not_a_record_ = false;
+};
+
+RecordReader::RecordReader(const MappingPlan& plan, std::string_view system) {
+  const SystemPlan& sp = plan.Plan(system);
+  if (sp.profile.path_style != PathStyle::kJsonPointer)
+    throw FatalError(Problem::kInternal, "RecordReader reads JSON Pointer systems only, not " + sp.profile.name);
+  impl_ = std::make_unique<Impl>(sp);
+}
+RecordReader::~RecordReader() = default;
+void RecordReader::Begin(bool with_lineage) { impl_->Begin(with_lineage); }
+Expected<CareRecord> RecordReader::Finish() { return impl_->Finish(); }
+void RecordReader::Open(std::string_view name) { impl_->Open(name); }
+void RecordReader::Close() { impl_->Close(); }
+void RecordReader::OpenArray(std::string_view name) { impl_->OpenArray(name); }
+void RecordReader::CloseArray() { impl_->CloseArray(); }
+void RecordReader::Value(std::string_view name, std::string_view value, NodeKind kind) {
+  impl_->Value(name, value, kind);
 }
 
 std::string DefaultMappingsDir() {

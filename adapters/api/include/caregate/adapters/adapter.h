@@ -39,6 +39,16 @@ class Adapter {
   virtual std::string_view media_type() const = 0;
   // One record from bytes.
   virtual Expected<SourceNode> Parse(std::string_view bytes) const = 0;
+  // The same record as a stream of events into `sink` (see TreeSink), for readers that
+  // map as they go. The default parses the tree and replays it; a streaming parser
+  // overrides it. Returns what Parse would have refused the bytes for (empty: parsed);
+  // after a failure the sink has seen part of the record, or nothing.
+  virtual FieldErrors ParseEvents(std::string_view bytes, TreeSink& sink) const {
+    auto tree = Parse(bytes);
+    if (!tree) return tree.errors();
+    ReplayTree(tree.value(), sink);
+    return {};
+  }
   // A single record or a batch (S1 ClientIntegrationBatch, CIS NDJSON), streamed.
   virtual Expected<std::unique_ptr<RecordStream>> OpenFile(const std::string& path) const = 0;
   virtual Expected<std::unique_ptr<RecordStream>> OpenBuffer(std::string bytes) const = 0;

@@ -17,6 +17,7 @@
 
 #include "caregate/core/error.h"
 #include "caregate/core/source_tree.h"
+#include "caregate/core/tree_sink.h"
 
 namespace caregate::format {
 
@@ -36,6 +37,13 @@ Expected<SourceNode> ParseJson(std::string_view text, const JsonLimits& limits =
 // allocating. On success `root` is exactly what ParseJson returns; on failure `root` is
 // unspecified (but still safe to reuse) and the error is returned.
 std::optional<FieldError> ParseJsonInto(std::string_view text, SourceNode& root, const JsonLimits& limits = {});
+
+// The same reader (same checks, same errors) without a tree: every value goes to `sink`
+// in document order as it is parsed: Open/OpenArray(name), Value(name, value, kind),
+// Close/CloseArray; array items and the root have the name "". The string_views are
+// valid only during the call. After a failure the sink has seen a prefix of the
+// document and the error is returned.
+std::optional<FieldError> ParseJsonEvents(std::string_view text, TreeSink& sink, const JsonLimits& limits = {});
 
 // Serialises `node` (its value, never its name). Compact output is one line, which
 // AppendJson uses for NDJSON; pretty output indents by two spaces. kNumber values are

@@ -45,4 +45,23 @@ class TreeBuilder : public TreeSink {
   std::vector<SourceNode*> stack_;
 };
 
+// Replays a tree as the events a streaming parser would emit for it: objects Open/Close,
+// arrays OpenArray/CloseArray (items named ""), scalars Value.
+inline void ReplayTree(const SourceNode& node, TreeSink& sink, bool in_array = false) {
+  std::string_view name = in_array ? std::string_view() : std::string_view(node.name);
+  switch (node.kind) {
+    case NodeKind::kObject:
+      sink.Open(name);
+      for (const auto& c : node.children) ReplayTree(c, sink, false);
+      sink.Close();
+      break;
+    case NodeKind::kArray:
+      sink.OpenArray(name);
+      for (const auto& c : node.children) ReplayTree(c, sink, true);
+      sink.CloseArray();
+      break;
+    default: sink.Value(name, node.value, node.kind);
+  }
+}
+
 }  // namespace caregate

@@ -89,11 +89,36 @@ class MappingPlan {
   const std::string& dir() const { return dir_; }
 
  private:
+  friend class RecordReader;
   MappingPlan() = default;
   const SystemPlan& Plan(std::string_view system) const;
   std::string dir_, version_;
   std::map<std::string, std::shared_ptr<const CodeSet>, std::less<>> code_sets_;
   std::map<std::string, std::unique_ptr<SystemPlan>, std::less<>> plans_;
+};
+
+// Reads one record from a parser's stream of events (TreeSink), mapping each value as it
+// arrives instead of walking a tree: the same record, the same errors and the same
+// lineage as MappingPlan::Read on the tree the events describe, without building it.
+// For systems addressed by JSON Pointer (an XPath index needs the whole sibling list).
+// Reusable: Begin before each record, feed the events, then Finish.
+class RecordReader : public TreeSink {
+ public:
+  // Throws FatalError(kInternal) for an XPath system.
+  RecordReader(const MappingPlan& plan, std::string_view system);
+  ~RecordReader() override;
+  void Begin(bool with_lineage);
+  Expected<model::CareRecord> Finish();
+
+  void Open(std::string_view name) override;
+  void Close() override;
+  void OpenArray(std::string_view name) override;
+  void CloseArray() override;
+  void Value(std::string_view name, std::string_view value, NodeKind kind) override;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
 };
 
 // The record-level rules the contract defines (spec 3, 4.3, 4.4), listed for reports.
