@@ -66,7 +66,8 @@ void BM_FloorLibxml2ParseSystmOne(benchmark::State& state) {
 }
 BENCHMARK(BM_FloorLibxml2ParseSystmOne);
 
-// Phases of a CIS -> SystmOne translation, to see where the time goes.
+// Phases of a CIS -> SystmOne translation, to see where the time goes. The tree phases
+// are the SystmOne-style path (and CIS before the streaming reader), kept for comparison.
 void BM_PhaseParseCisTree(benchmark::State& state) {
   const auto& recs = Records("cis");
   size_t i = 0;
@@ -77,6 +78,40 @@ void BM_PhaseParseCisTree(benchmark::State& state) {
   SetCounters(state, recs);
 }
 BENCHMARK(BM_PhaseParseCisTree);
+
+// What CIS input costs now: parsed and mapped in one pass (no tree), lineage off.
+void BM_PhaseParseAndMapCisStreaming(benchmark::State& state) {
+  const auto& recs = Records("cis");
+  mapping::RecordReader reader(TheEngine().plan(), "cis");
+  size_t i = 0;
+  for (auto _ : state) {
+    reader.Begin(false);
+    auto error = format::ParseJsonEvents(recs[i++ % recs.size()], reader);
+    auto rec = reader.Finish();
+    benchmark::DoNotOptimize(error.has_value() || rec.ok());
+  }
+  SetCounters(state, recs);
+}
+BENCHMARK(BM_PhaseParseAndMapCisStreaming);
+
+// The parser alone, its events going nowhere: the streaming path's own floor.
+void BM_PhaseParseCisEventsOnly(benchmark::State& state) {
+  struct Null : TreeSink {
+    void Open(std::string_view) override {}
+    void Close() override {}
+    void OpenArray(std::string_view) override {}
+    void CloseArray() override {}
+    void Value(std::string_view, std::string_view, NodeKind) override {}
+  } sink;
+  const auto& recs = Records("cis");
+  size_t i = 0;
+  for (auto _ : state) {
+    auto error = format::ParseJsonEvents(recs[i++ % recs.size()], sink);
+    benchmark::DoNotOptimize(error.has_value());
+  }
+  SetCounters(state, recs);
+}
+BENCHMARK(BM_PhaseParseCisEventsOnly);
 
 void BM_PhaseMapCisTree(benchmark::State& state) {
   const auto& recs = Records("cis");

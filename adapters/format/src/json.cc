@@ -269,8 +269,14 @@ class EventForwarder {
     if (f.key_set) {
       dup = !f.key_set->insert(key).second;
     } else {
-      for (std::string_view k : keys)
-        if (k == key) { dup = true; break; }
+      // A 64-bit filter of the keys seen so far: a key whose bit is clear cannot be a
+      // duplicate, so the scan below runs only on a (rare) filter hit.
+      const std::uint64_t bit = std::uint64_t{1} << (KeyBits(key) & 63);
+      if (f.key_filter & bit) {
+        for (std::string_view k : keys)
+          if (k == key) { dup = true; break; }
+      }
+      f.key_filter |= bit;
       if (!dup && keys.size() >= kLinearKeyScan) {
         f.key_set = std::make_unique<std::unordered_set<std::string_view>>(keys.begin(), keys.end());
         f.key_set->insert(key);
@@ -325,7 +331,14 @@ class EventForwarder {
     std::size_t used;       // items of an array so far
     std::string_view name;  // the member name this container was opened under
     std::unique_ptr<std::unordered_set<std::string_view>> key_set;
+    std::uint64_t key_filter = 0;
   };
+
+  static std::size_t KeyBits(std::string_view k) {
+    std::size_t h = k.size() * 0x9E3779B1u;
+    if (!k.empty()) h ^= static_cast<unsigned char>(k.back()) * 131u + static_cast<unsigned char>(k[k.size() / 2]) * 7u;
+    return h ^ (h >> 7);
+  }
 
   bool Unexpected() { return Fail("internal error: unexpected number callback"); }
   bool Fail(std::string problem) {
@@ -374,7 +387,7 @@ class EventForwarder {
       return Fail("nested deeper than " + std::to_string(limits_.max_depth) + " levels");
     std::string_view name;
     if (!Place(!array, name)) return false;
-    stack_.push_back(Frame{array, 0, name, nullptr});
+    stack_.push_back(Frame{array, 0, name, nullptr, 0});
     if (keys_.size() < stack_.size()) keys_.resize(stack_.size());
     keys_[stack_.size() - 1].clear();
     if (array) sink_.OpenArray(name);

@@ -2,6 +2,7 @@
 #include "caregate/format/sinks.h"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <climits>
@@ -576,10 +577,29 @@ FieldError NulByte(std::size_t offset) {
 // U+FFFE/U+FFFF) are written as U+FFFD so the output is always well-formed.
 constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
 
+// Bytes the loop below may have to replace (a superset for 0xEF, which only starts a
+// replacement): most values have none and are appended in one piece.
+template <bool kAttribute>
+constexpr std::array<bool, 256> EscapeTable() {
+  std::array<bool, 256> t{};
+  for (int c = 0; c < 0x20; ++c) t[static_cast<std::size_t>(c)] = true;
+  if (!kAttribute) t['\n'] = t['\t'] = false;
+  t['&'] = t['<'] = t['>'] = t[0xEF] = true;
+  if (kAttribute) t['"'] = true;
+  return t;
+}
+
 template <bool kAttribute>
 void AppendEscaped(std::string& out, std::string_view s) {
+  static constexpr std::array<bool, 256> kSpecial = EscapeTable<kAttribute>();
+  std::size_t first = 0;
+  while (first < s.size() && !kSpecial[static_cast<unsigned char>(s[first])]) ++first;
+  if (first == s.size()) {
+    out.append(s);
+    return;
+  }
   std::size_t run = 0;  // start of the pending run of plain bytes
-  for (std::size_t i = 0; i < s.size(); ++i) {
+  for (std::size_t i = first; i < s.size(); ++i) {
     const auto c = static_cast<unsigned char>(s[i]);
     std::string_view rep;
     switch (c) {

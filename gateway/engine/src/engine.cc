@@ -28,14 +28,34 @@ Expected<model::CareRecord> Engine::Read(std::string_view system, std::string_vi
   const adapters::Adapter& a = adapter(system);
   if (a.profile().path_style == mapping::PathStyle::kJsonPointer) {
     // Mapped as it is parsed: no tree (the same result as the tree path, see RecordReader).
-    mapping::RecordReader reader(*plan_, system);
-    reader.Begin(with_lineage);
-    if (FieldErrors errors = a.ParseEvents(bytes, reader); !errors.empty()) return errors;
-    return reader.Finish();
+    std::unique_ptr<mapping::RecordReader> reader = TakeReader(system);
+    reader->Begin(with_lineage);
+    FieldErrors errors = a.ParseEvents(bytes, *reader);
+    Expected<model::CareRecord> result = errors.empty() ? reader->Finish() : Expected<model::CareRecord>(std::move(errors));
+    ReturnReader(system, std::move(reader));
+    return result;
   }
   auto tree = a.Parse(bytes);
   if (!tree) return tree.errors();
   return plan_->Read(system, tree.value(), with_lineage);
+}
+
+std::unique_ptr<mapping::RecordReader> Engine::TakeReader(std::string_view system) const {
+  {
+    std::lock_guard<std::mutex> lock(readers_.m);
+    for (auto it = readers_.free.rbegin(); it != readers_.free.rend(); ++it)
+      if (it->first == system) {
+        std::unique_ptr<mapping::RecordReader> r = std::move(it->second);
+        readers_.free.erase(std::next(it).base());
+        return r;
+      }
+  }
+  return std::make_unique<mapping::RecordReader>(*plan_, system);
+}
+
+void Engine::ReturnReader(std::string_view system, std::unique_ptr<mapping::RecordReader> reader) const {
+  std::lock_guard<std::mutex> lock(readers_.m);
+  if (readers_.free.size() < 64) readers_.free.emplace_back(std::string(system), std::move(reader));
 }
 
 void Engine::Render(std::string& out, const model::CareRecord& record, std::string_view to, bool in_batch,

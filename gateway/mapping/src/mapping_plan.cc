@@ -200,7 +200,20 @@ class SystemPlan {
     std::string path;   // current source path (XPath or JSON Pointer)
     std::string canon;  // current canonical prefix, e.g. "episodes[2]."
     std::vector<std::pair<const FieldDef*, std::string>> watched;  // source paths the record rules need
+    // When set, `path` is only brought up to date on demand (Path()): the streaming
+    // reader keeps the path as a stack of steps and spells it out only for an error, a
+    // watched field or lineage. Null: `path` is always current (the tree walk).
+    struct LazyPath {
+      virtual ~LazyPath() = default;
+      virtual void Fill(std::string& path) const = 0;
+    };
+    const LazyPath* lazy = nullptr;
   };
+
+  static const std::string& Path(ReadState& st) {
+    if (st.lazy) st.lazy->Fill(st.path);
+    return st.path;
+  }
 
   // Before a walk: buffers, watched paths, the root's path. After it: the record-level
   // rules (spec 3, 4.3, 4.4) and defaults; the record or every error.
@@ -395,7 +408,7 @@ class SystemPlan {
     std::string value;
     std::string problem = ApplyIn(f, kind, v, value);
     if (!problem.empty()) {
-      st.errors.push_back({st.path, problem});
+      st.errors.push_back({Path(st), problem});
       return;
     }
     if (!f.field || !f.in) return;
@@ -409,9 +422,9 @@ class SystemPlan {
       slot = std::move(value);
     }
     for (auto& w : st.watched)
-      if (w.first == f.field) w.second = st.path;
+      if (w.first == f.field) w.second = Path(st);
     if (st.lineage)
-      st.rec.lineage.push_back({st.canon + std::string(FieldName(*f.field)), st.path, f.rule->id,
+      st.rec.lineage.push_back({st.canon + std::string(FieldName(*f.field)), Path(st), f.rule->id,
                                 f.rule->lossy && f.t.kind != TKind::kCode});
   }
 
@@ -1162,7 +1175,7 @@ SourceNode MappingPlan::Write(std::string_view system, const CareRecord& record,
 // a rule's value that turns out to be an object or an array) is rare: such a subtree is
 // captured into a small SourceNode and handed to the very same tree functions, so the
 // two paths cannot drift apart on the odd cases.
-class RecordReader::Impl {
+class RecordReader::Impl : private SystemPlan::ReadState::LazyPath {
  public:
   explicit Impl(const SystemPlan& sp) : sp_(sp) {}
 
@@ -1175,13 +1188,17 @@ class RecordReader::Impl {
     st_.canon.clear();
     st_.watched.clear();
     sp_.Start(st_);
+    st_.lazy = this;
     stack_.clear();
+    steps_.clear();
     capture_depth_ = skip_depth_ = 0;
     started_ = not_a_record_ = false;
   }
 
   Expected<CareRecord> Finish() {
     if (!started_ || not_a_record_) return FieldError{"", "expected a record"};
+    st_.lazy = nullptr;
+    st_.path.clear();  // JSON Pointer: the record's own path is ""
     return sp_.Finish(st_);
   }
 
@@ -1190,11 +1207,10 @@ class RecordReader::Impl {
     if (stack_.empty()) {
       if (started_) return;
       started_ = true;
-      stack_.push_back({Kind::kMapped, &sp_.root().trie, &rec_, 0, 0, st_.path.size(), st_.canon.size()});
+      stack_.push_back({Kind::kMapped, &sp_.root().trie, &rec_, 0, 0, st_.canon.size()});
       return;
     }
     Frame& p = stack_.back();
-    const std::size_t path_len = st_.path.size();
     Step(p, name);
     if (p.kind == Kind::kGroupItems) {  // one item of a group: a new entity
       const std::size_t canon_len = st_.canon.size();
@@ -1204,17 +1220,17 @@ class RecordReader::Impl {
       const std::size_t idx = g->coll->size(parent) - 1;
       if (g->filter_field && g->filter_values.size() == 1) g->filter_field->get(e) = g->filter_values[0];
       if (st_.lineage) SystemPlan::PushCanon(st_.canon, g->coll->local, idx);
-      stack_.push_back({Kind::kMapped, &g->trie, e, 0, 0, path_len, canon_len});
+      stack_.push_back({Kind::kMapped, &g->trie, e, 0, 0, canon_len});
       return;
     }
     const TrieNode* t = p.trie->Find(name, p.hint);
-    if (!t) return Capture(Deferred::kUnmapped, nullptr, p.entity, name, NodeKind::kObject, path_len);
+    if (!t) return Capture(Deferred::kUnmapped, nullptr, p.entity, name, NodeKind::kObject);
     if (t->group) {
-      st_.errors.push_back({st_.path, "expected an array"});
-      return Skip(path_len);
+      Error("expected an array");
+      return Skip();
     }
-    if (!t->fields.empty()) return Capture(Deferred::kFields, t, p.entity, name, NodeKind::kObject, path_len);
-    stack_.push_back({Kind::kMapped, t, p.entity, 0, 0, path_len, st_.canon.size()});
+    if (!t->fields.empty()) return Capture(Deferred::kFields, t, p.entity, name, NodeKind::kObject);
+    stack_.push_back({Kind::kMapped, t, p.entity, 0, 0, st_.canon.size()});
   }
 
   void OpenArray(std::string_view name) {
@@ -1222,24 +1238,24 @@ class RecordReader::Impl {
     if (stack_.empty()) {
       if (started_) return;
       started_ = not_a_record_ = true;
-      return Skip(0);
-    }
-    Frame& p = stack_.back();
-    const std::size_t path_len = st_.path.size();
-    Step(p, name);
-    if (p.kind == Kind::kGroupItems) {
-      st_.errors.push_back({st_.path, "expected an object"});
-      return Skip(path_len);
-    }
-    const TrieNode* t = p.trie->Find(name, p.hint);
-    if (!t) return Capture(Deferred::kUnmapped, nullptr, p.entity, name, NodeKind::kArray, path_len);
-    if (t->group) {
-      stack_.push_back({Kind::kGroupItems, t, p.entity, 0, 0, path_len, st_.canon.size()});
+      skip_depth_ = 1;  // no step was pushed for the root
       return;
     }
-    if (!t->fields.empty()) return Capture(Deferred::kFields, t, p.entity, name, NodeKind::kArray, path_len);
-    st_.errors.push_back({st_.path, "expected an object"});
-    Skip(path_len);
+    Frame& p = stack_.back();
+    Step(p, name);
+    if (p.kind == Kind::kGroupItems) {
+      Error("expected an object");
+      return Skip();
+    }
+    const TrieNode* t = p.trie->Find(name, p.hint);
+    if (!t) return Capture(Deferred::kUnmapped, nullptr, p.entity, name, NodeKind::kArray);
+    if (t->group) {
+      stack_.push_back({Kind::kGroupItems, t, p.entity, 0, 0, st_.canon.size()});
+      return;
+    }
+    if (!t->fields.empty()) return Capture(Deferred::kFields, t, p.entity, name, NodeKind::kArray);
+    Error("expected an object");
+    Skip();
   }
 
   void Close() { End([&] { builder_->Close(); }); }
@@ -1253,28 +1269,9 @@ class RecordReader::Impl {
       return;
     }
     Frame& p = stack_.back();
-    SystemPlan::Mark m(st_.path);
     Step(p, name);
-    const bool blank = kind == NodeKind::kNull || (kind == NodeKind::kString && value.empty());
-    if (p.kind == Kind::kGroupItems) {
-      if (!blank) st_.errors.push_back({st_.path, "expected an object"});
-      return;
-    }
-    const TrieNode* t = p.trie->Find(name, p.hint);
-    if (!t) {
-      if (st_.rec.unmapped.size() < 1000 && kind != NodeKind::kNull && !value.empty())
-        st_.rec.unmapped.push_back({st_.path, std::string(value)});
-      return;
-    }
-    if (t->group) {
-      if (kind != NodeKind::kNull) st_.errors.push_back({st_.path, "expected an array"});
-      return;
-    }
-    if (!t->fields.empty()) {
-      for (const auto& fa : t->fields) sp_.ReadScalar(st_, fa, kind, value, p.entity);
-      return;
-    }
-    if (!blank) st_.errors.push_back({st_.path, "expected an object"});
+    ValueAt(p, name, value, kind);
+    steps_.pop_back();
   }
 
  private:
@@ -1283,16 +1280,57 @@ class RecordReader::Impl {
     Kind kind;
     const TrieNode* trie;  // kMapped: whose children the members are; kGroupItems: the node holding the group
     void* entity;
-    std::size_t hint;   // where the last member matched in trie->children
-    std::size_t index;  // kGroupItems: the next item's index
-    std::size_t path_len, canon_len;  // the buffers' lengths to restore on close
+    std::size_t hint;       // where the last member matched in trie->children
+    std::size_t index;      // kGroupItems: the next item's index
+    std::size_t canon_len;  // the canonical prefix's length to restore on close
+  };
+  // One step of the source path below the record: a member name (a view into the
+  // parser's buffer, valid while it parses) or an array index.
+  struct PathStep {
+    std::string_view name;
+    std::size_t index;
+    bool is_index;
   };
   enum class Deferred { kUnmapped, kFields };
 
+  // The source path spelled out from the steps (JSON Pointer).
+  void Fill(std::string& path) const override {
+    path.clear();
+    for (const PathStep& s : steps_) {
+      if (s.is_index) sp_.PushIndex(path, s.index);
+      else sp_.PushChild(path, s.name, -1);
+    }
+  }
+
+  void Error(const char* problem) { st_.errors.push_back({SystemPlan::Path(st_), problem}); }
+
+  void ValueAt(Frame& p, std::string_view name, std::string_view value, NodeKind kind) {
+    const bool blank = kind == NodeKind::kNull || (kind == NodeKind::kString && value.empty());
+    if (p.kind == Kind::kGroupItems) {
+      if (!blank) Error("expected an object");
+      return;
+    }
+    const TrieNode* t = p.trie->Find(name, p.hint);
+    if (!t) {
+      if (st_.rec.unmapped.size() < 1000 && kind != NodeKind::kNull && !value.empty())
+        st_.rec.unmapped.push_back({SystemPlan::Path(st_), std::string(value)});
+      return;
+    }
+    if (t->group) {
+      if (kind != NodeKind::kNull) Error("expected an array");
+      return;
+    }
+    if (!t->fields.empty()) {
+      for (const auto& fa : t->fields) sp_.ReadScalar(st_, fa, kind, value, p.entity);
+      return;
+    }
+    if (!blank) Error("expected an object");
+  }
+
   // The member's step in the source path.
   void Step(Frame& p, std::string_view name) {
-    if (p.kind == Kind::kGroupItems) sp_.PushIndex(st_.path, p.index++);
-    else sp_.PushChild(st_.path, name, -1);
+    if (p.kind == Kind::kGroupItems) steps_.push_back({{}, p.index++, true});
+    else steps_.push_back({name, 0, false});
   }
 
   // Inside a captured or skipped subtree: forwards (capture) or counts (skip) an opening.
@@ -1310,8 +1348,7 @@ class RecordReader::Impl {
     return false;
   }
 
-  void Capture(Deferred what, const TrieNode* t, void* entity, std::string_view name, NodeKind kind,
-               std::size_t path_len) {
+  void Capture(Deferred what, const TrieNode* t, void* entity, std::string_view name, NodeKind kind) {
     captured_.name.assign(name);
     captured_.value.clear();
     captured_.kind = kind;
@@ -1321,34 +1358,35 @@ class RecordReader::Impl {
     deferred_ = what;
     deferred_trie_ = t;
     deferred_entity_ = entity;
-    restore_path_ = path_len;
   }
 
-  void Skip(std::size_t path_len) {
-    skip_depth_ = 1;
-    restore_path_ = path_len;
-  }
+  void Skip() { skip_depth_ = 1; }
 
   template <typename F>
   void End(F forward) {
     if (capture_depth_ > 0) {
       if (--capture_depth_ > 0) return forward();
+      // The tree functions extend st_.path themselves: give them the current path and
+      // switch the lazy form off while they run.
+      Fill(st_.path);
+      st_.lazy = nullptr;
       if (deferred_ == Deferred::kUnmapped) {
         sp_.CollectUnmapped(st_, captured_);
       } else {
         for (const auto& fa : deferred_trie_->fields) sp_.ReadField(st_, fa, captured_, deferred_entity_);
       }
-      st_.path.resize(restore_path_);
+      st_.lazy = this;
+      steps_.pop_back();
       return;
     }
     if (skip_depth_ > 0) {
-      if (--skip_depth_ == 0) st_.path.resize(restore_path_);
+      if (--skip_depth_ == 0 && !steps_.empty() && !stack_.empty()) steps_.pop_back();
       return;
     }
     if (stack_.empty()) return;
     const Frame f = stack_.back();
     stack_.pop_back();
-    st_.path.resize(f.path_len);
+    if (!stack_.empty()) steps_.pop_back();  // the root has no step
     st_.canon.resize(f.canon_len);
   }
 
@@ -1357,13 +1395,13 @@ class RecordReader::Impl {
   FieldErrors errors_;
   SystemPlan::ReadState st_{rec_, errors_, false, {}, {}, {}, {}, {}};
   std::vector<Frame> stack_;
+  std::vector<PathStep> steps_;
   SourceNode captured_;
   std::optional<TreeBuilder> builder_;
   int capture_depth_ = 0, skip_depth_ = 0;
   Deferred deferred_ = Deferred::kUnmapped;
   const TrieNode* deferred_trie_ = nullptr;
   void* deferred_entity_ = nullptr;
-  std::size_t restore_path_ = 0;
   bool started_ = false, not_a_record_ = false;
 };
 

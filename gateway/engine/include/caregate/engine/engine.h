@@ -2,7 +2,9 @@
 // Engine: the registered adapters plus the compiled mapping plan, loaded once at start
 // and shared (read-only, thread-safe) by the CLI, the export job and the server.
 #include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 #include <string_view>
 
 #include "caregate/adapters/adapter.h"
@@ -32,8 +34,18 @@ class Engine {
               mapping::WriteReport* report = nullptr) const;
 
  private:
+  // Streaming readers kept between calls (their buffers keep their capacity): taken and
+  // returned under a lock, so any number of threads can read at once.
+  struct ReaderPool {
+    std::mutex m;
+    std::vector<std::pair<std::string, std::unique_ptr<mapping::RecordReader>>> free;
+  };
+  std::unique_ptr<mapping::RecordReader> TakeReader(std::string_view system) const;
+  void ReturnReader(std::string_view system, std::unique_ptr<mapping::RecordReader> reader) const;
+
   adapters::AdapterRegistry registry_;
   std::shared_ptr<const mapping::MappingPlan> plan_;
+  mutable ReaderPool readers_;
 };
 
 }  // namespace caregate::engine
