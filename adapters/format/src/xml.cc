@@ -248,8 +248,8 @@ class SaxBuilder {
     }
   }
 
-  static void OnStartElement(void* ctx, const xmlChar* localname, const xmlChar*, const xmlChar*, int, const xmlChar**,
-                             int nb_attributes, int, const xmlChar** attributes) {
+  static void OnStartElement(void* ctx, const xmlChar* localname, const xmlChar* prefix, const xmlChar* uri, int,
+                             const xmlChar**, int nb_attributes, int, const xmlChar** attributes) {
     SaxBuilder& b = From(ctx);
     b.cdata_cr_ = false;
     if (b.halted()) return;
@@ -257,6 +257,7 @@ class SaxBuilder {
     if (!b.root_seen_) {
       b.root_seen_ = true;
       b.root_name_ = C(localname);
+      b.root_uri_ = uri ? std::optional<std::string>(C(uri)) : std::nullopt;
       b.batch_ = b.stream_ && b.root_name_ == kXmlBatchRoot;
       b.record_level_ = b.batch_ ? 2 : 1;
       if (b.batch_) {
@@ -291,6 +292,13 @@ class SaxBuilder {
       b.RecordFail("element name '" + std::string(C(localname)) + "' is not a valid qualified name");
       return;
     }
+    // Names are read as local names, so an element from another vocabulary would be
+    // taken for ours (<x:NHSNumber xmlns:x="urn:other">): everything must be in the
+    // document's own namespace (the root's, usually none).
+    if (!b.InDocumentNamespace(uri)) {
+      b.RecordFail(b.ForeignNamespace("element", prefix, localname, uri));
+      return;
+    }
     if (b.depth_ > 0) b.frames_[b.depth_ - 1].has_elements = true;
     Frame& f = b.Push();
     f.node.name = C(localname);
@@ -301,6 +309,10 @@ class SaxBuilder {
         const xmlChar** a = attributes + 5 * i;
         if (std::strchr(C(a[0]), ':') != nullptr) {
           b.RecordFail("attribute name '" + std::string(C(a[0])) + "' is not a valid qualified name");
+          return;
+        }
+        if (a[2] != nullptr && !b.InDocumentNamespace(a[2])) {  // unprefixed attributes have none
+          b.RecordFail(b.ForeignNamespace("attribute", a[1], a[0], a[2]));
           return;
         }
         // Local names come from the parser's dictionary, so equal names are equal
@@ -430,6 +442,20 @@ class SaxBuilder {
   int doc_depth_ = 0;          // open elements in the document
   int record_level_ = 1;       // doc_depth_ of a record element
   bool root_seen_ = false;
+  std::optional<std::string> root_uri_;  // the document's namespace (the root element's)
+
+  bool InDocumentNamespace(const xmlChar* uri) const {
+    if (uri == nullptr) return !root_uri_.has_value();
+    return root_uri_.has_value() && *root_uri_ == C(uri);
+  }
+  std::string ForeignNamespace(const char* what, const xmlChar* prefix, const xmlChar* local,
+                               const xmlChar* uri) const {
+    std::string name = prefix ? std::string(C(prefix)) + ":" + C(local) : std::string(C(local));
+    std::string theirs = uri ? "namespace '" + std::string(C(uri)) + "'" : std::string("no namespace");
+    std::string ours = root_uri_ ? "namespace '" + *root_uri_ + "'" : std::string("no namespace");
+    return std::string(what) + " '" + name + "' is in " + theirs + ", but the document is in " + ours +
+           ": other vocabularies are not read";
+  }
   bool batch_ = false;
   std::string root_name_;
   std::string record_name_;

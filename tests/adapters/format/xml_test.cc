@@ -93,16 +93,40 @@ TEST(XmlReader, ConvertsTextAttributesAndMixedContent) {
 }
 
 TEST(XmlReader, UsesLocalNames) {
-  auto r = ParseXml(
-      "<s1:A xmlns:s1=\"urn:tpp\" xmlns=\"urn:default\" s1:b=\"1\"><s1:C>v</s1:C><D>w</D></s1:A>");
+  auto r = ParseXml("<s1:A xmlns:s1=\"urn:tpp\" s1:b=\"1\" c=\"2\"><s1:C>v</s1:C><s1:D>w</s1:D></s1:A>");
   ASSERT_TRUE(r.ok()) << FormatErrors(r.errors());
   EXPECT_EQ(r->name, "A");
-  EXPECT_EQ(Names(*r), "@b,C,D");
+  EXPECT_EQ(Names(*r), "@b,@c,C,D");
   EXPECT_EQ(r->child("C")->value, "v");
+  // A default namespace on the root is the document's own too.
+  auto d = ParseXml("<A xmlns=\"urn:tpp\"><C>v</C></A>");
+  ASSERT_TRUE(d.ok()) << FormatErrors(d.errors());
+  EXPECT_EQ(d->child("C")->value, "v");
+}
+
+// Local names would make <x:NHSNumber xmlns:x="urn:other"> read as our NHSNumber: an
+// element or attribute outside the document's own namespace is refused, named.
+TEST(XmlReader, RefusesElementsFromAnotherNamespace) {
+  struct Case {
+    std::string text, expect;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"<A><x:NHSNumber xmlns:x=\"urn:other\">9434765919</x:NHSNumber></A>",
+            "element 'x:NHSNumber' is in namespace 'urn:other', but the document is in no namespace"},
+           {"<s1:A xmlns:s1=\"urn:tpp\"><s1:C>v</s1:C><D>w</D></s1:A>",
+            "element 'D' is in no namespace, but the document is in namespace 'urn:tpp'"},
+           {"<A xmlns=\"urn:tpp\"><B xmlns=\"urn:other\"/></A>", "element 'B' is in namespace 'urn:other'"},
+           {"<A xmlns:x=\"urn:other\" x:id=\"1\"/>", "attribute 'x:id' is in namespace 'urn:other'"},
+       }) {
+    auto r = ParseXml(c.text);
+    ASSERT_FALSE(r.ok()) << c.text;
+    EXPECT_NE(Problem(r).find(c.expect), std::string::npos) << Problem(r);
+  }
 }
 
 TEST(XmlReader, RejectsClashingAttributeLocalNames) {
-  auto r = ParseXml("<a xmlns:x=\"urn:x\" xmlns:y=\"urn:y\" x:b=\"1\" y:b=\"2\"/>");
+  // (Two prefixes of two namespaces cannot both be the document's: refused before this.)
+  auto r = ParseXml("<x:a xmlns:x=\"urn:x\" b=\"1\" x:b=\"2\"/>");
   ASSERT_FALSE(r.ok());
   EXPECT_NE(Problem(r).find("attribute 'b' appears twice"), std::string::npos) << Problem(r);
 }
@@ -192,12 +216,18 @@ TEST(XmlReader, RejectsUndeclaredEntity) {
 }
 
 TEST(XmlReader, RejectsXIncludeAsPlainElement) {
-  // XInclude is never processed: the element is data, nothing is fetched.
-  auto r = ParseXml(
+  // XInclude is never processed, nothing is fetched: in a document of its own namespace
+  // the element is plain data; inside one of ours it is a foreign element, refused.
+  auto own = ParseXml(
+      "<xi:x xmlns:xi=\"http://www.w3.org/2001/XInclude\"><xi:include href=\"file:///etc/passwd\" "
+      "parse=\"text\"/></xi:x>");
+  ASSERT_TRUE(own.ok()) << FormatErrors(own.errors());
+  EXPECT_EQ(Names(*own->child("include")), "@href,@parse");
+  auto foreign = ParseXml(
       "<x xmlns:xi=\"http://www.w3.org/2001/XInclude\"><xi:include href=\"file:///etc/passwd\" "
       "parse=\"text\"/></x>");
-  ASSERT_TRUE(r.ok()) << FormatErrors(r.errors());
-  EXPECT_EQ(Names(*r->child("include")), "@href,@parse");
+  ASSERT_FALSE(foreign.ok());
+  EXPECT_NE(Problem(foreign).find("element 'xi:include' is in namespace"), std::string::npos) << Problem(foreign);
 }
 
 TEST(XmlReader, RejectsVeryDeepNestingFast) {
