@@ -29,10 +29,66 @@ constexpr std::size_t kSimdPadding = 16;
 // and the scan costs at most 64*63/2 comparisons per object before the set takes over).
 constexpr std::size_t kLinearKeyScan = 64;
 
-class TreeBuilder {
+// What both SAX handlers below check, and how they fail: string limits and UTF-8, an
+// error with the JSON Pointer of where it happened (Derived::CurrentPointer) and the
+// byte offset.
+template <typename Derived>
+class HandlerBase {
+ public:
+  bool failed() const { return !error_.problem.empty(); }
+  FieldError& error() { return error_; }
+
+ protected:
+  HandlerBase(const JsonLimits& limits, Stream& stream) : limits_(limits), stream_(stream) {}
+
+  static std::string Printable(std::string_view s) {
+    std::string out;
+    AppendJsonEscaped(out, s.substr(0, 80));
+    if (s.size() > 80) out += "...";
+    return out;
+  }
+
+  bool Unexpected() { return Fail("internal error: unexpected number callback"); }
+
+  bool Fail(std::string problem) {
+    error_.path = static_cast<const Derived*>(this)->CurrentPointer();
+    error_.problem = std::move(problem) + " at byte " + std::to_string(stream_.Tell());
+    return false;
+  }
+
+  // RapidJSON's own UTF-8 validation goes byte by byte and turns off its SIMD string
+  // scan, and it lets a lone low surrogate escape (\uDC00) through as bytes ED B0 80;
+  // so the decoded strings are checked here instead (pure ASCII is skipped 8 bytes at
+  // a time).
+  bool CheckString(const char* str, std::size_t len, const char* what) {
+    if (len > limits_.max_string)
+      return Fail(std::string(what) + " longer than " + std::to_string(limits_.max_string) + " bytes");
+    if (!IsAscii(str, len) && !IsValidUtf8(std::string_view(str, len)))
+      return Fail(std::string(what) + " is not valid UTF-8");
+    return true;
+  }
+
+  static bool IsAscii(const char* s, std::size_t len) {
+    std::size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+      std::uint64_t w;
+      std::memcpy(&w, s + i, 8);
+      if (w & 0x8080808080808080ULL) return false;
+    }
+    for (; i < len; ++i)
+      if (static_cast<unsigned char>(s[i]) & 0x80) return false;
+    return true;
+  }
+
+  const JsonLimits& limits_;
+  Stream& stream_;
+  FieldError error_;
+};
+
+class TreeBuilder : public HandlerBase<TreeBuilder> {
  public:
   TreeBuilder(const JsonLimits& limits, Stream& stream, std::string_view text, SourceNode& root)
-      : limits_(limits), stream_(stream), text_(text), root_(root),
+      : HandlerBase(limits, stream), text_(text), root_(root),
         multiline_(std::memchr(text.data(), '\n', text.size()) != nullptr) {}
 
   // --- RapidJSON SAX interface -------------------------------------------------
@@ -77,8 +133,6 @@ class TreeBuilder {
   bool EndArray(rapidjson::SizeType) { return Close(); }
 
   // --- results -----------------------------------------------------------------
-  bool failed() const { return !error_.problem.empty(); }
-  FieldError& error() { return error_; }
   SourceNode& root() { return root_; }
   bool done() const { return started_ && stack_.empty(); }
 
@@ -112,45 +166,6 @@ class TreeBuilder {
     std::size_t used;  // children of `node` filled so far (the rest are left over from the last parse)
     std::unique_ptr<std::unordered_set<std::string>> keys;
   };
-
-  static std::string Printable(std::string_view s) {
-    std::string out;
-    AppendJsonEscaped(out, s.substr(0, 80));
-    if (s.size() > 80) out += "...";
-    return out;
-  }
-
-  bool Unexpected() { return Fail("internal error: unexpected number callback"); }
-
-  bool Fail(std::string problem) {
-    error_.path = CurrentPointer();
-    error_.problem = std::move(problem) + " at byte " + std::to_string(stream_.Tell());
-    return false;
-  }
-
-  // RapidJSON's own UTF-8 validation goes byte by byte and turns off its SIMD string
-  // scan, and it lets a lone low surrogate escape (\uDC00) through as bytes ED B0 80;
-  // so the decoded strings are checked here instead (pure ASCII is skipped 8 bytes at
-  // a time).
-  bool CheckString(const char* str, std::size_t len, const char* what) {
-    if (len > limits_.max_string)
-      return Fail(std::string(what) + " longer than " + std::to_string(limits_.max_string) + " bytes");
-    if (!IsAscii(str, len) && !IsValidUtf8(std::string_view(str, len)))
-      return Fail(std::string(what) + " is not valid UTF-8");
-    return true;
-  }
-
-  static bool IsAscii(const char* s, std::size_t len) {
-    std::size_t i = 0;
-    for (; i + 8 <= len; i += 8) {
-      std::uint64_t w;
-      std::memcpy(&w, s + i, 8);
-      if (w & 0x8080808080808080ULL) return false;
-    }
-    for (; i < len; ++i)
-      if (static_cast<unsigned char>(s[i]) & 0x80) return false;
-    return true;
-  }
 
   std::uint32_t LineHere() {
     if (!multiline_) return 1;
@@ -225,8 +240,6 @@ class TreeBuilder {
     return true;
   }
 
-  const JsonLimits& limits_;
-  Stream& stream_;
   std::string_view text_;
   SourceNode& root_;
   bool multiline_;
@@ -234,7 +247,6 @@ class TreeBuilder {
   std::string pending_key_;
   bool has_key_ = false;
   bool started_ = false;
-  FieldError error_;
   std::size_t line_pos_ = 0;
   std::uint32_t line_ = 1;
 };
@@ -243,10 +255,10 @@ class TreeBuilder {
 // Keys and strings are decoded in place in the caller's padded buffer, so the
 // string_views handed to the sink (and kept here for duplicate detection) stay valid
 // until the parse returns.
-class EventForwarder {
+class EventForwarder : public HandlerBase<EventForwarder> {
  public:
   EventForwarder(const JsonLimits& limits, Stream& stream, TreeSink& sink)
-      : limits_(limits), stream_(stream), sink_(sink) {}
+      : HandlerBase(limits, stream), sink_(sink) {}
 
   bool Null() { return Scalar(NodeKind::kNull, {}); }
   bool Bool(bool b) { return Scalar(NodeKind::kBool, b ? std::string_view("true") : std::string_view("false")); }
@@ -301,8 +313,6 @@ class EventForwarder {
     return true;
   }
 
-  bool failed() const { return !error_.problem.empty(); }
-  FieldError& error() { return error_; }
   bool done() const { return started_ && stack_.empty(); }
 
   std::string CurrentPointer() const {
@@ -338,20 +348,6 @@ class EventForwarder {
     std::size_t h = k.size() * 0x9E3779B1u;
     if (!k.empty()) h ^= static_cast<unsigned char>(k.back()) * 131u + static_cast<unsigned char>(k[k.size() / 2]) * 7u;
     return h ^ (h >> 7);
-  }
-
-  bool Unexpected() { return Fail("internal error: unexpected number callback"); }
-  bool Fail(std::string problem) {
-    error_.path = CurrentPointer();
-    error_.problem = std::move(problem) + " at byte " + std::to_string(stream_.Tell());
-    return false;
-  }
-  bool CheckString(const char* str, std::size_t len, const char* what) {
-    if (len > limits_.max_string)
-      return Fail(std::string(what) + " longer than " + std::to_string(limits_.max_string) + " bytes");
-    if (!IsAscii(str, len) && !IsValidUtf8(std::string_view(str, len)))
-      return Fail(std::string(what) + " is not valid UTF-8");
-    return true;
   }
 
   // The name the next value is given (its key, or "" as an array item); false for a
@@ -395,33 +391,12 @@ class EventForwarder {
     return true;
   }
 
-  static std::string Printable(std::string_view s) {
-    std::string out;
-    AppendJsonEscaped(out, s.substr(0, 80));
-    if (s.size() > 80) out += "...";
-    return out;
-  }
-  static bool IsAscii(const char* s, std::size_t len) {
-    std::size_t i = 0;
-    for (; i + 8 <= len; i += 8) {
-      std::uint64_t w;
-      std::memcpy(&w, s + i, 8);
-      if (w & 0x8080808080808080ULL) return false;
-    }
-    for (; i < len; ++i)
-      if (static_cast<unsigned char>(s[i]) & 0x80) return false;
-    return true;
-  }
-
-  const JsonLimits& limits_;
-  Stream& stream_;
   TreeSink& sink_;
   std::vector<Frame> stack_;
   std::vector<std::vector<std::string_view>> keys_;  // per depth, reused
   std::string_view key_;
   bool has_key_ = false;
   bool started_ = false;
-  FieldError error_;
 };
 
 // What RapidJSON's own failure means, in the reader's words.
