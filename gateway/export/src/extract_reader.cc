@@ -27,15 +27,11 @@ ExtractReader::ExtractReader(const std::string& path, std::size_t max_line) : pa
     size_ = static_cast<std::uint64_t>(st.st_size);
   }
   ::posix_fadvise(fd_, 0, 0, POSIX_FADV_SEQUENTIAL);
-  sha_ = EVP_MD_CTX_new();
-  if (!sha_ || EVP_DigestInit_ex(sha_, EVP_sha256(), nullptr) != 1)
-    throw FatalError(Problem::kInternal, "OpenSSL: cannot initialise SHA-256");
   buf_.resize(kChunk + max_line_ + 1);
 }
 
 ExtractReader::~ExtractReader() {
   if (fd_ >= 0) ::close(fd_);
-  EVP_MD_CTX_free(sha_);
 }
 
 bool ExtractReader::Fill() {
@@ -56,7 +52,7 @@ bool ExtractReader::Fill() {
     eof_ = true;
     return false;
   }
-  EVP_DigestUpdate(sha_, buf_.data() + end_, static_cast<std::size_t>(n));
+  sha_.update(std::string_view(buf_.data() + end_, static_cast<std::size_t>(n)));
   end_ += static_cast<std::size_t>(n);
   return true;
 }
@@ -105,17 +101,6 @@ bool ExtractReader::Next(Line& line) {
   }
 }
 
-std::string ExtractReader::Sha256Hex() {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(sha_, md, &len);
-  static const char* kHex = "0123456789abcdef";
-  std::string out(len * 2, '0');
-  for (unsigned i = 0; i < len; ++i) {
-    out[2 * i] = kHex[md[i] >> 4];
-    out[2 * i + 1] = kHex[md[i] & 15];
-  }
-  return out;
-}
+std::string ExtractReader::Sha256Hex() { return sha_.hex_digest(); }
 
 }  // namespace caregate::exporter

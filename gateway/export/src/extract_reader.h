@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include <openssl/evp.h>
+#include "caregate/core/hash.h"
 
 namespace caregate::exporter {
 
@@ -42,7 +42,7 @@ class ExtractReader {
   std::size_t pos_ = 0, end_ = 0;
   bool eof_ = false;
   std::uint64_t size_ = 0, consumed_ = 0, line_ = 0;
-  EVP_MD_CTX* sha_ = nullptr;
+  Sha256 sha_;  // of every byte read
 };
 
 }  // namespace caregate::exporter
