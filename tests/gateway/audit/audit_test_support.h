@@ -11,29 +11,11 @@
 #include <vector>
 
 #include "caregate/audit/audit_event.h"
+#include "support/temp_dir.h"
 
 namespace caregate::audit::testing {
 
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = std::filesystem::temp_directory_path() /
-            ("caregate-audit-" + std::string(info->test_suite_name()) + "-" + info->name() + "-" +
-             std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
+using caregate::testing::TempDir;
 
 // "YYYY-MM-DDTHH:MM:SS.mmmZ": the one form the log stores, which normalising leaves alone.
 inline bool IsCanonicalTime(const std::string& t) {

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "caregate/engine/engine.h"
+#include "support/temp_dir.h"
 
 namespace caregate::testing {
 
@@ -19,26 +20,6 @@ inline std::shared_ptr<const engine::Engine> TestEngine() {
   return engine;
 }
 
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = std::filesystem::temp_directory_path() /
-            ("caregate-" + std::string(info->test_suite_name()) + "-" + info->name() + "-" +
-             std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
 
 inline std::string ReadFile(const std::string& path) {
   std::ifstream f(path, std::ios::binary);

@@ -2,6 +2,8 @@
 // needed), a server using it, and an OpenSSL client over loopback.
 #include <gtest/gtest.h>
 
+#include "support/temp_dir.h"
+
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -25,19 +27,7 @@ using testing::Get;
 using testing::RunningServer;
 using testing::TestOptions;
 
-class TempDir {
- public:
-  TempDir() {
-    path_ = std::filesystem::temp_directory_path() /
-            ("caregate-tls-" + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  std::string file(const char* name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
+using caregate::testing::TempDir;
 
 // Writes a P-256 key and a one-day self-signed certificate for CN=localhost.
 bool MakeSelfSigned(const std::string& cert_path, const std::string& key_path) {

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include "support/temp_dir.h"
+
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -16,27 +18,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// A directory of its own for each test, removed afterwards.
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = fs::temp_directory_path() /
-            ("caregate-store-" + std::string(info->test_suite_name()) + "-" + info->name() + "-" +
-             std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
+using caregate::testing::TempDir;
 
 std::string PragmaText(Database& db, const std::string& pragma) {
   auto s = db.Prepare("PRAGMA " + pragma);

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include "support/temp_dir.h"
+
 #include <atomic>
 #include <filesystem>
 #include <string>
@@ -15,26 +17,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = fs::temp_directory_path() /
-            ("caregate-migrations-" + std::string(info->name()) + "-" +
-             std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
+using caregate::testing::TempDir;
 
 // Deliberately without IF NOT EXISTS: applying either twice would fail.
 constexpr Migration kV100{100, "CREATE TABLE a(x INTEGER)"};
