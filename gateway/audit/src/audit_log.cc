@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -257,7 +258,7 @@ struct BatchOutcome {
 struct AuditLog::Impl {
   struct Pending {
     AuditEvent event;
-    std::optional<std::promise<std::int64_t>> promise;  // Append(); AppendDurable waits on the batch
+    Callback done;  // Append(); empty for AppendDurable, which waits on the batch
   };
   struct Ticket {
     std::shared_ptr<BatchOutcome> batch;
@@ -362,14 +363,14 @@ struct AuditLog::Impl {
       outcome.state.store(BatchOutcome::kFailed, std::memory_order_release);
       outcome.state.notify_all();
       for (auto& p : batch)
-        if (p.promise) p.promise->set_exception(outcome.error);
+        if (p.done) Call(p.done, 0, outcome.error);
       return;
     }
     outcome.first_seq = first_seq;
     outcome.state.store(BatchOutcome::kCommitted, std::memory_order_release);
     outcome.state.notify_all();
     for (auto& p : batch)
-      if (p.promise) p.promise->set_value(p.event.seq);
+      if (p.done) Call(p.done, p.event.seq, nullptr);
 
     events.fetch_add(static_cast<std::int64_t>(batch.size()), std::memory_order_relaxed);
     commits.fetch_add(1, std::memory_order_relaxed);
@@ -379,8 +380,20 @@ struct AuditLog::Impl {
     }
   }
 
-  // Queues the event; throws FatalError when it cannot be queued.
-  Ticket Enqueue(AuditEvent e, std::optional<std::promise<std::int64_t>> promise) {
+  // A callback must not take the writer down with it.
+  static void Call(const Callback& done, std::int64_t seq, const std::exception_ptr& error) noexcept {
+    try {
+      done(seq, error);
+    } catch (const std::exception& ex) {
+      std::fprintf(stderr, "caregate audit: an append callback threw: %s\n", ex.what());
+    } catch (...) {
+      std::fprintf(stderr, "caregate audit: an append callback threw\n");
+    }
+  }
+
+  // Queues the event; throws FatalError when it cannot be queued, leaving `done` as it
+  // was (it is moved from only once the event is queued).
+  Ticket Enqueue(AuditEvent e, Callback&& done) {
     if (!e.time_utc.empty()) {
       auto normal = NormaliseAuditTime(e.time_utc);
       if (!normal)
@@ -398,7 +411,7 @@ struct AuditLog::Impl {
       if (e.time_utc.empty()) e.time_utc = UtcNowRfc3339();
       ticket.batch = open_batch;
       ticket.index = static_cast<std::int64_t>(queue.size());
-      queue.push_back(Pending{std::move(e), std::move(promise)});
+      queue.push_back(Pending{std::move(e), std::move(done)});
       // Wake the writer for the first event, and when the batch it gathers is full.
       wake = queue.size() == 1 || queue.size() == gather_target;
     }
@@ -407,20 +420,27 @@ struct AuditLog::Impl {
   }
 
   std::future<std::int64_t> Append(AuditEvent e) {
-    std::promise<std::int64_t> done;
-    auto future = done.get_future();
-    try {
-      Enqueue(std::move(e), std::move(done));
-    } catch (...) {
-      std::promise<std::int64_t> failed;  // `done` went into Enqueue's parameter, now gone
-      future = failed.get_future();
-      failed.set_exception(std::current_exception());
-    }
+    auto promise = std::make_shared<std::promise<std::int64_t>>();
+    auto future = promise->get_future();
+    Append(std::move(e), [promise](std::int64_t seq, const std::exception_ptr& error) {
+      if (error)
+        promise->set_exception(error);
+      else
+        promise->set_value(seq);
+    });
     return future;
   }
 
+  void Append(AuditEvent e, Callback done) {
+    try {
+      Enqueue(std::move(e), std::move(done));
+    } catch (...) {
+      Call(done, 0, std::current_exception());
+    }
+  }
+
   std::int64_t AppendDurable(AuditEvent e) {
-    const Ticket t = Enqueue(std::move(e), std::nullopt);
+    const Ticket t = Enqueue(std::move(e), nullptr);
     t.batch->state.wait(BatchOutcome::kPending, std::memory_order_acquire);
     if (t.batch->state.load(std::memory_order_acquire) == BatchOutcome::kFailed)
       std::rethrow_exception(t.batch->error);
@@ -473,6 +493,8 @@ AuditLog::~AuditLog() { Close(); }
 std::future<std::int64_t> AuditLog::Append(AuditEvent e) { return impl_->Append(std::move(e)); }
 
 std::int64_t AuditLog::AppendDurable(AuditEvent e) { return impl_->AppendDurable(std::move(e)); }
+
+void AuditLog::Append(AuditEvent e, Callback done) { impl_->Append(std::move(e), std::move(done)); }
 
 void AuditLog::Close() { impl_->Close(); }
 

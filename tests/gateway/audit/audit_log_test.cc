@@ -1,7 +1,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <future>
+#include <map>
+#include <mutex>
 #include <set>
 #include <thread>
 #include <vector>
@@ -118,6 +121,130 @@ TEST(AuditLog, ConcurrentAppendsFrom16ThreadsFormOneChainWithoutGaps) {
   EXPECT_EQ(stats.failed_commits, 0);
   EXPECT_GT(stats.largest_batch, 1) << "no group commit happened";
   RecordProperty("commits", std::to_string(stats.commits));
+}
+
+// Waits for a number of Append callbacks and keeps what they were given.
+class Callbacks {
+ public:
+  AuditLog::Callback Next(std::string request_id = {}) {
+    return [this, id = std::move(request_id)](std::int64_t seq, const std::exception_ptr& error) {
+      std::lock_guard lock(mu_);
+      results_.push_back({seq, error, id});
+      cv_.notify_all();
+    };
+  }
+  struct Result {
+    std::int64_t seq;
+    std::exception_ptr error;
+    std::string request_id;
+  };
+  std::vector<Result> WaitFor(std::size_t n) {
+    std::unique_lock lock(mu_);
+    EXPECT_TRUE(cv_.wait_for(lock, std::chrono::seconds(30), [&] { return results_.size() >= n; }));
+    return results_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Result> results_;
+};
+
+TEST(AuditLog, AppendCallbackRunsOnlyOnceTheEventIsCommitted) {
+  TempDir dir;
+  const std::string path = dir.file("a.db");
+  AuditLog log(path);
+  std::promise<std::vector<AuditEvent>> seen;
+  log.Append(MakeEvent("alice", {"nhs:1"}), [&](std::int64_t seq, const std::exception_ptr& error) {
+    EXPECT_FALSE(error);
+    // Another connection sees only committed data.
+    AuditQuery q;
+    q.after_seq = seq - 1;
+    q.limit = 1;
+    seen.set_value(QueryAuditTrail(path, q));
+  });
+  const auto events = seen.get_future().get();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].seq, 1);
+  EXPECT_EQ(events[0].user, "alice");
+}
+
+TEST(AuditLog, EverythingQueuedDuringACommitGoesIntoTheNextOne) {
+  // The batch grows with the number of waiting appenders: while another connection holds
+  // the write lock (as a slow fsync would hold the writer), 200 events queue up; they
+  // take at most two commits, however they split between the blocked batch and the next.
+  TempDir dir;
+  const std::string path = dir.file("a.db");
+  AuditLog log(path);
+  sqlite3* blocker = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &blocker), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(blocker, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  Callbacks callbacks;
+  for (int i = 0; i < 200; ++i) log.Append(MakeEvent("u" + std::to_string(i % 7), {"nhs:" + std::to_string(i)}), callbacks.Next());
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(log.stats().commits, 0);
+  ASSERT_EQ(sqlite3_exec(blocker, "ROLLBACK", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(blocker);
+  const auto results = callbacks.WaitFor(200);
+  for (const auto& r : results) EXPECT_FALSE(r.error);
+  const auto stats = log.stats();
+  EXPECT_EQ(stats.events, 200);
+  EXPECT_LE(stats.commits, 2);
+  EXPECT_GE(stats.largest_batch, 100);
+  EXPECT_TRUE(log.Verify().ok);
+}
+
+TEST(AuditLog, ConcurrentCallbackAppendersFormOneVerifiableChain) {
+  TempDir dir;
+  AuditLog log(dir.file("a.db"));
+  constexpr int kThreads = 8, kPerThread = 100;
+  Callbacks callbacks;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        AuditEvent e = MakeEvent("user" + std::to_string(t), {"nhs:" + std::to_string(i)});
+        e.request_id = std::to_string(t) + "-" + std::to_string(i);
+        log.Append(std::move(e), callbacks.Next(std::to_string(t) + "-" + std::to_string(i)));
+      }
+    });
+  for (auto& th : threads) th.join();
+  const auto results = callbacks.WaitFor(kThreads * kPerThread);
+  ASSERT_EQ(results.size(), static_cast<std::size_t>(kThreads * kPerThread));
+
+  // Every callback got the seq its own event was stored under, and seqs have no gaps.
+  std::map<std::int64_t, std::string> by_seq;
+  for (const auto& r : results) {
+    EXPECT_FALSE(r.error);
+    EXPECT_TRUE(by_seq.emplace(r.seq, r.request_id).second) << "seq " << r.seq << " given twice";
+  }
+  const auto events = log.Query({});
+  ASSERT_EQ(events.size(), by_seq.size());
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    EXPECT_EQ(events[i].seq, static_cast<std::int64_t>(i + 1));
+    EXPECT_EQ(events[i].request_id, by_seq[events[i].seq]);
+  }
+  const VerifyResult r = log.Verify();
+  EXPECT_TRUE(r.ok) << r.problem;
+  EXPECT_EQ(r.count, kThreads * kPerThread);
+}
+
+TEST(AuditLog, AppendCallbackGetsTheErrorWhenTheLogIsClosed) {
+  TempDir dir;
+  AuditLog log(dir.file("a.db"));
+  log.Close();
+  bool called = false;
+  log.Append(MakeEvent("u", {}), [&](std::int64_t seq, const std::exception_ptr& error) {
+    called = true;  // at once, on this thread
+    EXPECT_EQ(seq, 0);
+    ASSERT_TRUE(error);
+    try {
+      std::rethrow_exception(error);
+    } catch (const FatalError& e) {
+      EXPECT_EQ(e.problem(), Problem::kUnavailable);
+    }
+  });
+  EXPECT_TRUE(called);
 }
 
 TEST(AuditLog, EventsSurviveReopening) {

@@ -11,6 +11,8 @@
 // Several AuditLogs (in one process or several) may append to the same file: each batch
 // re-reads the chain head inside its write transaction.
 #include <cstdint>
+#include <exception>
+#include <functional>
 #include <future>
 #include <memory>
 #include <optional>
@@ -70,6 +72,14 @@ class AuditLog {
   std::future<std::int64_t> Append(AuditEvent e);
   // Append and wait: returns the seq once the event is durable; throws as above.
   std::int64_t AppendDurable(AuditEvent e);
+  // Append without waiting: `done` is called exactly once, with the seq and a null error
+  // once the event's transaction has committed, or with seq 0 and the error (as above).
+  // It runs on the writer thread after the commit (or, when the event cannot be queued,
+  // on the caller's thread before Append returns), so it must be quick and not block:
+  // hand the result to another thread (e.g. post it to an I/O context) and return. If
+  // it throws, the exception is logged and dropped.
+  using Callback = std::function<void(std::int64_t seq, std::exception_ptr error)>;
+  void Append(AuditEvent e, Callback done);
 
   // Writes everything already queued, then stops the writer. Idempotent.
   void Close();
