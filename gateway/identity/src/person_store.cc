@@ -39,6 +39,25 @@ constexpr store::Migration kMigrations[] = {
      " match_key TEXT NOT NULL, status TEXT NOT NULL CHECK(status IN ('pending','accepted','rejected')),"
      " created_at TEXT NOT NULL, decided_by TEXT, decided_at TEXT);"
      "CREATE INDEX link_proposals_by_status ON link_proposals(status);"},
+    // A counter bumped by every change to what a PersonSnapshot is read from, in the
+    // same transaction, by triggers (so whoever writes, in whatever process, bumps it).
+    // Find() checks it to keep its cache across commits that touch other tables only:
+    // PRAGMA data_version alone changes with every audit event committed to the file.
+    {301,
+     "CREATE TABLE snapshot_version(id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL);"
+     "INSERT INTO snapshot_version(id, n) VALUES (1, 0);"
+     "CREATE TRIGGER person_ids_ins AFTER INSERT ON person_ids"
+     " BEGIN UPDATE snapshot_version SET n = n + 1 WHERE id = 1; END;"
+     "CREATE TRIGGER person_ids_upd AFTER UPDATE ON person_ids"
+     " BEGIN UPDATE snapshot_version SET n = n + 1 WHERE id = 1; END;"
+     "CREATE TRIGGER person_ids_del AFTER DELETE ON person_ids"
+     " BEGIN UPDATE snapshot_version SET n = n + 1 WHERE id = 1; END;"
+     "CREATE TRIGGER source_records_ins AFTER INSERT ON source_records"
+     " BEGIN UPDATE snapshot_version SET n = n + 1 WHERE id = 1; END;"
+     "CREATE TRIGGER source_records_upd AFTER UPDATE ON source_records"
+     " BEGIN UPDATE snapshot_version SET n = n + 1 WHERE id = 1; END;"
+     "CREATE TRIGGER source_records_del AFTER DELETE ON source_records"
+     " BEGIN UPDATE snapshot_version SET n = n + 1 WHERE id = 1; END;"},
 };
 
 std::string NowUtc() {
@@ -57,6 +76,15 @@ std::string NhsOf(const std::vector<std::string>& ids) {
   for (const auto& id : ids)
     if (id.starts_with("nhs:")) return id;
   return {};
+}
+
+// The single integer a statement returns.
+std::int64_t ReadInt(Statement& s) {
+  s.Reset();
+  if (!s.Step()) throw FatalError(Problem::kInternal, "expected one row");
+  const std::int64_t v = s.ColumnInt64(0);
+  s.Reset();
+  return v;
 }
 
 }  // namespace
@@ -88,8 +116,8 @@ struct PersonStore::Impl {
   // Reader + cache.
   mutable std::mutex read_mutex;
   mutable Database rdb;
-  mutable Statement data_version, find_key, ids_of, records_of;
-  mutable std::int64_t seen_version = -1;
+  mutable Statement data_version, snapshot_version, find_key, ids_of, records_of;
+  mutable std::int64_t seen_data_version = -1, seen_snapshot_version = -1;
   mutable std::unordered_map<std::string, std::shared_ptr<const PersonSnapshot>> cache;
 
   explicit Impl(std::string p)
@@ -97,6 +125,7 @@ struct PersonStore::Impl {
         wdb(Init(path)),
         rdb(path),
         data_version(rdb, "PRAGMA data_version"),
+        snapshot_version(rdb, "SELECT n FROM snapshot_version WHERE id = 1"),
         find_key(rdb, "SELECT person_key FROM person_ids WHERE id = ?"),
         ids_of(rdb, "SELECT id FROM person_ids WHERE person_key = ? ORDER BY id"),
         records_of(rdb, "SELECT system, canonical_json, updated_at FROM source_records WHERE person_key = ?") {}
@@ -324,14 +353,20 @@ std::vector<IngestOutcome> PersonStore::IngestMany(std::span<const model::CareRe
 std::shared_ptr<const PersonSnapshot> PersonStore::Find(std::string_view person_id) const {
   auto& d = *impl_;
   std::lock_guard lock(d.read_mutex);
-  d.data_version.Reset();
-  d.data_version.Step();
-  const std::int64_t version = d.data_version.ColumnInt64(0);
-  d.data_version.Reset();
-  if (version != d.seen_version || d.cache.size() > 200'000) {
-    d.cache.clear();
-    d.seen_version = version;
+  // data_version changes whenever another connection commits to the file (the audit
+  // trail does so for every lookup); only then is the snapshot counter read, and only
+  // when that has moved is the cache stale. A write landing between the two reads is
+  // seen at the next call, as it would be had it landed just after this one.
+  const std::int64_t data_version = ReadInt(d.data_version);
+  if (data_version != d.seen_data_version) {
+    d.seen_data_version = data_version;
+    const std::int64_t snapshot_version = ReadInt(d.snapshot_version);
+    if (snapshot_version != d.seen_snapshot_version) {
+      d.cache.clear();
+      d.seen_snapshot_version = snapshot_version;
+    }
   }
+  if (d.cache.size() > 200'000) d.cache.clear();
   std::string id(person_id);
   if (auto it = d.cache.find(id); it != d.cache.end()) return it->second;
   // Both queries below run in one read snapshot.

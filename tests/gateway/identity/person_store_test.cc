@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "caregate/store/database.h"
 #include "records.h"
 
 namespace caregate::identity {
@@ -188,6 +189,40 @@ TEST(PersonStore, ReadsSeeWritesFromAnotherConnection) {
   EXPECT_EQ(reader.Find("cis:C-1"), first);  // cached
   writer.Ingest(Cis(PersonFields{.cis = "C-1", .phone = "2"}));
   EXPECT_EQ(reader.Find("cis:C-1")->cis->person.phone_home, "2");
+}
+
+TEST(PersonStore, CacheOutlivesCommitsToOtherTablesOfTheFile) {
+  // The audit trail commits to the same file for every lookup; that must not make every
+  // lookup decode the person's records again.
+  TempDir dir;
+  PersonStore store(dir.file("db"));
+  store.Ingest(Cis(PersonFields{.cis = "C-1", .phone = "1"}));
+  auto first = store.Find("cis:C-1");
+  ASSERT_TRUE(first);
+  store::Database other(dir.file("db"));
+  other.Exec("CREATE TABLE unrelated(x); INSERT INTO unrelated VALUES (1)");
+  EXPECT_EQ(store.Find("cis:C-1"), first);
+  other.Exec("INSERT INTO unrelated VALUES (2)");
+  EXPECT_EQ(store.Find("cis:C-1"), first);
+}
+
+TEST(PersonStore, CacheIsDroppedWhenAnyoneChangesTheStoredRecords) {
+  // Even a write that bypasses PersonStore (another tool on the file) is seen.
+  TempDir dir;
+  PersonStore store(dir.file("db"));
+  store.Ingest(Cis(PersonFields{.cis = "C-1", .phone = "1"}));
+  auto first = store.Find("cis:C-1");
+  ASSERT_TRUE(first);
+  store::Database other(dir.file("db"));
+  other.Exec("UPDATE source_records SET canonical_json = replace(canonical_json, '\"phone_home\":\"1\"',"
+             " '\"phone_home\":\"9\"')");
+  ASSERT_EQ(other.Changes(), 1);
+  auto second = store.Find("cis:C-1");
+  ASSERT_TRUE(second);
+  EXPECT_NE(second, first);
+  EXPECT_EQ(second->cis->person.phone_home, "9");
+  other.Exec("DELETE FROM person_ids WHERE id = 'cis:C-1'");
+  EXPECT_EQ(store.Find("cis:C-1"), nullptr);
 }
 
 TEST(PersonStore, BulkIngestIsOneTransaction) {
