@@ -21,7 +21,8 @@ Command AddServeCommand(CLI::App& root, std::string& mappings_dir) {
   app->add_option("--tls-cert", o->server.tls_cert, "PEM certificate chain (TLS with --tls-key)");
   app->add_option("--tls-key", o->server.tls_key, "PEM private key");
   app->add_option("--io-threads", o->server.io_threads, "Socket I/O threads (default: one per core)");
-  app->add_option("--handler-threads", o->server.handler_threads, "Handler threads (default 64)");
+  app->add_option("--handler-threads", o->server.handler_threads,
+                  "Threads for handlers that may block: ingest, audit queries (default 64)");
   return {app, [o, &mappings_dir]() -> int {
             if (o->server.tls_cert.empty() != o->server.tls_key.empty()) {
               Error("", "usage: --tls-cert and --tls-key go together");

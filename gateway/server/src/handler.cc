@@ -1,6 +1,8 @@
 #include "caregate/server/handler.h"
 
 #include <cstdio>
+#include <future>
+#include <mutex>
 #include <random>
 
 #include <fmt/format.h>
@@ -84,10 +86,13 @@ RequestHandler::RequestHandler(Router router, TokenStore tokens, std::shared_ptr
       metrics_(metrics ? std::move(metrics) : std::make_shared<Metrics>()),
       id_prefix_(RandomHex(8)) {
   if (!router_.Has("GET", "/healthz"))
-    router_.Add("GET", "/healthz", Access::Anyone(), [this](const RequestContext& ctx) {
-      if (!ready()) return Problem(caregate::Problem::kUnavailable, "the server is stopping", ctx);
-      return Response::Json(200, R"({"status":"ready"})");
-    });
+    router_.Add(
+        "GET", "/healthz", Access::Anyone(),
+        [this](const RequestContext& ctx) {
+          if (!ready()) return Problem(caregate::Problem::kUnavailable, "the server is stopping", ctx);
+          return Response::Json(200, R"({"status":"ready"})");
+        },
+        Execution::kInline);
   if (!router_.Has("GET", "/metrics"))
     router_.Add("GET", "/metrics", Access::Anyone(), [this](const RequestContext&) {
       Response r;
@@ -133,31 +138,103 @@ void RequestHandler::Record(std::string_view route, int status, double seconds) 
   rm.duration->Observe(seconds);
 }
 
-Response RequestHandler::Handle(const Request& request) const {
+// One request between being read and answered. It owns the request (the context's views
+// point into it) and counts what the response still waits for: the handler, and every
+// write it deferred. Whoever brings the count to zero completes the request.
+struct InFlight : std::enable_shared_from_this<InFlight> {
+  InFlight(const RequestHandler& h, Request r, std::function<void(Response)> d)
+      : handler(h), request(std::move(r)), done(std::move(d)) {}
+
+  void Arrive(std::exception_ptr e) {
+    if (e) {
+      std::lock_guard lock(mu);
+      if (!error) error = std::move(e);
+    }
+    if (outstanding.fetch_sub(1, std::memory_order_acq_rel) == 1) handler.Complete(*this);
+  }
+
+  const RequestHandler& handler;
+  Request request;
   RequestContext ctx;
-  ctx.method = request.method;
-  ctx.target = request.target;
-  ctx.headers = &request.headers;
-  ctx.body = request.body;
-  ctx.remote = request.remote;
-  auto incoming = request.headers.Find("X-Request-Id");
-  ctx.request_id = incoming && request.headers.Count("X-Request-Id") == 1 && SaneRequestId(*incoming)
+  Response response;                // set before the handler's own Arrive
+  std::atomic<int> outstanding{1};  // deferred writes not yet done, + 1 for the handler
+  std::mutex mu;
+  std::exception_ptr error;  // guarded by mu: the first deferred write that failed
+  std::function<void(Response)> done;
+};
+
+RequestContext::WriteDone RequestContext::Defer() const {
+  if (in_flight == nullptr)
+    throw FatalError(caregate::Problem::kInternal, "RequestContext::Defer called outside a RequestHandler");
+  // The handler's own count is still held, so this cannot race with completion.
+  in_flight->outstanding.fetch_add(1, std::memory_order_relaxed);
+  return [call = in_flight->shared_from_this()](std::exception_ptr e) { call->Arrive(std::move(e)); };
+}
+
+Response RequestHandler::Handle(const Request& request) const {
+  std::promise<Response> result;
+  auto future = result.get_future();
+  HandleAsync(request, [&result](Response r) { result.set_value(std::move(r)); }, nullptr);
+  return future.get();
+}
+
+void RequestHandler::HandleAsync(Request request, std::function<void(Response)> done, const Offload& offload) const {
+  auto call = std::make_shared<InFlight>(*this, std::move(request), std::move(done));
+  const Request& req = call->request;
+  RequestContext& ctx = call->ctx;
+  ctx.in_flight = call.get();
+  ctx.method = req.method;
+  ctx.target = req.target;
+  ctx.headers = &req.headers;
+  ctx.body = req.body;
+  ctx.remote = req.remote;
+  auto incoming = req.headers.Find("X-Request-Id");
+  ctx.request_id = incoming && req.headers.Count("X-Request-Id") == 1 && SaneRequestId(*incoming)
                        ? std::string(*incoming)
                        : NewRequestId();
-  Response res;
+  const Route* route = nullptr;
   try {
-    res = Dispatch(request, ctx);
+    call->response = Dispatch(req, ctx, route);
   } catch (const std::exception& e) {  // only allocation failures can get here
     LogFailure(ctx, e.what());
-    res = Problem(caregate::Problem::kInternal, std::string(kFailureDetail), ctx);
+    call->response = Problem(caregate::Problem::kInternal, std::string(kFailureDetail), ctx);
+    route = nullptr;
+  }
+  if (route == nullptr) return call->Arrive(nullptr);
+  auto run = [call, route] {
+    call->response = call->handler.Invoke(*route, call->ctx);
+    call->Arrive(nullptr);
+  };
+  if (offload && route->execution == Execution::kWorker)
+    offload(std::move(run));
+  else
+    run();
+}
+
+void RequestHandler::Complete(InFlight& call) const {
+  RequestContext& ctx = call.ctx;
+  Response res = std::move(call.response);
+  if (call.error) {  // nothing may be answered as if its write had happened
+    try {
+      std::rethrow_exception(call.error);
+    } catch (const FatalError& e) {
+      LogFailure(ctx, fmt::format("a deferred write failed: {}", e.what()));
+      res = Problem(ErrorProblem(e.problem()), std::string(kFailureDetail), ctx);
+    } catch (const std::exception& e) {
+      LogFailure(ctx, fmt::format("a deferred write failed: {}", e.what()));
+      res = Problem(caregate::Problem::kInternal, std::string(kFailureDetail), ctx);
+    } catch (...) {
+      LogFailure(ctx, "a deferred write failed");
+      res = Problem(caregate::Problem::kInternal, std::string(kFailureDetail), ctx);
+    }
   }
   res.route = ctx.route.empty() ? std::string(kUnmatchedRoute) : std::string(ctx.route);
   res.headers.Set("X-Request-Id", ctx.request_id);
   if (!res.headers.Has("Cache-Control")) res.headers.Add("Cache-Control", "no-store");
-  return res;
+  call.done(std::move(res));
 }
 
-Response RequestHandler::Dispatch(const Request& request, RequestContext& ctx) const {
+Response RequestHandler::Dispatch(const Request& request, RequestContext& ctx, const Route*& to_invoke) const {
   std::string_view target = request.target;
   if (!target.starts_with('/')) {
     // absolute-form (RFC 9112 3.2.2): keep the path and query.
@@ -220,7 +297,8 @@ Response RequestHandler::Dispatch(const Request& request, RequestContext& ctx) c
   if (!params) return Problem(caregate::Problem::kMalformed, "the query string is not valid percent-encoded UTF-8", ctx);
   ctx.query = std::move(*params);
   ctx.path_params = std::move(match.params);
-  return Invoke(route, ctx);
+  to_invoke = &route;
+  return {};
 }
 
 Response RequestHandler::Refuse(caregate::Problem problem, std::string detail, RequestContext& ctx) const {

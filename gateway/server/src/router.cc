@@ -66,7 +66,7 @@ std::string Shape(const std::vector<std::string>& segments) {
 
 }  // namespace
 
-void Router::Add(std::string method, std::string pattern, Access access, Handler handler) {
+void Router::Add(std::string method, std::string pattern, Access access, Handler handler, Execution execution) {
   auto fail = [&](std::string_view why) {
     return FatalError(caregate::Problem::kUsage, fmt::format("route {} {}: {}", method, pattern, why));
   };
@@ -100,7 +100,7 @@ void Router::Add(std::string method, std::string pattern, Access access, Handler
       throw fail(fmt::format("matches the same paths as {} with other parameter names", routes_[i].pattern));
     if (routes_[i].method == method) throw fail("already registered");
   }
-  routes_.push_back(Route{std::move(method), std::move(pattern), access, std::move(handler)});
+  routes_.push_back(Route{std::move(method), std::move(pattern), access, std::move(handler), execution});
   segments_.push_back(std::move(segments));
 }
 

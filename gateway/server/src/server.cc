@@ -5,9 +5,11 @@
 // Threading: one io_context per I/O thread, each run by exactly one thread. A session is
 // placed on one context (round robin) and stays there, so its handlers never run at the
 // same time and need no strand; contexts share nothing on the hot path. Context 0 also
-// runs the acceptor, the signal set and the shutdown timers. Handlers, which may block
-// on durable writes, run on a separate worker pool and post the response back to the
-// session's context.
+// runs the acceptor, the signal set and the shutdown timers. Handlers of routes that may
+// block (Execution::kWorker) run on a separate worker pool; the others on the session's
+// I/O thread. Either way a handler does not wait for its audit event to be durable: it
+// defers its response (RequestContext::Defer), and the audit writer's completion posts
+// the response back to the session's context.
 #include "caregate/server/server.h"
 
 #include <csignal>
@@ -15,6 +17,7 @@
 #include <list>
 #include <thread>
 #include <type_traits>
+#include <utility>
 
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/dispatch.hpp>
@@ -110,7 +113,14 @@ class Engine {
 
   const ServerOptions& options() const { return options_; }
   const RequestHandler& handler() const { return *handler_; }
-  asio::thread_pool* pool() { return pool_.get(); }
+  // Runs Execution::kWorker handlers on the pool; empty when handlers run on I/O threads.
+  const RequestHandler::Offload& offload() const { return offload_; }
+  // Requests handed to the handler and not yet answered (see Session::Completion); the
+  // destructor waits for them, since their answers are posted to the contexts.
+  void CallStarted() { calls_.fetch_add(1, std::memory_order_relaxed); }
+  void CallEnded() {
+    if (calls_.fetch_sub(1, std::memory_order_acq_rel) == 1) calls_.notify_all();
+  }
   bool stopping() const { return stopping_.load(std::memory_order_acquire); }
   const tcp::endpoint& bound() const { return bound_; }
   bool tls() const { return ssl_ctx_.has_value(); }
@@ -141,6 +151,8 @@ class Engine {
   asio::steady_timer grace_timer_;
   asio::steady_timer retry_timer_;
   std::unique_ptr<asio::thread_pool> pool_;  // destroyed first: its work refers to sessions
+  RequestHandler::Offload offload_;
+  std::atomic<std::int64_t> calls_{0};
   tcp::endpoint bound_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> started_{false};
@@ -295,24 +307,48 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     for (const auto& field : msg) req.headers.Add(ToString(field.name_string()), ToString(field.value()));
     req.body = std::move(msg.body());
     req.remote = remote_;
-    if (asio::thread_pool* pool = engine_.pool()) {
-      // The handler may block: run it on a worker, then write from this session's context.
-      // The work guard keeps the context running while no socket operation is pending.
-      asio::post(*pool, [self = this->shared_from_this(), req = std::move(req), ex = stream_.get_executor(),
-                         work = asio::make_work_guard(ioc_)]() mutable {
-        Response res;
-        try {
-          res = self->engine_.handler().Handle(req);
-        } catch (const std::exception&) {  // Handle() catches everything but allocation failure
-          res = ProblemForRequestId(caregate::Problem::kInternal, {}, {});
-          res.close = true;
-        }
-        asio::post(ex, [self, res = std::move(res)]() mutable { self->Write(std::move(res)); });
-      });
-    } else {
-      Write(engine_.handler().Handle(req));
-    }
+    // The response may come from a worker thread or the audit writer: write it from this
+    // session's context.
+    engine_.handler().HandleAsync(std::move(req), Completion(engine_, this->shared_from_this(), ioc_),
+                                  engine_.offload());
   }
+
+  // Hands the response back to the session's context. Its work guard keeps the context
+  // running while the session has no socket operation pending, and the engine counts it
+  // (Engine::CallStarted/CallEnded) so that it never outlives the contexts; it releases
+  // both as soon as it has been called, or when it is dropped uncalled.
+  struct Completion {
+    Completion(Engine& e, std::shared_ptr<Session> s, asio::io_context& ioc)
+        : engine(&e), self(std::move(s)), work(asio::make_work_guard(ioc)) {
+      engine->CallStarted();
+    }
+    Completion(const Completion& o) : engine(o.engine), self(o.self), work(o.work) {  // std::function wants it
+      if (engine) engine->CallStarted();
+    }
+    Completion(Completion&& o) noexcept
+        : engine(std::exchange(o.engine, nullptr)), self(std::move(o.self)), work(std::move(o.work)) {}
+    Completion& operator=(const Completion&) = delete;
+    ~Completion() { Release(); }
+
+    void operator()(Response res) {
+      auto session = std::move(self);
+      asio::dispatch(session->stream_.get_executor(), [session, res = std::move(res)]() mutable {
+        session->Write(std::move(res));
+      });
+      session.reset();
+      Release();
+    }
+    void Release() {
+      if (engine == nullptr) return;
+      work.reset();
+      self.reset();
+      std::exchange(engine, nullptr)->CallEnded();
+    }
+
+    Engine* engine;
+    std::shared_ptr<Session> self;
+    asio::executor_work_guard<asio::io_context::executor_type> work;
+  };
 
   void SendError(caregate::Problem problem, std::string detail) {
     state_ = State::kHandling;
@@ -485,7 +521,10 @@ Engine::Engine(ServerOptions options, std::shared_ptr<RequestHandler> handler)
   bound_ = acceptor_.local_endpoint(ec);
   check("getsockname");
 
-  if (options_.handler_threads > 0) pool_ = std::make_unique<asio::thread_pool>(options_.handler_threads);
+  if (options_.handler_threads > 0) {
+    pool_ = std::make_unique<asio::thread_pool>(options_.handler_threads);
+    offload_ = [pool = pool_.get()](RequestHandler::Task task) { asio::post(*pool, std::move(task)); };
+  }
 
   if (options_.handle_signals) {
     signals_.add(SIGINT);
@@ -504,7 +543,12 @@ Engine::~Engine() {
   if (pool_) {
     pool_->stop();
     pool_->join();
+    pool_.reset();  // destroys the handlers it never ran, and their Completions
   }
+  // Answers still to come (a deferred audit write) are posted to the contexts, which
+  // must outlive them. They always come: the audit log completes or fails every event.
+  for (auto n = calls_.load(std::memory_order_acquire); n != 0; n = calls_.load(std::memory_order_acquire))
+    calls_.wait(n, std::memory_order_acquire);
   std::lock_guard lock(sessions_mutex_);
   closed_ = true;
 }

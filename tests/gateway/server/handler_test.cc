@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
+#include <atomic>
+#include <future>
 #include <set>
 #include <thread>
 
@@ -286,6 +288,93 @@ TEST_F(HandlerTest, HandlerExceptionBecomes500WithoutDetails) {
 TEST_F(HandlerTest, BadEncodingIs400) {
   ExpectProblem(Call("GET", "/v1/persons/a?view=%zz", "t-health"), 400, "malformed");
   ExpectProblem(Call("GET", "/v1/persons/%ff", "t-health"), 400, "malformed");
+}
+
+// A deferred write completed later from another thread, as the audit writer does.
+class DeferredWriteTest : public HandlerTest {
+ protected:
+  DeferredWriteTest() {
+    router_.Add("GET", "/v1/deferred", Access::AnyRole(), [this](const RequestContext& ctx) {
+      auto done = ctx.Defer();
+      writers_.emplace_back([this, done, gate = gate_] {
+        gate.wait();
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        written_ = true;
+        done(fail_ ? std::make_exception_ptr(FatalError(Problem::kIoFailure, "disk full /var/lib/x")) : nullptr);
+      });
+      return Response::Text(200, "answer");
+    });
+  }
+  ~DeferredWriteTest() override {
+    for (auto& t : writers_) t.join();
+  }
+
+  // Writers start once this is ready; ready from the start unless a test holds it back.
+  static std::shared_future<void> Ready() {
+    std::promise<void> p;
+    p.set_value();
+    return p.get_future().share();
+  }
+
+  std::vector<std::thread> writers_;
+  std::atomic<bool> written_{false};
+  bool fail_ = false;
+  std::shared_future<void> gate_ = Ready();
+};
+
+TEST_F(DeferredWriteTest, HandleReturnsOnlyOnceTheDeferredWriteIsDone) {
+  Response r = Call("GET", "/v1/deferred", "t-svc");
+  EXPECT_TRUE(written_.load());
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "answer");
+  EXPECT_EQ(r.route, "/v1/deferred");
+  EXPECT_TRUE(r.headers.Has("X-Request-Id"));
+}
+
+TEST_F(DeferredWriteTest, FailedDeferredWriteReplacesTheAnswerWithAProblem) {
+  fail_ = true;
+  Response r = Call("GET", "/v1/deferred", "t-svc");
+  EXPECT_TRUE(written_.load());
+  ExpectProblem(r, 500, "io-failure");
+  EXPECT_EQ(r.body.find("disk full"), std::string::npos) << r.body;  // no internals leak
+}
+
+TEST_F(DeferredWriteTest, HandleAsyncAnswersOnTheThreadThatFinishesTheWrite) {
+  std::promise<void> open_gate;
+  gate_ = open_gate.get_future().share();
+  std::promise<std::pair<Response, std::thread::id>> answered;
+  auto answer = answered.get_future();
+  Request req;
+  req.method = "GET";
+  req.target = "/v1/deferred";
+  req.headers.Add("Authorization", "Bearer t-svc");
+  handler().HandleAsync(std::move(req), [&](Response r) { answered.set_value({std::move(r), std::this_thread::get_id()}); },
+                        nullptr);
+  // Returned at once, unanswered: the write has not even started.
+  EXPECT_EQ(answer.wait_for(std::chrono::milliseconds(0)), std::future_status::timeout);
+  open_gate.set_value();
+  auto [r, thread] = answer.get();
+  EXPECT_TRUE(written_.load());
+  EXPECT_EQ(r.body, "answer");
+  EXPECT_NE(thread, std::this_thread::get_id());
+}
+
+TEST_F(DeferredWriteTest, RefusalHookCanDeferToo) {
+  handler().OnRefused([this](const RequestContext& ctx, const Response&) {
+    auto done = ctx.Defer();
+    writers_.emplace_back([this, done] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      written_ = true;
+      done(nullptr);
+    });
+  });
+  ExpectProblem(Call("GET", "/v1/deferred"), 401, "unauthenticated");
+  EXPECT_TRUE(written_.load());
+}
+
+TEST(RequestContext, DeferOutsideAHandlerIsAnError) {
+  RequestContext ctx;
+  EXPECT_THROW(ctx.Defer(), FatalError);
 }
 
 }  // namespace

@@ -5,6 +5,8 @@
 #include <atomic>
 #include <csignal>
 #include <future>
+#include <mutex>
+#include <vector>
 
 #include "caregate/core/error.h"
 #include "caregate/core/hash.h"
@@ -413,6 +415,66 @@ TEST(Server, ReportsBoundPortAndBindFailures) {
   } catch (const FatalError& e) {
     EXPECT_EQ(e.problem(), Problem::kUsage);
   }
+}
+
+TEST(ServerSocket, DeferredAnswerDoesNotHoldTheIoThread) {
+  // One I/O thread, no pool: while one request waits for its deferred write (an audit
+  // event being committed), the same thread keeps answering other connections.
+  std::mutex mu;
+  std::vector<RequestContext::WriteDone> pending;
+  Router router;
+  router.Add(
+      "GET", "/v1/deferred", Access::AnyRole(),
+      [&](const RequestContext& ctx) {
+        std::lock_guard lock(mu);
+        pending.push_back(ctx.Defer());
+        return Response::Text(200, "written");
+      },
+      Execution::kInline);
+  TokenStore tokens;
+  tokens.Add(Sha256Hex("tok"), Role::kService, "job");
+  auto options = TestOptions();
+  options.io_threads = 1;
+  options.handler_threads = 0;
+  RunningServer s(options, std::make_shared<RequestHandler>(std::move(router), std::move(tokens)));
+  auto take = [&] {
+    for (int i = 0; i < 400; ++i) {
+      {
+        std::lock_guard lock(mu);
+        if (!pending.empty()) {
+          auto done = std::move(pending.back());
+          pending.pop_back();
+          return done;
+        }
+      }
+      std::this_thread::sleep_for(5ms);
+    }
+    return RequestContext::WriteDone();
+  };
+
+  Conn waiting(s.port());
+  waiting.Send(Get("/v1/deferred", kAuth));
+  auto done = take();
+  ASSERT_TRUE(done);
+  Conn other(s.port());
+  other.Send(Get("/healthz"));
+  auto r = other.Read(2s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_FALSE(waiting.Read(200ms));  // not answered before its write is done
+  std::thread([done] { done(nullptr); }).join();
+  r = waiting.Read(2s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "written");
+
+  waiting.Send(Get("/v1/deferred", kAuth));  // the same connection, kept alive
+  done = take();
+  ASSERT_TRUE(done);
+  std::thread([done] { done(std::make_exception_ptr(FatalError(caregate::Problem::kIoFailure, "fsync"))); }).join();
+  r = waiting.Read(2s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 500);  // never answered as if written
 }
 
 TEST(Server, HandlersRunOnIoThreadsWhenThePoolIsOff) {

@@ -38,7 +38,18 @@ class RequestHandler {
 
   // Thread-safe. Never throws: a handler's exception becomes a 500 problem (or the
   // FatalError's own problem), logged to stderr with the request id and route only.
+  // Runs the route's handler on the calling thread and returns once every write it
+  // deferred (RequestContext::Defer) is done.
   Response Handle(const Request& request) const;
+
+  // The same, without waiting, for the server. `done` is called exactly once with the
+  // response: on this thread, or on the thread that finishes the last deferred write
+  // (the audit writer), so it must not block. A route with Execution::kWorker has its
+  // handler passed to `offload` to run elsewhere; with no `offload`, every handler runs
+  // on this thread.
+  using Task = std::function<void()>;
+  using Offload = std::function<void(Task)>;
+  void HandleAsync(Request request, std::function<void(Response)> done, const Offload& offload) const;
 
   // For the session: a fresh unique request id, and the per-request metrics
   // (caregate_http_requests_total{route,status}, caregate_http_request_duration_seconds{route}).
@@ -51,9 +62,14 @@ class RequestHandler {
   static constexpr std::string_view kUnmatchedRoute = "(unmatched)";
 
  private:
-  Response Dispatch(const Request& request, RequestContext& ctx) const;
+  friend struct InFlight;
+  // Authenticates, routes and authorises: sets `to_invoke` to the route to call, or
+  // returns the response when there is none to call.
+  Response Dispatch(const Request& request, RequestContext& ctx, const Route*& to_invoke) const;
   Response Refuse(caregate::Problem problem, std::string detail, RequestContext& ctx) const;
   Response Invoke(const Route& route, RequestContext& ctx) const;
+  // The response once the handler and every deferred write are done.
+  void Complete(InFlight& call) const;
 
   // Per-route request metrics, found without taking the registry's lock: the histogram
   // is made up front, a counter per status on first use.

@@ -1,6 +1,8 @@
 #pragma once
 // Socket-free HTTP values: what a handler receives and returns. No Boost here, so the
 // modules that write handlers compile without Beast.
+#include <exception>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -61,6 +63,9 @@ struct Response {
   static Response Text(int status, std::string body);  // text/plain; charset=utf-8
 };
 
+// The state of one request being handled; defined by RequestHandler.
+struct InFlight;
+
 // Everything a route handler may use. Views point into the Request, which outlives
 // the handler call.
 struct RequestContext {
@@ -81,6 +86,18 @@ struct RequestContext {
   // First query parameter `name`, if present.
   std::optional<std::string_view> Query(std::string_view name) const;
   std::optional<std::string_view> Header(std::string_view name) const;
+
+  // For a handler (or the refusal hook) that has started a write its response must not
+  // be sent before, such as an audit event being group-committed: returns the callback
+  // to call exactly once, from any thread, when the write is durable (null) or has
+  // failed (the exception). The response is held until every such callback has been
+  // called, and becomes a 500 (or the FatalError's problem) if any reported a failure,
+  // so no thread has to block while the write commits. Only inside a RequestHandler
+  // call; throws FatalError(kInternal) elsewhere.
+  using WriteDone = std::function<void(std::exception_ptr error)>;
+  WriteDone Defer() const;
+
+  InFlight* in_flight = nullptr;  // set by RequestHandler; what Defer() registers with
 };
 
 // RFC 9457 problem+json from caregate's problem table: type, title, status, detail,

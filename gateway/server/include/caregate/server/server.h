@@ -36,7 +36,7 @@ struct ServerOptions {
   std::size_t header_limit = 16 << 10;    // request line + fields; larger -> 431 and close
   ServerTimeouts timeouts;
   unsigned io_threads = 0;       // socket I/O threads; 0 = hardware concurrency
-  unsigned handler_threads = 64; // worker threads running handlers; 0 = on the I/O threads
+  unsigned handler_threads = 64; // threads running Execution::kWorker handlers; 0 = all on the I/O threads
   bool handle_signals = true;    // SIGINT/SIGTERM -> Stop()
 };
 
