@@ -137,6 +137,8 @@ struct App::Impl {
                                             "Audit writer time in COMMIT, mostly fsync (this process)")) {
     RefreshGauges();
   }
+  // Audit callbacks still queued use the metrics below: let them run while those exist.
+  ~Impl() { audit.Close(); }
 
   void RefreshGauges() {
     records_stored.Set(static_cast<double>(store.SourceRecordCount()));
@@ -148,8 +150,9 @@ struct App::Impl {
     audit_commit_seconds.Set(static_cast<double>(st.commit_us) / 1e6);
   }
 
-  // The event is durable when this returns; a failure throws, and the framework answers
-  // 500 instead of the response the handler was about to give.
+  // Queues the event and defers the response until it is durable (RequestContext::Defer),
+  // without blocking this thread; if it cannot be made durable the framework answers 500
+  // instead of the response the handler gives.
   void Audit(const RequestContext& ctx, std::string_view action, std::vector<std::string> person_ids,
              std::string_view view, std::string outcome, std::string detail = {}) {
     audit::AuditEvent e;
@@ -164,14 +167,15 @@ struct App::Impl {
     e.outcome = std::move(outcome);
     e.request_id = ctx.request_id;
     e.detail = std::move(detail);
-    const auto start = std::chrono::steady_clock::now();
-    try {
-      audit.AppendDurable(std::move(e));
-    } catch (...) {
-      audit_failures.Inc();
-      throw;
-    }
-    audit_latency.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    // Runs on the audit writer thread: record, then release the response.
+    audit.Append(std::move(e), [this, done = ctx.Defer(), start = std::chrono::steady_clock::now()](
+                                   std::int64_t, const std::exception_ptr& error) {
+      if (error)
+        audit_failures.Inc();
+      else
+        audit_latency.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      done(error);
+    });
   }
 
   Response Refuse(caregate::Problem p, std::string detail, const RequestContext& ctx, std::string_view action,
@@ -554,15 +558,19 @@ server::Router App::Routes() {
     res.body = d->metrics->Render();
     return res;
   });
-  r.Add("GET", "/v1/persons/{id}", Access::Roles({Role::kHealth, Role::kCouncil}), bind(&Impl::GetPerson));
+  // Lookups and translations never block (their audit event is deferred), so they run on
+  // the I/O thread; the routes that write the store or scan the audit trail do not.
+  r.Add("GET", "/v1/persons/{id}", Access::Roles({Role::kHealth, Role::kCouncil}), bind(&Impl::GetPerson),
+        server::Execution::kInline);
   r.Add("GET", "/v1/persons/{id}/lineage", Access::Roles({Role::kIg}), bind(&Impl::Lineage));
   r.Add("POST", "/v1/ingest/{system}", Access::Roles({Role::kService}), bind(&Impl::Ingest));
   r.Add("POST", "/v1/translate", Access::Roles({Role::kHealth, Role::kCouncil, Role::kService}),
-        bind(&Impl::Translate));
+        bind(&Impl::Translate), server::Execution::kInline);
   r.Add("GET", "/v1/audit/events", Access::Roles({Role::kIg}), bind(&Impl::AuditEvents));
   r.Add("GET", "/v1/audit/verify", Access::Roles({Role::kIg}), bind(&Impl::AuditVerify));
-  r.Add("GET", "/v1/mappings", Access::Roles({Role::kIg}),
-        [d](const RequestContext&) { return Response::Json(200, d->mappings_json); });
+  r.Add(
+      "GET", "/v1/mappings", Access::Roles({Role::kIg}),
+      [d](const RequestContext&) { return Response::Json(200, d->mappings_json); }, server::Execution::kInline);
   r.Add("GET", "/v1/links/proposed", Access::Roles({Role::kIg}), bind(&Impl::ListProposals));
   r.Add("POST", "/v1/links/proposed/{id}", Access::Roles({Role::kIg}), bind(&Impl::DecideProposal));
   return r;
