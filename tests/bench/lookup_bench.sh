@@ -83,7 +83,12 @@ run() {  # NAME URL_PATH WRK_EXTRA... -- SERVER_CMD...
   start_server "$tmp/server.out" "$@"
   local addr
   addr=$(sed -n 's/^listening on //p' "$tmp/server.out" | head -1)
+  local cpu0 cpu1 rss
+  cpu0=$(awk '{ print $14 + $15 }' "/proc/$server_pid/stat")
   wrk -t"$wrk_threads" -c"$conns" -d"$duration" --latency "${extra[@]}" "http://$addr$path" >"$tmp/wrk.out"
+  cpu1=$(awk '{ print $14 + $15 }' "/proc/$server_pid/stat")
+  rss=$(awk '/^VmHWM:/ { print $2 }' "/proc/$server_pid/status")
+  curl -s "http://$addr/metrics" >"$tmp/metrics.out" 2>/dev/null || : >"$tmp/metrics.out"  # optional
   stop_server
   local rps p50 p99 non2xx
   rps=$(awk '/^Requests\/sec:/ { print $2 }' "$tmp/wrk.out")
@@ -92,14 +97,24 @@ run() {  # NAME URL_PATH WRK_EXTRA... -- SERVER_CMD...
   non2xx=$(awk '/Non-2xx/ { print $NF }' "$tmp/wrk.out")
   [[ -z $non2xx ]] || { echo "$name: $non2xx non-2xx responses" >&2; cat "$tmp/wrk.out" >&2; exit 1; }
   printf '%-44s %10.0f req/s   p50 %7s ms   p99 %7s ms\n' "$name" "$rps" "$p50" "$p99"
+  # Server CPU (user + system) per request, and peak RSS; for caregate, audit batching.
+  awk -v a="$cpu0" -v b="$cpu1" -v hz="$(getconf CLK_TCK)" -v n="$(awk '/requests in/ { print $1 }' "$tmp/wrk.out")" \
+    -v rss="$rss" 'BEGIN { printf "    server CPU %.1f us/request, peak RSS %.0f MiB\n", (b - a) / hz / n * 1e6, rss / 1024 }'
+  awk '$1 == "caregate_audit_events_committed" { e = $2 } $1 == "caregate_audit_commits" { c = $2 }
+       $1 == "caregate_audit_writer_commit_seconds" { cs = $2 } $1 == "caregate_audit_writer_insert_seconds" { is = $2 }
+       END { if (c > 0) printf "    audit: %d events in %d commits (%.1f events/commit), per commit: insert %.2f ms, COMMIT %.2f ms\n", e, c, e / c, is / c * 1000, cs / c * 1000 }' \
+    "$tmp/metrics.out"
   results+=("$rps")
 }
 
 echo "wrk -t$wrk_threads -c$conns -d$duration --latency; $(nproc) cores; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+# The first pass over the ids decodes and renders each person (then cached); with IDS
+# set to a few hundred the run measures the warm path.
 run "caregate lookups (audited, $persons persons)" / -s "$tmp/lookup.lua" -- \
   "$caregate" serve --db "$db" --tokens "$tmp/tokens.txt" --listen 127.0.0.1:0
 events=$(sqlite3 "$db" 'SELECT count(*) FROM audit_events' 2>/dev/null || echo "?")
 run "beast floor (1 thread, fixed 1 KB)" / -- "$floor_bin" 0
 awk -v a="${results[0]}" -v b="${results[1]}" 'BEGIN { printf "caregate lookups / floor: %.2f\n", a / b }'
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "audit events in the database after the run: $events"
 "$caregate" audit verify --db "$db" >/dev/null && echo "audit chain verifies"
