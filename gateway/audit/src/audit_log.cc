@@ -366,18 +366,19 @@ struct AuditLog::Impl {
         if (p.done) Call(p.done, 0, outcome.error);
       return;
     }
-    outcome.first_seq = first_seq;
-    outcome.state.store(BatchOutcome::kCommitted, std::memory_order_release);
-    outcome.state.notify_all();
-    for (auto& p : batch)
-      if (p.done) Call(p.done, p.event.seq, nullptr);
-
+    // The counters first: whoever a completion releases must see them include this
+    // batch (a test waiting for its callbacks read them one batch short).
     events.fetch_add(static_cast<std::int64_t>(batch.size()), std::memory_order_relaxed);
     commits.fetch_add(1, std::memory_order_relaxed);
     std::int64_t size = static_cast<std::int64_t>(batch.size());
     std::int64_t largest = largest_batch.load(std::memory_order_relaxed);
     while (size > largest && !largest_batch.compare_exchange_weak(largest, size)) {
     }
+    outcome.first_seq = first_seq;
+    outcome.state.store(BatchOutcome::kCommitted, std::memory_order_release);
+    outcome.state.notify_all();
+    for (auto& p : batch)
+      if (p.done) Call(p.done, p.event.seq, nullptr);
   }
 
   // A callback must not take the writer down with it.
