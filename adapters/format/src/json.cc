@@ -465,7 +465,7 @@ std::optional<FieldError> Prepare(std::string_view text, const JsonLimits& limit
 }
 
 template <typename Handler>
-std::optional<FieldError> Run(std::string_view text, std::string& buffer, Handler& handler, Stream& stream) {
+std::optional<FieldError> Run(std::string_view text, Handler& handler, Stream& stream) {
   rapidjson::Reader reader;
   rapidjson::ParseResult ok = reader.Parse<kParseFlags>(stream, handler);
   if (handler.failed()) return std::move(handler.error());
@@ -476,7 +476,6 @@ std::optional<FieldError> Run(std::string_view text, std::string& buffer, Handle
   if (pos != text.size())
     return FieldError{"", "not well-formed JSON at byte " + std::to_string(pos) +
                               ": trailing data after the top-level object"};
-  (void)buffer;
   return std::nullopt;
 }
 
@@ -487,7 +486,7 @@ std::optional<FieldError> ParseJsonInto(std::string_view text, SourceNode& root,
   if (auto error = Prepare(text, limits, buffer)) return error;
   Stream stream(buffer.data());
   TreeBuilder builder(limits, stream, text, root);
-  return Run(text, buffer, builder, stream);
+  return Run(text, builder, stream);
 }
 
 std::optional<FieldError> ParseJsonEvents(std::string_view text, TreeSink& sink, const JsonLimits& limits) {
@@ -506,7 +505,7 @@ std::optional<FieldError> ParseJsonEvents(std::string_view text, TreeSink& sink,
   if (auto error = Prepare(text, limits, buffer)) return error;
   Stream stream(buffer.data());
   EventForwarder forwarder(limits, stream, sink);
-  return Run(text, buffer, forwarder, stream);
+  return Run(text, forwarder, stream);
 }
 
 Expected<SourceNode> ParseJson(std::string_view text, const JsonLimits& limits) {

@@ -44,6 +44,32 @@ std::string ScanStringMember(std::string_view line, std::string_view key) {
   return std::string(v);
 }
 
+
+// The id a reject line names: cis: first, then s1:, then nhs: (as written).
+template <typename Get>
+std::string PersonId(Get get) {
+  if (auto v = get("LA_Person_Unique_Identifier"); !v.empty()) return "cis:" + v;
+  if (auto v = get("SystmOne_Identifier"); !v.empty()) return "s1:" + v;
+  if (auto v = get("NHS_Number"); !v.empty()) return "nhs:" + v;
+  return {};
+}
+
+// The delta key of a record and the person key the outputs carry.
+std::string PersonKey(const model::CareRecord& r) {
+  if (!r.person.cis_id.empty()) return "cis:" + r.person.cis_id;
+  if (!r.person.s1_id.empty()) return "s1:" + r.person.s1_id;
+  return "nhs:" + r.person.nhs_number;
+}
+
+const EVP_MD* Sha256Md() {
+  // Fetched once: OpenSSL 3 would otherwise look the algorithm up on every digest.
+  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  if (!md) throw FatalError(Problem::kInternal, "OpenSSL: SHA-256 is not available");
+  return md;
+}
+
+}  // namespace
+
 // Forwards a record's events to the mapping reader and notes the top-level members a
 // reject line names the person by, so a record refused by the mapping rules is named
 // exactly as its own (valid) JSON says, escapes decoded.
@@ -92,31 +118,6 @@ class IdNotingSink : public TreeSink {
   int depth_ = 0;
   std::string ids_[3];
 };
-
-// The id a reject line names: cis: first, then s1:, then nhs: (as written).
-template <typename Get>
-std::string PersonId(Get get) {
-  if (auto v = get("LA_Person_Unique_Identifier"); !v.empty()) return "cis:" + v;
-  if (auto v = get("SystmOne_Identifier"); !v.empty()) return "s1:" + v;
-  if (auto v = get("NHS_Number"); !v.empty()) return "nhs:" + v;
-  return {};
-}
-
-// The delta key of a record and the person key the outputs carry.
-std::string PersonKey(const model::CareRecord& r) {
-  if (!r.person.cis_id.empty()) return "cis:" + r.person.cis_id;
-  if (!r.person.s1_id.empty()) return "s1:" + r.person.s1_id;
-  return "nhs:" + r.person.nhs_number;
-}
-
-const EVP_MD* Sha256Md() {
-  // Fetched once: OpenSSL 3 would otherwise look the algorithm up on every digest.
-  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-  if (!md) throw FatalError(Problem::kInternal, "OpenSSL: SHA-256 is not available");
-  return md;
-}
-
-}  // namespace
 
 void Batch::Reset(std::size_t tables) {
   input.clear();
@@ -236,7 +237,7 @@ void RecordProcessor::ProcessLine(Batch& batch, const Batch::LineRef& ref) {
   }
   // The CIS adapter's parser (format::ParseJsonEvents) feeding the mapping reader: the
   // record is validated and mapped as it is parsed, without a tree.
-  auto& ids = static_cast<IdNotingSink&>(*ids_);
+  IdNotingSink& ids = *ids_;
   ids.Reset();
   reader_.Begin(/*with_lineage=*/false);
   if (std::optional<FieldError> error = format::ParseJsonEvents(text, ids)) {

@@ -60,6 +60,8 @@ struct Batch {
   void Reset(std::size_t tables);
 };
 
+class IdNotingSink;  // pipeline.cc
+
 // Per-thread record work; see pipeline.cc for what "content hash" covers.
 class RecordProcessor {
  public:
@@ -79,7 +81,7 @@ class RecordProcessor {
   // Maps each record as it is parsed (no tree); reused by every record of this worker.
   mapping::RecordReader reader_;
   // Between the parser and reader_: notes the top-level ids a reject line names.
-  std::unique_ptr<TreeSink> ids_;
+  std::unique_ptr<IdNotingSink> ids_;
   std::unique_ptr<StateReader> state_;
   void* sha_ = nullptr;  // EVP_MD_CTX*
 };
