@@ -3,6 +3,8 @@
 //   full:  parse + validate + map + serialise in the other system's format.
 // Inputs are 512 synthetic records (caregate synth, seed 1) cycled; items/s = records/s.
 #include <benchmark/benchmark.h>
+#include <cstdio>
+#include <string_view>
 #include <libxml/parser.h>
 #include <rapidjson/document.h>
 
@@ -169,4 +171,30 @@ BENCHMARK(BM_TranslateCisToCanonical);
 
 }  // namespace
 
-BENCHMARK_MAIN();
+// `translate_bench --translate-only N [FROM TO]` translates N records (default CIS to
+// SystmOne) and exits without timing anything: a fixed amount of work for instruction
+// counts that do not depend on the machine's load
+// (valgrind --tool=cachegrind, then compare two values of N).
+int main(int argc, char** argv) {
+  if (argc >= 3 && std::string_view(argv[1]) == "--translate-only") {
+    const long n = std::stol(argv[2]);
+    const std::string from = argc >= 5 ? argv[3] : "cis", to = argc >= 5 ? argv[4] : "systmone";
+    const auto& recs = Records(from);
+    std::string out;
+    std::size_t bytes = 0;
+    for (long i = 0; i < n; ++i) {
+      auto rec = TheEngine().Read(from, recs[static_cast<std::size_t>(i) % recs.size()], to == "canonical");
+      if (!rec.ok()) return 1;
+      out.clear();
+      TheEngine().Render(out, rec.value(), to, true);
+      bytes += out.size();
+    }
+    std::printf("%ld records translated %s -> %s, %zu bytes out\n", n, from.c_str(), to.c_str(), bytes);
+    return 0;
+  }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,39 +1,70 @@
 #include "caregate/format/sinks.h"
 
+#include <algorithm>
+#include <cstring>
+
 #include "caregate/core/text.h"
 
 namespace caregate::format {
 
-void XmlTextSink::Indent() { out_.append(static_cast<size_t>(base_ + static_cast<int>(stack_.size())) * 2, ' '); }
+namespace {
+char* Put(char* p, std::string_view s) {
+  std::memcpy(p, s.data(), s.size());
+  return p + s.size();
+}
+}  // namespace
 
-void XmlTextSink::CloseStartTag() {
+char* XmlTextSink::Room(std::size_t n) {
+  if (out_.size() - len_ < n) out_.resize(len_ + std::max<std::size_t>(n, 4096));
+  return out_.data() + len_;
+}
+
+char* XmlTextSink::Indent(char* p, std::size_t depth) const {
+  const std::size_t width = IndentWidth(depth);
+  std::memset(p, ' ', width);
+  return p + width;
+}
+
+// Room needed by CloseStartTag: ">\n".
+constexpr std::size_t kStartTagEnd = 2;
+
+char* XmlTextSink::CloseStartTag(char* p) {
   if (!stack_.empty() && stack_.back().start_open) {
-    out_ += ">\n";
+    *p++ = '>';
+    if (pretty_) *p++ = '\n';
     stack_.back().start_open = false;
   }
+  return p;
 }
 
 void XmlTextSink::Open(std::string_view name) {
   std::string_view element = name.empty() && !arrays_.empty() ? arrays_.back() : name;
-  CloseStartTag();
-  if (!stack_.empty()) stack_.back().has_children = true;
-  Indent();
-  out_ += '<';
-  out_ += element;
-  stack_.push_back({element, true, false});
+  if (stack_.empty()) len_ = out_.size();  // a new record: after whatever the caller appended since
+  char* p = Room(kStartTagEnd + IndentWidth(stack_.size()) + 1 + element.size());
+  p = CloseStartTag(p);
+  p = Indent(p, stack_.size());
+  *p++ = '<';
+  Done(Put(p, element));
+  stack_.push_back({element, true});
 }
 
 void XmlTextSink::Close() {
   Level l = stack_.back();
   stack_.pop_back();
+  char* p = Room(IndentWidth(stack_.size()) + 4 + l.name.size());
   if (l.start_open) {
-    out_ += "/>\n";
-    return;
+    *p++ = '/';
+    *p++ = '>';
+  } else {
+    p = Indent(p, stack_.size());
+    *p++ = '<';
+    *p++ = '/';
+    p = Put(p, l.name);
+    *p++ = '>';
   }
-  Indent();
-  out_ += "</";
-  out_ += l.name;
-  out_ += ">\n";
+  if (pretty_) *p++ = '\n';
+  Done(p);
+  if (stack_.empty()) out_.resize(len_);  // the record is complete: no spare room left behind
 }
 
 void XmlTextSink::OpenArray(std::string_view name) { arrays_.push_back(name); }
@@ -42,28 +73,38 @@ void XmlTextSink::CloseArray() { arrays_.pop_back(); }
 void XmlTextSink::Value(std::string_view name, std::string_view value, NodeKind kind) {
   if (kind == NodeKind::kNull) return;
   if (!name.empty() && name[0] == '@') {
-    out_ += ' ';
-    out_ += name.substr(1);
-    out_ += "=\"";
-    AppendXmlEscapedText(out_, value, true);
-    out_ += '"';
+    name.remove_prefix(1);
+    char* p = Room(name.size() + 4 + kXmlEscapedMax * value.size());
+    *p++ = ' ';
+    p = Put(p, name);
+    *p++ = '=';
+    *p++ = '"';
+    p = WriteXmlEscapedText(p, value, true);
+    *p++ = '"';
+    Done(p);
     return;
   }
   if (name.empty() && !arrays_.empty()) name = arrays_.back();
-  CloseStartTag();
-  if (!stack_.empty()) stack_.back().has_children = true;
-  Indent();
-  out_ += '<';
-  out_ += name;
+  if (stack_.empty()) len_ = out_.size();
+  char* p = Room(kStartTagEnd + IndentWidth(stack_.size()) + 2 * name.size() + 6 + kXmlEscapedMax * value.size());
+  p = CloseStartTag(p);
+  p = Indent(p, stack_.size());
+  *p++ = '<';
+  p = Put(p, name);
   if (value.empty()) {
-    out_ += "/>\n";
-    return;
+    *p++ = '/';
+    *p++ = '>';
+  } else {
+    *p++ = '>';
+    p = WriteXmlEscapedText(p, value, false);
+    *p++ = '<';
+    *p++ = '/';
+    p = Put(p, name);
+    *p++ = '>';
   }
-  out_ += '>';
-  AppendXmlEscapedText(out_, value, false);
-  out_ += "</";
-  out_ += name;
-  out_ += ">\n";
+  if (pretty_) *p++ = '\n';
+  Done(p);
+  if (stack_.empty()) out_.resize(len_);  // a value outside any element: complete at once
 }
 
 void JsonTextSink::Member(std::string_view name) {

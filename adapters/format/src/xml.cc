@@ -616,17 +616,16 @@ constexpr std::array<bool, 256> EscapeTable() {
 }
 
 template <bool kAttribute>
-void AppendEscaped(std::string& out, std::string_view s) {
+char* WriteEscaped(char* out, std::string_view s) {
   static constexpr std::array<bool, 256> kSpecial = EscapeTable<kAttribute>();
-  std::size_t first = 0;
-  while (first < s.size() && !kSpecial[static_cast<unsigned char>(s[first])]) ++first;
-  if (first == s.size()) {
-    out.append(s);
-    return;
-  }
+  auto put = [&out](std::string_view bytes) {
+    std::memcpy(out, bytes.data(), bytes.size());
+    out += bytes.size();
+  };
   std::size_t run = 0;  // start of the pending run of plain bytes
-  for (std::size_t i = first; i < s.size(); ++i) {
+  for (std::size_t i = 0; i < s.size(); ++i) {
     const auto c = static_cast<unsigned char>(s[i]);
+    if (!kSpecial[c]) continue;
     std::string_view rep;
     switch (c) {
       case '&': rep = "&amp;"; break;
@@ -639,8 +638,8 @@ void AppendEscaped(std::string& out, std::string_view s) {
       case 0xEF:  // U+FFFE / U+FFFF are EF BF BE / EF BF BF
         if (i + 2 < s.size() && static_cast<unsigned char>(s[i + 1]) == 0xBF &&
             (static_cast<unsigned char>(s[i + 2]) & 0xFE) == 0xBE) {
-          out.append(s.data() + run, i - run);
-          out += kReplacement;
+          put(s.substr(run, i - run));
+          put(kReplacement);
           i += 2;
           run = i + 1;
         }
@@ -649,11 +648,27 @@ void AppendEscaped(std::string& out, std::string_view s) {
         if (c < 0x20) rep = kReplacement;
     }
     if (rep.empty()) continue;
-    out.append(s.data() + run, i - run);
-    out += rep;
+    put(s.substr(run, i - run));
+    put(rep);
     run = i + 1;
   }
-  out.append(s.data() + run, s.size() - run);
+  put(s.substr(run));
+  return out;
+}
+
+template <bool kAttribute>
+void AppendEscaped(std::string& out, std::string_view s) {
+  static constexpr std::array<bool, 256> kSpecial = EscapeTable<kAttribute>();
+  std::size_t first = 0;
+  while (first < s.size() && !kSpecial[static_cast<unsigned char>(s[first])]) ++first;
+  if (first == s.size()) {  // the common case: nothing to replace
+    out.append(s);
+    return;
+  }
+  const std::size_t at = out.size();
+  out.resize(at + kXmlEscapedMax * s.size());
+  char* end = WriteEscaped<kAttribute>(out.data() + at, s);
+  out.resize(static_cast<std::size_t>(end - out.data()));
 }
 
 bool IsAttribute(const SourceNode& c) { return !c.name.empty() && c.name[0] == '@'; }
@@ -925,6 +940,10 @@ bool XmlStreamReader::Next(Expected<SourceNode>& out) {
 void AppendXmlEscapedText(std::string& out, std::string_view s, bool attribute) {
   if (attribute) AppendEscaped<true>(out, s);
   else AppendEscaped<false>(out, s);
+}
+
+char* WriteXmlEscapedText(char* out, std::string_view s, bool attribute) {
+  return attribute ? WriteEscaped<true>(out, s) : WriteEscaped<false>(out, s);
 }
 
 void AppendXml(std::string& out, const SourceNode& element, int indent_level, bool pretty) {

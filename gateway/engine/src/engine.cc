@@ -28,12 +28,23 @@ Expected<model::CareRecord> Engine::Read(std::string_view system, std::string_vi
   const adapters::Adapter& a = adapter(system);
   if (a.profile().path_style == mapping::PathStyle::kJsonPointer) {
     // Mapped as it is parsed: no tree (the same result as the tree path, see RecordReader).
-    std::unique_ptr<mapping::RecordReader> reader = TakeReader(system);
-    reader->Begin(with_lineage);
-    FieldErrors errors = a.ParseEvents(bytes, *reader);
-    Expected<model::CareRecord> result = errors.empty() ? reader->Finish() : Expected<model::CareRecord>(std::move(errors));
-    ReturnReader(system, std::move(reader));
-    return result;
+    // The reader goes back to the pool on the way out, after the result is built in
+    // place (both returns below are prvalues: the record is not moved again).
+    struct Lease {
+      const Engine& engine;
+      std::string_view system;
+      std::unique_ptr<mapping::RecordReader> reader;
+      ~Lease() {
+        try {
+          engine.ReturnReader(system, std::move(reader));
+        } catch (...) {  // out of memory for the pool's slot: the reader is merely dropped
+        }
+      }
+    } lease{*this, system, TakeReader(system)};
+    lease.reader->Begin(with_lineage);
+    FieldErrors errors = a.ParseEvents(bytes, *lease.reader);
+    if (!errors.empty()) return Expected<model::CareRecord>(std::move(errors));
+    return lease.reader->Finish();
   }
   auto tree = a.Parse(bytes);
   if (!tree) return tree.errors();

@@ -13,8 +13,8 @@
 #include "caregate/core/text.h"
 #include "caregate/export/warehouse.h"
 #include "caregate/format/json.h"
+#include "caregate/format/sinks.h"
 #include "extract_reader.h"
-#include "xml_sink.h"
 
 namespace caregate::exporter {
 namespace {
@@ -270,7 +270,7 @@ void RecordProcessor::ProcessLine(Batch& batch, const Batch::LineRef& ref) {
   rec.withheld = r.consent_withheld();
   if (!rec.withheld) {
     // One compact ClientIntegrationResponse per line inside the batch root.
-    CompactXmlSink sink(batch.s1);
+    format::XmlTextSink sink(batch.s1, 0, /*pretty=*/false);
     sink.Open(engine_.plan().Profile("systmone")->root_name);
     engine_.plan().WriteTo("systmone", r, sink);
     sink.Close();

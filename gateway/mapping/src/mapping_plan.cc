@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <sstream>
 #include <unistd.h>
 
@@ -1180,7 +1181,10 @@ class RecordReader::Impl : private SystemPlan::ReadState::LazyPath {
   explicit Impl(const SystemPlan& sp) : sp_(sp) {}
 
   void Begin(bool with_lineage) {
-    rec_ = CareRecord{};
+    // A fresh record in the same storage (st_ refers to it): cheaper than assigning a
+    // new one, which moves every string of it.
+    std::destroy_at(&rec_);
+    std::construct_at(&rec_);
     errors_.clear();
     st_.lineage = with_lineage;
     st_.implicit.clear();

@@ -157,9 +157,22 @@ std::string Format(long minutes, std::string_view seconds) {
   long rem = minutes - days * 1440;
   int y, m, d;
   CivilFromDays(days, y, m, d);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02ld:%02ld", y, m, d, rem / 60, rem % 60);
-  return std::string(buf) + std::string(seconds);
+  std::string out;
+  out.reserve(16 + seconds.size());
+  if (y < 0 || y > 9999) {  // out of the 4-digit range only by an extreme offset
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02ld:%02ld", y, m, d, rem / 60, rem % 60);
+    out = buf;
+  } else {
+    // By hand: snprintf was a tenth of the CIS -> SystmOne translation's profile.
+    char buf[16] = {char('0' + y / 1000), char('0' + y / 100 % 10), char('0' + y / 10 % 10), char('0' + y % 10),
+                    '-', char('0' + m / 10), char('0' + m % 10), '-', char('0' + d / 10), char('0' + d % 10),
+                    'T', char('0' + rem / 600), char('0' + rem / 60 % 10), ':', char('0' + rem % 60 / 10),
+                    char('0' + rem % 10)};
+    out.assign(buf, 16);
+  }
+  out += seconds;
+  return out;
 }
 }  // namespace
 

@@ -65,6 +65,17 @@ TEST(UkLocalTime, ConvertsOffsetsBackToWallClock) {
   EXPECT_EQ(OffsetToUkLocal("2024-07-02T11:05:00"), "2024-07-02T11:05:00");
 }
 
+TEST(UkLocalTime, EveryDigitOfTheWallClockIsWritten) {
+  // The formatting is done by hand: every position of every field, and the years at
+  // the edges of the four-digit range.
+  EXPECT_EQ(OffsetToUkLocal("1987-11-29T19:48:07.125Z"), "1987-11-29T19:48:07.125");
+  EXPECT_EQ(OffsetToUkLocal("2000-02-29T23:59:59+00:00"), "2000-02-29T23:59:59");
+  EXPECT_EQ(OffsetToUkLocal("0001-01-01T00:00:00+00:00"), "0001-01-01T00:00:00");
+  EXPECT_EQ(OffsetToUkLocal("0001-01-01T00:30:00+01:00"), "0000-12-31T23:30:00");
+  EXPECT_EQ(OffsetToUkLocal("9999-12-31T23:30:00-01:00"), "10000-01-01T00:30:00");
+  EXPECT_EQ(OffsetToUkLocal("2024-08-10T06:09-02:00"), "2024-08-10T09:09");
+}
+
 TEST(Postcode, NormalisesCaseAndSpacing) {
   EXPECT_EQ(NormalisePostcode("ls12 2ab"), "LS12 2AB");
   EXPECT_EQ(NormalisePostcode("LS122AB"), "LS12 2AB");

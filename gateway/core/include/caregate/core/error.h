@@ -40,7 +40,10 @@ std::string FormatErrors(const FieldErrors& errors);  // "path: problem; path: p
 template <typename T>
 class Expected {
  public:
-  Expected(T value) : v_(std::move(value)) {}                      // NOLINT
+  // By reference, not by value: a record moved in is moved once (a CareRecord is a
+  // hundred strings, and moving an inline string copies its bytes).
+  Expected(const T& value) : v_(value) {}                          // NOLINT
+  Expected(T&& value) : v_(std::move(value)) {}                    // NOLINT
   Expected(FieldErrors errors) : v_(std::move(errors)) {}          // NOLINT
   Expected(FieldError error) : v_(FieldErrors{std::move(error)}) {}  // NOLINT
   bool ok() const { return v_.index() == 0; }

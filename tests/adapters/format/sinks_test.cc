@@ -1,0 +1,92 @@
+#include "caregate/format/sinks.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "caregate/core/tree_sink.h"
+#include "caregate/format/xml.h"
+
+namespace caregate::format {
+namespace {
+
+// A record with everything the writer treats specially: attributes, text that needs
+// escaping (in elements and attributes), characters XML cannot carry, empty and null
+// values, repeated elements (an array) and nesting.
+SourceNode Awkward(std::size_t long_text = 0) {
+  SourceNode root{"ClientIntegrationResponse", "", NodeKind::kObject, 0, {}};
+  SourceNode& resp = root.add("Response", NodeKind::kObject);
+  resp.add("@version", NodeKind::kString, "1 & \"2\" <3>\n\t\r");
+  SourceNode& id = resp.add("Identity", NodeKind::kObject);
+  id.add("NHSNumber", NodeKind::kString, "9434765919");
+  id.add("Surname", NodeKind::kString, "O'Neill & Sons <Ltd> \"quoted\"\r\n\ttabbed");
+  id.add("Control", NodeKind::kString, std::string("bell\x07 nul\x01 ffff\xEF\xBF\xBF fffe\xEF\xBF\xBE ok\xEF\xBF\xBD"));
+  id.add("Empty", NodeKind::kString, "");
+  id.add("Missing", NodeKind::kNull);
+  SourceNode& events = resp.add("Event", NodeKind::kArray);
+  for (int i = 0; i < 3; ++i) {
+    SourceNode& e = events.add("", NodeKind::kObject);
+    e.add("@id", NodeKind::kString, "E" + std::to_string(i));
+    e.add("Text", NodeKind::kString, std::string(long_text, static_cast<char>('a' + i)) + "<" + std::to_string(i) + ">");
+  }
+  SourceNode& bare = resp.add("Bare", NodeKind::kObject);
+  bare.add("@only", NodeKind::kString, "attribute");
+  return root;
+}
+
+std::string Streamed(const SourceNode& tree, std::string out, int level, bool pretty) {
+  XmlTextSink sink(out, level, pretty);
+  ReplayTree(tree, sink);
+  return out;
+}
+
+TEST(XmlTextSink, PrettyTextIsTheTreeWritersText) {
+  for (int level : {0, 1, 3}) {
+    for (std::size_t long_text : {std::size_t{0}, std::size_t{5000}, std::size_t{70000}}) {
+      SourceNode tree = Awkward(long_text);
+      std::string expected = "<?xml?>\n";  // what was in the buffer before stays
+      AppendXml(expected, tree, level, true);
+      EXPECT_EQ(Streamed(tree, "<?xml?>\n", level, true), expected) << "level " << level << ", text " << long_text;
+    }
+  }
+}
+
+TEST(XmlTextSink, CompactTextHasNoWhitespaceBetweenElements) {
+  SourceNode root{"R", "", NodeKind::kObject, 0, {}};
+  root.add("@a", NodeKind::kString, "x\"y");
+  SourceNode& items = root.add("I", NodeKind::kArray);
+  items.add("", NodeKind::kString, "1 < 2");
+  items.add("", NodeKind::kString, "");
+  SourceNode& n = root.add("N", NodeKind::kObject);
+  n.add("V", NodeKind::kString, "line\nbreak");
+  root.add("E", NodeKind::kObject);
+  EXPECT_EQ(Streamed(root, "", 2, false),
+            "<R a=\"x&quot;y\"><I>1 &lt; 2</I><I/><N><V>line\nbreak</V></N><E/></R>");
+}
+
+TEST(XmlTextSink, BufferHoldsExactlyTheTextOnceTheRootIsClosed) {
+  std::string out = "before|";
+  XmlTextSink sink(out, 0, false);
+  sink.Open("A");
+  sink.Value("B", std::string(10000, 'b'), NodeKind::kString);
+  sink.Close();
+  // No spare room is left behind: what the caller appends now follows the record.
+  out += "|after";
+  EXPECT_EQ(out, "before|<A><B>" + std::string(10000, 'b') + "</B></A>|after");
+  sink.Open("C");  // a second record from the same sink goes after the caller's text
+  sink.Close();
+  EXPECT_EQ(out.substr(out.size() - 10), "|after<C/>");
+}
+
+TEST(XmlTextSink, ARecordLeftOpenKeepsOnlyWhatWasWritten) {
+  std::string out;
+  {
+    XmlTextSink sink(out, 0, true);
+    sink.Open("A");
+    sink.Value("B", "1", NodeKind::kString);
+  }  // destroyed with A still open
+  EXPECT_EQ(out, "<A>\n  <B>1</B>\n");
+}
+
+}  // namespace
+}  // namespace caregate::format
