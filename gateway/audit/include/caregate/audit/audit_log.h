@@ -56,11 +56,18 @@ VerifyResult VerifyAuditTrail(const std::string& db_path);
 // CheckAuditQuery rejects, FatalError(kIoFailure) when the file cannot be read.
 std::vector<AuditEvent> QueryAuditTrail(const std::string& db_path, const AuditQuery& q);
 
+struct AuditLogOptions {
+  // The person index is appended in sorted runs (docs/audit.md): a run starts once this
+  // many events are not yet indexed, and is appended this many entries per group commit.
+  std::int64_t person_run_events = 32768;
+  std::int64_t person_run_chunk = 512;
+};
+
 class AuditLog {
  public:
   // Opens (creating if need be) the database, applies the audit migrations and starts
   // the writer. Throws FatalError(kIoFailure) when the file cannot be opened.
-  explicit AuditLog(std::string db_path);
+  explicit AuditLog(std::string db_path, AuditLogOptions options = {});
   ~AuditLog();  // Close()
   AuditLog(const AuditLog&) = delete;
   AuditLog& operator=(const AuditLog&) = delete;

@@ -1,0 +1,177 @@
+#include "person_runs.h"
+
+#include <algorithm>
+
+#include "caregate/store/statement.h"
+
+namespace caregate::audit {
+
+using store::Database;
+using store::Statement;
+
+namespace {
+
+using Pairs = std::vector<std::pair<std::string, std::int64_t>>;
+
+// The distinct (person id, seq) pairs of events first..last, sorted: what a run holds.
+Pairs ReadPairs(Database& db, std::int64_t first, std::int64_t last) {
+  auto s = db.Prepare(
+      "SELECT DISTINCT person_id, seq FROM audit_event_persons WHERE seq BETWEEN ? AND ? "
+      "ORDER BY person_id, seq");
+  s.Bind(1, first).Bind(2, last);
+  Pairs out;
+  while (s.Step()) out.emplace_back(s.ColumnText(0), s.ColumnInt64(1));
+  return out;
+}
+
+std::string Range(std::int64_t first, std::int64_t last) {
+  return "events " + std::to_string(first) + " to " + std::to_string(last);
+}
+
+}  // namespace
+
+// CROSS JOIN keeps audit_runs outermost (SQLite does not reorder it): one seek per run.
+const char* const kPersonSeqsSql =
+    "SELECT r.seq FROM audit_runs AS k CROSS JOIN audit_person_runs AS r "
+    "ON r.first_seq = k.first_seq AND r.person_id = ?2 "
+    "UNION ALL SELECT seq FROM audit_event_persons "
+    "WHERE seq > (SELECT indexed_upto FROM audit_head WHERE id = 1) AND person_id = ?2";
+
+bool HasPersonRuns(Database& db) {
+  auto s = db.Prepare(
+      "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN ('audit_runs', 'audit_person_runs')");
+  s.Step();
+  return s.ColumnInt64(0) == 2;
+}
+
+PersonRunIndexer::PersonRunIndexer(Database& db, std::int64_t run_events, std::int64_t chunk)
+    : db_(db),
+      run_events_(std::max<std::int64_t>(1, run_events)),
+      chunk_(std::max<std::int64_t>(1, chunk)),
+      insert_pair_(db, "INSERT OR IGNORE INTO audit_person_runs(first_seq, person_id, seq) VALUES (?, ?, ?)"),
+      insert_run_(db, "INSERT INTO audit_runs(first_seq, last_seq) VALUES (?, ?)") {}
+
+const Pairs& PersonRunIndexer::SortedRun(std::int64_t first, std::int64_t last) {
+  if (cached_first_ != first || cached_last_ != last) {
+    cached_ = ReadPairs(db_, first, last);
+    cached_first_ = first;
+    cached_last_ = last;
+  }
+  return cached_;
+}
+
+void PersonRunIndexer::Step(std::int64_t first_seq, std::int64_t head_seq, const Pairs& batch,
+                            PersonRunState& state) {
+  if (state.run_last == 0) {
+    if (head_seq - state.indexed_upto < run_events_) return;
+    state.run_last = head_seq;  // the run takes every event not yet indexed
+    state.run_inserted = 0;
+    const std::int64_t from = state.indexed_upto + 1;
+    if (noted_first_ <= from && noted_last_ == first_seq - 1) {  // all written by us: sort in memory
+      cached_.clear();
+      for (const auto& p : noted_)
+        if (p.second >= from) cached_.push_back(p);
+      cached_.insert(cached_.end(), batch.begin(), batch.end());
+      std::sort(cached_.begin(), cached_.end());
+      cached_.erase(std::unique(cached_.begin(), cached_.end()), cached_.end());
+      cached_first_ = from;
+      cached_last_ = head_seq;
+    }
+  }
+  const std::int64_t first = state.indexed_upto + 1;
+  const Pairs& pairs = SortedRun(first, state.run_last);
+  const auto begin = static_cast<std::size_t>(std::min<std::int64_t>(state.run_inserted, static_cast<std::int64_t>(pairs.size())));
+  const auto end = static_cast<std::size_t>(std::min<std::int64_t>(static_cast<std::int64_t>(begin) + chunk_,
+                                                                    static_cast<std::int64_t>(pairs.size())));
+  for (std::size_t i = begin; i < end; ++i) {
+    insert_pair_.Reset();
+    insert_pair_.Bind(1, first).Bind(2, pairs[i].first).Bind(3, pairs[i].second).Run();
+  }
+  state.run_inserted = static_cast<std::int64_t>(end);
+  if (end == pairs.size()) {
+    insert_run_.Reset();
+    insert_run_.Bind(1, first).Bind(2, state.run_last).Run();
+    state.indexed_upto = state.run_last;
+    state.run_last = 0;
+    state.run_inserted = 0;
+    cached_.clear();
+    cached_first_ = cached_last_ = 0;
+  }
+}
+
+void PersonRunIndexer::Committed(std::int64_t first_seq, std::int64_t head_seq, Pairs&& batch,
+                                 const PersonRunState& state) {
+  if (noted_last_ + 1 != first_seq) {  // another writer's events in between: start afresh
+    noted_.clear();
+    noted_first_ = first_seq;
+  }
+  if (noted_.empty()) {
+    noted_ = std::move(batch);
+  } else {
+    noted_.insert(noted_.end(), std::make_move_iterator(batch.begin()), std::make_move_iterator(batch.end()));
+  }
+  noted_last_ = head_seq;
+  // Events in a run (complete or being appended) are no longer needed here.
+  const std::int64_t done = std::max(state.indexed_upto, state.run_last);
+  if (done >= noted_first_) {
+    const auto keep = std::find_if(noted_.begin(), noted_.end(), [done](const auto& p) { return p.second > done; });
+    noted_.erase(noted_.begin(), keep);
+    noted_first_ = done + 1;
+  }
+}
+
+std::optional<std::pair<std::int64_t, std::string>> VerifyPersonRuns(Database& db) {
+  std::int64_t indexed_upto = 0, run_last = 0, run_inserted = 0;
+  {
+    auto h = db.Prepare("SELECT indexed_upto, run_last, run_inserted FROM audit_head WHERE id = 1");
+    if (!h.Step()) return std::nullopt;  // the chain check reports a missing head
+    indexed_upto = h.ColumnInt64(0);
+    run_last = h.ColumnInt64(1);
+    run_inserted = h.ColumnInt64(2);
+  }
+  std::int64_t expected_first = 1;
+  auto runs = db.Prepare("SELECT first_seq, last_seq FROM audit_runs ORDER BY first_seq");
+  auto stored = db.Prepare(
+      "SELECT person_id, seq FROM audit_person_runs WHERE first_seq = ? ORDER BY person_id, seq");
+  while (runs.Step()) {
+    const std::int64_t first = runs.ColumnInt64(0), last = runs.ColumnInt64(1);
+    if (first != expected_first || last < first)
+      return std::make_pair(first, "the person index's runs do not follow on from each other at event " +
+                                       std::to_string(first) + " (expected a run from " +
+                                       std::to_string(expected_first) + "): the index was edited");
+    const Pairs want = ReadPairs(db, first, last);
+    stored.Reset();
+    stored.Bind(1, first);
+    std::size_t i = 0;
+    bool same = true;
+    while (stored.Step()) {
+      if (i >= want.size() || want[i].first != stored.ColumnTextView(0) || want[i].second != stored.ColumnInt64(1)) {
+        same = false;
+        break;
+      }
+      ++i;
+    }
+    stored.Reset();
+    if (!same || i != want.size())
+      return std::make_pair(first, "the person index of " + Range(first, last) +
+                                       " does not match the events' person ids: the index was edited "
+                                       "(a person report would not show every access)");
+    expected_first = last + 1;
+  }
+  if (expected_first - 1 != indexed_upto)
+    return std::make_pair(expected_first, "the head says events up to " + std::to_string(indexed_upto) +
+                                              " are indexed, but the person index's runs end at " +
+                                              std::to_string(expected_first - 1) + ": the index was edited");
+  // Rows past the completed runs belong to the run being appended, and only so many.
+  auto extra = db.Prepare("SELECT first_seq, count(*) FROM audit_person_runs WHERE first_seq > ? GROUP BY first_seq");
+  extra.Bind(1, indexed_upto);
+  while (extra.Step()) {
+    const std::int64_t first = extra.ColumnInt64(0), n = extra.ColumnInt64(1);
+    if (run_last == 0 || first != indexed_upto + 1 || n != run_inserted)
+      return std::make_pair(first, "the person index holds " + std::to_string(n) + " entries for a run from event " +
+                                       std::to_string(first) + " that is not being built: the index was edited");
+  }
+  return std::nullopt;
+}
+
+}  // namespace caregate::audit

@@ -1,0 +1,177 @@
+// The person index kept as sorted runs (gateway/audit/src/person_runs.h): queries by
+// person find exactly the events naming them, whether their events are in completed
+// runs, in the run being appended or in the unindexed tail; Verify catches an edited
+// index; a file from before the runs is converted; two writers on one file agree.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "audit_test_support.h"
+#include "caregate/audit/audit_log.h"
+#include "caregate/store/database.h"
+#include "caregate/store/statement.h"
+
+namespace caregate::audit {
+namespace {
+
+using testing::MakeEvent;
+using testing::Tamper;
+using testing::TempDir;
+
+constexpr AuditLogOptions kSmallRuns{.person_run_events = 8, .person_run_chunk = 3};
+
+std::int64_t Scalar(const std::string& path, const std::string& sql) {
+  store::Database db(path);
+  auto s = db.Prepare(sql);
+  EXPECT_TRUE(s.Step()) << sql;
+  return s.ColumnInt64(0);
+}
+
+// The persons of event i (1-based): a few people seen often, some events naming two ids
+// (one of them twice), some none.
+std::vector<std::string> PersonsOf(int i) {
+  if (i % 7 == 0) return {};
+  std::vector<std::string> ids{"cis:" + std::to_string(i % 5)};
+  if (i % 3 == 0) ids.push_back("nhs:99120038" + std::to_string(10 + i % 4));
+  if (i % 11 == 0) ids.push_back(ids.front());
+  return ids;
+}
+
+class PersonRuns : public ::testing::Test {
+ protected:
+  // What every person query must return: from the events as appended.
+  void Note(std::int64_t seq, const std::vector<std::string>& ids) {
+    for (const auto& id : ids) expected_[id].insert(seq);
+  }
+  void ExpectQueriesMatch(const AuditLog& log) {
+    for (const auto& [id, seqs] : expected_) {
+      std::set<std::int64_t> got;
+      for (const auto& e : log.Query({.person_id = id})) got.insert(e.seq);
+      EXPECT_EQ(got, seqs) << id;
+    }
+    EXPECT_TRUE(log.Query({.person_id = "cis:nobody"}).empty());
+  }
+
+  TempDir dir_;
+  std::string path_ = dir_.file("audit.db");
+  std::map<std::string, std::set<std::int64_t>> expected_;
+};
+
+TEST_F(PersonRuns, QueriesFindEveryEventOfAPersonAsRunsAreBuilt) {
+  AuditLog log(path_, kSmallRuns);
+  for (int i = 1; i <= 60; ++i) {
+    const auto ids = PersonsOf(i);
+    Note(log.AppendDurable(MakeEvent("user" + std::to_string(i % 3), ids)), ids);
+    ExpectQueriesMatch(log);  // at every stage: tail, run half appended, runs complete
+    ASSERT_TRUE(log.Verify().ok) << "after event " << i << ": " << log.Verify().problem;
+  }
+  log.Close();
+  // Runs were completed, covering a prefix of the events with no gap.
+  EXPECT_GE(Scalar(path_, "SELECT count(*) FROM audit_runs"), 3);
+  EXPECT_EQ(Scalar(path_, "SELECT min(first_seq) FROM audit_runs"), 1);
+  EXPECT_EQ(Scalar(path_, "SELECT indexed_upto FROM audit_head"), Scalar(path_, "SELECT max(last_seq) FROM audit_runs"));
+  EXPECT_GT(Scalar(path_, "SELECT count(*) FROM audit_person_runs"), 40);
+}
+
+TEST_F(PersonRuns, GroupCommitsOfManyEventsAreIndexedToo) {
+  AuditLog log(path_, kSmallRuns);
+  std::vector<std::future<std::int64_t>> futures;
+  std::vector<std::vector<std::string>> ids;
+  for (int i = 1; i <= 200; ++i) {
+    ids.push_back(PersonsOf(i));
+    futures.push_back(log.Append(MakeEvent("u", ids.back())));
+  }
+  for (std::size_t i = 0; i < futures.size(); ++i) Note(futures[i].get(), ids[i]);
+  ExpectQueriesMatch(log);
+  EXPECT_TRUE(log.Verify().ok) << log.Verify().problem;
+}
+
+class PersonRunsTampered : public PersonRuns {
+ protected:
+  void SetUp() override {
+    AuditLog log(path_, kSmallRuns);
+    for (int i = 1; i <= 30; ++i) log.AppendDurable(MakeEvent("u", PersonsOf(i)));
+    ASSERT_TRUE(log.Verify().ok);
+  }
+  VerifyResult Verify() { return VerifyAuditTrail(path_); }
+};
+
+TEST_F(PersonRunsTampered, ARowRemovedFromACompletedRunIsFound) {
+  // Hiding an access from person reports without touching the chain.
+  Tamper(path_, "DELETE FROM audit_person_runs WHERE first_seq = 1 AND person_id = 'cis:1'");
+  const auto r = Verify();
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.first_bad_seq, 1);
+  EXPECT_NE(r.problem.find("person index"), std::string::npos) << r.problem;
+}
+
+TEST_F(PersonRunsTampered, ARowAddedToARunIsFound) {
+  Tamper(path_, "INSERT INTO audit_person_runs VALUES (1, 'cis:9', 2)");
+  const auto r = Verify();
+  EXPECT_FALSE(r.ok);
+  EXPECT_NE(r.problem.find("person index"), std::string::npos) << r.problem;
+}
+
+TEST_F(PersonRunsTampered, ARunRemovedFromTheListIsFound) {
+  Tamper(path_, "DELETE FROM audit_runs WHERE first_seq = 1");
+  const auto r = Verify();
+  EXPECT_FALSE(r.ok);
+  EXPECT_NE(r.problem.find("person index"), std::string::npos) << r.problem;
+}
+
+TEST_F(PersonRunsTampered, RowsForARunNotBeingBuiltAreFound) {
+  Tamper(path_, "INSERT INTO audit_person_runs VALUES (1000, 'cis:1', 1000)");
+  const auto r = Verify();
+  EXPECT_FALSE(r.ok);
+  EXPECT_NE(r.problem.find("not being built"), std::string::npos) << r.problem;
+}
+
+TEST_F(PersonRuns, AFileFromBeforeTheRunsIsConverted) {
+  {
+    AuditLog log(path_);  // runs far off: every event stays in the tail
+    for (int i = 1; i <= 12; ++i) {
+      const auto ids = PersonsOf(i);
+      Note(log.AppendDurable(MakeEvent("u", ids)), ids);
+    }
+  }
+  // Put the file back as migration 100 left it: the B-tree person index, no runs.
+  Tamper(path_,
+         "DROP TABLE audit_runs; DROP TABLE audit_person_runs;"
+         "ALTER TABLE audit_head DROP COLUMN indexed_upto; ALTER TABLE audit_head DROP COLUMN run_last;"
+         "ALTER TABLE audit_head DROP COLUMN run_inserted;"
+         "CREATE INDEX audit_event_persons_by_person ON audit_event_persons(person_id, seq);"
+         "DELETE FROM schema_migrations WHERE version = 101;");
+  {
+    std::set<std::int64_t> got;
+    for (const auto& e : QueryAuditTrail(path_, {.person_id = "cis:1"})) got.insert(e.seq);
+    EXPECT_EQ(got, expected_["cis:1"]);  // the old file is still queried correctly
+  }
+  AuditLog log(path_, kSmallRuns);
+  EXPECT_EQ(Scalar(path_, "SELECT indexed_upto FROM audit_head"), 12);  // history is run 1
+  EXPECT_EQ(Scalar(path_, "SELECT count(*) FROM sqlite_schema WHERE name = 'audit_event_persons_by_person'"), 0);
+  for (int i = 13; i <= 30; ++i) {
+    const auto ids = PersonsOf(i);
+    Note(log.AppendDurable(MakeEvent("u", ids)), ids);
+  }
+  ExpectQueriesMatch(log);
+  EXPECT_TRUE(log.Verify().ok) << log.Verify().problem;
+}
+
+TEST_F(PersonRuns, TwoWritersOnOneFileKeepOneIndex) {
+  AuditLog a(path_, kSmallRuns), b(path_, kSmallRuns);
+  for (int i = 1; i <= 50; ++i) {
+    const auto ids = PersonsOf(i);
+    AuditLog& log = (i / 3) % 2 ? a : b;  // turns of three events each
+    Note(log.AppendDurable(MakeEvent("u", ids)), ids);
+  }
+  ExpectQueriesMatch(a);
+  EXPECT_TRUE(b.Verify().ok) << b.Verify().problem;
+  EXPECT_GE(Scalar(path_, "SELECT count(*) FROM audit_runs"), 3);
+}
+
+}  // namespace
+}  // namespace caregate::audit
