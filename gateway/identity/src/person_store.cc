@@ -291,29 +291,47 @@ struct PersonStore::Impl {
     return out;
   }
 
-  std::shared_ptr<const PersonSnapshot> Load(std::int64_t key) const {
-    auto snap = std::make_shared<PersonSnapshot>();
-    snap->person_key = key;
+  // A person's rows as stored, read under read_mutex inside one read snapshot; decoding
+  // them (the costly part) is done by Decode without the lock, so that the I/O threads
+  // decode different people at once.
+  struct Stored {
+    std::int64_t key = 0;
+    std::vector<std::string> ids;
+    struct Record {
+      std::string system, canonical_json, updated_at;
+    };
+    std::vector<Record> records;
+  };
+  Stored Read(std::int64_t key) const {
+    Stored out;
+    out.key = key;
     ids_of.Reset();
     ids_of.Bind(1, key);
-    while (ids_of.Step()) snap->ids.push_back(ids_of.ColumnText(0));
+    while (ids_of.Step()) out.ids.push_back(ids_of.ColumnText(0));
     ids_of.Reset();
     records_of.Reset();
     records_of.Bind(1, key);
-    while (records_of.Step()) {
-      std::string system = records_of.ColumnText(0);
-      auto rec = model::FromCanonicalJson(records_of.ColumnTextView(1));
+    while (records_of.Step())
+      out.records.push_back({records_of.ColumnText(0), records_of.ColumnText(1), records_of.ColumnText(2)});
+    records_of.Reset();
+    return out;
+  }
+  std::shared_ptr<const PersonSnapshot> Decode(Stored&& stored) const {
+    auto snap = std::make_shared<PersonSnapshot>();
+    snap->person_key = stored.key;
+    snap->ids = std::move(stored.ids);
+    for (auto& r : stored.records) {
+      auto rec = model::FromCanonicalJson(r.canonical_json);
       if (!rec) throw FatalError(Problem::kInternal, path + ": a stored record does not parse: " + FormatErrors(rec.errors()));
       auto ptr = std::make_shared<const model::CareRecord>(std::move(rec.value()));
-      if (system == "systmone") {
+      if (r.system == "systmone") {
         snap->systmone = ptr;
-        snap->systmone_updated_at = records_of.ColumnText(2);
-      } else if (system == "cis") {
+        snap->systmone_updated_at = std::move(r.updated_at);
+      } else if (r.system == "cis") {
         snap->cis = ptr;
-        snap->cis_updated_at = records_of.ColumnText(2);
+        snap->cis_updated_at = std::move(r.updated_at);
       }
     }
-    records_of.Reset();
     return snap;
   }
 
@@ -352,36 +370,48 @@ std::vector<IngestOutcome> PersonStore::IngestMany(std::span<const model::CareRe
 
 std::shared_ptr<const PersonSnapshot> PersonStore::Find(std::string_view person_id) const {
   auto& d = *impl_;
-  std::lock_guard lock(d.read_mutex);
-  // data_version changes whenever another connection commits to the file (the audit
-  // trail does so for every lookup); only then is the snapshot counter read, and only
-  // when that has moved is the cache stale. A write landing between the two reads is
-  // seen at the next call, as it would be had it landed just after this one.
-  const std::int64_t data_version = ReadInt(d.data_version);
-  if (data_version != d.seen_data_version) {
-    d.seen_data_version = data_version;
-    const std::int64_t snapshot_version = ReadInt(d.snapshot_version);
-    if (snapshot_version != d.seen_snapshot_version) {
-      d.cache.clear();
-      d.seen_snapshot_version = snapshot_version;
-    }
-  }
-  if (d.cache.size() > 200'000) d.cache.clear();
   std::string id(person_id);
-  if (auto it = d.cache.find(id); it != d.cache.end()) return it->second;
-  // Both queries below run in one read snapshot.
-  Transaction tx(d.rdb, Transaction::Mode::kDeferred);
-  d.find_key.Reset();
-  d.find_key.Bind(1, id);
-  if (!d.find_key.Step()) {
+  Impl::Stored stored;
+  std::int64_t read_at_version = 0;
+  {
+    std::lock_guard lock(d.read_mutex);
+    // data_version changes whenever another connection commits to the file (the audit
+    // trail does so for every lookup); only then is the snapshot counter read, and only
+    // when that has moved is the cache stale. A write landing between the two reads is
+    // seen at the next call, as it would be had it landed just after this one.
+    const std::int64_t data_version = ReadInt(d.data_version);
+    if (data_version != d.seen_data_version) {
+      d.seen_data_version = data_version;
+      const std::int64_t snapshot_version = ReadInt(d.snapshot_version);
+      if (snapshot_version != d.seen_snapshot_version) {
+        d.cache.clear();
+        d.seen_snapshot_version = snapshot_version;
+      }
+    }
+    if (d.cache.size() > 200'000) d.cache.clear();
+    if (auto it = d.cache.find(id); it != d.cache.end()) return it->second;
+    // The key and the rows in one read snapshot.
+    Transaction tx(d.rdb, Transaction::Mode::kDeferred);
     d.find_key.Reset();
-    return nullptr;
+    d.find_key.Bind(1, id);
+    if (!d.find_key.Step()) {
+      d.find_key.Reset();
+      return nullptr;
+    }
+    const std::int64_t key = d.find_key.ColumnInt64(0);
+    d.find_key.Reset();
+    stored = d.Read(key);
+    tx.Commit();
+    read_at_version = d.seen_snapshot_version;
   }
-  const std::int64_t key = d.find_key.ColumnInt64(0);
-  d.find_key.Reset();
-  auto snap = d.Load(key);
-  tx.Commit();
-  d.cache.emplace(std::move(id), snap);
+  auto snap = d.Decode(std::move(stored));
+  std::lock_guard lock(d.read_mutex);
+  // Cached only if nothing it was read from has changed since (else the next call reads
+  // it again); another thread may have cached the same person meanwhile.
+  if (d.seen_snapshot_version == read_at_version) {
+    auto [it, inserted] = d.cache.emplace(std::move(id), snap);
+    if (!inserted) return it->second;
+  }
   return snap;
 }
 

@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
+#include <vector>
+
 #include "caregate/store/database.h"
 #include "records.h"
 
@@ -223,6 +227,38 @@ TEST(PersonStore, CacheIsDroppedWhenAnyoneChangesTheStoredRecords) {
   EXPECT_EQ(second->cis->person.phone_home, "9");
   other.Exec("DELETE FROM person_ids WHERE id = 'cis:C-1'");
   EXPECT_EQ(store.Find("cis:C-1"), nullptr);
+}
+
+TEST(PersonStore, ConcurrentLookupsDecodeOutsideTheLockAndStillSeeEveryWrite) {
+  // Find decodes a person's records without holding its lock (so I/O threads decode
+  // different people at once); a record read before a write lands must not be cached
+  // past it.
+  TempDir dir;
+  PersonStore store(dir.file("db"));
+  PersonStore writer(dir.file("db"));
+  std::vector<model::CareRecord> records;
+  for (int i = 0; i < 40; ++i)
+    records.push_back(Cis(PersonFields{.cis = "C-" + std::to_string(i), .phone = "0"}));
+  store.IngestMany(records);
+  std::atomic<bool> stop{false};
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 4; ++t)
+    readers.emplace_back([&, t] {
+      for (int n = 0; !stop.load(); ++n) {
+        const std::string id = "cis:C-" + std::to_string((n * 7 + t) % 40);
+        auto p = store.Find(id);
+        if (!p || !p->cis || p->cis->person.cis_id != id.substr(4)) wrong.fetch_add(1);
+      }
+    });
+  for (int round = 1; round <= 5; ++round)
+    writer.Ingest(Cis(PersonFields{.cis = "C-3", .phone = std::to_string(round)}));
+  stop = true;
+  for (auto& r : readers) r.join();
+  EXPECT_EQ(wrong.load(), 0);
+  // After the readers raced the writes, the cache holds the last write, not an older read.
+  EXPECT_EQ(store.Find("cis:C-3")->cis->person.phone_home, "5");
+  EXPECT_EQ(store.Find("cis:C-3"), store.Find("cis:C-3"));  // and caches it
 }
 
 TEST(PersonStore, BulkIngestIsOneTransaction) {
