@@ -192,7 +192,7 @@ struct App::Impl {
     if (auto q = ctx.Query("view")) view = std::string(*q);
     if (!IsView(view))
       return Refuse(caregate::Problem::kUsage, "view must be systmone, cis or canonical", ctx, "read", {id}, "");
-    auto person = store.Find(id);
+    auto person = store.Find(id, /*with_lineage=*/view == "canonical");
     if (!person) return Refuse(caregate::Problem::kNotFound, "no person with this id", ctx, "read", {id}, view);
     auto rendered = RenderedView(id, *ctx.principal, view, person);
     if (!rendered)
@@ -366,7 +366,7 @@ struct App::Impl {
   // ---- GET /v1/persons/{id}/lineage ----
   Response Lineage(const RequestContext& ctx) {
     const std::string id(ctx.Param("id"));
-    auto person = store.Find(id);
+    auto person = store.Find(id, /*with_lineage=*/true);
     if (!person) return Refuse(caregate::Problem::kNotFound, "no person with this id", ctx, "lineage", {id}, "");
     rapidjson::StringBuffer sb;
     JsonWriter w(sb);

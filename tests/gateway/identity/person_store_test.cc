@@ -6,6 +6,7 @@
 #include <thread>
 #include <vector>
 
+#include "caregate/model/canonical_json.h"
 #include "caregate/store/database.h"
 #include "records.h"
 
@@ -47,9 +48,60 @@ TEST(PersonStore, LinksTheTwoSystemsRecordsByNhsNumber) {
   ASSERT_TRUE(snap->systmone && snap->cis);
   EXPECT_EQ(snap->cis->source_system, "cis");
   EXPECT_EQ(snap->systmone->source_system, "systmone");
-  EXPECT_FALSE(snap->systmone->lineage.empty());
   EXPECT_EQ(store.PersonCount(), 1);
   EXPECT_EQ(store.SourceRecordCount(), 2);
+}
+
+TEST(PersonStore, LineageIsStoredApartAndReadOnlyWhenAskedFor) {
+  TempDir dir;
+  PersonStore store(dir.file("db"));
+  const auto s1 = ReadOrDie("systmone", SpecExample("systmone-record.xml"));
+  ASSERT_FALSE(s1.lineage.empty());
+  store.Ingest(s1);
+  auto plain = store.Find("s1:700412");
+  auto full = store.Find("s1:700412", /*with_lineage=*/true);
+  ASSERT_TRUE(plain && full && plain->systmone && full->systmone);
+  EXPECT_TRUE(plain->systmone->lineage.empty());
+  EXPECT_NE(plain, full);  // two cached snapshots
+  EXPECT_EQ(store.Find("s1:700412", true), full);
+  // With lineage the stored record is exactly the ingested one, without it the same but
+  // for the lineage.
+  EXPECT_EQ(model::ToCanonicalJson(*full->systmone), model::ToCanonicalJson(s1));
+  EXPECT_EQ(model::ToCanonicalJson(*plain->systmone, {.lineage = false}),
+            model::ToCanonicalJson(s1, {.lineage = false}));
+  // A lookup reads no lineage: it is not in the column a lookup reads.
+  store::Database db(dir.file("db"));
+  auto q = db.Prepare("SELECT canonical_json, lineage_json FROM source_records");
+  ASSERT_TRUE(q.Step());
+  EXPECT_EQ(q.ColumnText(0).find("\"lineage\""), std::string::npos);
+  EXPECT_NE(q.ColumnText(1).find("\"rule\""), std::string::npos);
+}
+
+TEST(PersonStore, AStoreFromBeforeTheSplitKeepsEveryLineage) {
+  TempDir dir;
+  const auto s1 = ReadOrDie("systmone", SpecExample("systmone-record.xml"));
+  const auto cis = ReadOrDie("cis", SpecExample("cis-record.json"));
+  {
+    PersonStore store(dir.file("db"));
+    store.Ingest(s1);
+    store.Ingest(cis);
+  }
+  {  // Put the rows back as migration 301 left them: the whole canonical JSON in one column.
+    store::Database db(dir.file("db"));
+    db.Exec("UPDATE source_records SET canonical_json = substr(canonical_json, 1, length(canonical_json) - 1)"
+            " || ',\"lineage\":' || lineage_json || '}';"
+            "ALTER TABLE source_records DROP COLUMN lineage_json;"
+            "DELETE FROM schema_migrations WHERE version = 302;");
+  }
+  PersonStore store(dir.file("db"));  // migration 302 runs
+  auto full = store.Find("nhs:9912003888", true);
+  ASSERT_TRUE(full && full->systmone && full->cis);
+  EXPECT_EQ(model::ToCanonicalJson(*full->systmone), model::ToCanonicalJson(s1));
+  EXPECT_EQ(model::ToCanonicalJson(*full->cis), model::ToCanonicalJson(cis));
+  EXPECT_TRUE(store.Find("nhs:9912003888")->systmone->lineage.empty());
+  // The same record again is recognised as unchanged (the content hash still covers the
+  // whole canonical JSON).
+  EXPECT_TRUE(store.Ingest(s1).unchanged);
 }
 
 TEST(PersonStore, SameContentAgainIsAnUpdateWithoutADuplicatePerson) {

@@ -43,7 +43,7 @@ struct IngestOutcome {
 struct PersonSnapshot {
   std::int64_t person_key = 0;
   std::vector<std::string> ids;  // sorted
-  std::shared_ptr<const model::CareRecord> systmone, cis;  // with lineage; null when absent
+  std::shared_ptr<const model::CareRecord> systmone, cis;  // null when absent; lineage as asked of Find
   std::string systmone_updated_at, cis_updated_at;
   const model::CareRecord* record(std::string_view system) const {
     return system == "systmone" ? systmone.get() : system == "cis" ? cis.get() : nullptr;
@@ -78,7 +78,10 @@ class PersonStore {
   std::vector<IngestOutcome> IngestMany(std::span<const model::CareRecord> records);
 
   // The person an id resolves to, or null. Cached; never stale with respect to the file.
-  std::shared_ptr<const PersonSnapshot> Find(std::string_view person_id) const;
+  // The records come without their lineage unless `with_lineage` (the canonical view and
+  // the lineage route need it; the SystmOne and CIS views do not): lineage is most of a
+  // stored record, and is stored apart so that a lookup does not read it.
+  std::shared_ptr<const PersonSnapshot> Find(std::string_view person_id, bool with_lineage = false) const;
 
   // Proposals with that status ("pending", "accepted", "rejected"; "" for all), by id.
   std::vector<LinkProposal> Proposals(std::string_view status = "pending") const;
