@@ -284,8 +284,25 @@ TEST_F(AppRoutes, LineageNamesSystemPathRuleAndLossyWithoutValues) {
       }
     }
   EXPECT_TRUE(saw_family_name);
-  ASSERT_GE(d["views"]["systmone"]["lossy"].Size(), 0u);
+  // Per view, what a translation would carry lossily or not at all: SystmOne's own
+  // record wins the SystmOne view (nothing lossy); the CIS view cannot carry, e.g., the
+  // SystmOne marital status.
+  ASSERT_TRUE(d["views"]["systmone"]["lossy"].IsArray());
+  EXPECT_EQ(d["views"]["systmone"]["lossy"].Size(), 0u);
+  bool marital_not_carried = false;
+  for (const auto& f : d["views"]["cis"]["not_carried"].GetArray())
+    marital_not_carried |= std::string(f.GetString()) == "person.marital_status";
+  EXPECT_TRUE(marital_not_carried);
   EXPECT_EQ(LastEvent().action, "lineage");
+  // A person CIS alone knows, whose ethnicity SystmOne can only hold lossily.
+  ASSERT_EQ(IngestCis(CisJson(PersonFields{.cis = "C-2", .surname = "Roma", .ethnicity = "White: Roma"})).status, 201);
+  r = Call("GET", "/v1/persons/cis:C-2/lineage", kIg);
+  ASSERT_EQ(r.status, 200) << r.body;
+  d = Json(r.body);
+  bool ethnicity_lossy = false;
+  for (const auto& l : d["views"]["systmone"]["lossy"].GetArray())
+    ethnicity_lossy |= std::string(l["field"].GetString()) == "person.ethnicity";
+  EXPECT_TRUE(ethnicity_lossy) << r.body;
   EXPECT_EQ(Call("GET", "/v1/persons/cis:nobody/lineage", kIg).status, 404);
 }
 
