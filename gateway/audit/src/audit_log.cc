@@ -8,10 +8,11 @@
 #include <exception>
 #include <memory>
 #include <mutex>
-#include <pthread.h>
 #include <optional>
 #include <thread>
 #include <utility>
+
+#include <pthread.h>
 
 #include "caregate/store/database.h"
 #include "caregate/store/statement.h"
@@ -26,9 +27,10 @@ using store::Database;
 using store::Statement;
 using store::Transaction;
 
-// Person ids live only in audit_event_persons (one row per id, `pos` keeps their order):
-// it is both the index for "who looked at this person" and the data the hash covers, so
-// an index row cannot be removed or added without breaking the event's hash.
+// Person ids live only in audit_event_persons (one row per id, `pos` keeps their order),
+// the data the hash covers, so a row cannot be removed or added without breaking the
+// event's hash. (Version 100 indexed it by person too; since 101 the person index is kept
+// in sorted runs, person_runs.h, checked against this table by verify.)
 // audit_head repeats the last seq and hash; it is updated in the same transaction as the
 // events, which is what makes removing the last event(s) detectable.
 constexpr std::string_view kSchemaV100 = R"sql(
@@ -111,11 +113,7 @@ AuditEvent ReadEventRow(const Statement& s) {
 }
 
 bool HasAuditTables(Database& db) {
-  auto s = db.Prepare(
-      "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN "
-      "('audit_events', 'audit_event_persons', 'audit_head')");
-  s.Step();
-  return s.ColumnInt64(0) == 3;
+  return db.HasTable("audit_events") && db.HasTable("audit_event_persons") && db.HasTable("audit_head");
 }
 
 std::string SeqRange(std::int64_t first, std::int64_t last) {

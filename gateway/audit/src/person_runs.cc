@@ -11,7 +11,7 @@ using store::Statement;
 
 namespace {
 
-using Pairs = std::vector<std::pair<std::string, std::int64_t>>;
+using Pairs = PersonRunIndexer::Pairs;
 
 // The distinct (person id, seq) pairs of events first..last, sorted: what a run holds.
 Pairs ReadPairs(Database& db, std::int64_t first, std::int64_t last) {
@@ -37,12 +37,7 @@ const char* const kPersonSeqsSql =
     "UNION ALL SELECT seq FROM audit_event_persons "
     "WHERE seq > (SELECT indexed_upto FROM audit_head WHERE id = 1) AND person_id = ?2";
 
-bool HasPersonRuns(Database& db) {
-  auto s = db.Prepare(
-      "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN ('audit_runs', 'audit_person_runs')");
-  s.Step();
-  return s.ColumnInt64(0) == 2;
-}
+bool HasPersonRuns(Database& db) { return db.HasTable("audit_runs") && db.HasTable("audit_person_runs"); }
 
 PersonRunIndexer::PersonRunIndexer(Database& db, std::int64_t run_events, std::int64_t chunk)
     : db_(db),

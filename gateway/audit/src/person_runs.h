@@ -52,7 +52,7 @@ class PersonRunIndexer {
   void Committed(std::int64_t first_seq, std::int64_t head_seq, Pairs&& batch, const PersonRunState& state);
 
  private:
-  const std::vector<std::pair<std::string, std::int64_t>>& SortedRun(std::int64_t first, std::int64_t last);
+  const Pairs& SortedRun(std::int64_t first, std::int64_t last);
 
   store::Database& db_;
   const std::int64_t run_events_;
@@ -60,7 +60,7 @@ class PersonRunIndexer {
   store::Statement insert_pair_, insert_run_;
   // The run in progress, sorted (person id, seq), cached between batches.
   std::int64_t cached_first_ = 0, cached_last_ = 0;
-  std::vector<std::pair<std::string, std::int64_t>> cached_;
+  Pairs cached_;
   // Committed pairs of events noted_first_..noted_last_ (all by this writer), seq order.
   std::int64_t noted_first_ = 1, noted_last_ = 0;
   Pairs noted_;

@@ -83,6 +83,12 @@ void Database::Exec(std::string_view sql) {
 }
 
 std::int64_t Database::LastInsertRowId() const { return sqlite3_last_insert_rowid(db_); }
+
+bool Database::HasTable(std::string_view name) {
+  Statement s(*this, "SELECT 1 FROM main.sqlite_schema WHERE type = 'table' AND name = ?");
+  s.Bind(1, name);
+  return s.Step();
+}
 int Database::Changes() const { return sqlite3_changes(db_); }
 bool Database::InTransaction() const { return sqlite3_get_autocommit(db_) == 0; }
 

@@ -97,37 +97,33 @@ class PersonRunsTampered : public PersonRuns {
     for (int i = 1; i <= 30; ++i) log.AppendDurable(MakeEvent("u", PersonsOf(i)));
     ASSERT_TRUE(log.Verify().ok);
   }
-  VerifyResult Verify() { return VerifyAuditTrail(path_); }
+  // Edits the file as an intruder would; verify must then fail and say `problem`.
+  VerifyResult TamperThenVerify(const std::string& sql, const std::string& problem) {
+    Tamper(path_, sql);
+    VerifyResult r = VerifyAuditTrail(path_);
+    EXPECT_FALSE(r.ok);
+    EXPECT_NE(r.problem.find(problem), std::string::npos) << r.problem;
+    return r;
+  }
 };
 
 TEST_F(PersonRunsTampered, ARowRemovedFromACompletedRunIsFound) {
   // Hiding an access from person reports without touching the chain.
-  Tamper(path_, "DELETE FROM audit_person_runs WHERE first_seq = 1 AND person_id = 'cis:1'");
-  const auto r = Verify();
-  EXPECT_FALSE(r.ok);
+  const auto r =
+      TamperThenVerify("DELETE FROM audit_person_runs WHERE first_seq = 1 AND person_id = 'cis:1'", "person index");
   EXPECT_EQ(r.first_bad_seq, 1);
-  EXPECT_NE(r.problem.find("person index"), std::string::npos) << r.problem;
 }
 
 TEST_F(PersonRunsTampered, ARowAddedToARunIsFound) {
-  Tamper(path_, "INSERT INTO audit_person_runs VALUES (1, 'cis:9', 2)");
-  const auto r = Verify();
-  EXPECT_FALSE(r.ok);
-  EXPECT_NE(r.problem.find("person index"), std::string::npos) << r.problem;
+  TamperThenVerify("INSERT INTO audit_person_runs VALUES (1, 'cis:9', 2)", "person index");
 }
 
 TEST_F(PersonRunsTampered, ARunRemovedFromTheListIsFound) {
-  Tamper(path_, "DELETE FROM audit_runs WHERE first_seq = 1");
-  const auto r = Verify();
-  EXPECT_FALSE(r.ok);
-  EXPECT_NE(r.problem.find("person index"), std::string::npos) << r.problem;
+  TamperThenVerify("DELETE FROM audit_runs WHERE first_seq = 1", "person index");
 }
 
 TEST_F(PersonRunsTampered, RowsForARunNotBeingBuiltAreFound) {
-  Tamper(path_, "INSERT INTO audit_person_runs VALUES (1000, 'cis:1', 1000)");
-  const auto r = Verify();
-  EXPECT_FALSE(r.ok);
-  EXPECT_NE(r.problem.find("not being built"), std::string::npos) << r.problem;
+  TamperThenVerify("INSERT INTO audit_person_runs VALUES (1000, 'cis:1', 1000)", "not being built");
 }
 
 TEST_F(PersonRuns, AFileFromBeforeTheRunsIsConverted) {

@@ -35,6 +35,16 @@ TEST(SqliteDatabase, OpensWithWalFullSyncForeignKeysAndBusyTimeout) {
   EXPECT_EQ(PragmaText(db, "busy_timeout"), "5000");
 }
 
+TEST(SqliteDatabase, HasTableNamesTablesOnly) {
+  Database db(":memory:");
+  EXPECT_FALSE(db.HasTable("t"));
+  db.Exec("CREATE TABLE t(x); CREATE INDEX t_by_x ON t(x); CREATE TEMP TABLE scratch(y)");
+  EXPECT_TRUE(db.HasTable("t"));
+  EXPECT_FALSE(db.HasTable("t_by_x"));    // an index
+  EXPECT_FALSE(db.HasTable("scratch"));   // temp, not the file's
+  EXPECT_FALSE(db.HasTable("T'; --"));
+}
+
 TEST(SqliteDatabase, OpensInMemory) {
   Database db(":memory:");
   db.Exec("CREATE TABLE t(x); INSERT INTO t VALUES (1)");

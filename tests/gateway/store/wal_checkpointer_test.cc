@@ -27,10 +27,18 @@ void CommitRows(Database& db, int n) {
   }
 }
 
-TEST(WalCheckpointer, CheckpointsOnItsOwnThreadOnceTheWalPassesTheThreshold) {
+// A writer connection on a fresh file with one table (no fsync: the tests count frames).
+class WalCheckpointerTest : public ::testing::Test {
+ protected:
   TempDir dir;
-  Database writer(dir.file("a.db"));
-  writer.Exec("PRAGMA synchronous=OFF; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)");
+  Database writer{[this] {
+    Database db(dir.file("a.db"));
+    db.Exec("PRAGMA synchronous=OFF; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)");
+    return db;
+  }()};
+};
+
+TEST_F(WalCheckpointerTest, CheckpointsOnItsOwnThreadOnceTheWalPassesTheThreshold) {
   WalCheckpointer checkpointer(writer, 20);
   CommitRows(writer, 300);
   checkpointer.Stop();
@@ -43,10 +51,7 @@ TEST(WalCheckpointer, CheckpointsOnItsOwnThreadOnceTheWalPassesTheThreshold) {
   EXPECT_EQ(Scalar(reader, "SELECT count(*) FROM t"), 300);
 }
 
-TEST(WalCheckpointer, TheWriterNoLongerCheckpointsItself) {
-  TempDir dir;
-  Database writer(dir.file("a.db"));
-  writer.Exec("PRAGMA synchronous=OFF; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)");
+TEST_F(WalCheckpointerTest, TheWriterNoLongerCheckpointsItself) {
   EXPECT_EQ(Scalar(writer, "PRAGMA wal_autocheckpoint"), 1000);
   {
     WalCheckpointer checkpointer(writer, 1'000'000);  // never due
@@ -64,13 +69,10 @@ TEST(WalCheckpointer, TheWriterNoLongerCheckpointsItself) {
   EXPECT_EQ(Scalar(writer, "SELECT count(*) FROM t"), 1200);
 }
 
-TEST(WalCheckpointer, TheWalStartsAgainUnderASteadyStreamOfCommits) {
+TEST_F(WalCheckpointerTest, TheWalStartsAgainUnderASteadyStreamOfCommits) {
   // Checkpoints on another thread alone never find the WAL fully copied back when the
   // writer begins (it always has a commit or two more), so the file grew without end:
   // the writer's hook copies the last few frames once the thread has caught up.
-  TempDir dir;
-  Database writer(dir.file("a.db"));
-  writer.Exec("PRAGMA synchronous=OFF; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)");
   WalCheckpointer checkpointer(writer, 100);
   CommitRows(writer, 4000);
   const auto stats = checkpointer.stats();

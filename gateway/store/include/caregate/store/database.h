@@ -66,6 +66,8 @@ class Database {
   }
 
   std::int64_t LastInsertRowId() const;
+  // Whether the file (its main schema) has a table of that name.
+  bool HasTable(std::string_view name);
   int Changes() const;            // rows changed by the last INSERT/UPDATE/DELETE
   bool InTransaction() const;
   const std::string& path() const { return path_; }
