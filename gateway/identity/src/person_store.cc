@@ -65,6 +65,29 @@ constexpr store::Migration kMigrations[] = {
      "ALTER TABLE source_records ADD COLUMN lineage_json TEXT NOT NULL DEFAULT '[]';"
      "UPDATE source_records SET lineage_json = coalesce(json_extract(canonical_json, '$.lineage'), '[]'),"
      " canonical_json = json_remove(canonical_json, '$.lineage');"},
+    // source_records becomes a rowid table with a UNIQUE(person_key, system) index. As a
+    // WITHOUT ROWID table its rows were the B-tree keys themselves, and a key that spills
+    // onto overflow pages is read whole to be compared: finding one person's record read
+    // several neighbours' complete rows (record and lineage, ~12 KB each, through their
+    // overflow chains). Now the search compares small index keys and reads only the row
+    // found, and only up to the columns asked for (the large ones are last).
+    {303,
+     "CREATE TABLE source_records_303(record_id INTEGER PRIMARY KEY,"
+     " person_key INTEGER NOT NULL REFERENCES persons(person_key), system TEXT NOT NULL,"
+     " source_id TEXT NOT NULL, content_hash TEXT NOT NULL, updated_at TEXT NOT NULL,"
+     " canonical_json TEXT NOT NULL, lineage_json TEXT NOT NULL DEFAULT '[]', UNIQUE(person_key, system));"
+     "INSERT INTO source_records_303(person_key, system, source_id, content_hash, updated_at, canonical_json,"
+     " lineage_json) SELECT person_key, system, source_id, content_hash, updated_at, canonical_json, lineage_json"
+     " FROM source_records ORDER BY person_key, system;"
+     "DROP TABLE source_records;"
+     "ALTER TABLE source_records_303 RENAME TO source_records;"
+     "CREATE TRIGGER source_records_ins AFTER INSERT ON source_records"
+     " BEGIN UPDATE snapshot_version SET n = n + 1 WHERE id = 1; END;"
+     "CREATE TRIGGER source_records_upd AFTER UPDATE ON source_records"
+     " BEGIN UPDATE snapshot_version SET n = n + 1 WHERE id = 1; END;"
+     "CREATE TRIGGER source_records_del AFTER DELETE ON source_records"
+     " BEGIN UPDATE snapshot_version SET n = n + 1 WHERE id = 1; END;"
+     "UPDATE snapshot_version SET n = n + 1 WHERE id = 1;"},
 };
 
 // The canonical JSON of a record, split into the record without its lineage and the

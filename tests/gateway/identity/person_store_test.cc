@@ -104,6 +104,76 @@ TEST(PersonStore, AStoreFromBeforeTheSplitKeepsEveryLineage) {
   EXPECT_TRUE(store.Ingest(s1).unchanged);
 }
 
+TEST(PersonStore, ALookupSearchesSmallIndexKeysNotWholeRows) {
+  // source_records was a WITHOUT ROWID table: its rows were the B-tree's keys, and a key
+  // on overflow pages is read whole to be compared, so finding one person's record read
+  // neighbours' complete records and lineage. Migration 303 made it a rowid table with a
+  // UNIQUE(person_key, system) index.
+  TempDir dir;
+  PersonStore store(dir.file("db"));
+  store::Database db(dir.file("db"));
+  auto table = db.Prepare("SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'source_records'");
+  ASSERT_TRUE(table.Step());
+  EXPECT_EQ(table.ColumnText(0).find("WITHOUT ROWID"), std::string::npos) << table.ColumnText(0);
+  EXPECT_NE(table.ColumnText(0).find("UNIQUE(person_key, system)"), std::string::npos) << table.ColumnText(0);
+  auto plan = db.Prepare(
+      "EXPLAIN QUERY PLAN SELECT system, canonical_json, updated_at FROM source_records WHERE person_key = ?");
+  ASSERT_TRUE(plan.Step());
+  EXPECT_NE(plan.ColumnText(3).find("USING INDEX sqlite_autoindex_source_records_1 (person_key=?)"),
+            std::string::npos)
+      << plan.ColumnText(3);
+}
+
+TEST(PersonStore, AStoreFromBeforeTheRowidTableKeepsEveryRecord) {
+  TempDir dir;
+  const auto s1 = ReadOrDie("systmone", SpecExample("systmone-record.xml"));
+  const auto cis = ReadOrDie("cis", SpecExample("cis-record.json"));
+  std::string before;
+  {
+    PersonStore store(dir.file("db"));
+    store.Ingest(s1);
+    store.Ingest(cis);
+    store.Ingest(Cis(PersonFields{.cis = "C-2", .phone = "1"}));
+    before = model::ToCanonicalJson(*store.Find("nhs:9912003888", true)->systmone);
+  }
+  {  // Put the table back as migrations 300-302 left it.
+    store::Database db(dir.file("db"));
+    db.Exec(
+        "CREATE TABLE old(person_key INTEGER NOT NULL REFERENCES persons(person_key), system TEXT NOT NULL,"
+        " source_id TEXT NOT NULL, canonical_json TEXT NOT NULL, content_hash TEXT NOT NULL,"
+        " updated_at TEXT NOT NULL, lineage_json TEXT NOT NULL DEFAULT '[]', PRIMARY KEY(person_key, system))"
+        " WITHOUT ROWID;"
+        "INSERT INTO old SELECT person_key, system, source_id, canonical_json, content_hash, updated_at,"
+        " lineage_json FROM source_records;"
+        "DROP TABLE source_records;"
+        "ALTER TABLE old RENAME TO source_records;"
+        "CREATE TRIGGER source_records_upd AFTER UPDATE ON source_records"
+        " BEGIN UPDATE snapshot_version SET n = n + 1 WHERE id = 1; END;"
+        "DELETE FROM schema_migrations WHERE version = 303;");
+  }
+  PersonStore store(dir.file("db"));  // migration 303 runs
+  EXPECT_EQ(store.SourceRecordCount(), 3);
+  auto full = store.Find("nhs:9912003888", true);
+  ASSERT_TRUE(full && full->systmone && full->cis);
+  EXPECT_EQ(model::ToCanonicalJson(*full->systmone), before);
+  EXPECT_EQ(model::ToCanonicalJson(*full->cis), model::ToCanonicalJson(cis));
+  ASSERT_TRUE(store.Find("cis:C-2"));
+  EXPECT_EQ(store.Find("cis:C-2")->cis->person.phone_home, "1");
+  // Same content: unchanged (hash kept); new content: an update in place, no second row.
+  EXPECT_TRUE(store.Ingest(s1).unchanged);
+  const auto updated = store.Ingest(Cis(PersonFields{.cis = "C-2", .phone = "2"}));
+  EXPECT_FALSE(updated.created);
+  EXPECT_FALSE(updated.unchanged);
+  EXPECT_EQ(store.SourceRecordCount(), 3);
+  EXPECT_EQ(store.Find("cis:C-2")->cis->person.phone_home, "2");
+  // The triggers came back with the table: a change made by another tool is still seen.
+  store::Database other(dir.file("db"));
+  other.Exec("UPDATE source_records SET canonical_json = replace(canonical_json, '\"phone_home\":\"2\"',"
+             " '\"phone_home\":\"7\"') WHERE source_id LIKE '%C-2'");
+  ASSERT_EQ(other.Changes(), 1);
+  EXPECT_EQ(store.Find("cis:C-2")->cis->person.phone_home, "7");
+}
+
 TEST(PersonStore, SameContentAgainIsAnUpdateWithoutADuplicatePerson) {
   TempDir dir;
   PersonStore store(dir.file("db"));
