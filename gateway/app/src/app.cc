@@ -117,10 +117,9 @@ struct App::Impl {
   server::MetricGauge& audit_insert_seconds;
   server::MetricGauge& audit_commit_seconds;
 
-  Impl(std::shared_ptr<const engine::Engine> e, const std::string& db, std::shared_ptr<server::Metrics> m,
-       identity::PersonStoreOptions store_options)
+  Impl(std::shared_ptr<const engine::Engine> e, const std::string& db, std::shared_ptr<server::Metrics> m)
       : engine(std::move(e)),
-        store(db, store_options),
+        store(db),
         audit(db),
         metrics(std::move(m)),
         mappings_json(mapping::RenderMappingsJson(engine->plan())),
@@ -537,8 +536,8 @@ struct App::Impl {
 };
 
 App::App(std::shared_ptr<const engine::Engine> engine, const std::string& db_path,
-         std::shared_ptr<server::Metrics> metrics, identity::PersonStoreOptions store_options)
-    : impl_(std::make_unique<Impl>(std::move(engine), db_path, std::move(metrics), store_options)) {}
+         std::shared_ptr<server::Metrics> metrics)
+    : impl_(std::make_unique<Impl>(std::move(engine), db_path, std::move(metrics))) {}
 App::~App() = default;
 
 identity::PersonStore& App::store() { return impl_->store; }

@@ -12,7 +12,6 @@ Command AddServeCommand(CLI::App& root, std::string& mappings_dir) {
   auto* app = root.add_subcommand("serve", "Serve the HTTP API (spec section 8)");
   struct Opts {
     std::string db, tokens;
-    unsigned read_snapshot_ms = 20;
     server::ServerOptions server;
   };
   auto o = std::make_shared<Opts>();
@@ -24,9 +23,6 @@ Command AddServeCommand(CLI::App& root, std::string& mappings_dir) {
   app->add_option("--io-threads", o->server.io_threads, "Socket I/O threads (default: one per core)");
   app->add_option("--handler-threads", o->server.handler_threads,
                   "Threads for handlers that may block: ingest, audit queries (default 64)");
-  app->add_option("--read-snapshot-ms", o->read_snapshot_ms,
-                  "Longest a lookup may reuse the store's read snapshot; another process's writes are seen "
-                  "within this time, this server's own at once (default 20; 0 = a snapshot per lookup)");
   return {app, [o, &mappings_dir]() -> int {
             if (o->server.tls_cert.empty() != o->server.tls_key.empty()) {
               Error("", "usage: --tls-cert and --tls-key go together");
@@ -34,9 +30,7 @@ Command AddServeCommand(CLI::App& root, std::string& mappings_dir) {
             }
             auto engine = engine::Engine::Load(mappings_dir);
             auto tokens = server::TokenStore::LoadFile(o->tokens);
-            app::App application(engine, o->db.empty() ? app::DefaultDatabasePath() : o->db,
-                                 std::make_shared<server::Metrics>(),
-                                 identity::PersonStoreOptions{std::chrono::milliseconds(o->read_snapshot_ms)});
+            app::App application(engine, o->db.empty() ? app::DefaultDatabasePath() : o->db);
             auto handler = application.MakeHandler(std::move(tokens));
             server::Server srv(o->server, handler);
             std::printf("listening on %s\n", srv.endpoint().c_str());

@@ -1,16 +1,12 @@
 #include "caregate/identity/person_store.h"
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cctype>
-#include <condition_variable>
 #include <ctime>
 #include <map>
 #include <mutex>
 #include <set>
-#include <thread>
-#include <type_traits>
 #include <unordered_map>
 
 #include "caregate/core/error.h"
@@ -162,31 +158,19 @@ std::string OwnId(const model::CareRecord& r) {
 
 struct PersonStore::Impl {
   std::string path;
-  PersonStoreOptions options;
   // Writer.
   std::mutex write_mutex;
   Database wdb;
-  std::atomic<std::uint64_t> local_writes{0};  // commits through wdb, bumped after each
   // Reader + cache.
   mutable std::mutex read_mutex;
   mutable Database rdb;
   mutable Statement data_version, snapshot_version, find_key, ids_of, records_of, records_with_lineage_of;
   mutable std::int64_t seen_data_version = -1, seen_snapshot_version = -1;
-  // The reader's open read snapshot (only ever left open when options.snapshot_max_age > 0).
-  mutable bool snapshot_open = false;
-  mutable std::chrono::steady_clock::time_point snapshot_at;
-  mutable std::uint64_t snapshot_local_writes = 0;
   // [0]: snapshots without lineage, [1]: with.
   mutable std::unordered_map<std::string, std::shared_ptr<const PersonSnapshot>> cache[2];
-  // Ends an idle reader's snapshot on time (snapshot_max_age > 0 only).
-  std::mutex release_mutex;
-  std::condition_variable release_cv;
-  bool stopping = false;
-  std::thread releaser;
 
-  Impl(std::string p, PersonStoreOptions o)
+  explicit Impl(std::string p)
       : path(std::move(p)),
-        options(o),
         wdb(Init(path)),
         rdb(path),
         data_version(rdb, "PRAGMA data_version"),
@@ -196,114 +180,7 @@ struct PersonStore::Impl {
         records_of(rdb, "SELECT system, canonical_json, updated_at FROM source_records WHERE person_key = ?"),
         records_with_lineage_of(rdb,
                                 "SELECT system, canonical_json, updated_at, lineage_json FROM source_records "
-                                "WHERE person_key = ?") {
-    if (options.snapshot_max_age.count() > 0) releaser = std::thread([this] { ReleaseLoop(); });
-  }
-
-  ~Impl() {
-    if (releaser.joinable()) {
-      {
-        std::lock_guard lock(release_mutex);
-        stopping = true;
-      }
-      release_cv.notify_all();
-      releaser.join();
-    }
-    std::lock_guard lock(read_mutex);
-    try {
-      EndRead();
-    } catch (...) {
-      // Closing the connection ends the snapshot anyway.
-    }
-  }
-
-  // ---- the reader's snapshot (all under read_mutex) ----
-  // Opens a read snapshot, or keeps the open one if it is younger than snapshot_max_age
-  // and nothing was written through this store since; then drops the cache if the stored
-  // records changed since it was filled.
-  // Returns whether the snapshot is a new one; `fresh` insists on a new one.
-  bool BeginRead(bool fresh = false) const {
-    const auto now = std::chrono::steady_clock::now();
-    const std::uint64_t writes = local_writes.load(std::memory_order_acquire);
-    if (snapshot_open) {
-      if (!fresh && writes == snapshot_local_writes && now - snapshot_at < options.snapshot_max_age) return false;
-      EndRead();
-    }
-    rdb.Exec("BEGIN");
-    snapshot_open = true;
-    snapshot_at = now;
-    snapshot_local_writes = writes;
-    try {
-      // data_version changes whenever another connection commits to the file (the audit
-      // trail does so for every lookup); only then is the snapshot counter read, and only
-      // when that has moved is the cache stale.
-      const std::int64_t dv = ReadInt(data_version);
-      if (dv != seen_data_version) {
-        seen_data_version = dv;
-        const std::int64_t sv = ReadInt(snapshot_version);
-        if (sv != seen_snapshot_version) {
-          for (auto& c : cache) c.clear();
-          seen_snapshot_version = sv;
-        }
-      }
-    } catch (...) {
-      AbandonRead();
-      throw;
-    }
-    return true;
-  }
-  void EndRead() const {
-    if (!snapshot_open) return;
-    snapshot_open = false;
-    rdb.Exec("COMMIT");
-  }
-  // After an error inside a snapshot: end it whatever state it is in.
-  void AbandonRead() const noexcept {
-    snapshot_open = false;
-    try {
-      rdb.Exec("ROLLBACK");
-    } catch (...) {
-      // No transaction was open.
-    }
-  }
-  // A read done: end the snapshot unless it is to be kept.
-  void DoneRead() const {
-    if (options.snapshot_max_age.count() == 0) EndRead();
-  }
-  // Runs `fn` inside the reader's snapshot (under read_mutex).
-  template <typename Fn>
-  auto InRead(Fn&& fn) const {
-    BeginRead();
-    try {
-      if constexpr (std::is_void_v<decltype(fn())>) {
-        fn();
-        DoneRead();
-      } else {
-        auto out = fn();
-        DoneRead();
-        return out;
-      }
-    } catch (...) {
-      AbandonRead();
-      throw;
-    }
-  }
-
-  void ReleaseLoop() {
-    std::unique_lock lock(release_mutex);
-    while (!stopping) {
-      release_cv.wait_for(lock, options.snapshot_max_age);
-      if (stopping) break;
-      std::lock_guard read_lock(read_mutex);
-      if (snapshot_open && std::chrono::steady_clock::now() - snapshot_at >= options.snapshot_max_age) {
-        try {
-          EndRead();
-        } catch (...) {
-          AbandonRead();
-        }
-      }
-    }
-  }
+                                "WHERE person_key = ?") {}
 
   static Database Init(const std::string& path) {
     Database db(path);
@@ -531,8 +408,7 @@ struct PersonStore::Impl {
   }
 };
 
-PersonStore::PersonStore(std::string db_path, PersonStoreOptions options)
-    : impl_(std::make_unique<Impl>(std::move(db_path), options)) {}
+PersonStore::PersonStore(std::string db_path) : impl_(std::make_unique<Impl>(std::move(db_path))) {}
 PersonStore::~PersonStore() = default;
 const std::string& PersonStore::path() const { return impl_->path; }
 
@@ -548,7 +424,6 @@ std::vector<IngestOutcome> PersonStore::IngestMany(std::span<const model::CareRe
   Transaction tx(impl_->wdb);
   for (const auto& r : records) out.push_back(impl_->IngestOne(impl_->wdb, r, now));
   tx.Commit();
-  impl_->local_writes.fetch_add(1, std::memory_order_release);
   return out;
 }
 
@@ -559,37 +434,34 @@ std::shared_ptr<const PersonSnapshot> PersonStore::Find(std::string_view person_
   std::int64_t read_at_version = 0;
   {
     std::lock_guard lock(d.read_mutex);
-    // The key and the rows in one read snapshot. An id not found in a kept snapshot is
-    // looked for again in a new one: a person another process has just stored is found
-    // at once (only changes to known persons wait for the kept snapshot to end).
-    for (bool fresh = false;; fresh = true) {
-      const bool began = d.BeginRead(fresh);
-      try {
-        auto& cache = d.cache[with_lineage ? 1 : 0];
-        if (cache.size() > 200'000) cache.clear();
-        if (auto it = cache.find(id); it != cache.end()) {
-          auto cached = it->second;
-          d.DoneRead();
-          return cached;
-        }
-        d.find_key.Reset();
-        d.find_key.Bind(1, id);
-        if (!d.find_key.Step()) {
-          d.find_key.Reset();
-          if (!began) continue;
-          d.DoneRead();
-          return nullptr;
-        }
-        const std::int64_t key = d.find_key.ColumnInt64(0);
-        d.find_key.Reset();
-        stored = d.Read(key, with_lineage);
-        d.DoneRead();
-      } catch (...) {
-        d.AbandonRead();
-        throw;
+    // data_version changes whenever another connection commits to the file (the audit
+    // trail does so for every lookup); only then is the snapshot counter read, and only
+    // when that has moved is the cache stale. A write landing between the two reads is
+    // seen at the next call, as it would be had it landed just after this one.
+    const std::int64_t data_version = ReadInt(d.data_version);
+    if (data_version != d.seen_data_version) {
+      d.seen_data_version = data_version;
+      const std::int64_t snapshot_version = ReadInt(d.snapshot_version);
+      if (snapshot_version != d.seen_snapshot_version) {
+        for (auto& c : d.cache) c.clear();
+        d.seen_snapshot_version = snapshot_version;
       }
-      break;
     }
+    auto& cache = d.cache[with_lineage ? 1 : 0];
+    if (cache.size() > 200'000) cache.clear();
+    if (auto it = cache.find(id); it != cache.end()) return it->second;
+    // The key and the rows in one read snapshot.
+    Transaction tx(d.rdb, Transaction::Mode::kDeferred);
+    d.find_key.Reset();
+    d.find_key.Bind(1, id);
+    if (!d.find_key.Step()) {
+      d.find_key.Reset();
+      return nullptr;
+    }
+    const std::int64_t key = d.find_key.ColumnInt64(0);
+    d.find_key.Reset();
+    stored = d.Read(key, with_lineage);
+    tx.Commit();
     read_at_version = d.seen_snapshot_version;
   }
   auto snap = d.Decode(std::move(stored));
@@ -658,7 +530,6 @@ DecideResult PersonStore::Decide(std::int64_t id, bool accept, std::string_view 
     Statement u(db, "UPDATE link_proposals SET status = ?, decided_by = ?, decided_at = ? WHERE id = ?");
     u.Bind(1, accept ? "accepted" : "rejected").Bind(2, user).Bind(3, NowUtc()).Bind(4, id).Run();
     tx.Commit();
-    impl_->local_writes.fetch_add(1, std::memory_order_release);
   }
   result.proposal = Proposal(id);
   return result;
@@ -666,18 +537,16 @@ DecideResult PersonStore::Decide(std::int64_t id, bool accept, std::string_view 
 
 std::int64_t PersonStore::SourceRecordCount() const {
   std::lock_guard lock(impl_->read_mutex);
-  return impl_->InRead([&] {
-    Statement s(impl_->rdb, "SELECT count(*) FROM source_records");
-    return ReadInt(s);
-  });
+  Statement s(impl_->rdb, "SELECT count(*) FROM source_records");
+  s.Step();
+  return s.ColumnInt64(0);
 }
 
 std::int64_t PersonStore::PersonCount() const {
   std::lock_guard lock(impl_->read_mutex);
-  return impl_->InRead([&] {
-    Statement s(impl_->rdb, "SELECT count(*) FROM persons");
-    return ReadInt(s);
-  });
+  Statement s(impl_->rdb, "SELECT count(*) FROM persons");
+  s.Step();
+  return s.ColumnInt64(0);
 }
 
 }  // namespace caregate::identity

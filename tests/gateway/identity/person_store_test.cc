@@ -3,7 +3,6 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <chrono>
 #include <thread>
 #include <vector>
 
@@ -350,64 +349,6 @@ TEST(PersonStore, CacheIsDroppedWhenAnyoneChangesTheStoredRecords) {
   EXPECT_EQ(second->cis->person.phone_home, "9");
   other.Exec("DELETE FROM person_ids WHERE id = 'cis:C-1'");
   EXPECT_EQ(store.Find("cis:C-1"), nullptr);
-}
-
-// With snapshot_max_age the reader keeps one read snapshot across lookups (so that the
-// audit trail's commits do not empty its page cache before every lookup).
-TEST(PersonStoreKeptSnapshot, IsReusedUntilItsAgeButOwnWritesAreSeenAtOnce) {
-  TempDir dir;
-  PersonStore store(dir.file("db"), PersonStoreOptions{.snapshot_max_age = std::chrono::minutes(10)});
-  store.Ingest(Cis(PersonFields{.cis = "C-1", .phone = "1"}));
-  const auto first = store.Find("cis:C-1");
-  ASSERT_TRUE(first);
-  // Another connection's change to a known person waits for the snapshot to end...
-  store::Database other(dir.file("db"));
-  other.Exec("UPDATE source_records SET canonical_json = replace(canonical_json, '\"phone_home\":\"1\"',"
-             " '\"phone_home\":\"9\"')");
-  ASSERT_EQ(other.Changes(), 1);
-  EXPECT_EQ(store.Find("cis:C-1"), first);
-  // ...but a person it has just stored is found at once (a miss looks again, afresh)...
-  PersonStore writer(dir.file("db"));
-  writer.Ingest(Cis(PersonFields{.cis = "C-2", .phone = "2"}));
-  ASSERT_TRUE(store.Find("cis:C-2"));
-  EXPECT_EQ(store.Find("cis:C-2")->cis->person.phone_home, "2");
-  EXPECT_EQ(store.Find("cis:C-1")->cis->person.phone_home, "9");  // that new snapshot sees it too
-  EXPECT_EQ(store.Find("cis:C-404"), nullptr);
-  // ...and a write through this store is seen by the next lookup.
-  other.Exec("UPDATE source_records SET canonical_json = replace(canonical_json, '\"phone_home\":\"9\"',"
-             " '\"phone_home\":\"8\"') WHERE source_id LIKE '%C-1'");
-  EXPECT_EQ(store.Find("cis:C-1")->cis->person.phone_home, "9");
-  store.Ingest(Cis(PersonFields{.cis = "C-3"}));
-  EXPECT_EQ(store.Find("cis:C-1")->cis->person.phone_home, "8");
-  EXPECT_EQ(store.SourceRecordCount(), 3);
-}
-
-TEST(PersonStoreKeptSnapshot, EndsOnTimeEvenWhenIdleSoCheckpointsCanFinish) {
-  TempDir dir;
-  constexpr auto kAge = std::chrono::milliseconds(1000);  // long enough for the writes below on a slow CI
-  PersonStore store(dir.file("db"), PersonStoreOptions{.snapshot_max_age = kAge});
-  store.Ingest(Cis(PersonFields{.cis = "C-1", .phone = "1"}));
-  ASSERT_TRUE(store.Find("cis:C-1"));  // opens the snapshot; no lookup follows
-  store::Database other(dir.file("db"));
-  other.Exec("CREATE TABLE filler(x); INSERT INTO filler SELECT randomblob(3000) FROM"
-             " (WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50) SELECT i FROM n)");
-  auto checkpoint = [&] {  // frames in the WAL, frames copied back
-    auto s = other.Prepare("PRAGMA wal_checkpoint(PASSIVE)");
-    EXPECT_TRUE(s.Step());
-    return std::pair{s.ColumnInt64(1), s.ColumnInt64(2)};
-  };
-  const auto held = checkpoint();
-  EXPECT_GT(held.first, held.second);  // the reader's snapshot holds the new frames back
-  const auto deadline = std::chrono::steady_clock::now() + 20 * kAge;
-  auto after = checkpoint();
-  while (after.first != after.second && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(kAge / 8);
-    after = checkpoint();
-  }
-  EXPECT_EQ(after.first, after.second);  // nothing held back once the snapshot ended
-  other.Exec("UPDATE source_records SET canonical_json = replace(canonical_json, '\"phone_home\":\"1\"',"
-             " '\"phone_home\":\"5\"')");
-  EXPECT_EQ(store.Find("cis:C-1")->cis->person.phone_home, "5");
 }
 
 TEST(PersonStore, ConcurrentLookupsDecodeOutsideTheLockAndStillSeeEveryWrite) {

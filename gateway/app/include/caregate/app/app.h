@@ -22,8 +22,7 @@ class App {
  public:
   // Opens the record store and the audit trail in `db_path`. Throws FatalError.
   App(std::shared_ptr<const engine::Engine> engine, const std::string& db_path,
-      std::shared_ptr<server::Metrics> metrics = std::make_shared<server::Metrics>(),
-      identity::PersonStoreOptions store_options = {});
+      std::shared_ptr<server::Metrics> metrics = std::make_shared<server::Metrics>());
   ~App();
   App(const App&) = delete;
   App& operator=(const App&) = delete;

@@ -10,11 +10,8 @@
 // officer to accept or reject.
 //
 // Thread-safe: writes are serialised on one connection, reads go through a second
-// connection and an in-memory snapshot cache that is dropped whenever the stored records
-// change (own writes or another process's, detected with PRAGMA data_version and a
-// counter bumped by triggers). With PersonStoreOptions::snapshot_max_age the reader keeps
-// one read snapshot for up to that long (see there).
-#include <chrono>
+// connection and an in-memory snapshot cache that is dropped whenever the file changes
+// (own writes or another process's, detected with PRAGMA data_version).
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -67,21 +64,10 @@ struct DecideResult {
   std::optional<LinkProposal> proposal;  // after the decision
 };
 
-struct PersonStoreOptions {
-  // 0: every Find reads in a read snapshot of its own, so it sees every commit to the file.
-  // > 0: the reader keeps one read snapshot for up to this long (a thread ends an idle one
-  // on time, so checkpoints are held back no longer). Writes through this store are still
-  // seen by the next Find; a write by another connection or process is seen within this
-  // time. Why: SQLite empties a connection's page cache when it starts a snapshot after
-  // any commit to the file, and the audit trail commits to the same file for every lookup,
-  // so a fresh snapshot per lookup re-reads every B-tree page it needs (docs/lookups.md).
-  std::chrono::milliseconds snapshot_max_age{0};
-};
-
 class PersonStore {
  public:
   // Opens (creating) the database and applies the identity migrations. Throws FatalError.
-  explicit PersonStore(std::string db_path, PersonStoreOptions options = {});
+  explicit PersonStore(std::string db_path);
   ~PersonStore();
   PersonStore(const PersonStore&) = delete;
   PersonStore& operator=(const PersonStore&) = delete;
@@ -91,8 +77,7 @@ class PersonStore {
   // Several records in one transaction (bulk loads); outcomes in order.
   std::vector<IngestOutcome> IngestMany(std::span<const model::CareRecord> records);
 
-  // The person an id resolves to, or null. Cached; never stale with respect to writes made
-  // through this store, nor (snapshot_max_age = 0) to the file.
+  // The person an id resolves to, or null. Cached; never stale with respect to the file.
   // The records come without their lineage unless `with_lineage` (the canonical view and
   // the lineage route need it; the SystmOne and CIS views do not): lineage is most of a
   // stored record, and is stored apart so that a lookup does not read it.
