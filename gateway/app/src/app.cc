@@ -117,9 +117,10 @@ struct App::Impl {
   server::MetricGauge& audit_insert_seconds;
   server::MetricGauge& audit_commit_seconds;
 
-  Impl(std::shared_ptr<const engine::Engine> e, const std::string& db, std::shared_ptr<server::Metrics> m)
+  Impl(std::shared_ptr<const engine::Engine> e, const std::string& db, std::shared_ptr<server::Metrics> m,
+       identity::PersonStoreOptions store_options)
       : engine(std::move(e)),
-        store(db),
+        store(db, store_options),
         audit(db),
         metrics(std::move(m)),
         mappings_json(mapping::RenderMappingsJson(engine->plan())),
@@ -536,8 +537,8 @@ struct App::Impl {
 };
 
 App::App(std::shared_ptr<const engine::Engine> engine, const std::string& db_path,
-         std::shared_ptr<server::Metrics> metrics)
-    : impl_(std::make_unique<Impl>(std::move(engine), db_path, std::move(metrics))) {}
+         std::shared_ptr<server::Metrics> metrics, identity::PersonStoreOptions store_options)
+    : impl_(std::make_unique<Impl>(std::move(engine), db_path, std::move(metrics), store_options)) {}
 App::~App() = default;
 
 identity::PersonStore& App::store() { return impl_->store; }

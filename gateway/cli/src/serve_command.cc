@@ -1,3 +1,4 @@
+#include <chrono>
 #include <cstdio>
 #include <memory>
 
@@ -12,6 +13,7 @@ Command AddServeCommand(CLI::App& root, std::string& mappings_dir) {
   auto* app = root.add_subcommand("serve", "Serve the HTTP API (spec section 8)");
   struct Opts {
     std::string db, tokens;
+    unsigned recheck_ms = app::App::kDefaultRecheck.count();
     server::ServerOptions server;
   };
   auto o = std::make_shared<Opts>();
@@ -23,6 +25,10 @@ Command AddServeCommand(CLI::App& root, std::string& mappings_dir) {
   app->add_option("--io-threads", o->server.io_threads, "Socket I/O threads (default: one per core)");
   app->add_option("--handler-threads", o->server.handler_threads,
                   "Threads for handlers that may block: ingest, audit queries (default 64)");
+  app->add_option("--recheck-ms", o->recheck_ms,
+                  "Longest a cached person is served before the store asks the file whether another "
+                  "process changed it (default 20; 0 = every lookup). This server's own writes are seen at once")
+      ->capture_default_str();
   return {app, [o, &mappings_dir]() -> int {
             if (o->server.tls_cert.empty() != o->server.tls_key.empty()) {
               Error("", "usage: --tls-cert and --tls-key go together");
@@ -30,7 +36,9 @@ Command AddServeCommand(CLI::App& root, std::string& mappings_dir) {
             }
             auto engine = engine::Engine::Load(mappings_dir);
             auto tokens = server::TokenStore::LoadFile(o->tokens);
-            app::App application(engine, o->db.empty() ? app::DefaultDatabasePath() : o->db);
+            app::App application(engine, o->db.empty() ? app::DefaultDatabasePath() : o->db,
+                                 std::make_shared<server::Metrics>(),
+                                 {.recheck_interval = std::chrono::milliseconds(o->recheck_ms)});
             auto handler = application.MakeHandler(std::move(tokens));
             server::Server srv(o->server, handler);
             std::printf("listening on %s\n", srv.endpoint().c_str());

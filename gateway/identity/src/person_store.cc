@@ -1,6 +1,7 @@
 #include "caregate/identity/person_store.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cctype>
 #include <ctime>
@@ -158,19 +159,25 @@ std::string OwnId(const model::CareRecord& r) {
 
 struct PersonStore::Impl {
   std::string path;
+  PersonStoreOptions options;
   // Writer.
   std::mutex write_mutex;
   Database wdb;
+  std::atomic<std::uint64_t> local_writes{0};  // commits through wdb, bumped after each
   // Reader + cache.
   mutable std::mutex read_mutex;
   mutable Database rdb;
   mutable Statement data_version, snapshot_version, find_key, ids_of, records_of, records_with_lineage_of;
   mutable std::int64_t seen_data_version = -1, seen_snapshot_version = -1;
+  // When the file was last asked for changes, and the local write count then.
+  mutable std::chrono::steady_clock::time_point checked_at;
+  mutable std::uint64_t checked_local_writes = 0;
   // [0]: snapshots without lineage, [1]: with.
   mutable std::unordered_map<std::string, std::shared_ptr<const PersonSnapshot>> cache[2];
 
-  explicit Impl(std::string p)
+  Impl(std::string p, PersonStoreOptions o)
       : path(std::move(p)),
+        options(o),
         wdb(Init(path)),
         rdb(path),
         data_version(rdb, "PRAGMA data_version"),
@@ -181,6 +188,22 @@ struct PersonStore::Impl {
         records_with_lineage_of(rdb,
                                 "SELECT system, canonical_json, updated_at, lineage_json FROM source_records "
                                 "WHERE person_key = ?") {}
+
+  // Under read_mutex. data_version changes whenever another connection commits to the
+  // file (the audit trail does so for every lookup); only then is the snapshot counter
+  // read, and only when that has moved is the cache stale. A write landing between the
+  // two reads is seen at the next check, as it would be had it landed just after this one.
+  void CheckForChanges() const {
+    const std::int64_t dv = ReadInt(data_version);
+    if (dv != seen_data_version) {
+      seen_data_version = dv;
+      const std::int64_t sv = ReadInt(snapshot_version);
+      if (sv != seen_snapshot_version) {
+        for (auto& c : cache) c.clear();
+        seen_snapshot_version = sv;
+      }
+    }
+  }
 
   static Database Init(const std::string& path) {
     Database db(path);
@@ -408,7 +431,8 @@ struct PersonStore::Impl {
   }
 };
 
-PersonStore::PersonStore(std::string db_path) : impl_(std::make_unique<Impl>(std::move(db_path))) {}
+PersonStore::PersonStore(std::string db_path, PersonStoreOptions options)
+    : impl_(std::make_unique<Impl>(std::move(db_path), options)) {}
 PersonStore::~PersonStore() = default;
 const std::string& PersonStore::path() const { return impl_->path; }
 
@@ -424,6 +448,7 @@ std::vector<IngestOutcome> PersonStore::IngestMany(std::span<const model::CareRe
   Transaction tx(impl_->wdb);
   for (const auto& r : records) out.push_back(impl_->IngestOne(impl_->wdb, r, now));
   tx.Commit();
+  impl_->local_writes.fetch_add(1, std::memory_order_release);
   return out;
 }
 
@@ -434,24 +459,20 @@ std::shared_ptr<const PersonSnapshot> PersonStore::Find(std::string_view person_
   std::int64_t read_at_version = 0;
   {
     std::lock_guard lock(d.read_mutex);
-    // data_version changes whenever another connection commits to the file (the audit
-    // trail does so for every lookup); only then is the snapshot counter read, and only
-    // when that has moved is the cache stale. A write landing between the two reads is
-    // seen at the next call, as it would be had it landed just after this one.
-    const std::int64_t data_version = ReadInt(d.data_version);
-    if (data_version != d.seen_data_version) {
-      d.seen_data_version = data_version;
-      const std::int64_t snapshot_version = ReadInt(d.snapshot_version);
-      if (snapshot_version != d.seen_snapshot_version) {
-        for (auto& c : d.cache) c.clear();
-        d.seen_snapshot_version = snapshot_version;
-      }
+    const auto now = std::chrono::steady_clock::now();
+    const std::uint64_t writes = d.local_writes.load(std::memory_order_acquire);
+    if (writes != d.checked_local_writes || now - d.checked_at >= d.options.recheck_interval) {
+      d.CheckForChanges();
+      d.checked_at = now;
+      d.checked_local_writes = writes;
     }
     auto& cache = d.cache[with_lineage ? 1 : 0];
     if (cache.size() > 200'000) cache.clear();
     if (auto it = cache.find(id); it != cache.end()) return it->second;
-    // The key and the rows in one read snapshot.
+    // The key and the rows in one read snapshot, checked for changes first (so that what
+    // is cached below is current even when the check above was not due).
     Transaction tx(d.rdb, Transaction::Mode::kDeferred);
+    if (d.options.recheck_interval.count() > 0) d.CheckForChanges();
     d.find_key.Reset();
     d.find_key.Bind(1, id);
     if (!d.find_key.Step()) {
@@ -530,6 +551,7 @@ DecideResult PersonStore::Decide(std::int64_t id, bool accept, std::string_view 
     Statement u(db, "UPDATE link_proposals SET status = ?, decided_by = ?, decided_at = ? WHERE id = ?");
     u.Bind(1, accept ? "accepted" : "rejected").Bind(2, user).Bind(3, NowUtc()).Bind(4, id).Run();
     tx.Commit();
+    impl_->local_writes.fetch_add(1, std::memory_order_release);
   }
   result.proposal = Proposal(id);
   return result;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <thread>
 #include <vector>
 
@@ -348,6 +349,54 @@ TEST(PersonStore, CacheIsDroppedWhenAnyoneChangesTheStoredRecords) {
   EXPECT_NE(second, first);
   EXPECT_EQ(second->cis->person.phone_home, "9");
   other.Exec("DELETE FROM person_ids WHERE id = 'cis:C-1'");
+  EXPECT_EQ(store.Find("cis:C-1"), nullptr);
+}
+
+// With recheck_interval a cached person is served without a read transaction until the
+// interval is up (the server's setting: asking the file costs a transaction per lookup).
+TEST(PersonStoreRecheck, CachedPersonServedUntilTheIntervalButOwnWritesAndNewIdsAtOnce) {
+  TempDir dir;
+  PersonStore store(dir.file("db"), PersonStoreOptions{.recheck_interval = std::chrono::minutes(10)});
+  store.Ingest(Cis(PersonFields{.cis = "C-1", .phone = "1"}));
+  const auto first = store.Find("cis:C-1");
+  ASSERT_TRUE(first);
+  // Another connection's change to a cached person is not asked for yet...
+  store::Database other(dir.file("db"));
+  other.Exec("UPDATE source_records SET canonical_json = replace(canonical_json, '\"phone_home\":\"1\"',"
+             " '\"phone_home\":\"9\"')");
+  ASSERT_EQ(other.Changes(), 1);
+  EXPECT_EQ(store.Find("cis:C-1"), first);
+  // ...but an id not cached is read from the file, at once, and that read notices the
+  // change and drops the stale cache...
+  PersonStore writer(dir.file("db"));
+  writer.Ingest(Cis(PersonFields{.cis = "C-2", .phone = "2"}));
+  ASSERT_TRUE(store.Find("cis:C-2"));
+  EXPECT_EQ(store.Find("cis:C-2")->cis->person.phone_home, "2");
+  EXPECT_EQ(store.Find("cis:C-1")->cis->person.phone_home, "9");
+  EXPECT_EQ(store.Find("cis:C-404"), nullptr);
+  // ...and a write through this store makes the next lookup ask.
+  other.Exec("UPDATE source_records SET canonical_json = replace(canonical_json, '\"phone_home\":\"9\"',"
+             " '\"phone_home\":\"8\"') WHERE source_id LIKE '%C-1'");
+  ASSERT_EQ(other.Changes(), 1);
+  EXPECT_EQ(store.Find("cis:C-1")->cis->person.phone_home, "9");
+  store.Ingest(Cis(PersonFields{.cis = "C-3"}));
+  EXPECT_EQ(store.Find("cis:C-1")->cis->person.phone_home, "8");
+}
+
+TEST(PersonStoreRecheck, AnotherProcesssChangeIsSeenOnceTheIntervalIsUp) {
+  TempDir dir;
+  constexpr auto kInterval = std::chrono::milliseconds(50);
+  PersonStore store(dir.file("db"), PersonStoreOptions{.recheck_interval = kInterval});
+  store.Ingest(Cis(PersonFields{.cis = "C-1", .phone = "1"}));
+  ASSERT_TRUE(store.Find("cis:C-1"));
+  store::Database other(dir.file("db"));
+  other.Exec("UPDATE source_records SET canonical_json = replace(canonical_json, '\"phone_home\":\"1\"',"
+             " '\"phone_home\":\"5\"')");
+  ASSERT_EQ(other.Changes(), 1);
+  std::this_thread::sleep_for(2 * kInterval);
+  EXPECT_EQ(store.Find("cis:C-1")->cis->person.phone_home, "5");
+  other.Exec("DELETE FROM person_ids WHERE id = 'cis:C-1'");
+  std::this_thread::sleep_for(2 * kInterval);
   EXPECT_EQ(store.Find("cis:C-1"), nullptr);
 }
 

@@ -2,6 +2,7 @@
 // caregate's application layer on the server framework (spec section 8, docs/lookups.md):
 // the /v1 routes for lookups, ingest, translation, lineage, audit and link review, each
 // leaving a durable audit event before it answers.
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -21,8 +22,12 @@ std::string DefaultDatabasePath();
 class App {
  public:
   // Opens the record store and the audit trail in `db_path`. Throws FatalError.
+  // The store asks the file for other processes' changes at most every 20 ms by default
+  // (PersonStoreOptions::recheck_interval, docs/lookups.md "Caching and other processes").
+  static constexpr std::chrono::milliseconds kDefaultRecheck{20};
   App(std::shared_ptr<const engine::Engine> engine, const std::string& db_path,
-      std::shared_ptr<server::Metrics> metrics = std::make_shared<server::Metrics>());
+      std::shared_ptr<server::Metrics> metrics = std::make_shared<server::Metrics>(),
+      identity::PersonStoreOptions store_options = {.recheck_interval = kDefaultRecheck});
   ~App();
   App(const App&) = delete;
   App& operator=(const App&) = delete;

@@ -10,8 +10,10 @@
 // officer to accept or reject.
 //
 // Thread-safe: writes are serialised on one connection, reads go through a second
-// connection and an in-memory snapshot cache that is dropped whenever the file changes
-// (own writes or another process's, detected with PRAGMA data_version).
+// connection and an in-memory snapshot cache that is dropped whenever the stored records
+// change (own writes or another process's, detected with PRAGMA data_version and a
+// counter bumped by triggers; see PersonStoreOptions for how often that is asked).
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -64,10 +66,21 @@ struct DecideResult {
   std::optional<LinkProposal> proposal;  // after the decision
 };
 
+struct PersonStoreOptions {
+  // How long a cached person is served without asking the file whether another
+  // connection or process changed the stored records. 0: asked on every Find (a read
+  // transaction each time). Writes through this store are seen by the next Find whatever
+  // the value, and an id not in the cache is always read from the file, so a person
+  // stored by another process is found at once; only another process's change to a
+  // person already cached waits up to this long. No transaction is held in between, so
+  // WAL checkpoints are never held back.
+  std::chrono::milliseconds recheck_interval{0};
+};
+
 class PersonStore {
  public:
   // Opens (creating) the database and applies the identity migrations. Throws FatalError.
-  explicit PersonStore(std::string db_path);
+  explicit PersonStore(std::string db_path, PersonStoreOptions options = {});
   ~PersonStore();
   PersonStore(const PersonStore&) = delete;
   PersonStore& operator=(const PersonStore&) = delete;
@@ -77,7 +90,8 @@ class PersonStore {
   // Several records in one transaction (bulk loads); outcomes in order.
   std::vector<IngestOutcome> IngestMany(std::span<const model::CareRecord> records);
 
-  // The person an id resolves to, or null. Cached; never stale with respect to the file.
+  // The person an id resolves to, or null. Cached; never stale with respect to writes
+  // through this store, nor to the file beyond options' recheck_interval.
   // The records come without their lineage unless `with_lineage` (the canonical view and
   // the lineage route need it; the SystmOne and CIS views do not): lineage is most of a
   // stored record, and is stored apart so that a lookup does not read it.
