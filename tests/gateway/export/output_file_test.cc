@@ -1,0 +1,110 @@
+// OutputFile: the bytes and SHA-256 of what was appended, published only on Publish, and
+// a large file written without filling the page cache.
+#include "output_file.h"  // gateway/export/src (private to the export library)
+
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/mman.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+#include "caregate/core/hash.h"
+#include "support/temp_dir.h"
+
+namespace caregate::exporter {
+namespace {
+
+using caregate::testing::TempDir;
+
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// A deterministic, incompressible-looking block of text of `n` bytes.
+std::string Block(std::size_t n, unsigned seed) {
+  std::string s(n, ' ');
+  unsigned x = seed * 2654435761u + 1;
+  for (auto& c : s) {
+    x = x * 1103515245u + 12345u;
+    c = static_cast<char>('a' + (x >> 16) % 26);
+  }
+  return s;
+}
+
+TEST(OutputFile, WritesWhatWasAppendedAndItsSha256OnlyOncePublished) {
+  TempDir dir;
+  const std::string path = dir.file("out.csv");
+  std::string all;
+  {
+    OutputFile f(path);
+    for (unsigned i = 0; i < 40; ++i) {  // ~3.5 MB in uneven pieces, across several flushes
+      const std::string piece = Block(1000 + 177 * i * i, i);
+      f.Append(piece);
+      all += piece;
+    }
+    f.Finish();
+    EXPECT_FALSE(std::filesystem::exists(path));  // not before Publish
+    EXPECT_EQ(f.bytes(), all.size());
+    EXPECT_EQ(f.sha256(), Sha256Hex(all));
+    f.Publish();
+  }
+  EXPECT_EQ(Slurp(path), all);
+  EXPECT_FALSE(std::filesystem::exists(PartialPath(path)));
+}
+
+TEST(OutputFile, UnpublishedFileIsRemoved) {
+  TempDir dir;
+  const std::string path = dir.file("out.xml");
+  {
+    OutputFile f(path);
+    f.Append(Block(3 << 20, 7));
+    f.Flush();
+    EXPECT_TRUE(std::filesystem::exists(PartialPath(path)));
+  }
+  EXPECT_FALSE(std::filesystem::exists(PartialPath(path)));
+  EXPECT_FALSE(std::filesystem::exists(path));
+}
+
+TEST(OutputFile, ALargeFileDoesNotStayInThePageCache) {
+  // A night's output is gigabytes: pages written back long ago are dropped, so the run
+  // reuses a little cache instead of filling memory (docs/performance.md, export).
+  TempDir dir;
+  struct statfs fs {};
+  ASSERT_EQ(::statfs(dir.path().c_str(), &fs), 0);
+  if (fs.f_type == TMPFS_MAGIC) GTEST_SKIP() << "tmpfs keeps every page in memory";
+  const std::string path = dir.file("big.xml");
+  constexpr std::size_t kTotal = 96u << 20;
+  {
+    OutputFile f(path);
+    const std::string piece = Block(1 << 20, 3);
+    for (std::size_t n = 0; n < kTotal; n += piece.size()) f.Append(piece);
+    f.Finish();
+    f.Publish();
+  }
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  void* map = ::mmap(nullptr, kTotal, PROT_READ, MAP_SHARED, fd, 0);
+  ASSERT_NE(map, MAP_FAILED);
+  const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  std::vector<unsigned char> resident(kTotal / page);
+  ASSERT_EQ(::mincore(map, kTotal, resident.data()), 0);
+  std::size_t cached = 0;
+  for (unsigned char r : resident) cached += r & 1;
+  ::munmap(map, kTotal);
+  ::close(fd);
+  // At most the last stretch (kept for the final fsync) and a flush or two beside it.
+  EXPECT_LT(cached * page, std::size_t{40} << 20) << cached << " pages of " << resident.size() << " cached";
+}
+
+}  // namespace
+}  // namespace caregate::exporter
