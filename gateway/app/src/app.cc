@@ -527,11 +527,10 @@ struct App::Impl {
   }
 
   // ---- refusals made by the framework (401, 403 forbidden-role) ----
-  void OnRefused(const RequestContext& ctx, const Response& refusal) {
+  void OnRefused(const RequestContext& ctx, caregate::Problem problem, const Response& refusal) {
     std::vector<std::string> ids;
     if (auto id = PersonIdFromPath(ctx.path); !id.empty()) ids.push_back(id);
-    std::string slug = refusal.status == 401 ? "unauthenticated" : "forbidden-role";
-    Audit(ctx, "refused", std::move(ids), "", std::to_string(refusal.status) + " " + slug,
+    Audit(ctx, "refused", std::move(ids), "", Outcome(refusal.status, problem),
           std::string(ctx.method) + " " + std::string(ctx.route.empty() ? ctx.path : ctx.route));
   }
 };
@@ -580,7 +579,9 @@ server::Router App::Routes() {
 std::shared_ptr<server::RequestHandler> App::MakeHandler(server::TokenStore tokens) {
   auto handler = std::make_shared<server::RequestHandler>(Routes(), std::move(tokens), impl_->metrics);
   Impl* d = impl_.get();
-  handler->OnRefused([d](const RequestContext& ctx, const Response& refusal) { d->OnRefused(ctx, refusal); });
+  handler->OnRefused([d](const RequestContext& ctx, caregate::Problem problem, const Response& refusal) {
+    d->OnRefused(ctx, problem, refusal);
+  });
   return handler;
 }
 

@@ -178,11 +178,10 @@ Response RequestHandler::Handle(const Request& request) const {
   return future.get();
 }
 
-void RequestHandler::HandleAsync(Request request, std::function<void(Response)> done, const Offload& offload) const {
-  auto call = std::make_shared<InFlight>(*this, std::move(request), std::move(done));
-  const Request& req = call->request;
-  RequestContext& ctx = call->ctx;
-  ctx.in_flight = call.get();
+void RequestHandler::Begin(InFlight& call) const {
+  const Request& req = call.request;
+  RequestContext& ctx = call.ctx;
+  ctx.in_flight = &call;
   ctx.method = req.method;
   ctx.target = req.target;
   ctx.headers = &req.headers;
@@ -192,6 +191,39 @@ void RequestHandler::HandleAsync(Request request, std::function<void(Response)> 
   ctx.request_id = incoming && req.headers.Count("X-Request-Id") == 1 && SaneRequestId(*incoming)
                        ? std::string(*incoming)
                        : NewRequestId();
+}
+
+void RequestHandler::RefuseAsync(Request head, caregate::Problem problem, std::string detail,
+                                 std::function<void(Response)> done) const {
+  auto call = std::make_shared<InFlight>(*this, std::move(head), std::move(done));
+  Begin(*call);
+  const Request& req = call->request;
+  RequestContext& ctx = call->ctx;
+  try {
+    const std::string_view target = req.target;
+    if (target.starts_with('/')) {
+      ctx.path = target.substr(0, target.find('?'));
+      ctx.route = router_.Find(req.method, ctx.path).pattern;
+    }
+    auto header = req.headers.Find("Authorization");
+    if (header && req.headers.Count("Authorization") == 1) {
+      const std::string_view token = BearerToken(*header);
+      if (!token.empty()) ctx.principal = tokens_.Authenticate(token);
+    }
+    call->response = Refuse(problem, std::move(detail), ctx);
+  } catch (const std::exception& e) {  // only allocation failures can get here
+    LogFailure(ctx, e.what());
+    call->response = Problem(caregate::Problem::kInternal, std::string(kFailureDetail), ctx);
+  }
+  call->response.close = true;  // the rest of the request is never read
+  call->Arrive(nullptr);
+}
+
+void RequestHandler::HandleAsync(Request request, std::function<void(Response)> done, const Offload& offload) const {
+  auto call = std::make_shared<InFlight>(*this, std::move(request), std::move(done));
+  Begin(*call);
+  const Request& req = call->request;
+  RequestContext& ctx = call->ctx;
   const Route* route = nullptr;
   try {
     call->response = Dispatch(req, ctx, route);
@@ -305,7 +337,7 @@ Response RequestHandler::Refuse(caregate::Problem problem, std::string detail, R
   Response r = Problem(problem, std::move(detail), ctx);
   if (!on_refused_) return r;
   try {
-    on_refused_(ctx, r);
+    on_refused_(ctx, problem, r);
   } catch (const FatalError& e) {
     LogFailure(ctx, fmt::format("the refusal hook failed: {}", e.what()));
     return Problem(ErrorProblem(e.problem()), std::string(kFailureDetail), ctx);

@@ -285,8 +285,15 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     if (ec == http::error::header_limit)
       return SendError(caregate::Problem::kHeaderTooLarge,
                        fmt::format("the request line and header fields are over {} bytes", opts.header_limit));
-    if (ec == http::error::body_limit)
-      return SendError(caregate::Problem::kBodyTooLarge, fmt::format("the request body is over {} bytes", opts.body_limit));
+    if (ec == http::error::body_limit) {
+      std::string detail = fmt::format("the request body is over {} bytes", opts.body_limit);
+      // Beast reports this only once the header is parsed (for a Content-Length over the
+      // limit, before it marks the header done): the request is known, so its refusal
+      // goes through the handler (authenticated if it can be, audited like any other).
+      if (parser_ && !parser_->get().target().empty())
+        return RefuseUnread(caregate::Problem::kBodyTooLarge, std::move(detail));
+      return SendError(caregate::Problem::kBodyTooLarge, std::move(detail));
+    }
     // The client went away or was too slow: nobody to answer.
     if (ec == http::error::end_of_stream || ec == http::error::partial_message || ec == http::error::need_more ||
         !IsHttpError(ec))
@@ -349,6 +356,24 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     std::shared_ptr<Session> self;
     asio::executor_work_guard<asio::io_context::executor_type> work;
   };
+
+  // Answers a request whose header was read but whose body will not be.
+  void RefuseUnread(caregate::Problem problem, std::string detail) {
+    state_ = State::kHandling;
+    started_ = Clock::now();
+    first_ = false;
+    keep_alive_ = false;
+    unread_request_ = true;
+    const auto& head = parser_->get();
+    Request req;
+    req.method = ToString(head.method_string());
+    req.target = ToString(head.target());
+    for (const auto& field : head) req.headers.Add(ToString(field.name_string()), ToString(field.value()));
+    req.remote = remote_;
+    parser_.reset();
+    engine_.handler().RefuseAsync(std::move(req), problem, std::move(detail),
+                                  Completion(engine_, this->shared_from_this(), ioc_));
+  }
 
   void SendError(caregate::Problem problem, std::string detail) {
     state_ = State::kHandling;

@@ -58,6 +58,23 @@ TEST_F(AppSocket, BodyOverTheLimitIs413AndStoresNothing) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 413);
   EXPECT_EQ(app_->store().SourceRecordCount(), 0);
+  // A refusal like any other: audited, durably, before the answer, with who asked.
+  auto e = LastEvent();
+  EXPECT_EQ(e.action, "refused");
+  EXPECT_EQ(e.outcome, "413 body-too-large");
+  EXPECT_EQ(e.user, "nightly-export");
+  EXPECT_EQ(e.role, "service");
+  EXPECT_EQ(e.detail, "POST /v1/ingest/{system}");
+  EXPECT_EQ(e.request_id, r->header("x-request-id"));
+  // Without a valid token too (the body limit is checked before the token).
+  Conn anonymous(s.port());
+  ASSERT_TRUE(anonymous.Send(Post("/v1/ingest/cis", "not-a-token", big)));
+  r = anonymous.Read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 413);
+  e = LastEvent();
+  EXPECT_EQ(e.outcome, "413 body-too-large");
+  EXPECT_EQ(e.user, "");
 }
 
 TEST_F(AppSocket, MalformedRequestIs400AndTheServerKeepsServing) {

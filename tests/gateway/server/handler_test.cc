@@ -2,6 +2,8 @@
 #include "caregate/server/handler.h"
 
 #include <gtest/gtest.h>
+
+#include <optional>
 #include <rapidjson/document.h>
 
 #include <atomic>
@@ -253,7 +255,7 @@ TEST_F(HandlerTest, ProblemJsonHasRfc9457Members) {
 
 TEST_F(HandlerTest, RefusalHookSeesEvery401And403) {
   std::vector<std::pair<int, std::string>> refusals;
-  handler().OnRefused([&](const RequestContext& ctx, const Response& r) {
+  handler().OnRefused([&](const RequestContext& ctx, caregate::Problem, const Response& r) {
     refusals.emplace_back(r.status, ctx.principal ? ctx.principal->user_id : std::string("-"));
     EXPECT_NE(r.body.find("\"instance\":\"" + ctx.request_id + "\""), std::string::npos) << r.body;
   });
@@ -268,8 +270,49 @@ TEST_F(HandlerTest, RefusalHookSeesEvery401And403) {
   EXPECT_EQ(refusals[2], (std::pair<int, std::string>{403, "carol"}));
 }
 
+TEST_F(HandlerTest, ARequestRefusedUnreadGoesToTheRefusalHookToo) {
+  // The server refuses a body over the limit before the handler sees the request; it
+  // still reaches the refusal hook, authenticated when it can be, with its route.
+  struct Seen {
+    caregate::Problem problem;
+    std::string user, route;
+  };
+  std::vector<Seen> seen;
+  handler().OnRefused([&](const RequestContext& ctx, caregate::Problem problem, const Response&) {
+    seen.push_back({problem, ctx.principal ? ctx.principal->user_id : "-", std::string(ctx.route)});
+  });
+  auto refuse = [&](std::string token, std::string target) {
+    Request head;
+    head.method = "POST";
+    head.target = std::move(target);
+    if (!token.empty()) head.headers.Add("Authorization", "Bearer " + token);
+    std::optional<Response> out;
+    handler().RefuseAsync(std::move(head), caregate::Problem::kBodyTooLarge, "the request body is over 10 bytes",
+                          [&](Response r) { out = std::move(r); });
+    return out;  // no deferred write here: answered before RefuseAsync returns
+  };
+  auto r = refuse("t-svc", "/v1/ingest/cis?x=1");
+  ASSERT_TRUE(r);
+  ExpectProblem(*r, 413, "body-too-large");
+  EXPECT_TRUE(r->close);
+  EXPECT_EQ(r->route, "/v1/ingest/cis");
+  EXPECT_FALSE(r->headers.Find("X-Request-Id").value_or("").empty());
+  r = refuse("", "/v1/ingest/cis");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 413);  // not 401: the body limit is what stopped it
+  r = refuse("t-svc", "*");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->route, RequestHandler::kUnmatchedRoute);
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_EQ(seen[0].problem, caregate::Problem::kBodyTooLarge);
+  EXPECT_EQ(seen[0].user, "job");
+  EXPECT_EQ(seen[0].route, "/v1/ingest/cis");
+  EXPECT_EQ(seen[1].user, "-");
+  EXPECT_EQ(seen[2].route, "");
+}
+
 TEST_F(HandlerTest, FailingRefusalHookTurnsRefusalInto5xx) {
-  handler().OnRefused([](const RequestContext&, const Response&) {
+  handler().OnRefused([](const RequestContext&, caregate::Problem, const Response&) {
     throw FatalError(Problem::kIoFailure, "audit disk full");
   });
   Response r = Call("GET", "/v1/persons/a", "t-ig");
@@ -360,7 +403,7 @@ TEST_F(DeferredWriteTest, HandleAsyncAnswersOnTheThreadThatFinishesTheWrite) {
 }
 
 TEST_F(DeferredWriteTest, RefusalHookCanDeferToo) {
-  handler().OnRefused([this](const RequestContext& ctx, const Response&) {
+  handler().OnRefused([this](const RequestContext& ctx, caregate::Problem, const Response&) {
     auto done = ctx.Defer();
     writers_.emplace_back([this, done] {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));

@@ -329,7 +329,7 @@ TEST(ServerSocket, MetricsCountRequestsByRouteAndStatus) {
   const std::vector<std::string> expected = {
       "caregate_http_requests_total{route=\"/healthz\",status=\"200\"} 3\n",
       "caregate_http_requests_total{route=\"/v1/echo\",status=\"401\"} 1\n",
-      "caregate_http_requests_total{route=\"(unmatched)\",status=\"413\"} 1\n",
+      "caregate_http_requests_total{route=\"/v1/echo\",status=\"413\"} 1\n",
       "# TYPE caregate_http_request_duration_seconds histogram\n",
       "caregate_http_request_duration_seconds_count{route=\"/healthz\"} 3\n",
       "caregate_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"+Inf\"} 3\n",

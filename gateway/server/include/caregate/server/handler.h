@@ -18,10 +18,12 @@
 
 namespace caregate::server {
 
-// Called for every 401 and 403 the framework itself produces, before the response is
-// returned, so the application can make an audit event durable first. If it throws,
-// the caller gets a 500 (or the FatalError's problem) instead of the refusal.
-using RefusalHook = std::function<void(const RequestContext& ctx, const Response& refusal)>;
+// Called for every refusal the framework itself produces (401, 403, and the 413 the
+// server gives a body over the limit), before the response is returned, so the
+// application can make an audit event durable first. If it throws, the caller gets a 500
+// (or the FatalError's problem) instead of the refusal.
+using RefusalHook =
+    std::function<void(const RequestContext& ctx, caregate::Problem problem, const Response& refusal)>;
 
 class RequestHandler {
  public:
@@ -51,6 +53,13 @@ class RequestHandler {
   using Offload = std::function<void(Task)>;
   void HandleAsync(Request request, std::function<void(Response)> done, const Offload& offload) const;
 
+  // For the session: a request it refuses before reading all of it (413, a body over the
+  // limit), given its method, target and header fields. Authenticated when it carries a
+  // valid token (else anonymous), routed for the metrics, passed to the refusal hook, and
+  // answered through `done` like HandleAsync, with `Connection: close`.
+  void RefuseAsync(Request head, caregate::Problem problem, std::string detail,
+                   std::function<void(Response)> done) const;
+
   // For the session: a fresh unique request id, and the per-request metrics
   // (caregate_http_requests_total{route,status}, caregate_http_request_duration_seconds{route}).
   std::string NewRequestId() const;
@@ -67,6 +76,8 @@ class RequestHandler {
   // returns the response when there is none to call.
   Response Dispatch(const Request& request, RequestContext& ctx, const Route*& to_invoke) const;
   Response Refuse(caregate::Problem problem, std::string detail, RequestContext& ctx) const;
+  // The context every call starts from: request id, method, target, headers, body.
+  void Begin(InFlight& call) const;
   Response Invoke(const Route& route, RequestContext& ctx) const;
   // The response once the handler and every deferred write are done.
   void Complete(InFlight& call) const;
