@@ -89,7 +89,66 @@ INSERT INTO audit_runs(first_seq, last_seq) SELECT 1, seq FROM audit_head WHERE 
 UPDATE audit_head SET indexed_upto = seq WHERE id = 1;
 )sql";
 
-void MigrateAudit(Database& db) { db.Migrate("audit", {{100, kSchemaV100}, {101, kSchemaV101}}); }
+// The user index leaves the events table: as an SQL index on (user, time_utc) every event
+// wrote a row on its user's page, so a group commit of N users' events rewrote N scattered
+// pages (with 64 users, 30% fewer lookups/s than with one). audit_user_seqs is appended by
+// the writer every AuditLogOptions::user_index_events events, sorted, in one statement;
+// the events after users_indexed_upto are found by scanning that short tail. verify
+// checks the index against the events.
+constexpr std::string_view kSchemaV102 = R"sql(
+DROP INDEX IF EXISTS audit_events_by_user;
+ALTER TABLE audit_head ADD COLUMN users_indexed_upto INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE audit_user_seqs (
+  user TEXT NOT NULL,
+  seq  INTEGER NOT NULL,
+  PRIMARY KEY (user, seq)
+) WITHOUT ROWID;
+INSERT INTO audit_user_seqs(user, seq) SELECT user, seq FROM audit_events ORDER BY user, seq;
+UPDATE audit_head SET users_indexed_upto = seq WHERE id = 1;
+)sql";
+
+void MigrateAudit(Database& db) {
+  db.Migrate("audit", {{100, kSchemaV100}, {101, kSchemaV101}, {102, kSchemaV102}});
+}
+
+bool HasUserIndex(Database& db) { return db.HasTable("audit_user_seqs"); }
+
+// The seqs of a user's events (?3): the index, then the tail not yet indexed.
+constexpr std::string_view kUserSeqsSql =
+    "SELECT seq FROM audit_user_seqs WHERE user = ?3 "
+    "UNION ALL SELECT seq FROM audit_events "
+    "WHERE seq > (SELECT users_indexed_upto FROM audit_head WHERE id = 1) AND user = ?3";
+
+// The user index against the events: every event up to users_indexed_upto has its row,
+// and there are no others. Returns the first event at fault and why.
+std::optional<std::pair<std::int64_t, std::string>> VerifyUserIndex(Database& db) {
+  std::int64_t upto = 0;
+  {
+    auto h = db.Prepare("SELECT users_indexed_upto FROM audit_head WHERE id = 1");
+    if (!h.Step()) return std::nullopt;  // the chain check reports a missing head
+    upto = h.ColumnInt64(0);
+  }
+  const std::string edited = ": the user index was edited (a report by user would not show every access)";
+  auto missing = db.Prepare(
+      "SELECT min(e.seq) FROM audit_events AS e WHERE e.seq <= ?1 AND NOT EXISTS "
+      "(SELECT 1 FROM audit_user_seqs AS u WHERE u.user = e.user AND u.seq = e.seq)");
+  missing.Bind(1, upto);
+  if (missing.Step() && !missing.ColumnIsNull(0)) {
+    const std::int64_t seq = missing.ColumnInt64(0);
+    return std::make_pair(seq, "event " + std::to_string(seq) + " is missing from the user index" + edited);
+  }
+  auto extra = db.Prepare(
+      "SELECT min(u.seq) FROM audit_user_seqs AS u WHERE u.seq > ?1 OR NOT EXISTS "
+      "(SELECT 1 FROM audit_events AS e WHERE e.seq = u.seq AND e.user = u.user)");
+  extra.Bind(1, upto);
+  if (extra.Step() && !extra.ColumnIsNull(0)) {
+    const std::int64_t seq = extra.ColumnInt64(0);
+    return std::make_pair(seq, "the user index lists event " + std::to_string(seq) +
+                                   " under a user who did not act in it, or beyond the indexed events" +
+                                   edited);
+  }
+  return std::nullopt;
+}
 
 constexpr std::string_view kEventColumns =
     "seq, time_utc, user, role, organisation, action, view, outcome, request_id, detail, "
@@ -200,6 +259,8 @@ VerifyResult VerifyChain(Database& db) {
   }
   if (HasPersonRuns(db))
     if (auto bad = VerifyPersonRuns(db)) return fail(bad->first, std::move(bad->second));
+  if (HasUserIndex(db))
+    if (auto bad = VerifyUserIndex(db)) return fail(bad->first, std::move(bad->second));
   r.ok = true;
   return r;
 }
@@ -212,7 +273,8 @@ std::vector<AuditEvent> RunQuery(Database& db, const AuditQuery& q) {
   if (!q.person_id.empty())
     sql += HasPersonRuns(db) ? " AND seq IN (" + std::string(kPersonSeqsSql) + ")"
                              : std::string(" AND seq IN (SELECT seq FROM audit_event_persons WHERE person_id = ?2)");
-  if (!q.user.empty()) sql += " AND user = ?3";
+  if (!q.user.empty())
+    sql += HasUserIndex(db) ? " AND seq IN (" + std::string(kUserSeqsSql) + ")" : std::string(" AND user = ?3");
   if (!q.from.empty()) sql += " AND time_utc >= ?4";
   if (!q.to.empty()) sql += " AND time_utc <= ?5";
   sql += " ORDER BY seq LIMIT ?6";
@@ -300,10 +362,15 @@ struct AuditLog::Impl {
         insert_person(writer_db,
                       "INSERT INTO audit_event_persons(seq, pos, person_id) VALUES (?, ?, ?)"),
         read_head(writer_db,
-                  "SELECT seq, hash, indexed_upto, run_last, run_inserted FROM audit_head WHERE id = 1"),
+                  "SELECT seq, hash, indexed_upto, run_last, run_inserted, users_indexed_upto FROM audit_head "
+                  "WHERE id = 1"),
         write_head(writer_db,
                    "UPDATE audit_head SET seq = ?, hash = ?, indexed_upto = ?, run_last = ?, "
-                   "run_inserted = ? WHERE id = 1"),
+                   "run_inserted = ?, users_indexed_upto = ? WHERE id = 1"),
+        index_users(writer_db,
+                    "INSERT INTO audit_user_seqs(user, seq) SELECT user, seq FROM audit_events "
+                    "WHERE seq > ?1 AND seq <= ?2 ORDER BY user, seq"),
+        user_index_events(std::max<std::int64_t>(1, options.user_index_events)),
         person_runs(writer_db, options.person_run_events, options.person_run_chunk),
         checkpointer(writer_db),
         writer([this] { WriterLoop(); }) {}
@@ -355,6 +422,7 @@ struct AuditLog::Impl {
       std::int64_t seq = read_head.ColumnInt64(0);
       std::string hash = read_head.ColumnText(1);
       PersonRunState runs{read_head.ColumnInt64(2), read_head.ColumnInt64(3), read_head.ColumnInt64(4)};
+      std::int64_t users_indexed_upto = read_head.ColumnInt64(5);
       read_head.Reset();
       first_seq = seq + 1;
       batch_pairs.clear();
@@ -385,12 +453,18 @@ struct AuditLog::Impl {
         }
       }
       person_runs.Step(first_seq, seq, batch_pairs, runs);
+      if (seq - users_indexed_upto >= user_index_events) {
+        index_users.Reset();
+        index_users.Bind(1, users_indexed_upto).Bind(2, seq).Run();
+        users_indexed_upto = seq;
+      }
       write_head.Reset();
       write_head.Bind(1, seq)
           .Bind(2, hash)
           .Bind(3, runs.indexed_upto)
           .Bind(4, runs.run_last)
           .Bind(5, runs.run_inserted)
+          .Bind(6, users_indexed_upto)
           .Run();
       const auto commit_start = Clock::now();
       tx.Commit();
@@ -513,6 +587,8 @@ struct AuditLog::Impl {
   Statement insert_person;
   Statement read_head;
   Statement write_head;
+  Statement index_users;         // appends a stretch of events to the user index
+  const std::int64_t user_index_events;
   PersonRunIndexer person_runs;  // the person index, appended in sorted runs
   PersonRunIndexer::Pairs batch_pairs;  // writer thread: the batch's (person id, seq)
 

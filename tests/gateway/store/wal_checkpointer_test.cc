@@ -77,8 +77,10 @@ TEST_F(WalCheckpointerTest, TheWalStartsAgainUnderASteadyStreamOfCommits) {
   CommitRows(writer, 4000);
   const auto stats = checkpointer.stats();
   EXPECT_GE(stats.tail_checkpoints, 1);
-  // Without restarts the WAL would hold every one of the 4,000+ commits' frames.
-  EXPECT_LT(stats.largest_wal_frames, 2000);
+  // Without restarts the WAL would hold every one of the 4,000+ commits' frames. (Not a
+  // tighter bound: how far the WAL gets before the thread catches up depends on how the
+  // scheduler treats that thread; 2,000 failed once under a parallel ctest.)
+  EXPECT_LT(stats.largest_wal_frames, 4000);
   checkpointer.Stop();
   EXPECT_EQ(Scalar(writer, "SELECT count(*) FROM t"), 4000);
 }
