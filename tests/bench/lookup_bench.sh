@@ -8,7 +8,8 @@
 #     cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release
 #     cmake --build build/release --target caregate beast_floor_server)
 #
-# Environment: PERSONS (10000), DURATION (10s), CONNECTIONS (64), THREADS (wrk, 1).
+# Environment: PERSONS (10000), DURATION (10s), CONNECTIONS (64), THREADS (wrk, 1),
+# IDS (all shareable ids), USERS (1: distinct health users the requests take turns as).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -64,8 +65,13 @@ sync
 grep -v '"Consent_To_Share":"No"' "$tmp/persons.ndjson" | grep -o '"LA_Person_Unique_Identifier":"[^"]*"' | sed 's/.*:"\(.*\)"/cis:\1/' | awk -v n="${IDS:-$persons}" 'NR <= n' >"$tmp/ids.txt"
 echo "$(wc -l <"$tmp/ids.txt") person ids to cycle through (records with consent No are left out: 403 for a health user)"
 
-token=bench-health-token
-printf 'sha256:%s health bench.user\n' "$(printf %s "$token" | sha256sum | cut -d' ' -f1)" >"$tmp/tokens.txt"
+users=${USERS:-1}
+: >"$tmp/tokens.txt"
+for ((u = 0; u < users; u++)); do
+  printf 'sha256:%s health bench.user%d\n' "$(printf 'bench-health-token-%d' "$u" | sha256sum | cut -d' ' -f1)" "$u" \
+    >>"$tmp/tokens.txt"
+done
+echo "$users health user(s), requests taking turns"
 cat >"$tmp/lookup.lua" <<LUA
 local ids = {}
 for line in io.lines("$tmp/ids.txt") do ids[#ids + 1] = line end
@@ -73,7 +79,8 @@ local i = 0
 request = function()
   i = i + 1
   local id = ids[(i % #ids) + 1]
-  return wrk.format("GET", "/v1/persons/" .. id, { ["Authorization"] = "Bearer $token" })
+  local token = "bench-health-token-" .. (i % $users)
+  return wrk.format("GET", "/v1/persons/" .. id, { ["Authorization"] = "Bearer " .. token })
 end
 LUA
 
@@ -100,6 +107,7 @@ run() {  # NAME URL_PATH WRK_EXTRA... -- SERVER_CMD...
   non2xx=$(awk '/Non-2xx/ { print $NF }' "$tmp/wrk.out")
   [[ -z $non2xx ]] || { echo "$name: $non2xx non-2xx responses" >&2; cat "$tmp/wrk.out" >&2; exit 1; }
   printf '%-44s %10.0f req/s   p50 %7s ms   p99 %7s ms\n' "$name" "$rps" "$p50" "$p99"
+  sed -n 's/^ *\(Socket errors:.*\)/    wrk: \1/p' "$tmp/wrk.out"  # connect/read/write errors, timeouts
   # Server CPU (user + system) per request, and peak RSS; for caregate, audit batching.
   awk -v a="$cpu0" -v b="$cpu1" -v hz="$(getconf CLK_TCK)" -v n="$(awk '/requests in/ { print $1 }' "$tmp/wrk.out")" \
     -v rss="$rss" 'BEGIN { printf "    server CPU %.1f us/request, peak RSS %.0f MiB\n", (b - a) / hz / n * 1e6, rss / 1024 }'
