@@ -128,25 +128,23 @@ std::optional<std::pair<std::int64_t, std::string>> VerifyUserIndex(Database& db
     if (!h.Step()) return std::nullopt;  // the chain check reports a missing head
     upto = h.ColumnInt64(0);
   }
+  // The first event at fault by `sql` (?1 = users_indexed_upto), if any.
+  auto first_at_fault = [&](const char* sql) -> std::optional<std::int64_t> {
+    auto s = db.Prepare(sql);
+    s.Bind(1, upto);
+    if (!s.Step() || s.ColumnIsNull(0)) return std::nullopt;
+    return s.ColumnInt64(0);
+  };
   const std::string edited = ": the user index was edited (a report by user would not show every access)";
-  auto missing = db.Prepare(
-      "SELECT min(e.seq) FROM audit_events AS e WHERE e.seq <= ?1 AND NOT EXISTS "
-      "(SELECT 1 FROM audit_user_seqs AS u WHERE u.user = e.user AND u.seq = e.seq)");
-  missing.Bind(1, upto);
-  if (missing.Step() && !missing.ColumnIsNull(0)) {
-    const std::int64_t seq = missing.ColumnInt64(0);
-    return std::make_pair(seq, "event " + std::to_string(seq) + " is missing from the user index" + edited);
-  }
-  auto extra = db.Prepare(
-      "SELECT min(u.seq) FROM audit_user_seqs AS u WHERE u.seq > ?1 OR NOT EXISTS "
-      "(SELECT 1 FROM audit_events AS e WHERE e.seq = u.seq AND e.user = u.user)");
-  extra.Bind(1, upto);
-  if (extra.Step() && !extra.ColumnIsNull(0)) {
-    const std::int64_t seq = extra.ColumnInt64(0);
-    return std::make_pair(seq, "the user index lists event " + std::to_string(seq) +
-                                   " under a user who did not act in it, or beyond the indexed events" +
-                                   edited);
-  }
+  if (auto seq = first_at_fault(
+          "SELECT min(e.seq) FROM audit_events AS e WHERE e.seq <= ?1 AND NOT EXISTS "
+          "(SELECT 1 FROM audit_user_seqs AS u WHERE u.user = e.user AND u.seq = e.seq)"))
+    return std::make_pair(*seq, "event " + std::to_string(*seq) + " is missing from the user index" + edited);
+  if (auto seq = first_at_fault(
+          "SELECT min(u.seq) FROM audit_user_seqs AS u WHERE u.seq > ?1 OR NOT EXISTS "
+          "(SELECT 1 FROM audit_events AS e WHERE e.seq = u.seq AND e.user = u.user)"))
+    return std::make_pair(*seq, "the user index lists event " + std::to_string(*seq) +
+                                    " under a user who did not act in it, or beyond the indexed events" + edited);
   return std::nullopt;
 }
 

@@ -11,6 +11,9 @@
 #include <vector>
 
 #include "caregate/audit/audit_event.h"
+#include "caregate/audit/audit_log.h"
+#include "caregate/store/database.h"
+#include "caregate/store/statement.h"
 #include "support/temp_dir.h"
 
 namespace caregate::audit::testing {
@@ -50,6 +53,23 @@ inline void Tamper(const std::string& path, const std::string& sql) {
   sqlite3_free(error);
   sqlite3_close(db);
   ASSERT_EQ(rc, SQLITE_OK) << message << " in " << sql;
+}
+
+// The single integer `sql` gives on the file.
+inline std::int64_t Scalar(const std::string& path, const std::string& sql) {
+  store::Database db(path);
+  auto s = db.Prepare(sql);
+  EXPECT_TRUE(s.Step()) << sql;
+  return s.ColumnInt64(0);
+}
+
+// Edits the file as an intruder would; verify must then fail and say `problem`.
+inline VerifyResult TamperThenVerify(const std::string& path, const std::string& sql, const std::string& problem) {
+  Tamper(path, sql);
+  VerifyResult r = VerifyAuditTrail(path);
+  EXPECT_FALSE(r.ok);
+  EXPECT_NE(r.problem.find(problem), std::string::npos) << r.problem;
+  return r;
 }
 
 }  // namespace caregate::audit::testing

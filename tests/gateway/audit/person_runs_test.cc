@@ -19,17 +19,12 @@ namespace caregate::audit {
 namespace {
 
 using testing::MakeEvent;
+using testing::Scalar;
 using testing::Tamper;
 using testing::TempDir;
 
 constexpr AuditLogOptions kSmallRuns{.person_run_events = 8, .person_run_chunk = 3};
 
-std::int64_t Scalar(const std::string& path, const std::string& sql) {
-  store::Database db(path);
-  auto s = db.Prepare(sql);
-  EXPECT_TRUE(s.Step()) << sql;
-  return s.ColumnInt64(0);
-}
 
 // The persons of event i (1-based): a few people seen often, some events naming two ids
 // (one of them twice), some none.
@@ -97,13 +92,8 @@ class PersonRunsTampered : public PersonRuns {
     for (int i = 1; i <= 30; ++i) log.AppendDurable(MakeEvent("u", PersonsOf(i)));
     ASSERT_TRUE(log.Verify().ok);
   }
-  // Edits the file as an intruder would; verify must then fail and say `problem`.
   VerifyResult TamperThenVerify(const std::string& sql, const std::string& problem) {
-    Tamper(path_, sql);
-    VerifyResult r = VerifyAuditTrail(path_);
-    EXPECT_FALSE(r.ok);
-    EXPECT_NE(r.problem.find(problem), std::string::npos) << r.problem;
-    return r;
+    return testing::TamperThenVerify(path_, sql, problem);
   }
 };
 

@@ -18,17 +18,12 @@ namespace caregate::audit {
 namespace {
 
 using testing::MakeEvent;
+using testing::Scalar;
 using testing::Tamper;
 using testing::TempDir;
 
 constexpr AuditLogOptions kSmallStretches{.user_index_events = 4};
 
-std::int64_t Scalar(const std::string& path, const std::string& sql) {
-  store::Database db(path);
-  auto s = db.Prepare(sql);
-  EXPECT_TRUE(s.Step()) << sql;
-  return s.ColumnInt64(0);
-}
 
 std::string UserOf(int i) { return i % 5 == 0 ? "amy.jones" : i % 2 == 0 ? "bob.smith" : "carol.ig"; }
 
@@ -85,11 +80,7 @@ class UserIndexTampered : public UserIndex {
     ASSERT_TRUE(VerifyAuditTrail(path_).ok);
   }
   VerifyResult TamperThenVerify(const std::string& sql, const std::string& problem) {
-    Tamper(path_, sql);
-    VerifyResult r = VerifyAuditTrail(path_);
-    EXPECT_FALSE(r.ok);
-    EXPECT_NE(r.problem.find(problem), std::string::npos) << r.problem;
-    return r;
+    return testing::TamperThenVerify(path_, sql, problem);
   }
 };
 
