@@ -526,7 +526,7 @@ struct App::Impl {
     return Response::Json(200, ProposalJson(*result.proposal));
   }
 
-  // ---- refusals made by the framework (401, 403 forbidden-role) ----
+  // ---- refusals made by the framework (401, 403 forbidden-role, 413 body-too-large) ----
   void OnRefused(const RequestContext& ctx, caregate::Problem problem, const Response& refusal) {
     std::vector<std::string> ids;
     if (auto id = PersonIdFromPath(ctx.path); !id.empty()) ids.push_back(id);
