@@ -50,6 +50,18 @@ ALTER TABLE export_state ADD COLUMN line_hi INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE export_state ADD COLUMN line_lo INTEGER NOT NULL DEFAULT 0;
 )sql";
 
+// Line and content hashes become keyed XXH3-128 (record_hash.h) instead of SHA-256
+// prefixes; the key is this database's own random seed. Hashes stored before hold
+// SHA-256 values, which no new hash equals, so the first run after this migration finds
+// every record "changed" once and writes it (as after a change of mapping tables).
+constexpr std::string_view kSchemaV202 = R"sql(
+CREATE TABLE export_hash_seed (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  seed INTEGER NOT NULL         -- key of the line and content hashes; never shown
+);
+INSERT INTO export_hash_seed(id, seed) VALUES (1, random());
+)sql";
+
 std::int64_t Half(const ContentHash& h, int which) {
   std::uint64_t v = 0;
   for (int i = 0; i < 8; ++i) v = (v << 8) | h[static_cast<std::size_t>(which * 8 + i)];
@@ -86,7 +98,12 @@ DeltaState::DeltaState(const std::string& path) : path_(path) {
   store::OpenOptions options;
   options.busy_timeout_ms = 60000;  // a nightly job would rather wait for a busy server than fail
   db_ = std::make_unique<store::Database>(path, options);
-  db_->Migrate("export", {{200, kSchemaV200}, {201, kSchemaV201}});
+  db_->Migrate("export", {{200, kSchemaV200}, {201, kSchemaV201}, {202, kSchemaV202}});
+  {
+    store::Statement q(*db_, "SELECT seed FROM export_hash_seed WHERE id = 1");
+    if (!q.Step()) throw FatalError(Problem::kIoFailure, path + ": the export state has no hash seed");
+    hash_seed_ = static_cast<std::uint64_t>(q.ColumnInt64(0));
+  }
   // The staging table lives in TEMP: private to this connection, gone when the process
   // is, so a killed run cannot leave half a delta behind.
   db_->Exec(

@@ -12,14 +12,14 @@
 #include <string_view>
 #include <vector>
 
+#include "record_hash.h"
+
 namespace caregate::store {
 class Database;
 class Statement;
 }  // namespace caregate::store
 
 namespace caregate::exporter {
-
-using ContentHash = std::array<unsigned char, 16>;
 
 struct RunRecord {
   std::int64_t seq = 0;
@@ -73,9 +73,12 @@ class DeltaState {
   std::int64_t Complete(RunRecord run);
 
   const std::string& path() const { return path_; }
+  // The key of the line and content hashes (record_hash.h), this database's own.
+  std::uint64_t hash_seed() const { return hash_seed_; }
 
  private:
   std::string path_;
+  std::uint64_t hash_seed_ = 0;
   // Keys staged by this run, as a Bloom filter of fixed size (memory stays flat): a key
   // it has never seen skips the staging-table lookup. False positives only cost that
   // lookup, so the answer is always exact.

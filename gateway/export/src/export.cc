@@ -359,6 +359,7 @@ ExportResult RunExport(const engine::Engine& engine, const ExportOptions& option
   popt.pool = static_cast<std::size_t>(popt.workers) * 3 + 2;
   // Workers may recognise unchanged lines only when there is a previous state to match.
   if (base) popt.state_db = db_path;
+  popt.hash_seed = state->hash_seed();
 
   // One record, in input order: the delta decides, the outputs receive its slices.
   const std::size_t n = tables.size();
@@ -388,7 +389,7 @@ ExportResult RunExport(const engine::Engine& engine, const ExportOptions& option
   };
   // A line the worker found identical to the stored one, for a person this run has
   // already met: the comparison must be with what was staged, so it is processed in full.
-  RecordProcessor full_processor(engine, mapping_version);
+  RecordProcessor full_processor(engine, mapping_version, state->hash_seed());
   Batch scratch;
   auto reprocess = [&](const Batch& b, const RecordOut& r) {
     scratch.Reset(n);

@@ -134,9 +134,9 @@ void Batch::Reset(std::size_t tables) {
   csv_end.clear();
 }
 
-RecordProcessor::RecordProcessor(const engine::Engine& engine, std::string mapping_version,
-                                 const std::string& state_db)
-    : engine_(engine), version_(std::move(mapping_version)), reader_(engine.plan(), "cis"),
+RecordProcessor::RecordProcessor(const engine::Engine& engine, const std::string& mapping_version,
+                                 std::uint64_t hash_seed, const std::string& state_db)
+    : engine_(engine), hasher_(hash_seed, mapping_version), reader_(engine.plan(), "cis"),
       ids_(std::make_unique<IdNotingSink>(reader_)) {
   sha_ = EVP_MD_CTX_new();
   if (!sha_) throw FatalError(Problem::kInternal, "OpenSSL: cannot allocate a digest context");
@@ -174,8 +174,8 @@ void RecordProcessor::Reject(Batch& batch, RecordOut& rec, std::string_view pers
   o += "]}\n";
 }
 
-// Content hash: SHA-256 over the mapping tables' version and the record's warehouse
-// rows, truncated to 128 bits. The rows hold every canonical field (they are generated
+// Content hash (record_hash.h): over the mapping tables' version and the record's
+// warehouse rows, table by table. The rows hold every canonical field (they are generated
 // from the registry) plus the unmapped source data, and the SystmOne fragment is a
 // function of the canonical record and the tables, so equal hashes mean the run would
 // write exactly the same bytes for this person as the run that stored the hash.
@@ -214,12 +214,7 @@ void RecordProcessor::ProcessLine(Batch& batch, const Batch::LineRef& ref) {
   };
   // Line hash: the tables' version and the line's bytes. Equal line hashes mean the
   // same bytes through the same tables, hence the same record, valid as before.
-  EVP_DigestInit_ex2(ctx, Sha256Md(), nullptr);
-  EVP_DigestUpdate(ctx, version_.data(), version_.size());
-  EVP_DigestUpdate(ctx, "\x1e", 1);
-  EVP_DigestUpdate(ctx, text.data(), text.size());
-  EVP_DigestFinal_ex(ctx, md, &len);
-  std::memcpy(rec.line_hash.data(), md, rec.line_hash.size());
+  rec.line_hash = hasher_.Line(text);
   if (state_) {
     // Which stored line to compare with: the CIS id read without a parser. A wrong or
     // missing id only means no match, and the line is processed in full.
@@ -257,15 +252,10 @@ void RecordProcessor::ProcessLine(Batch& batch, const Batch::LineRef& ref) {
   std::size_t csv_begin[16];
   for (std::size_t t = 0; t < tables && t < 16; ++t) csv_begin[t] = batch.csv[t].size();
   AppendWarehouseRows(r, key, batch.csv);
-  EVP_DigestInit_ex2(ctx, Sha256Md(), nullptr);
-  EVP_DigestUpdate(ctx, version_.data(), version_.size());
-  for (std::size_t t = 0; t < tables; ++t) {
-    const char sep = '\x1e';  // between tables, so rows cannot move from one to the next unnoticed
-    EVP_DigestUpdate(ctx, &sep, 1);
-    EVP_DigestUpdate(ctx, batch.csv[t].data() + csv_begin[t], batch.csv[t].size() - csv_begin[t]);
-  }
-  EVP_DigestFinal_ex(ctx, md, &len);
-  std::memcpy(rec.hash.data(), md, rec.hash.size());
+  hasher_.Begin();
+  for (std::size_t t = 0; t < tables; ++t)
+    hasher_.Part(std::string_view(batch.csv[t]).substr(csv_begin[t]));
+  rec.hash = hasher_.Finish();
   batch.keys += key;
   rec.withheld = r.consent_withheld();
   if (!rec.withheld) {
@@ -357,7 +347,7 @@ void RunPipeline(const engine::Engine& engine, const std::string& mapping_versio
   for (int w = 0; w < options.workers; ++w) {
     workers.emplace_back([&] {
       try {
-        RecordProcessor proc(engine, mapping_version, options.state_db);
+        RecordProcessor proc(engine, mapping_version, options.hash_seed, options.state_db);
         for (;;) {
           Batch* b;
           {

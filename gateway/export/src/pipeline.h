@@ -14,6 +14,7 @@
 #include "caregate/engine/engine.h"
 #include "caregate/mapping/mapping_plan.h"
 #include "delta_state.h"
+#include "record_hash.h"
 
 namespace caregate::exporter {
 
@@ -28,7 +29,7 @@ struct RecordOut {
   bool line_unchanged = false;
   std::int64_t key = 0;   // delta key: first 8 bytes of SHA-256(person key)
   ContentHash hash{};     // the record as mapped (see RecordProcessor)
-  ContentHash line_hash{};
+  ContentHash line_hash{};  // the line as read (record_hash.h)
   std::uint32_t text_offset = 0, text_length = 0;  // the line in Batch::input
 };
 
@@ -67,7 +68,9 @@ class RecordProcessor {
  public:
   // With a state database path, lines identical to the stored ones are recognised
   // without parsing them (delta runs); without, every line is processed in full.
-  RecordProcessor(const engine::Engine& engine, std::string mapping_version, const std::string& state_db = {});
+  // `hash_seed`: the state database's key for the line and content hashes.
+  RecordProcessor(const engine::Engine& engine, const std::string& mapping_version, std::uint64_t hash_seed,
+                  const std::string& state_db = {});
   ~RecordProcessor();
   RecordProcessor(const RecordProcessor&) = delete;
   RecordProcessor& operator=(const RecordProcessor&) = delete;
@@ -77,7 +80,7 @@ class RecordProcessor {
  private:
   void Reject(Batch& batch, RecordOut& rec, std::string_view person_id, const FieldErrors& errors);
   const engine::Engine& engine_;
-  std::string version_;
+  RecordHasher hasher_;
   // Maps each record as it is parsed (no tree); reused by every record of this worker.
   mapping::RecordReader reader_;
   // Between the parser and reader_: notes the top-level ids a reject line names.
@@ -89,6 +92,7 @@ class RecordProcessor {
 struct PipelineOptions {
   int workers = 1;
   std::string state_db;  // for the workers' StateReader; empty: no shortcut
+  std::uint64_t hash_seed = 0;        // DeltaState::hash_seed()
   std::size_t pool = 6;               // batches in flight, at most
   std::size_t batch_lines = 256;
   std::size_t batch_bytes = 1 << 20;
