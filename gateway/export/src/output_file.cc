@@ -83,11 +83,17 @@ void OutputFile::Flush() {
   if (buf_.empty()) return;
   EVP_DigestUpdate(sha_, buf_.data(), buf_.size());
   WriteAll(fd_, partial_path_, buf_.data(), buf_.size());
-  // Start writing these pages back now rather than leave gigabytes dirty for the final
-  // fsync (Linux; it does not wait, and failure only means fsync does it all).
-  ::sync_file_range(fd_, static_cast<off_t>(bytes_), static_cast<off_t>(buf_.size()), SYNC_FILE_RANGE_WRITE);
   bytes_ += buf_.size();
   buf_.clear();
+  // Start writing these pages back now rather than leave gigabytes dirty for the final
+  // fsync (Linux; it does not wait, and failure only means fsync does it all). Every
+  // kWritebackBytes, not every write: each call kicks the disk, and in a VM a kick is
+  // an exit to the hypervisor.
+  if (bytes_ - writeback_ >= kWritebackBytes) {
+    ::sync_file_range(fd_, static_cast<off_t>(writeback_), static_cast<off_t>(bytes_ - writeback_),
+                      SYNC_FILE_RANGE_WRITE);
+    writeback_ = bytes_;
+  }
   // Pages written back long ago are dropped from the page cache, so that a run's output
   // (gigabytes a night) reuses a few megabytes of cache instead of filling memory.
   if (bytes_ - dropped_ >= 2 * kKeepCachedBytes) {

@@ -45,6 +45,8 @@ class OutputFile {
 
  private:
   static constexpr std::size_t kFlushBytes = 1 << 20;
+  // Writeback of written bytes is started in steps of at least this much.
+  static constexpr std::uint64_t kWritebackBytes = 8 << 20;
   // Written pages further back than this are waited for and dropped from the page cache.
   static constexpr std::uint64_t kKeepCachedBytes = 16 << 20;
   std::string final_path_, partial_path_;
@@ -53,6 +55,7 @@ class OutputFile {
   EVP_MD_CTX* sha_ = nullptr;
   std::string sha256_;
   std::uint64_t bytes_ = 0;
+  std::uint64_t writeback_ = 0;  // writeback started for [0, writeback_)
   std::uint64_t dropped_ = 0;  // bytes [0, dropped_) are on disk and out of the page cache
   bool published_ = false;
 };
