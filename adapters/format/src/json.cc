@@ -39,7 +39,17 @@ class HandlerBase {
   FieldError& error() { return error_; }
 
  protected:
-  HandlerBase(const JsonLimits& limits, Stream& stream) : limits_(limits), stream_(stream) {}
+  HandlerBase(const JsonLimits& limits, Stream& stream, std::string_view text)
+      : limits_(limits), stream_(stream), strings_valid_(DecodesToValidUtf8(text)) {}
+
+  // Every string decoded from `text` is valid UTF-8 when the text is and has no \u
+  // escape: a string's raw bytes lie between ASCII quotes (never inside a multi-byte
+  // sequence), and the other escapes decode to ASCII. One pass over the line then
+  // replaces a check per string. (A "\\u" that is an escaped backslash only costs the
+  // per-string checks.)
+  static bool DecodesToValidUtf8(std::string_view text) {
+    return text.find("\\u") == std::string_view::npos && IsValidUtf8(text);
+  }
 
   static std::string Printable(std::string_view s) {
     std::string out;
@@ -63,7 +73,7 @@ class HandlerBase {
   bool CheckString(const char* str, std::size_t len, const char* what) {
     if (len > limits_.max_string)
       return Fail(std::string(what) + " longer than " + std::to_string(limits_.max_string) + " bytes");
-    if (!IsAscii(str, len) && !IsValidUtf8(std::string_view(str, len)))
+    if (!strings_valid_ && !IsAscii(str, len) && !IsValidUtf8(std::string_view(str, len)))
       return Fail(std::string(what) + " is not valid UTF-8");
     return true;
   }
@@ -82,13 +92,14 @@ class HandlerBase {
 
   const JsonLimits& limits_;
   Stream& stream_;
+  const bool strings_valid_;  // DecodesToValidUtf8(the whole text)
   FieldError error_;
 };
 
 class TreeBuilder : public HandlerBase<TreeBuilder> {
  public:
   TreeBuilder(const JsonLimits& limits, Stream& stream, std::string_view text, SourceNode& root)
-      : HandlerBase(limits, stream), text_(text), root_(root),
+      : HandlerBase(limits, stream, text), text_(text), root_(root),
         multiline_(std::memchr(text.data(), '\n', text.size()) != nullptr) {}
 
   // --- RapidJSON SAX interface -------------------------------------------------
@@ -257,8 +268,8 @@ class TreeBuilder : public HandlerBase<TreeBuilder> {
 // until the parse returns.
 class EventForwarder : public HandlerBase<EventForwarder> {
  public:
-  EventForwarder(const JsonLimits& limits, Stream& stream, TreeSink& sink)
-      : HandlerBase(limits, stream), sink_(sink) {}
+  EventForwarder(const JsonLimits& limits, Stream& stream, std::string_view text, TreeSink& sink)
+      : HandlerBase(limits, stream, text), sink_(sink) {}
 
   bool Null() { return Scalar(NodeKind::kNull, {}); }
   bool Bool(bool b) { return Scalar(NodeKind::kBool, b ? std::string_view("true") : std::string_view("false")); }
@@ -504,7 +515,7 @@ std::optional<FieldError> ParseJsonEvents(std::string_view text, TreeSink& sink,
   lent = true;
   if (auto error = Prepare(text, limits, buffer)) return error;
   Stream stream(buffer.data());
-  EventForwarder forwarder(limits, stream, sink);
+  EventForwarder forwarder(limits, stream, text, sink);
   return Run(text, forwarder, stream);
 }
 

@@ -181,6 +181,29 @@ TEST(JsonReader, RejectsInvalidUtf8) {
   }
 }
 
+// A text that is valid UTF-8 and has no \u escape is checked once, whole; any other
+// text string by string. Both ways must accept and refuse the same strings, and name
+// the field at fault.
+TEST(JsonReader, Utf8IsCheckedWholeOrPerStringWithTheSameResult) {
+  for (std::string escape : {"", R"(,"e":"\u00e9")", R"(,"e":"a\\u")"}) {
+    SCOPED_TRACE(escape);
+    auto good = ParseJson("{\"Name\":\"Bj\xC3\xB6rn Zo\xC3\xAB \xE2\x82\xAC \xF0\x9F\x98\x80\"" + escape + "}");
+    ASSERT_TRUE(good.ok()) << Problem(good);
+    EXPECT_EQ(good.value().child("Name")->value, "Bj\xC3\xB6rn Zo\xC3\xAB \xE2\x82\xAC \xF0\x9F\x98\x80");
+    auto bad = ParseJson("{\"Name\":\"ok\",\"Address\":{\"Town\":\"Le\xC3\x28" "ds\"}" + escape + "}");
+    ASSERT_FALSE(bad.ok());
+    EXPECT_NE(Problem(bad).find("string is not valid UTF-8"), std::string::npos) << Problem(bad);
+    EXPECT_EQ(ErrorPath(bad), "/Address/Town");
+    auto bad_key = ParseJson("{\"Na\xFFme\":\"x\"" + escape + "}");
+    ASSERT_FALSE(bad_key.ok());
+    EXPECT_NE(Problem(bad_key).find("key is not valid UTF-8"), std::string::npos) << Problem(bad_key);
+  }
+  // An escaped lone surrogate after valid multi-byte text is still refused.
+  auto r = ParseJson("{\"a\":\"\xC3\xA9\",\"b\":\"\\udc00\"}");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(ErrorPath(r), "/b");
+}
+
 TEST(JsonReader, RejectsRawControlCharacters) {
   auto r = ParseJson("{\"a\":\"tab\there\"}");
   ASSERT_FALSE(r.ok());
