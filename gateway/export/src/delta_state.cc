@@ -1,5 +1,6 @@
 #include "delta_state.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "caregate/core/error.h"
@@ -145,6 +146,11 @@ std::optional<RunRecord> DeltaState::LastCompleted() {
 
 void DeltaState::BeginRun() {
   db_->Exec("DELETE FROM temp.export_staged");
+  pending_.clear();
+  pending_person_keys_.clear();
+  pending_index_.clear();
+  pending_.reserve(kPendingRows);
+  pending_index_.reserve(kPendingRows);
   staged_bits_.assign(kBloomBits / 64, 0);
   // One read snapshot of the state for the whole run (and no per-statement transactions).
   db_->Exec("BEGIN DEFERRED");
@@ -180,7 +186,44 @@ void DeltaState::MarkStaged(std::int64_t key) {
   }
 }
 
+const DeltaState::PendingRow* DeltaState::FindPending(std::int64_t key) const {
+  auto it = pending_index_.find(key);
+  return it == pending_index_.end() ? nullptr : &pending_[it->second];
+}
+
+void DeltaState::FlushPending() {
+  if (pending_.empty()) return;
+  // Only each key's latest row counts (a person twice in the extract).
+  std::vector<std::size_t> order;
+  order.reserve(pending_index_.size());
+  for (const auto& [key, index] : pending_index_) order.push_back(index);
+  std::sort(order.begin(), order.end(),
+            [&](std::size_t a, std::size_t b) { return pending_[a].key < pending_[b].key; });
+  for (std::size_t i : order) {
+    const PendingRow& r = pending_[i];
+    stage_->Reset();
+    stage_->Bind(1, r.key)
+        .Bind(2, std::string_view(pending_person_keys_).substr(r.person_offset, r.person_length))
+        .Bind(3, r.hash_hi)
+        .Bind(4, r.hash_lo);
+    stage_->Bind(5, r.line_hi).Bind(6, r.line_lo);
+    stage_->Run();
+  }
+  pending_.clear();
+  pending_person_keys_.clear();
+  pending_index_.clear();
+}
+
 DeltaState::Seen DeltaState::Lookup(std::int64_t key, const ContentHash& hash, const ContentHash& line_hash) {
+  if (MaybeStaged(key)) {
+    if (const PendingRow* r = FindPending(key)) {
+      Seen seen;
+      seen.found = true;
+      seen.same_content = r->hash_hi == Half(hash, 0) && r->hash_lo == Half(hash, 1);
+      seen.same_line = r->line_hi == Half(line_hash, 0) && r->line_lo == Half(line_hash, 1);
+      return seen;
+    }
+  }
   for (store::Statement* q : {find_staged_.get(), find_state_.get()}) {
     if (q == find_staged_.get() && !MaybeStaged(key)) continue;
     q->Reset();
@@ -199,6 +242,7 @@ DeltaState::Seen DeltaState::Lookup(std::int64_t key, const ContentHash& hash, c
 
 bool DeltaState::Staged(std::int64_t key) {
   if (!MaybeStaged(key)) return false;
+  if (FindPending(key)) return true;
   find_staged_->Reset();
   find_staged_->Bind(1, key);
   bool found = find_staged_->Step();
@@ -208,11 +252,13 @@ bool DeltaState::Staged(std::int64_t key) {
 
 void DeltaState::Stage(std::int64_t key, std::string_view person_key, const ContentHash& hash,
                        const ContentHash& line_hash) {
-  stage_->Reset();
-  stage_->Bind(1, key).Bind(2, person_key).Bind(3, Half(hash, 0)).Bind(4, Half(hash, 1));
-  stage_->Bind(5, Half(line_hash, 0)).Bind(6, Half(line_hash, 1));
-  stage_->Run();
+  pending_index_[key] = pending_.size();
+  pending_.push_back({key, Half(hash, 0), Half(hash, 1), Half(line_hash, 0), Half(line_hash, 1),
+                      static_cast<std::uint32_t>(pending_person_keys_.size()),
+                      static_cast<std::uint32_t>(person_key.size())});
+  pending_person_keys_.append(person_key);
   MarkStaged(key);
+  if (pending_.size() >= kPendingRows) FlushPending();
 }
 
 StateReader::StateReader(const std::string& path) {
@@ -234,6 +280,7 @@ bool StateReader::LineUnchanged(std::int64_t key, const ContentHash& line_hash) 
 }
 
 std::int64_t DeltaState::Complete(RunRecord run) {
+  if (stage_) FlushPending();
   find_staged_.reset();
   find_state_.reset();
   stage_.reset();

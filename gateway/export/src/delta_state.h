@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "record_hash.h"
@@ -87,6 +88,21 @@ class DeltaState {
   void MarkStaged(std::int64_t key);
   std::unique_ptr<store::Database> db_;
   std::unique_ptr<store::Statement> find_staged_, find_state_, stage_;
+
+  // Staged rows not yet in the TEMP table. Keys are hashes, so inserting each row as it
+  // comes lands on a random page of a B-tree that outgrows its cache; a few thousand
+  // at a time, sorted by key, walk the tree in order (memory stays flat: at most
+  // kPendingRows rows).
+  struct PendingRow {
+    std::int64_t key, hash_hi, hash_lo, line_hi, line_lo;
+    std::uint32_t person_offset, person_length;  // in pending_person_keys_
+  };
+  static constexpr std::size_t kPendingRows = 8192;
+  std::vector<PendingRow> pending_;
+  std::string pending_person_keys_;
+  std::unordered_map<std::int64_t, std::size_t> pending_index_;  // key -> its latest row in pending_
+  const PendingRow* FindPending(std::int64_t key) const;
+  void FlushPending();
 };
 
 }  // namespace caregate::exporter

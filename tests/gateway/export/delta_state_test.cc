@@ -1,0 +1,105 @@
+// DeltaState: what a run stages is found again by Lookup and Staged whether it is still
+// in memory or already in the TEMP table, the latest version of a key wins, and Complete
+// stores exactly the staged rows.
+#include "delta_state.h"  // gateway/export/src (private to the export library)
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "caregate/store/database.h"
+#include "caregate/store/statement.h"
+#include "support/temp_dir.h"
+
+namespace caregate::exporter {
+namespace {
+
+using caregate::testing::TempDir;
+
+std::int64_t Key(int i) { return static_cast<std::int64_t>(0x9E3779B97F4A7C15ull * static_cast<unsigned>(i + 1)); }
+
+ContentHash Hash(int i, int version) {
+  ContentHash h{};
+  for (std::size_t b = 0; b < h.size(); ++b) h[b] = static_cast<unsigned char>((i * 31 + version * 7 + b) & 0xff);
+  h[0] = static_cast<unsigned char>(version);
+  h[1] = static_cast<unsigned char>(i >> 8);
+  h[2] = static_cast<unsigned char>(i);
+  return h;
+}
+
+RunRecord ARun(std::string date) {
+  RunRecord r;
+  r.run_date = std::move(date);
+  r.input_sha256 = std::string(64, 'a');
+  r.mapping_version = "v";
+  r.out_dir = "/tmp/out";
+  r.started_at = r.finished_at = "2024-05-01T00:00:00Z";
+  r.manifest = "{}";
+  return r;
+}
+
+// More keys than are kept in memory, so early keys are in the TEMP table when they are
+// looked up and staged again.
+TEST(DeltaState, StagedKeysAreFoundInMemoryAndInTheTempTableAndTheLatestWins) {
+  TempDir dir;
+  const std::string db = (dir.path() / "state.db").string();
+  constexpr int kKeys = 20000;
+  {
+    DeltaState state(db);
+    state.BeginRun();
+    for (int i = 0; i < kKeys; ++i) {
+      ASSERT_FALSE(state.Staged(Key(i)));
+      EXPECT_FALSE(state.Lookup(Key(i), Hash(i, 1), Hash(i, 1)).found);
+      state.Stage(Key(i), "cis:P" + std::to_string(i), Hash(i, 1), Hash(i, 1));
+    }
+    for (int i : {0, 1, 5000, 12000, kKeys - 2, kKeys - 1}) {  // flushed and still pending
+      SCOPED_TRACE(i);
+      EXPECT_TRUE(state.Staged(Key(i)));
+      auto same = state.Lookup(Key(i), Hash(i, 1), Hash(i, 1));
+      EXPECT_TRUE(same.found && same.same_content && same.same_line);
+      auto other = state.Lookup(Key(i), Hash(i, 2), Hash(i, 1));
+      EXPECT_TRUE(other.found && !other.same_content && other.same_line);
+    }
+    // A second version of some keys (a person twice in one extract), early and late.
+    for (int i = 0; i < kKeys; i += 7) state.Stage(Key(i), "cis:P" + std::to_string(i), Hash(i, 2), Hash(i, 3));
+    for (int i : {0, 7, 14000, kKeys - 1 - (kKeys - 1) % 7}) {
+      SCOPED_TRACE(i);
+      auto seen = state.Lookup(Key(i), Hash(i, 2), Hash(i, 3));
+      EXPECT_TRUE(seen.found && seen.same_content && seen.same_line);
+      EXPECT_FALSE(state.Lookup(Key(i), Hash(i, 1), Hash(i, 1)).same_content);
+    }
+    state.Complete(ARun("2024-05-01"));
+  }
+  store::Database d(db);
+  auto count = d.Prepare("SELECT count(*), count(DISTINCT key) FROM export_state");
+  ASSERT_TRUE(count.Step());
+  EXPECT_EQ(count.ColumnInt64(0), kKeys);
+  EXPECT_EQ(count.ColumnInt64(1), kKeys);
+  // Every row holds its key's latest hashes.
+  DeltaState next(db);
+  next.BeginRun();
+  for (int i = 0; i < kKeys; ++i) {
+    const int version = i % 7 == 0 ? 2 : 1;
+    auto seen = next.Lookup(Key(i), Hash(i, version), Hash(i, version == 2 ? 3 : 1));
+    ASSERT_TRUE(seen.found && seen.same_content && seen.same_line) << i;
+    EXPECT_FALSE(next.Staged(Key(i)));
+  }
+}
+
+// A run that never completes stores nothing.
+TEST(DeltaState, ARunWithoutCompleteLeavesTheStateAsItWas) {
+  TempDir dir;
+  const std::string db = (dir.path() / "state.db").string();
+  {
+    DeltaState state(db);
+    state.BeginRun();
+    for (int i = 0; i < 10000; ++i) state.Stage(Key(i), "cis:P", Hash(i, 1), Hash(i, 1));
+  }
+  store::Database d(db);
+  auto count = d.Prepare("SELECT count(*) FROM export_state");
+  ASSERT_TRUE(count.Step());
+  EXPECT_EQ(count.ColumnInt64(0), 0);
+}
+
+}  // namespace
+}  // namespace caregate::exporter
