@@ -361,13 +361,49 @@ ExportResult RunExport(const engine::Engine& engine, const ExportOptions& option
   if (base) popt.state_db = db_path;
   popt.hash_seed = state->hash_seed();
 
+  // Each output receives the records' slices of a batch buffer; consecutive ones (most
+  // of a batch, on a first night) are handed over as one piece, which the file writes
+  // without copying it into its own buffer first. Flushed at the end of every batch,
+  // before the batch's buffers are reused.
+  class SliceRun {
+   public:
+    explicit SliceRun(OutputFile& f) : f_(&f) {}
+    void Add(std::string_view s) {
+      if (s.empty()) return;
+      if (s.data() == end_) {
+        end_ += s.size();
+        return;
+      }
+      Flush();
+      begin_ = s.data();
+      end_ = s.data() + s.size();
+    }
+    void Flush() {
+      if (begin_ != end_) f_->Append(std::string_view(begin_, static_cast<std::size_t>(end_ - begin_)));
+      begin_ = end_ = nullptr;
+    }
+
+   private:
+    OutputFile* f_;
+    const char* begin_ = nullptr;
+    const char* end_ = nullptr;
+  };
+  SliceRun s1_run(s1), rejects_run(rejects);
+  std::vector<SliceRun> csv_runs;
+  for (auto& f : csv) csv_runs.emplace_back(*f);
+  auto flush_runs = [&] {
+    s1_run.Flush();
+    rejects_run.Flush();
+    for (auto& r : csv_runs) r.Flush();
+  };
+
   // One record, in input order: the delta decides, the outputs receive its slices.
   const std::size_t n = tables.size();
   auto handle = [&](const Batch& b, std::size_t i) {
     const RecordOut& r = b.records[i];
     if (r.rejected) {
       ++counts.rejected;
-      rejects.Append(b.Slice(b.rejects, b.reject_end, i));
+      rejects_run.Add(b.Slice(b.rejects, b.reject_end, i));
       return;
     }
     DeltaState::Seen seen = state->Lookup(r.key, r.hash, r.line_hash);
@@ -379,12 +415,12 @@ ExportResult RunExport(const engine::Engine& engine, const ExportOptions& option
     }
     if (!(seen.found && seen.same_content && seen.same_line))
       state->Stage(r.key, b.Slice(b.keys, b.key_end, i), r.hash, r.line_hash);
-    for (std::size_t t = 0; t < n; ++t) csv[t]->Append(b.Slice(b.csv[t], b.csv_end, i, n, t));
+    for (std::size_t t = 0; t < n; ++t) csv_runs[t].Add(b.Slice(b.csv[t], b.csv_end, i, n, t));
     if (r.withheld) {
       ++counts.withheld;
     } else {
       ++counts.exported;
-      s1.Append(b.Slice(b.s1, b.s1_end, i));
+      s1_run.Add(b.Slice(b.s1, b.s1_end, i));
     }
   };
   // A line the worker found identical to the stored one, for a person this run has
@@ -392,11 +428,13 @@ ExportResult RunExport(const engine::Engine& engine, const ExportOptions& option
   RecordProcessor full_processor(engine, mapping_version, state->hash_seed());
   Batch scratch;
   auto reprocess = [&](const Batch& b, const RecordOut& r) {
+    flush_runs();  // they may point into the scratch batch's previous record
     scratch.Reset(n);
     scratch.input.assign(b.input, r.text_offset, r.text_length);
     scratch.lines.push_back({0, r.text_length, r.line, false});
     full_processor.ProcessLine(scratch, scratch.lines[0]);
     handle(scratch, 0);
+    flush_runs();  // never joined to a slice of another buffer
   };
   try {
     RunPipeline(engine, mapping_version, reader, popt, [&](const Batch& b) {
@@ -411,6 +449,7 @@ ExportResult RunExport(const engine::Engine& engine, const ExportOptions& option
         }
         handle(b, i);
       }
+      flush_runs();
       progress.Update(counts, b.input_consumed);
     });
   } catch (const store::DatabaseError& e) {

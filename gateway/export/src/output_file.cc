@@ -81,10 +81,14 @@ OutputFile::~OutputFile() {
 
 void OutputFile::Flush() {
   if (buf_.empty()) return;
-  EVP_DigestUpdate(sha_, buf_.data(), buf_.size());
-  WriteAll(fd_, partial_path_, buf_.data(), buf_.size());
-  bytes_ += buf_.size();
+  Write(buf_);
   buf_.clear();
+}
+
+void OutputFile::Write(std::string_view bytes) {
+  EVP_DigestUpdate(sha_, bytes.data(), bytes.size());
+  WriteAll(fd_, partial_path_, bytes.data(), bytes.size());
+  bytes_ += bytes.size();
   // Start writing these pages back now rather than leave gigabytes dirty for the final
   // fsync (Linux; it does not wait, and failure only means fsync does it all). Every
   // kWritebackBytes, not every write: each call kicks the disk, and in a VM a kick is

@@ -28,7 +28,14 @@ class OutputFile {
   OutputFile(const OutputFile&) = delete;
   OutputFile& operator=(const OutputFile&) = delete;
 
+  // Small pieces are gathered in a buffer; a large one (a run of records' bytes) goes to
+  // the file as it is, after what is buffered, without being copied first.
   void Append(std::string_view bytes) {
+    if (bytes.size() >= kDirectBytes) {
+      Flush();
+      Write(bytes);
+      return;
+    }
     buf_.append(bytes);
     if (buf_.size() >= kFlushBytes) Flush();
   }
@@ -45,6 +52,8 @@ class OutputFile {
 
  private:
   static constexpr std::size_t kFlushBytes = 1 << 20;
+  static constexpr std::size_t kDirectBytes = 64 << 10;
+  void Write(std::string_view bytes);  // hash, write, start writeback, drop old pages
   // Writeback of written bytes is started in steps of at least this much.
   static constexpr std::uint64_t kWritebackBytes = 8 << 20;
   // Written pages further back than this are waited for and dropped from the page cache.

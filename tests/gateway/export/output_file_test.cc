@@ -62,6 +62,29 @@ TEST(OutputFile, WritesWhatWasAppendedAndItsSha256OnlyOncePublished) {
   EXPECT_FALSE(std::filesystem::exists(PartialPath(path)));
 }
 
+// Small pieces are buffered, large ones written as they are: the order and the hash
+// must not notice which was which.
+TEST(OutputFile, SmallAndLargePiecesInAnyOrderKeepTheirOrder) {
+  TempDir dir;
+  const std::string path = dir.file("mixed.xml");
+  std::string all;
+  {
+    OutputFile f(path);
+    const std::size_t sizes[] = {10, 70000, 3, 5, 200000, 65536, 65535, 1, 1 << 20, 17, 0, 2 << 20, 9};
+    unsigned seed = 0;
+    for (std::size_t n : sizes) {
+      const std::string piece = Block(n, ++seed);
+      f.Append(piece);
+      all += piece;
+    }
+    f.Finish();
+    EXPECT_EQ(f.bytes(), all.size());
+    EXPECT_EQ(f.sha256(), Sha256Hex(all));
+    f.Publish();
+  }
+  EXPECT_EQ(Slurp(path), all);
+}
+
 TEST(OutputFile, UnpublishedFileIsRemoved) {
   TempDir dir;
   const std::string path = dir.file("out.xml");
