@@ -177,7 +177,11 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   }
 
   void Shutdown() override {
-    asio::post(stream_.get_executor(), [self = this->shared_from_this()] {
+    // A weak reference: should this never run (its context already out of work), it must
+    // not keep the session, and with it the server's shutdown, waiting.
+    asio::post(stream_.get_executor(), [weak = this->weak_from_this()] {
+      auto self = weak.lock();
+      if (!self) return;
       self->stopping_ = true;
       // Waiting for a next request that has not begun: nothing is in flight.
       if (self->state_ == State::kIdle) beast::get_lowest_layer(self->stream_).cancel();
@@ -639,14 +643,17 @@ void Engine::StopNow() {
   acceptor_.close(ec);
   signals_.cancel(ec);
   retry_timer_.cancel();
-  keep_running_.clear();  // each context's run() now returns once its sessions are done
   std::vector<std::shared_ptr<SessionBase>> live;
   {
     std::lock_guard lock(sessions_mutex_);
     for (auto& w : sessions_)
       if (auto s = w.lock()) live.push_back(std::move(s));
   }
+  // Before the contexts may run out of work: a context whose run() has returned never
+  // runs what is posted to it (a session closing at this moment was left waiting for
+  // its Shutdown, and the whole grace period with it; seen under load with the sanitizers).
   for (auto& s : live) s->Shutdown();
+  keep_running_.clear();  // each context's run() now returns once its sessions are done
   if (live.empty()) return;
   live.clear();  // outside the lock: this may destroy sessions
   grace_timer_.expires_after(options_.timeouts.shutdown_grace);
