@@ -214,25 +214,29 @@ void DeltaState::FlushPending() {
   pending_index_.clear();
 }
 
+namespace {
+// A stored or staged row (hash halves as stored) against this record's hashes.
+DeltaState::Seen Compare(std::int64_t hash_hi, std::int64_t hash_lo, std::int64_t line_hi, std::int64_t line_lo,
+                         const ContentHash& hash, const ContentHash& line_hash) {
+  DeltaState::Seen seen;
+  seen.found = true;
+  seen.same_content = hash_hi == Half(hash, 0) && hash_lo == Half(hash, 1);
+  seen.same_line = line_hi == Half(line_hash, 0) && line_lo == Half(line_hash, 1);
+  return seen;
+}
+}  // namespace
+
 DeltaState::Seen DeltaState::Lookup(std::int64_t key, const ContentHash& hash, const ContentHash& line_hash) {
-  if (MaybeStaged(key)) {
-    if (const PendingRow* r = FindPending(key)) {
-      Seen seen;
-      seen.found = true;
-      seen.same_content = r->hash_hi == Half(hash, 0) && r->hash_lo == Half(hash, 1);
-      seen.same_line = r->line_hi == Half(line_hash, 0) && r->line_lo == Half(line_hash, 1);
-      return seen;
-    }
-  }
+  const bool maybe_staged = MaybeStaged(key);
+  if (maybe_staged)
+    if (const PendingRow* r = FindPending(key))
+      return Compare(r->hash_hi, r->hash_lo, r->line_hi, r->line_lo, hash, line_hash);
   for (store::Statement* q : {find_staged_.get(), find_state_.get()}) {
-    if (q == find_staged_.get() && !MaybeStaged(key)) continue;
+    if (q == find_staged_.get() && !maybe_staged) continue;
     q->Reset();
     q->Bind(1, key);
     if (q->Step()) {
-      Seen seen;
-      seen.found = true;
-      seen.same_content = q->ColumnInt64(0) == Half(hash, 0) && q->ColumnInt64(1) == Half(hash, 1);
-      seen.same_line = q->ColumnInt64(2) == Half(line_hash, 0) && q->ColumnInt64(3) == Half(line_hash, 1);
+      Seen seen = Compare(q->ColumnInt64(0), q->ColumnInt64(1), q->ColumnInt64(2), q->ColumnInt64(3), hash, line_hash);
       q->Reset();
       return seen;
     }

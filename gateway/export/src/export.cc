@@ -428,13 +428,15 @@ ExportResult RunExport(const engine::Engine& engine, const ExportOptions& option
   RecordProcessor full_processor(engine, mapping_version, state->hash_seed());
   Batch scratch;
   auto reprocess = [&](const Batch& b, const RecordOut& r) {
-    flush_runs();  // they may point into the scratch batch's previous record
+    // The scratch record's slices are never joined to a slice of another buffer (two
+    // allocations may happen to be adjacent in memory): flushed before and after.
+    flush_runs();
     scratch.Reset(n);
     scratch.input.assign(b.input, r.text_offset, r.text_length);
     scratch.lines.push_back({0, r.text_length, r.line, false});
     full_processor.ProcessLine(scratch, scratch.lines[0]);
     handle(scratch, 0);
-    flush_runs();  // never joined to a slice of another buffer
+    flush_runs();
   };
   try {
     RunPipeline(engine, mapping_version, reader, popt, [&](const Batch& b) {
