@@ -369,7 +369,8 @@ struct AuditLog::Impl {
                     "INSERT INTO audit_user_seqs(user, seq) SELECT user, seq FROM audit_events "
                     "WHERE seq > ?1 AND seq <= ?2 ORDER BY user, seq"),
         user_index_events(std::max<std::int64_t>(1, options.user_index_events)),
-        person_runs(writer_db, options.person_run_events, options.person_run_chunk),
+        person_runs(writer_db, options.person_run_events, options.person_run_chunk,
+                    options.person_run_background_pairs),
         checkpointer(writer_db),
         writer([this] { WriterLoop(); }) {}
 
@@ -450,7 +451,7 @@ struct AuditLog::Impl {
           batch_pairs.emplace_back(e.person_ids[i], e.seq);
         }
       }
-      person_runs.Step(first_seq, seq, batch_pairs, runs);
+      person_runs.Step(first_seq, seq, runs);
       if (seq - users_indexed_upto >= user_index_events) {
         index_users.Reset();
         index_users.Bind(1, users_indexed_upto).Bind(2, seq).Run();

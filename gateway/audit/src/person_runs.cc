@@ -1,6 +1,10 @@
 #include "person_runs.h"
 
+#include <pthread.h>
+
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 
 #include "caregate/store/statement.h"
 
@@ -24,6 +28,12 @@ Pairs ReadPairs(Database& db, std::int64_t first, std::int64_t last) {
   return out;
 }
 
+Pairs SortUnique(Pairs pairs) {
+  std::sort(pairs.begin(), pairs.end());
+  pairs.erase(std::unique(pairs.begin(), pairs.end()), pairs.end());
+  return pairs;
+}
+
 std::string Range(std::int64_t first, std::int64_t last) {
   return "events " + std::to_string(first) + " to " + std::to_string(last);
 }
@@ -39,42 +49,105 @@ const char* const kPersonSeqsSql =
 
 bool HasPersonRuns(Database& db) { return db.HasTable("audit_runs") && db.HasTable("audit_person_runs"); }
 
-PersonRunIndexer::PersonRunIndexer(Database& db, std::int64_t run_events, std::int64_t chunk)
+PersonRunIndexer::PersonRunIndexer(Database& db, std::int64_t run_events, std::int64_t chunk,
+                                   std::int64_t background_pairs)
     : db_(db),
       run_events_(std::max<std::int64_t>(1, run_events)),
       chunk_(std::max<std::int64_t>(1, chunk)),
+      background_pairs_(std::max<std::int64_t>(0, background_pairs)),
       insert_pair_(db, "INSERT OR IGNORE INTO audit_person_runs(first_seq, person_id, seq) VALUES (?, ?, ?)"),
       insert_run_(db, "INSERT INTO audit_runs(first_seq, last_seq) VALUES (?, ?)") {}
 
-const Pairs& PersonRunIndexer::SortedRun(std::int64_t first, std::int64_t last) {
-  if (cached_first_ != first || cached_last_ != last) {
-    cached_ = ReadPairs(db_, first, last);
-    cached_first_ = first;
-    cached_last_ = last;
-  }
-  return cached_;
+PersonRunIndexer::~PersonRunIndexer() {
+  if (preparing_.valid()) preparing_.wait();
 }
 
-void PersonRunIndexer::Step(std::int64_t first_seq, std::int64_t head_seq, const Pairs& batch,
-                            PersonRunState& state) {
+void PersonRunIndexer::Prepare(std::int64_t first, std::int64_t last, std::optional<Pairs> pairs) {
+  preparing_first_ = first;
+  preparing_last_ = last;
+  const std::int64_t size = pairs ? static_cast<std::int64_t>(pairs->size()) : last - first + 1;
+  if (size <= background_pairs_) {  // small: here and now (through the writer's connection)
+    std::promise<Prepared> now;
+    now.set_value(Prepared{first, last, pairs ? SortUnique(std::move(*pairs)) : ReadPairs(db_, first, last)});
+    preparing_ = now.get_future();
+    return;
+  }
+  preparing_ = std::async(std::launch::async, [first, last, path = db_.path(), pairs = std::move(pairs)]() mutable {
+    pthread_setname_np(pthread_self(), "caregate-runs");
+    Prepared out{first, last, {}};
+    if (pairs) {
+      out.pairs = SortUnique(std::move(*pairs));
+    } else {  // the events are committed: a connection of its own reads them
+      Database own(path, store::OpenOptions{.create = false});
+      out.pairs = ReadPairs(own, first, last);
+    }
+    return out;
+  });
+}
+
+void PersonRunIndexer::PrepareFrom(std::int64_t first, std::int64_t last) {
+  if (noted_first_ <= first && noted_last_ >= last) {  // all written by us: from memory
+    const auto from = std::find_if(noted_.begin(), noted_.end(), [first](const auto& p) { return p.second >= first; });
+    const auto to = std::find_if(from, noted_.end(), [last](const auto& p) { return p.second > last; });
+    Pairs pairs(std::make_move_iterator(from), std::make_move_iterator(to));
+    noted_.erase(noted_.begin(), to);
+    noted_first_ = last + 1;
+    Prepare(first, last, std::move(pairs));
+  } else {
+    Prepare(first, last, std::nullopt);
+  }
+}
+
+bool PersonRunIndexer::Take(std::int64_t first, std::int64_t last, bool wait) {
+  if (!preparing_.valid()) return false;
+  if (!wait && preparing_.wait_for(std::chrono::seconds(0)) != std::future_status::ready) return false;
+  try {
+    Prepared p = preparing_.get();  // leaves preparing_ empty
+    if (p.first != first || p.last != last) return false;
+    cached_ = std::move(p.pairs);
+    cached_first_ = first;
+    cached_last_ = last;
+    return true;
+  } catch (const std::exception& e) {  // tried again by a later batch
+    std::fprintf(stderr, "caregate audit: preparing the person index of %s failed: %s\n",
+                 Range(first, last).c_str(), e.what());
+    return false;
+  }
+}
+
+bool PersonRunIndexer::Obtain(std::int64_t first, std::int64_t last, bool any_last, bool wait) {
+  // Already here (taken by a batch whose commit then failed).
+  if (cached_last_ != 0 && cached_first_ == first && (any_last ? cached_last_ <= last : cached_last_ == last))
+    return true;
+  if (preparing_.valid()) {
+    const bool fits = preparing_first_ == first && (any_last ? preparing_last_ <= last : preparing_last_ == last);
+    if (fits) return Take(first, preparing_last_, wait);
+    // Prepared for other events (another writer moved the index on): no use any more.
+    if (!wait && preparing_.wait_for(std::chrono::seconds(0)) != std::future_status::ready) return false;
+    preparing_.wait();
+    preparing_ = {};
+  }
+  if (last < first) return false;
+  PrepareFrom(first, last);
+  return Take(first, last, wait || preparing_.wait_for(std::chrono::seconds(0)) == std::future_status::ready);
+}
+
+void PersonRunIndexer::Step(std::int64_t first_seq, std::int64_t head_seq, PersonRunState& state) {
+  const std::int64_t first = state.indexed_upto + 1;
+  // Past two runs' worth of unindexed events a run being prepared is waited for, which
+  // bounds the tail a person query scans.
+  const bool behind = head_seq - state.indexed_upto >= 2 * run_events_;
   if (state.run_last == 0) {
     if (head_seq - state.indexed_upto < run_events_) return;
-    state.run_last = head_seq;  // the run takes every event not yet indexed
+    // A run is due: the one prepared, if it has arrived, else one of the committed events.
+    if (!Obtain(first, first_seq - 1, /*any_last=*/true, behind)) return;
+    state.run_last = cached_last_;
     state.run_inserted = 0;
-    const std::int64_t from = state.indexed_upto + 1;
-    if (noted_first_ <= from && noted_last_ == first_seq - 1) {  // all written by us: sort in memory
-      cached_.clear();
-      for (const auto& p : noted_)
-        if (p.second >= from) cached_.push_back(p);
-      cached_.insert(cached_.end(), batch.begin(), batch.end());
-      std::sort(cached_.begin(), cached_.end());
-      cached_.erase(std::unique(cached_.begin(), cached_.end()), cached_.end());
-      cached_first_ = from;
-      cached_last_ = head_seq;
-    }
+  } else if (cached_first_ != first || cached_last_ != state.run_last) {
+    // A run begun by another writer, or before a restart: its pairs come from the table.
+    if (!Obtain(first, state.run_last, /*any_last=*/false, behind)) return;
   }
-  const std::int64_t first = state.indexed_upto + 1;
-  const Pairs& pairs = SortedRun(first, state.run_last);
+  const Pairs& pairs = cached_;
   const auto begin = static_cast<std::size_t>(std::min<std::int64_t>(state.run_inserted, static_cast<std::int64_t>(pairs.size())));
   const auto end = static_cast<std::size_t>(std::min<std::int64_t>(static_cast<std::int64_t>(begin) + chunk_,
                                                                     static_cast<std::int64_t>(pairs.size())));
@@ -89,8 +162,8 @@ void PersonRunIndexer::Step(std::int64_t first_seq, std::int64_t head_seq, const
     state.indexed_upto = state.run_last;
     state.run_last = 0;
     state.run_inserted = 0;
-    cached_.clear();
-    cached_first_ = cached_last_ = 0;
+    // Kept until the commit is known to have succeeded: should it fail, the next batch
+    // appends the same run again.
   }
 }
 
@@ -113,6 +186,13 @@ void PersonRunIndexer::Committed(std::int64_t first_seq, std::int64_t head_seq, 
     noted_.erase(noted_.begin(), keep);
     noted_first_ = done + 1;
   }
+  if (state.run_last == 0 && cached_last_ != 0 && cached_last_ <= state.indexed_upto) {  // a run completed
+    cached_.clear();
+    cached_first_ = cached_last_ = 0;
+  }
+  // The next run, as soon as it is due: prepared while the next batches are written.
+  if (state.run_last == 0 && head_seq - state.indexed_upto >= run_events_ && !preparing_.valid())
+    PrepareFrom(state.indexed_upto + 1, head_seq);
 }
 
 std::optional<std::pair<std::int64_t, std::string>> VerifyPersonRuns(Database& db) {

@@ -11,13 +11,16 @@
 // another, so a run of 32,768 events costs a few hundred sequential pages in all.
 //
 // A person's events are then: a seek per completed run (audit_runs), plus a scan of
-// the not-yet-indexed tail of audit_event_persons (at most about two runs' worth).
+// the not-yet-indexed tail of audit_event_persons (at most about two runs' worth: a run
+// prepared in the background that has not arrived when the tail reaches two runs is
+// waited for).
 // The index is derived data: audit_event_persons (covered by the hash chain) stays the
 // record, and Verify checks every completed run against it.
 //
 // Progress lives in audit_head (indexed_upto, run_last, run_inserted), read and written
 // by each batch in its own transaction, so several writers (processes) share it safely.
 #include <cstdint>
+#include <future>
 #include <optional>
 #include <string>
 #include <utility>
@@ -35,32 +38,59 @@ struct PersonRunState {
 
 class PersonRunIndexer {
  public:
-  PersonRunIndexer(store::Database& db, std::int64_t run_events, std::int64_t chunk);
+  // `background_pairs`: a run of more pairs than this is sorted (or read back) on a thread
+  // of its own while the writer goes on committing; smaller ones are sorted inline.
+  PersonRunIndexer(store::Database& db, std::int64_t run_events, std::int64_t chunk,
+                   std::int64_t background_pairs = 4096);
+  ~PersonRunIndexer();  // waits for a run being prepared
+  PersonRunIndexer(const PersonRunIndexer&) = delete;
+  PersonRunIndexer& operator=(const PersonRunIndexer&) = delete;
 
   using Pairs = std::vector<std::pair<std::string, std::int64_t>>;
 
-  // Inside the writer's transaction, once the batch's events (first_seq..head_seq, whose
-  // (person id, seq) pairs are `batch`) are inserted: starts a run when enough events
-  // wait, appends the next chunk of the run in progress, completes it. Updates `state`
-  // (the caller writes it to audit_head in the same transaction).
-  void Step(std::int64_t first_seq, std::int64_t head_seq, const Pairs& batch, PersonRunState& state);
+  // Inside the writer's transaction, once the batch's events (first_seq..head_seq) are
+  // inserted: starts a run when one is prepared, appends the next chunk of the run in
+  // progress, completes it. Updates `state` (the caller writes it to audit_head in the
+  // same transaction).
+  void Step(std::int64_t first_seq, std::int64_t head_seq, PersonRunState& state);
 
-  // After the batch's transaction committed, with the state it wrote. The pairs of the
-  // events not yet in a run are kept, so that starting a run sorts them in memory rather
-  // than reading them back inside a commit (a 30 ms stall for 32,768 events); when
-  // another process appended events in between, the run is read from the table instead.
+  // After the batch's transaction committed, with its (person id, seq) pairs and the state
+  // it wrote. The pairs of events not yet in a run are kept, so that a run is sorted in
+  // memory rather than read back inside a commit (80 ms for 32,768 events); once enough
+  // have gathered, the run is prepared: sorted inline when small, otherwise on a thread
+  // of its own (a 32,768-event sort held every caller of the next commit for 20-25 ms),
+  // and read back from the table there when another process wrote some of its events.
   void Committed(std::int64_t first_seq, std::int64_t head_seq, Pairs&& batch, const PersonRunState& state);
 
  private:
-  const Pairs& SortedRun(std::int64_t first, std::int64_t last);
+  struct Prepared {
+    std::int64_t first = 0, last = 0;  // the run's events
+    Pairs pairs;                       // distinct, sorted
+  };
+  // Prepares the run of events first..last (all committed): from `pairs` (every pair of
+  // those events, seq order) when given, else from the table.
+  void Prepare(std::int64_t first, std::int64_t last, std::optional<Pairs> pairs);
+  // Prepares first..last from the pairs noted in memory when they cover it, else from
+  // the table.
+  void PrepareFrom(std::int64_t first, std::int64_t last);
+  // Moves the prepared run into cached_ if it is ready (with `wait`, once it is) and is
+  // the run of first..last; drops it otherwise.
+  bool Take(std::int64_t first, std::int64_t last, bool wait);
+  // Makes cached_ the run from `first` to `last` (to at most `last`, with `any_last`):
+  // the one prepared, or one prepared now. False while it is still being prepared.
+  bool Obtain(std::int64_t first, std::int64_t last, bool any_last, bool wait);
 
   store::Database& db_;
   const std::int64_t run_events_;
   const std::int64_t chunk_;
+  const std::int64_t background_pairs_;
   store::Statement insert_pair_, insert_run_;
   // The run in progress, sorted (person id, seq), cached between batches.
   std::int64_t cached_first_ = 0, cached_last_ = 0;
   Pairs cached_;
+  // A run being prepared (or prepared and not yet taken): one at a time.
+  std::int64_t preparing_first_ = 0, preparing_last_ = 0;
+  std::future<Prepared> preparing_;
   // Committed pairs of events noted_first_..noted_last_ (all by this writer), seq order.
   std::int64_t noted_first_ = 1, noted_last_ = 0;
   Pairs noted_;

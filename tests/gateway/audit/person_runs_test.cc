@@ -85,6 +85,53 @@ TEST_F(PersonRuns, GroupCommitsOfManyEventsAreIndexedToo) {
   EXPECT_TRUE(log.Verify().ok) << log.Verify().problem;
 }
 
+// Runs prepared on a thread of their own (every run, however small): each is taken by a
+// later batch once it has arrived, and a batch finding two runs' worth of events unindexed
+// waits for it, so the tail a person query scans stays bounded.
+TEST_F(PersonRuns, RunsPreparedInTheBackgroundIndexEveryEventAndKeepTheTailBounded) {
+  constexpr AuditLogOptions kBackground{.person_run_events = 8, .person_run_chunk = 3, .person_run_background_pairs = 0};
+  AuditLog log(path_, kBackground);
+  for (int i = 1; i <= 120; ++i) {
+    const auto ids = PersonsOf(i);
+    Note(log.AppendDurable(MakeEvent("u", ids)), ids);
+    // A run covers 8 events (~12 pairs, 4 batches of 3): the tail never passes 2 runs + 8.
+    const auto tail = Scalar(path_, "SELECT seq - indexed_upto FROM audit_head");
+    ASSERT_LE(tail, 3 * kBackground.person_run_events) << "after event " << i;
+    if (i % 10 == 0) {
+      ExpectQueriesMatch(log);
+      ASSERT_TRUE(log.Verify().ok) << "after event " << i << ": " << log.Verify().problem;
+    }
+  }
+  ExpectQueriesMatch(log);
+  EXPECT_TRUE(log.Verify().ok) << log.Verify().problem;
+  EXPECT_GE(Scalar(path_, "SELECT count(*) FROM audit_runs"), 5);
+}
+
+// A server stopped while a run was half appended: the next one reads that run's pairs
+// back from the table (in the background) and completes it.
+TEST_F(PersonRuns, ARunHalfAppendedBeforeARestartIsReadBackAndCompleted) {
+  {
+    AuditLog log(path_, {.person_run_events = 8, .person_run_chunk = 1});
+    int i = 0;
+    while (Scalar(path_, "SELECT run_inserted FROM audit_head") < 2) {
+      ASSERT_LT(++i, 40) << "no run was begun";
+      const auto ids = PersonsOf(i);
+      Note(log.AppendDurable(MakeEvent("u", ids)), ids);
+    }
+    ASSERT_NE(Scalar(path_, "SELECT run_last FROM audit_head"), 0);
+    ASSERT_EQ(Scalar(path_, "SELECT count(*) FROM audit_runs"), 0);
+  }
+  AuditLog log(path_, {.person_run_events = 8, .person_run_chunk = 1, .person_run_background_pairs = 0});
+  for (int i = 40; i < 80; ++i) {
+    const auto ids = PersonsOf(i);
+    Note(log.AppendDurable(MakeEvent("u", ids)), ids);
+    ASSERT_TRUE(log.Verify().ok) << "after event " << i << ": " << log.Verify().problem;
+  }
+  ExpectQueriesMatch(log);
+  EXPECT_EQ(Scalar(path_, "SELECT min(first_seq) FROM audit_runs"), 1);
+  EXPECT_GE(Scalar(path_, "SELECT count(*) FROM audit_runs"), 2);
+}
+
 class PersonRunsTampered : public PersonRuns {
  protected:
   void SetUp() override {

@@ -61,6 +61,10 @@ struct AuditLogOptions {
   // many events are not yet indexed, and is appended this many entries per group commit.
   std::int64_t person_run_events = 32768;
   std::int64_t person_run_chunk = 512;
+  // A run of more (person id, seq) pairs than this is sorted, or read back from the
+  // table, on a thread of its own while the writer goes on committing; smaller ones are
+  // prepared by the writer itself.
+  std::int64_t person_run_background_pairs = 4096;
   // The user index (audit_user_seqs) is appended this many events at a time, in key
   // order, rather than one B-tree row per event (docs/audit.md).
   std::int64_t user_index_events = 1024;
