@@ -6,7 +6,8 @@
 // sync per commit, which measured as the single largest cost of an audited lookup (it
 // halved the throughput). Instead, events are indexed in runs: once `run_events` events
 // have gathered past the indexed part, their (person id, seq) pairs are sorted and
-// appended, `chunk` at a time inside the following group commits, under the key
+// appended, a share in proportion to each commit's size (at most `chunk`) inside the
+// following group commits, under the key
 // (run's first seq, person id, seq). Appending in key order fills pages one after
 // another, so a run of 32,768 events costs a few hundred sequential pages in all.
 //

@@ -132,6 +132,26 @@ TEST_F(PersonRuns, ARunHalfAppendedBeforeARestartIsReadBackAndCompleted) {
   EXPECT_GE(Scalar(path_, "SELECT count(*) FROM audit_runs"), 2);
 }
 
+// A commit of one event appends at most 64 pairs of a run, however large the chunk: the
+// run is spread over the commits rather than landing on a few of them.
+TEST_F(PersonRuns, EachCommitAppendsAShareOfTheRunInProportionToItsSize) {
+  AuditLog log(path_, {.person_run_events = 200, .person_run_chunk = 512});
+  std::int64_t inserted = 0, largest_step = 0, runs_seen = 0;
+  for (int i = 1; i <= 600; ++i) {
+    const auto ids = PersonsOf(i);
+    Note(log.AppendDurable(MakeEvent("u", ids)), ids);
+    const auto now = Scalar(path_, "SELECT count(*) FROM audit_person_runs");
+    largest_step = std::max(largest_step, now - inserted);
+    inserted = now;
+    runs_seen = Scalar(path_, "SELECT count(*) FROM audit_runs");
+  }
+  EXPECT_LE(largest_step, 64);
+  EXPECT_GT(largest_step, 0);
+  EXPECT_GE(runs_seen, 2);  // and the runs are completed all the same
+  ExpectQueriesMatch(log);
+  EXPECT_TRUE(log.Verify().ok) << log.Verify().problem;
+}
+
 class PersonRunsTampered : public PersonRuns {
  protected:
   void SetUp() override {

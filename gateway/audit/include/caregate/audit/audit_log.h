@@ -58,7 +58,9 @@ std::vector<AuditEvent> QueryAuditTrail(const std::string& db_path, const AuditQ
 
 struct AuditLogOptions {
   // The person index is appended in sorted runs (docs/audit.md): a run starts once this
-  // many events are not yet indexed, and is appended this many entries per group commit.
+  // many events are not yet indexed, and is appended at most this many entries per group
+  // commit (and at most max(64, 4 x the commit's events), so no commit carries much more
+  // than its own share).
   std::int64_t person_run_events = 32768;
   std::int64_t person_run_chunk = 512;
   // A run of more (person id, seq) pairs than this is sorted, or read back from the
