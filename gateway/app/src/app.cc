@@ -1,5 +1,6 @@
 #include "caregate/app/app.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <mutex>
@@ -246,9 +247,31 @@ struct App::Impl {
     if (uv->consent_withheld_other) out->detail += "; other organisation's record withheld (consent)";
     if (uv->redacted_other) out->detail += "; contact details redacted (sensitive)";
     std::lock_guard lock(rendered_mutex);
-    if (rendered_cache.size() > 100'000) rendered_cache.clear();
+    if (rendered_cache.size() > 400'000) rendered_cache.clear();  // entries share renderings
     rendered_cache[std::move(key)] = out;
     return out;
+  }
+
+  std::size_t Warm(std::size_t max_persons, const std::vector<server::Role>& roles, unsigned threads) {
+    std::vector<server::Principal> targets;  // one per (organisation, default view)
+    for (const auto role : roles) {
+      server::Principal who{"", role, std::string(server::OrganisationOf(role))};
+      const bool seen = std::any_of(targets.begin(), targets.end(), [&](const auto& t) {
+        return t.organisation == who.organisation && DefaultView(t.role) == DefaultView(role);
+      });
+      if (!seen) targets.push_back(std::move(who));
+    }
+    return store.Warm(max_persons, threads, [&](const std::shared_ptr<const identity::PersonSnapshot>& person) {
+      if (person->ids.empty()) return;
+      for (const auto& who : targets) {
+        const std::string view = DefaultView(who.role);
+        auto rendered = RenderedView(person->ids.front(), who, view, person);
+        if (!rendered) continue;  // withheld from this organisation: refused, not rendered
+        std::lock_guard lock(rendered_mutex);
+        for (std::size_t i = 1; i < person->ids.size(); ++i)
+          rendered_cache.emplace(who.organisation + '\n' + view + '\n' + person->ids[i], rendered);
+      }
+    });
   }
 
   std::string CanonicalViewJson(const identity::PersonSnapshot& person, const UnifiedView& uv) {
@@ -539,6 +562,10 @@ App::App(std::shared_ptr<const engine::Engine> engine, const std::string& db_pat
          std::shared_ptr<server::Metrics> metrics, identity::PersonStoreOptions store_options)
     : impl_(std::make_unique<Impl>(std::move(engine), db_path, std::move(metrics), store_options)) {}
 App::~App() = default;
+
+std::size_t App::Warm(std::size_t max_persons, const std::vector<server::Role>& roles, unsigned threads) {
+  return impl_->Warm(max_persons, roles, threads);
+}
 
 identity::PersonStore& App::store() { return impl_->store; }
 audit::AuditLog& App::audit() { return impl_->audit; }

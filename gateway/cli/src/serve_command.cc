@@ -14,6 +14,7 @@ Command AddServeCommand(CLI::App& root, std::string& mappings_dir) {
   struct Opts {
     std::string db, tokens;
     unsigned recheck_ms = app::App::kDefaultRecheck.count();
+    std::size_t warm_persons = 20'000;
     server::ServerOptions server;
   };
   auto o = std::make_shared<Opts>();
@@ -29,6 +30,11 @@ Command AddServeCommand(CLI::App& root, std::string& mappings_dir) {
                   "Longest a cached person is served before the store asks the file whether another "
                   "process changed it (default 20; 0 = every lookup). This server's own writes are seen at once")
       ->capture_default_str();
+  app->add_option("--warm-persons", o->warm_persons,
+                  "Before listening, read this many persons (the most recently updated first) into the "
+                  "cache and render their default views for the roles in the tokens file, so that first "
+                  "lookups after a start are not slower than repeated ones (0 = none)")
+      ->capture_default_str();
   return {app, [o, &mappings_dir]() -> int {
             if (o->server.tls_cert.empty() != o->server.tls_key.empty()) {
               Error("", "usage: --tls-cert and --tls-key go together");
@@ -39,6 +45,12 @@ Command AddServeCommand(CLI::App& root, std::string& mappings_dir) {
             app::App application(engine, o->db.empty() ? app::DefaultDatabasePath() : o->db,
                                  std::make_shared<server::Metrics>(),
                                  {.recheck_interval = std::chrono::milliseconds(o->recheck_ms)});
+            if (o->warm_persons > 0) {
+              const auto start = std::chrono::steady_clock::now();
+              const std::size_t n = application.Warm(o->warm_persons, tokens.Roles());
+              std::fprintf(stderr, "warmed %zu persons in %.2f s\n", n,
+                           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+            }
             auto handler = application.MakeHandler(std::move(tokens));
             server::Server srv(o->server, handler);
             std::printf("listening on %s\n", srv.endpoint().c_str());

@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <climits>
 #include <cctype>
 #include <ctime>
+#include <future>
 #include <map>
 #include <mutex>
 #include <set>
@@ -494,6 +496,55 @@ std::shared_ptr<const PersonSnapshot> PersonStore::Find(std::string_view person_
     if (!inserted) return it->second;
   }
   return snap;
+}
+
+std::size_t PersonStore::Warm(std::size_t max_persons, unsigned threads, const WarmCallback& each) const {
+  constexpr std::size_t kChunk = 2048;  // persons read, decoded and cached at a time
+  auto& d = *impl_;
+  threads = std::max(1u, threads);
+  // Which persons: the latest updated first (one pass over the records' keys and times).
+  std::vector<std::int64_t> keys;
+  {
+    std::lock_guard lock(d.read_mutex);
+    Statement s(d.rdb,
+                "SELECT person_key FROM source_records GROUP BY person_key ORDER BY max(updated_at) DESC, "
+                "person_key LIMIT ?");
+    s.Bind(1, static_cast<std::int64_t>(std::min<std::size_t>(max_persons, INT64_MAX)));
+    while (s.Step()) keys.push_back(s.ColumnInt64(0));
+  }
+  std::size_t cached = 0;
+  for (std::size_t from = 0; from < keys.size(); from += kChunk) {
+    const std::size_t to = std::min(keys.size(), from + kChunk);
+    std::vector<Impl::Stored> stored;
+    std::int64_t version = 0;
+    {
+      std::lock_guard lock(d.read_mutex);
+      Transaction tx(d.rdb, Transaction::Mode::kDeferred);
+      d.CheckForChanges();
+      for (std::size_t i = from; i < to; ++i) stored.push_back(d.Read(keys[i], /*with_lineage=*/false));
+      tx.Commit();
+      version = d.seen_snapshot_version;
+    }
+    // Decoded (and handed to `each`) on `threads` threads, each taking every n-th person.
+    std::vector<std::shared_ptr<const PersonSnapshot>> snaps(stored.size());
+    auto work = [&](unsigned first) {
+      for (std::size_t i = first; i < stored.size(); i += threads) {
+        snaps[i] = d.Decode(std::move(stored[i]));
+        if (each) each(snaps[i]);
+      }
+    };
+    std::vector<std::future<void>> helpers;
+    for (unsigned t = 1; t < threads; ++t) helpers.push_back(std::async(std::launch::async, work, t));
+    work(0);
+    for (auto& h : helpers) h.get();  // rethrows a helper's exception
+    std::lock_guard lock(d.read_mutex);
+    d.CheckForChanges();
+    if (d.seen_snapshot_version != version) continue;  // something changed: Find() reads it
+    for (const auto& snap : snaps)
+      for (const auto& id : snap->ids) d.cache[0].emplace(id, snap);  // a newer entry stays
+    cached += snaps.size();
+  }
+  return cached;
 }
 
 std::vector<LinkProposal> PersonStore::Proposals(std::string_view status) const {

@@ -1,5 +1,6 @@
 #include "caregate/server/auth.h"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -136,6 +137,13 @@ std::optional<Principal> TokenStore::Authenticate(std::string_view token) const 
   if (found == entries_.size()) return std::nullopt;
   const Entry& e = entries_[found];
   return Principal{e.user_id, e.role, std::string(OrganisationOf(e.role))};
+}
+
+std::vector<Role> TokenStore::Roles() const {
+  std::vector<Role> out;
+  for (const Role r : {Role::kHealth, Role::kCouncil, Role::kIg, Role::kService})
+    if (std::any_of(entries_.begin(), entries_.end(), [r](const Entry& e) { return e.role == r; })) out.push_back(r);
+  return out;
 }
 
 }  // namespace caregate::server

@@ -30,6 +30,55 @@ TEST_F(AppRoutes, LookupsAndTheirAuditCommitsKeepTheWalBounded) {
   EXPECT_LT(wal, 10u << 20) << "WAL bytes";
 }
 
+// Warm start (App::Warm): the answers are exactly a cold start's, for every role and
+// rule (linked ids, consent withheld, sensitive details, canonical view), and every
+// lookup is still authorised and audited one by one.
+TEST_F(AppRoutes, WarmStartAnswersAsAColdOneAndStillAuditsEveryLookup) {
+  ASSERT_EQ(IngestS1(S1Xml(PersonFields{.nhs = "9912003888", .s1 = "S-1", .phone = "0113 000 0001"})).status, 201);
+  ASSERT_EQ(IngestCis(CisJson(PersonFields{.nhs = "9912003888", .cis = "C-1", .ethnicity = "White: Roma"})).status,
+            201);
+  ASSERT_EQ(IngestCis(CisJson(PersonFields{.cis = "C-2", .consent = "No"})).status, 201);
+  ASSERT_EQ(IngestCis(CisJson(PersonFields{.cis = "C-3", .sensitive = "true"})).status, 201);
+  const std::vector<std::pair<std::string, const char*>> calls = {
+      {"/v1/persons/nhs:9912003888", kHealth}, {"/v1/persons/s1:S-1", kCouncil},
+      {"/v1/persons/cis:C-1", kHealth},        {"/v1/persons/cis:C-2", kHealth},
+      {"/v1/persons/cis:C-2", kCouncil},       {"/v1/persons/cis:C-3", kHealth},
+      {"/v1/persons/cis:C-3", kCouncil},       {"/v1/persons/cis:C-1?view=canonical", kIg},
+      {"/v1/persons/cis:C-9", kHealth}};
+  struct Answer {
+    int status;
+    std::string body, lossy;
+    bool operator==(const Answer&) const = default;
+  };
+  auto answers = [&](App& app) {
+    auto handler = app.MakeHandler(TestTokens());
+    std::vector<Answer> out;
+    for (const auto& [target, token] : calls) {
+      server::Request r;
+      r.method = "GET";
+      r.target = target;
+      r.headers.Add("Authorization", std::string("Bearer ") + token);
+      auto res = handler->Handle(r);
+      // Refusals name their request id; the answers are compared without it.
+      out.push_back({res.status, res.status == 200 ? res.body : std::string(), Header(res, "X-Caregate-Lossy-Fields")});
+    }
+    return out;
+  };
+  std::vector<Answer> cold;
+  {
+    App app(caregate::testing::TestEngine(), dir_.file("caregate.db"));
+    cold = answers(app);
+  }
+  ASSERT_EQ(cold[3].status, 403);  // consent withheld from health
+  ASSERT_EQ(cold[8].status, 404);
+  App app(caregate::testing::TestEngine(), dir_.file("caregate.db"));
+  EXPECT_EQ(app.Warm(100, TestTokens().Roles()), 3u);  // S-1 and C-1 are one person
+  const auto before = Events().size();
+  EXPECT_EQ(answers(app), cold);
+  EXPECT_EQ(Events().size(), before + calls.size());  // one event per lookup, warm or not
+  EXPECT_EQ(LastEvent().outcome, "404 not-found");
+}
+
 TEST_F(AppRoutes, IngestIs201ThenUpdated200WithThePersonIds) {
   auto r = IngestCis(SpecExample("cis-record.json"));
   ASSERT_EQ(r.status, 201) << r.body;

@@ -5,6 +5,8 @@
 #include <atomic>
 #include <chrono>
 #include <thread>
+#include <mutex>
+#include <map>
 #include <vector>
 
 #include "caregate/model/canonical_json.h"
@@ -350,6 +352,51 @@ TEST(PersonStore, CacheIsDroppedWhenAnyoneChangesTheStoredRecords) {
   EXPECT_EQ(second->cis->person.phone_home, "9");
   other.Exec("DELETE FROM person_ids WHERE id = 'cis:C-1'");
   EXPECT_EQ(store.Find("cis:C-1"), nullptr);
+}
+
+// Warm start: the most recently updated persons are read into the cache, under every id
+// of theirs, and Find() then serves exactly those snapshots; a later write is still seen.
+TEST(PersonStoreWarm, CachesTheMostRecentlyUpdatedPersonsUnderEveryIdAndStaysCurrent) {
+  TempDir dir;
+  PersonStore store(dir.file("db"));
+  for (int i = 1; i <= 5; ++i)
+    store.Ingest(Cis(PersonFields{.nhs = i == 3 ? "9912003888" : "", .cis = "C-" + std::to_string(i)}));
+  {
+    store::Database other(dir.file("db"));  // updated at: C-2 latest, then C-4, C-3, ...
+    for (const auto& [id, at] : std::vector<std::pair<std::string, std::string>>{
+             {"C-1", "2026-01-01T00:00:01Z"}, {"C-2", "2026-01-05T00:00:00Z"}, {"C-3", "2026-01-03T00:00:00Z"},
+             {"C-4", "2026-01-04T00:00:00Z"}, {"C-5", "2026-01-02T00:00:00Z"}})
+      other.Exec("UPDATE source_records SET updated_at = '" + at +
+                 "' WHERE person_key = (SELECT person_key FROM person_ids WHERE id = 'cis:" + id + "')");
+  }
+  std::mutex mu;
+  std::map<std::string, std::shared_ptr<const PersonSnapshot>> seen;  // by first id
+  EXPECT_EQ(store.Warm(3, 2, [&](const std::shared_ptr<const PersonSnapshot>& p) {
+              std::lock_guard lock(mu);
+              seen[p->ids.front()] = p;
+            }),
+            3u);
+  ASSERT_EQ(seen.size(), 3u);
+  ASSERT_TRUE(seen.count("cis:C-2") && seen.count("cis:C-4") && seen.count("cis:C-3"));
+  // Served from the cache: the very snapshots warmed, under each of the person's ids.
+  EXPECT_EQ(store.Find("cis:C-2"), seen["cis:C-2"]);
+  EXPECT_EQ(store.Find("cis:C-3"), seen["cis:C-3"]);
+  EXPECT_EQ(store.Find("nhs:9912003888"), seen["cis:C-3"]);
+  // Not warmed: read as before.
+  auto one = store.Find("cis:C-1");
+  ASSERT_TRUE(one);
+  EXPECT_EQ(one->cis->person.cis_id, "C-1");
+  // A write after the warm-up is seen.
+  store.Ingest(Cis(PersonFields{.cis = "C-2", .phone = "0113 000 0002"}));
+  auto changed = store.Find("cis:C-2");
+  ASSERT_TRUE(changed);
+  EXPECT_NE(changed, seen["cis:C-2"]);
+  EXPECT_EQ(changed->cis->person.phone_home, "0113 000 0002");
+  // More than there are: all of them, once each.
+  std::atomic<int> calls{0};
+  EXPECT_EQ(store.Warm(100, 1, [&](const auto&) { ++calls; }), 5u);
+  EXPECT_EQ(calls.load(), 5);
+  EXPECT_EQ(store.Warm(0), 0u);
 }
 
 // With recheck_interval a cached person is served without a read transaction until the

@@ -4,6 +4,7 @@
 // leaving a durable audit event before it answers.
 #include <chrono>
 #include <memory>
+#include <vector>
 #include <string>
 
 #include "caregate/audit/audit_log.h"
@@ -36,6 +37,14 @@ class App {
   server::Router Routes();
   // A request handler serving Routes(), with every framework refusal (401/403) audited.
   std::shared_ptr<server::RequestHandler> MakeHandler(server::TokenStore tokens);
+
+  // Warm start (docs/lookups.md "Warm start"): reads up to `max_persons` persons, the
+  // most recently updated first, into the store's cache and renders each one's default
+  // view for every role in `roles` (health: SystmOne, council: CIS), on `threads`
+  // threads, so that the first lookup of each after a start costs what a repeated one
+  // does. Lookups stay authorised and audited one by one; only the rendering is shared.
+  // Returns the number of persons warmed.
+  std::size_t Warm(std::size_t max_persons, const std::vector<server::Role>& roles, unsigned threads = 2);
 
   identity::PersonStore& store();
   audit::AuditLog& audit();

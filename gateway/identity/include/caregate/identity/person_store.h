@@ -15,6 +15,7 @@
 // counter bumped by triggers; see PersonStoreOptions for how often that is asked).
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -96,6 +97,15 @@ class PersonStore {
   // the lineage route need it; the SystmOne and CIS views do not): lineage is most of a
   // stored record, and is stored apart so that a lookup does not read it.
   std::shared_ptr<const PersonSnapshot> Find(std::string_view person_id, bool with_lineage = false) const;
+
+  // Reads up to `max_persons` persons, the most recently updated first, into the cache
+  // that Find() serves from (without lineage), so that the first lookup of each after a
+  // start does not pay for reading and decoding it. Decodes on `threads` threads, a
+  // chunk of persons at a time (memory stays bounded); `each`, when given, is called on
+  // those threads with every snapshot cached (for the caller's own warm-up). Persons
+  // changed meanwhile are left for Find() to read. Returns how many were cached.
+  using WarmCallback = std::function<void(const std::shared_ptr<const PersonSnapshot>&)>;
+  std::size_t Warm(std::size_t max_persons, unsigned threads = 1, const WarmCallback& each = {}) const;
 
   // Proposals with that status ("pending", "accepted", "rejected"; "" for all), by id.
   std::vector<LinkProposal> Proposals(std::string_view status = "pending") const;

@@ -50,6 +50,8 @@ class TokenStore {
   std::optional<Principal> Authenticate(std::string_view token) const;
 
   std::size_t size() const { return entries_.size(); }
+  // The roles that at least one token has, each once, in Role order.
+  std::vector<Role> Roles() const;
 
  private:
   struct Entry {
