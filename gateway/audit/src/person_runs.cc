@@ -15,13 +15,11 @@ using store::Statement;
 
 namespace {
 
-using Pairs = PersonRunIndexer::Pairs;
+using Pairs = RunIndexer::Pairs;
 
-// The distinct (person id, seq) pairs of events first..last, sorted: what a run holds.
-Pairs ReadPairs(Database& db, std::int64_t first, std::int64_t last) {
-  auto s = db.Prepare(
-      "SELECT DISTINCT person_id, seq FROM audit_event_persons WHERE seq BETWEEN ? AND ? "
-      "ORDER BY person_id, seq");
+// The distinct (key, seq) pairs of events first..last, sorted: what a run holds.
+Pairs ReadPairs(Database& db, const RunTables& t, std::int64_t first, std::int64_t last) {
+  auto s = db.Prepare(t.source_sql);
   s.Bind(1, first).Bind(2, last);
   Pairs out;
   while (s.Step()) out.emplace_back(s.ColumnText(0), s.ColumnInt64(1));
@@ -43,52 +41,81 @@ std::string Range(std::int64_t first, std::int64_t last) {
 
 }  // namespace
 
-// CROSS JOIN keeps audit_runs outermost (SQLite does not reorder it): one seek per run.
+const RunTables kPersonRuns{
+    .name = "person index",
+    .source_sql = "SELECT DISTINCT person_id, seq FROM audit_event_persons WHERE seq BETWEEN ?1 AND ?2 "
+                  "ORDER BY person_id, seq",
+    .runs_table = "audit_runs",
+    .pairs_table = "audit_person_runs",
+    .key_column = "person_id",
+    .head_columns = "indexed_upto, run_last, run_inserted",
+    .report = "a person report would not show every access",
+};
+
+const RunTables kUserRuns{
+    .name = "user index",
+    .source_sql = "SELECT user, seq FROM audit_events WHERE seq BETWEEN ?1 AND ?2 ORDER BY user, seq",
+    .runs_table = "audit_user_run_list",
+    .pairs_table = "audit_user_runs",
+    .key_column = "user",
+    .head_columns = "users_indexed_upto, users_run_last, users_run_inserted",
+    .report = "a report by user would not show every access",
+};
+
+// CROSS JOIN keeps the run list outermost (SQLite does not reorder it): one seek per run.
 const char* const kPersonSeqsSql =
     "SELECT r.seq FROM audit_runs AS k CROSS JOIN audit_person_runs AS r "
     "ON r.first_seq = k.first_seq AND r.person_id = ?2 "
     "UNION ALL SELECT seq FROM audit_event_persons "
     "WHERE seq > (SELECT indexed_upto FROM audit_head WHERE id = 1) AND person_id = ?2";
 
-bool HasPersonRuns(Database& db) { return db.HasTable("audit_runs") && db.HasTable("audit_person_runs"); }
+const char* const kUserSeqsSql =
+    "SELECT r.seq FROM audit_user_run_list AS k CROSS JOIN audit_user_runs AS r "
+    "ON r.first_seq = k.first_seq AND r.user = ?3 "
+    "UNION ALL SELECT seq FROM audit_events "
+    "WHERE seq > (SELECT users_indexed_upto FROM audit_head WHERE id = 1) AND user = ?3";
 
-PersonRunIndexer::PersonRunIndexer(Database& db, std::int64_t run_events, std::int64_t chunk,
-                                   std::int64_t background_pairs)
+bool HasRuns(Database& db, const RunTables& t) { return db.HasTable(t.runs_table) && db.HasTable(t.pairs_table); }
+
+RunIndexer::RunIndexer(Database& db, const RunTables& tables, std::int64_t run_events, std::int64_t chunk,
+                       std::int64_t background_pairs)
     : db_(db),
+      tables_(tables),
       run_events_(std::max<std::int64_t>(1, run_events)),
       chunk_(std::max<std::int64_t>(1, chunk)),
       background_pairs_(std::max<std::int64_t>(0, background_pairs)),
-      insert_pair_(db, "INSERT OR IGNORE INTO audit_person_runs(first_seq, person_id, seq) VALUES (?, ?, ?)"),
-      insert_run_(db, "INSERT INTO audit_runs(first_seq, last_seq) VALUES (?, ?)") {}
+      insert_pair_(db, std::string("INSERT OR IGNORE INTO ") + tables.pairs_table + "(first_seq, " +
+                           tables.key_column + ", seq) VALUES (?, ?, ?)"),
+      insert_run_(db, std::string("INSERT INTO ") + tables.runs_table + "(first_seq, last_seq) VALUES (?, ?)") {}
 
-PersonRunIndexer::~PersonRunIndexer() {
+RunIndexer::~RunIndexer() {
   if (preparing_.valid()) preparing_.wait();
 }
 
-void PersonRunIndexer::Prepare(std::int64_t first, std::int64_t last, std::optional<Pairs> pairs) {
+void RunIndexer::Prepare(std::int64_t first, std::int64_t last, std::optional<Pairs> pairs) {
   preparing_first_ = first;
   preparing_last_ = last;
   const std::int64_t size = pairs ? static_cast<std::int64_t>(pairs->size()) : last - first + 1;
   if (size <= background_pairs_) {  // small: here and now (through the writer's connection)
     std::promise<Prepared> now;
-    now.set_value(Prepared{first, last, pairs ? SortUnique(std::move(*pairs)) : ReadPairs(db_, first, last)});
+    now.set_value(Prepared{first, last, pairs ? SortUnique(std::move(*pairs)) : ReadPairs(db_, tables_, first, last)});
     preparing_ = now.get_future();
     return;
   }
-  preparing_ = std::async(std::launch::async, [first, last, path = db_.path(), pairs = std::move(pairs)]() mutable {
+  preparing_ = std::async(std::launch::async, [first, last, path = db_.path(), &tables = tables_, pairs = std::move(pairs)]() mutable {
     pthread_setname_np(pthread_self(), "caregate-runs");
     Prepared out{first, last, {}};
     if (pairs) {
       out.pairs = SortUnique(std::move(*pairs));
     } else {  // the events are committed: a connection of its own reads them
       Database own(path, store::OpenOptions{.create = false});
-      out.pairs = ReadPairs(own, first, last);
+      out.pairs = ReadPairs(own, tables, first, last);
     }
     return out;
   });
 }
 
-void PersonRunIndexer::PrepareFrom(std::int64_t first, std::int64_t last) {
+void RunIndexer::PrepareFrom(std::int64_t first, std::int64_t last) {
   if (noted_first_ <= first && noted_last_ >= last) {  // all written by us: from memory
     const auto from = std::find_if(noted_.begin(), noted_.end(), [first](const auto& p) { return p.second >= first; });
     const auto to = std::find_if(from, noted_.end(), [last](const auto& p) { return p.second > last; });
@@ -101,7 +128,7 @@ void PersonRunIndexer::PrepareFrom(std::int64_t first, std::int64_t last) {
   }
 }
 
-bool PersonRunIndexer::Take(std::int64_t first, std::int64_t last, bool wait) {
+bool RunIndexer::Take(std::int64_t first, std::int64_t last, bool wait) {
   if (!preparing_.valid()) return false;
   if (!wait && preparing_.wait_for(std::chrono::seconds(0)) != std::future_status::ready) return false;
   try {
@@ -112,13 +139,13 @@ bool PersonRunIndexer::Take(std::int64_t first, std::int64_t last, bool wait) {
     cached_last_ = last;
     return true;
   } catch (const std::exception& e) {  // tried again by a later batch
-    std::fprintf(stderr, "caregate audit: preparing the person index of %s failed: %s\n",
+    std::fprintf(stderr, "caregate audit: preparing the %s of %s failed: %s\n", tables_.name,
                  Range(first, last).c_str(), e.what());
     return false;
   }
 }
 
-bool PersonRunIndexer::Obtain(std::int64_t first, std::int64_t last, bool any_last, bool wait) {
+bool RunIndexer::Obtain(std::int64_t first, std::int64_t last, bool any_last, bool wait) {
   // Already here (taken by a batch whose commit then failed).
   if (cached_last_ != 0 && cached_first_ == first && (any_last ? cached_last_ <= last : cached_last_ == last))
     return true;
@@ -135,7 +162,7 @@ bool PersonRunIndexer::Obtain(std::int64_t first, std::int64_t last, bool any_la
   return Take(first, last, wait || preparing_.wait_for(std::chrono::seconds(0)) == std::future_status::ready);
 }
 
-void PersonRunIndexer::Step(std::int64_t first_seq, std::int64_t head_seq, PersonRunState& state) {
+void RunIndexer::Step(std::int64_t first_seq, std::int64_t head_seq, RunState& state) {
   const std::int64_t first = state.indexed_upto + 1;
   // Past two runs' worth of unindexed events a run being prepared is waited for, which
   // bounds the tail a person query scans.
@@ -175,8 +202,8 @@ void PersonRunIndexer::Step(std::int64_t first_seq, std::int64_t head_seq, Perso
   }
 }
 
-void PersonRunIndexer::Committed(std::int64_t first_seq, std::int64_t head_seq, Pairs&& batch,
-                                 const PersonRunState& state) {
+void RunIndexer::Committed(std::int64_t first_seq, std::int64_t head_seq, Pairs&& batch,
+                                 const RunState& state) {
   if (noted_last_ + 1 != first_seq) {  // another writer's events in between: start afresh
     noted_.clear();
     noted_first_ = first_seq;
@@ -203,26 +230,27 @@ void PersonRunIndexer::Committed(std::int64_t first_seq, std::int64_t head_seq, 
     PrepareFrom(state.indexed_upto + 1, head_seq);
 }
 
-std::optional<std::pair<std::int64_t, std::string>> VerifyPersonRuns(Database& db) {
+std::optional<std::pair<std::int64_t, std::string>> VerifyRuns(Database& db, const RunTables& t) {
+  const std::string name = t.name;
   std::int64_t indexed_upto = 0, run_last = 0, run_inserted = 0;
   {
-    auto h = db.Prepare("SELECT indexed_upto, run_last, run_inserted FROM audit_head WHERE id = 1");
+    auto h = db.Prepare(std::string("SELECT ") + t.head_columns + " FROM audit_head WHERE id = 1");
     if (!h.Step()) return std::nullopt;  // the chain check reports a missing head
     indexed_upto = h.ColumnInt64(0);
     run_last = h.ColumnInt64(1);
     run_inserted = h.ColumnInt64(2);
   }
   std::int64_t expected_first = 1;
-  auto runs = db.Prepare("SELECT first_seq, last_seq FROM audit_runs ORDER BY first_seq");
-  auto stored = db.Prepare(
-      "SELECT person_id, seq FROM audit_person_runs WHERE first_seq = ? ORDER BY person_id, seq");
+  auto runs = db.Prepare(std::string("SELECT first_seq, last_seq FROM ") + t.runs_table + " ORDER BY first_seq");
+  auto stored = db.Prepare(std::string("SELECT ") + t.key_column + ", seq FROM " + t.pairs_table +
+                           " WHERE first_seq = ? ORDER BY " + t.key_column + ", seq");
   while (runs.Step()) {
     const std::int64_t first = runs.ColumnInt64(0), last = runs.ColumnInt64(1);
     if (first != expected_first || last < first)
-      return std::make_pair(first, "the person index's runs do not follow on from each other at event " +
+      return std::make_pair(first, "the " + name + "'s runs do not follow on from each other at event " +
                                        std::to_string(first) + " (expected a run from " +
                                        std::to_string(expected_first) + "): the index was edited");
-    const Pairs want = ReadPairs(db, first, last);
+    const Pairs want = ReadPairs(db, t, first, last);
     stored.Reset();
     stored.Bind(1, first);
     std::size_t i = 0;
@@ -236,22 +264,22 @@ std::optional<std::pair<std::int64_t, std::string>> VerifyPersonRuns(Database& d
     }
     stored.Reset();
     if (!same || i != want.size())
-      return std::make_pair(first, "the person index of " + Range(first, last) +
-                                       " does not match the events' person ids: the index was edited "
-                                       "(a person report would not show every access)");
+      return std::make_pair(first, "the " + name + " of " + Range(first, last) +
+                                       " does not match the events: the index was edited (" + t.report + ")");
     expected_first = last + 1;
   }
   if (expected_first - 1 != indexed_upto)
     return std::make_pair(expected_first, "the head says events up to " + std::to_string(indexed_upto) +
-                                              " are indexed, but the person index's runs end at " +
+                                              " are indexed, but the " + name + "'s runs end at " +
                                               std::to_string(expected_first - 1) + ": the index was edited");
   // Rows past the completed runs belong to the run being appended, and only so many.
-  auto extra = db.Prepare("SELECT first_seq, count(*) FROM audit_person_runs WHERE first_seq > ? GROUP BY first_seq");
+  auto extra = db.Prepare(std::string("SELECT first_seq, count(*) FROM ") + t.pairs_table +
+                          " WHERE first_seq > ? GROUP BY first_seq");
   extra.Bind(1, indexed_upto);
   while (extra.Step()) {
     const std::int64_t first = extra.ColumnInt64(0), n = extra.ColumnInt64(1);
     if (run_last == 0 || first != indexed_upto + 1 || n != run_inserted)
-      return std::make_pair(first, "the person index holds " + std::to_string(n) + " entries for a run from event " +
+      return std::make_pair(first, "the " + name + " holds " + std::to_string(n) + " entries for a run from event " +
                                        std::to_string(first) + " that is not being built: the index was edited");
   }
   return std::nullopt;

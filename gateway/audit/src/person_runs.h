@@ -31,21 +31,35 @@
 
 namespace caregate::audit {
 
-struct PersonRunState {
+struct RunState {
   std::int64_t indexed_upto = 0;  // events 1..indexed_upto are in completed runs
   std::int64_t run_last = 0;      // the run being appended covers indexed_upto+1..run_last; 0: none
   std::int64_t run_inserted = 0;  // how many of its sorted pairs are appended so far
 };
 
-class PersonRunIndexer {
+// Where an index kept as runs lives: its tables, its progress columns in audit_head, and
+// how the pairs of a stretch of events are read from the record.
+struct RunTables {
+  const char* name;          // "person index", "user index": in messages
+  const char* source_sql;    // distinct (key, seq) of events ?1..?2, sorted: a run's pairs
+  const char* runs_table;    // (first_seq PRIMARY KEY, last_seq): the completed runs
+  const char* pairs_table;   // (first_seq, <key_column>, seq) PRIMARY KEY, WITHOUT ROWID
+  const char* key_column;
+  const char* head_columns;  // audit_head's indexed_upto, run_last, run_inserted for it
+  const char* report;        // what an edited index would hide
+};
+extern const RunTables kPersonRuns;  // person id -> events (migration 101)
+extern const RunTables kUserRuns;    // user -> events (migration 103)
+
+class RunIndexer {
  public:
   // `background_pairs`: a run of more pairs than this is sorted (or read back) on a thread
   // of its own while the writer goes on committing; smaller ones are sorted inline.
-  PersonRunIndexer(store::Database& db, std::int64_t run_events, std::int64_t chunk,
-                   std::int64_t background_pairs = 4096);
-  ~PersonRunIndexer();  // waits for a run being prepared
-  PersonRunIndexer(const PersonRunIndexer&) = delete;
-  PersonRunIndexer& operator=(const PersonRunIndexer&) = delete;
+  RunIndexer(store::Database& db, const RunTables& tables, std::int64_t run_events, std::int64_t chunk,
+             std::int64_t background_pairs = 4096);
+  ~RunIndexer();  // waits for a run being prepared
+  RunIndexer(const RunIndexer&) = delete;
+  RunIndexer& operator=(const RunIndexer&) = delete;
 
   using Pairs = std::vector<std::pair<std::string, std::int64_t>>;
 
@@ -53,7 +67,7 @@ class PersonRunIndexer {
   // inserted: starts a run when one is prepared, appends the next chunk of the run in
   // progress, completes it. Updates `state` (the caller writes it to audit_head in the
   // same transaction).
-  void Step(std::int64_t first_seq, std::int64_t head_seq, PersonRunState& state);
+  void Step(std::int64_t first_seq, std::int64_t head_seq, RunState& state);
 
   // After the batch's transaction committed, with its (person id, seq) pairs and the state
   // it wrote. The pairs of events not yet in a run are kept, so that a run is sorted in
@@ -61,7 +75,7 @@ class PersonRunIndexer {
   // have gathered, the run is prepared: sorted inline when small, otherwise on a thread
   // of its own (a 32,768-event sort held every caller of the next commit for 20-25 ms),
   // and read back from the table there when another process wrote some of its events.
-  void Committed(std::int64_t first_seq, std::int64_t head_seq, Pairs&& batch, const PersonRunState& state);
+  void Committed(std::int64_t first_seq, std::int64_t head_seq, Pairs&& batch, const RunState& state);
 
  private:
   struct Prepared {
@@ -82,6 +96,7 @@ class PersonRunIndexer {
   bool Obtain(std::int64_t first, std::int64_t last, bool any_last, bool wait);
 
   store::Database& db_;
+  const RunTables& tables_;
   const std::int64_t run_events_;
   const std::int64_t chunk_;
   const std::int64_t background_pairs_;
@@ -97,13 +112,16 @@ class PersonRunIndexer {
   Pairs noted_;
 };
 
-// SQL selecting the seq of every event naming person ?2, completed runs and tail both.
-// Needs the tables of migration 101; `HasPersonRuns` says whether a file has them.
+// SQL selecting the seq of every event naming person ?2 (kPersonSeqsSql) or done by user
+// ?3 (kUserSeqsSql): completed runs and the tail both. They need the tables of migration
+// 101 and 103 respectively; `HasRuns` says whether a file has them.
 extern const char* const kPersonSeqsSql;
-bool HasPersonRuns(store::Database& db);
+extern const char* const kUserSeqsSql;
+bool HasRuns(store::Database& db, const RunTables& tables);
 
-// Checks every completed run against audit_event_persons, and that the runs cover
-// 1..indexed_upto without gap or overlap. Returns (seq, problem) for the first mismatch.
-std::optional<std::pair<std::int64_t, std::string>> VerifyPersonRuns(store::Database& db);
+// Checks every completed run against the record (its source_sql), that the runs cover
+// 1..indexed_upto without gap or overlap, and that only the run being appended has rows
+// past them. Returns (seq, problem) for the first mismatch.
+std::optional<std::pair<std::int64_t, std::string>> VerifyRuns(store::Database& db, const RunTables& tables);
 
 }  // namespace caregate::audit

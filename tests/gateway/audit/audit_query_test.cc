@@ -118,12 +118,14 @@ TEST_F(AuditQueryTest, PersonAndUserFiltersUseIndexes) {
       "WHERE seq > (SELECT indexed_upto FROM audit_head WHERE id = 1) AND person_id = 'x'");
   EXPECT_NE(person.find("SEARCH r USING PRIMARY KEY (first_seq=? AND person_id=?)"), std::string::npos) << person;
   EXPECT_NE(person.find("SEARCH audit_event_persons USING PRIMARY KEY (seq>?)"), std::string::npos) << person;
-  // A user's events: a seek in the user index, and the tail after it read by seq.
+  // A user's events: one primary-key seek per completed run, and the tail after them
+  // read by seq.
   const std::string user = plan(
-      "SELECT seq FROM audit_user_seqs WHERE user = 'x' "
+      "SELECT r.seq FROM audit_user_run_list AS k CROSS JOIN audit_user_runs AS r "
+      "ON r.first_seq = k.first_seq AND r.user = 'x' "
       "UNION ALL SELECT seq FROM audit_events "
       "WHERE seq > (SELECT users_indexed_upto FROM audit_head WHERE id = 1) AND user = 'x'");
-  EXPECT_NE(user.find("SEARCH audit_user_seqs USING PRIMARY KEY (user=?)"), std::string::npos) << user;
+  EXPECT_NE(user.find("SEARCH r USING PRIMARY KEY (first_seq=? AND user=?)"), std::string::npos) << user;
   EXPECT_NE(user.find("SEARCH audit_events USING INTEGER PRIMARY KEY (rowid>?)"), std::string::npos) << user;
   EXPECT_NE(plan("SELECT seq FROM audit_events WHERE time_utc >= 'x'").find("audit_events_by_time"),
             std::string::npos);

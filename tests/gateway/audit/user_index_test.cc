@@ -1,7 +1,8 @@
-// The user index (audit_user_seqs, migration 102): appended by the writer a stretch of
-// events at a time, sorted, instead of an SQL index row per event on the user's page.
-// Queries by user find exactly that user's events whether indexed or in the tail; verify
-// catches an edited index; a file from before the index is converted.
+// The user index (migration 102: audit_user_seqs, a stretch of events at a time; migration
+// 103: sorted runs like the person index, audit_user_runs): no SQL index row per event on
+// the user's page. Queries by user find exactly that user's events whether indexed or in
+// the tail; verify catches an edited index; files from before either are converted, and
+// a file in the 102 format is still queried and verified as it is.
 #include <gtest/gtest.h>
 
 #include <map>
@@ -58,12 +59,17 @@ TEST_F(UserIndex, QueriesFindEveryEventOfAUserIndexedOrNot) {
   for (int i = 24; i <= 60; ++i) expected_[UserOf(i)].insert(pending[static_cast<std::size_t>(i - 24)].get());
   ExpectQueriesMatch(path_);
   ASSERT_TRUE(log.Verify().ok) << log.Verify().problem;
+  // A run takes the events committed before its own commit: the next commit indexes them.
+  expected_[UserOf(61)].insert(log.AppendDurable(MakeEvent(UserOf(61), {})));
   log.Close();
   const std::int64_t upto = Scalar(path_, "SELECT users_indexed_upto FROM audit_head");
-  EXPECT_GE(upto, 56);  // at most one stretch (4 events, or one group commit) behind
-  EXPECT_EQ(Scalar(path_, "SELECT count(*) FROM audit_user_seqs"), upto);
+  EXPECT_EQ(upto, 60);
+  EXPECT_EQ(Scalar(path_, "SELECT max(last_seq) FROM audit_user_run_list"), upto);
+  EXPECT_EQ(Scalar(path_, "SELECT count(*) FROM audit_user_runs WHERE first_seq <= " + std::to_string(upto)), upto);
+  EXPECT_EQ(Scalar(path_, "SELECT count(*) FROM sqlite_schema WHERE name = 'audit_user_seqs'"), 0);
   EXPECT_EQ(Scalar(path_, "SELECT count(*) FROM sqlite_schema WHERE name = 'audit_events_by_user'"), 0);
   // Combined with other filters.
+  ExpectQueriesMatch(path_);
   const auto amy = QueryAuditTrail(path_, {.person_id = "cis:1", .user = "amy.jones"});
   ASSERT_EQ(amy.size(), 4u);  // events 5, 10, 15, 20
   EXPECT_EQ(amy.front().seq, 5);
@@ -76,7 +82,9 @@ class UserIndexTampered : public UserIndex {
     AuditLog log(path_, kSmallStretches);
     for (int i = 1; i <= 10; ++i) log.AppendDurable(MakeEvent(UserOf(i), {"cis:1"}));
     log.Close();
-    ASSERT_EQ(Scalar(path_, "SELECT users_indexed_upto FROM audit_head"), 8);
+    // A run is due once 4 events are unindexed, and takes the committed ones: 1-3, 4-6, 7-9.
+    ASSERT_EQ(Scalar(path_, "SELECT users_indexed_upto FROM audit_head"), 9);
+    ASSERT_EQ(Scalar(path_, "SELECT count(*) FROM audit_user_run_list"), 3);
     ASSERT_TRUE(VerifyAuditTrail(path_).ok);
   }
   VerifyResult TamperThenVerify(const std::string& sql, const std::string& problem) {
@@ -86,19 +94,30 @@ class UserIndexTampered : public UserIndex {
 
 TEST_F(UserIndexTampered, ARowRemovedIsFound) {
   // Hiding an access from reports by user without touching the chain.
-  const auto r = TamperThenVerify("DELETE FROM audit_user_seqs WHERE seq = 5", "missing from the user index");
-  EXPECT_EQ(r.first_bad_seq, 5);
+  const auto r = TamperThenVerify("DELETE FROM audit_user_runs WHERE seq = 5", "user index of events 4 to 6");
+  EXPECT_EQ(r.first_bad_seq, 4);
 }
 
 TEST_F(UserIndexTampered, ARowMovedToAnotherUserIsFound) {
   const auto r =
-      TamperThenVerify("UPDATE audit_user_seqs SET user = 'bob.smith' WHERE seq = 5", "user index");
-  EXPECT_EQ(r.first_bad_seq, 5);
+      TamperThenVerify("UPDATE audit_user_runs SET user = 'bob.smith' WHERE seq = 5", "does not match the events");
+  EXPECT_EQ(r.first_bad_seq, 4);
 }
 
 TEST_F(UserIndexTampered, ARowAddedBeyondTheIndexedEventsIsFound) {
-  const auto r = TamperThenVerify("INSERT INTO audit_user_seqs(user, seq) VALUES ('bob.smith', 10)", "user index");
+  const auto r = TamperThenVerify("INSERT INTO audit_user_runs(first_seq, user, seq) VALUES (10, 'bob.smith', 10)",
+                                  "not being built");
   EXPECT_EQ(r.first_bad_seq, 10);
+}
+
+TEST_F(UserIndexTampered, ARowAddedToACompletedRunIsFound) {
+  const auto r = TamperThenVerify("INSERT INTO audit_user_runs(first_seq, user, seq) VALUES (4, 'amy.jones', 9)",
+                                  "does not match the events");
+  EXPECT_EQ(r.first_bad_seq, 4);
+}
+
+TEST_F(UserIndexTampered, ARunRemovedFromTheListIsFound) {
+  TamperThenVerify("DELETE FROM audit_user_run_list WHERE first_seq = 1", "do not follow on");
 }
 
 TEST_F(UserIndex, AFileFromBeforeTheIndexIsConverted) {
@@ -108,19 +127,58 @@ TEST_F(UserIndex, AFileFromBeforeTheIndexIsConverted) {
   }
   // Put the file back as migration 101 left it: the SQL index on (user, time_utc).
   Tamper(path_,
-         "DROP TABLE audit_user_seqs; ALTER TABLE audit_head DROP COLUMN users_indexed_upto;"
+         "DROP TABLE audit_user_runs; DROP TABLE audit_user_run_list;"
+         "ALTER TABLE audit_head DROP COLUMN users_run_last; ALTER TABLE audit_head DROP COLUMN users_run_inserted;"
+         "ALTER TABLE audit_head DROP COLUMN users_indexed_upto;"
          "CREATE INDEX audit_events_by_user ON audit_events(user, time_utc);"
-         "DELETE FROM schema_migrations WHERE version = 102;");
+         "DELETE FROM schema_migrations WHERE version IN (102, 103);");
   ExpectQueriesMatch(path_);  // the old file is still queried correctly
   ASSERT_TRUE(VerifyAuditTrail(path_).ok);
   {
-    AuditLog log(path_, kSmallStretches);  // migration 102 runs: history indexed at once
+    AuditLog log(path_, kSmallStretches);  // migrations 102 and 103: the history is run 1
     EXPECT_EQ(Scalar(path_, "SELECT users_indexed_upto FROM audit_head"), 12);
-    EXPECT_EQ(Scalar(path_, "SELECT count(*) FROM audit_user_seqs"), 12);
+    EXPECT_EQ(Scalar(path_, "SELECT count(*) FROM audit_user_runs WHERE first_seq = 1"), 12);
+    EXPECT_EQ(Scalar(path_, "SELECT last_seq FROM audit_user_run_list WHERE first_seq = 1"), 12);
     for (int i = 13; i <= 15; ++i) expected_[UserOf(i)].insert(log.AppendDurable(MakeEvent(UserOf(i), {})));
     ExpectQueriesMatch(path_);
     EXPECT_TRUE(log.Verify().ok) << log.Verify().problem;
   }
+}
+
+// A file as a version between migrations 102 and 103 left it (one audit_user_seqs table)
+// is queried and verified as it is, and converted to runs when next opened for writing.
+TEST_F(UserIndex, AFileWithTheStretchIndexIsReadAsItIsThenConverted) {
+  {
+    AuditLog log(path_, kSmallStretches);
+    for (int i = 1; i <= 14; ++i) expected_[UserOf(i)].insert(log.AppendDurable(MakeEvent(UserOf(i), {})));
+  }
+  const auto upto = Scalar(path_, "SELECT users_indexed_upto FROM audit_head");
+  ASSERT_GE(upto, 8);
+  Tamper(path_,
+         "CREATE TABLE audit_user_seqs (user TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (user, seq)) WITHOUT ROWID;"
+         "INSERT INTO audit_user_seqs SELECT user, seq FROM audit_user_runs WHERE first_seq <= "
+         "(SELECT users_indexed_upto FROM audit_head);"
+         "DROP TABLE audit_user_runs; DROP TABLE audit_user_run_list;"
+         "ALTER TABLE audit_head DROP COLUMN users_run_last; ALTER TABLE audit_head DROP COLUMN users_run_inserted;"
+         "DELETE FROM schema_migrations WHERE version = 103;");
+  ExpectQueriesMatch(path_);
+  ASSERT_TRUE(VerifyAuditTrail(path_).ok) << VerifyAuditTrail(path_).problem;
+  {
+    AuditLog log(path_, kSmallStretches);
+    EXPECT_EQ(Scalar(path_, "SELECT count(*) FROM sqlite_schema WHERE name = 'audit_user_seqs'"), 0);
+    EXPECT_EQ(Scalar(path_, "SELECT last_seq FROM audit_user_run_list WHERE first_seq = 1"), upto);
+    for (int i = 15; i <= 30; ++i) expected_[UserOf(i)].insert(log.AppendDurable(MakeEvent(UserOf(i), {})));
+    ExpectQueriesMatch(path_);
+    EXPECT_TRUE(log.Verify().ok) << log.Verify().problem;
+    EXPECT_GT(Scalar(path_, "SELECT count(*) FROM audit_user_run_list"), 1);
+  }
+  // And the stretch index's own check still runs on such a file.
+  Tamper(path_,
+         "CREATE TABLE audit_user_seqs (user TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (user, seq)) WITHOUT ROWID;"
+         "INSERT INTO audit_user_seqs VALUES ('nobody', 1);");
+  const auto r = VerifyAuditTrail(path_);
+  EXPECT_FALSE(r.ok);
+  EXPECT_NE(r.problem.find("user index"), std::string::npos) << r.problem;
 }
 
 }  // namespace

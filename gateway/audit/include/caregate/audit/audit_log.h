@@ -67,9 +67,10 @@ struct AuditLogOptions {
   // table, on a thread of its own while the writer goes on committing; smaller ones are
   // prepared by the writer itself.
   std::int64_t person_run_background_pairs = 4096;
-  // The user index (audit_user_seqs) is appended this many events at a time, in key
-  // order, rather than one B-tree row per event (docs/audit.md).
-  std::int64_t user_index_events = 1024;
+  // The user index is kept in runs the same way (migration 103): a run starts once this
+  // many events are not yet indexed (a user query scans at most about two runs' worth of
+  // events past the index, whole rows of audit_events, hence smaller runs than persons').
+  std::int64_t user_index_events = 8192;
 };
 
 class AuditLog {
