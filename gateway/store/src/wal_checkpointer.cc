@@ -8,10 +8,11 @@
 
 namespace caregate::store {
 
-WalCheckpointer::WalCheckpointer(Database& writer, int frames)
+WalCheckpointer::WalCheckpointer(Database& writer, int frames, Tail tail)
     : writer_(writer),
       own_(writer.path(), OpenOptions{.create = false}),
       frames_(frames < 1 ? 1 : frames),
+      tail_(tail),
       thread_([this] { Loop(); }) {
   {
     auto s = writer_.Prepare("PRAGMA wal_autocheckpoint");
@@ -40,7 +41,7 @@ int WalCheckpointer::Hook(void* self, sqlite3* db, const char*, int frames) {
   std::int64_t largest = c->largest_.load(std::memory_order_relaxed);
   while (frames > largest && !c->largest_.compare_exchange_weak(largest, frames)) {
   }
-  if (c->tail_due_.exchange(false, std::memory_order_acq_rel)) {
+  if (c->tail_ == Tail::kInHook && c->tail_due_.exchange(false, std::memory_order_acq_rel)) {
     // The thread has copied all but the last few commits: copy those here, so that the
     // writer's next transaction finds the WAL fully copied back and starts it again.
     int log = 0, copied = 0;
@@ -58,6 +59,18 @@ int WalCheckpointer::Hook(void* self, sqlite3* db, const char*, int frames) {
     if (wake) c->cv_.notify_one();
   }
   return SQLITE_OK;
+}
+
+bool WalCheckpointer::RunTailIfDue() {
+  if (tail_ != Tail::kByOwner || !tail_due_.load(std::memory_order_acquire)) return false;
+  if (!tail_due_.exchange(false, std::memory_order_acq_rel)) return false;
+  int log = 0, copied = 0;
+  if (sqlite3_wal_checkpoint_v2(writer_.handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &copied) != SQLITE_OK) {
+    tail_due_.store(true, std::memory_order_release);  // busy (the thread is checkpointing): next time
+    return false;
+  }
+  tail_checkpoints_.fetch_add(1, std::memory_order_relaxed);
+  return true;
 }
 
 void WalCheckpointer::Loop() {

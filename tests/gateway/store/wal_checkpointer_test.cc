@@ -94,5 +94,32 @@ TEST_F(WalCheckpointerTest, TheWalStartsAgainUnderASteadyStreamOfCommits) {
   EXPECT_EQ(Scalar(writer, "SELECT count(*) FROM t"), 4000);
 }
 
+// The same with the tail left to the owner (the audit writer runs it after releasing a
+// batch's callers): the hook no longer copies it, RunTailIfDue does, and the WAL restarts.
+TEST_F(WalCheckpointerTest, TheOwnerRunsTheTailBetweenTransactionsAndTheWalStartsAgain) {
+  WalCheckpointer checkpointer(writer, 100, WalCheckpointer::Tail::kByOwner);
+  EXPECT_FALSE(checkpointer.RunTailIfDue());  // nothing due yet
+  int ran = 0;
+  for (int i = 0; i < 4000; ++i) {  // as the audit writer does: after every commit
+    CommitRows(writer, 1);
+    if (checkpointer.RunTailIfDue()) ++ran;
+  }
+  const auto stats = checkpointer.stats();
+  EXPECT_EQ(stats.tail_checkpoints, ran);  // only the owner ran tails
+  EXPECT_GE(ran, 1);
+  EXPECT_LT(stats.largest_wal_frames, 4000);
+  checkpointer.Stop();
+  EXPECT_EQ(Scalar(writer, "SELECT count(*) FROM t"), 4000);
+}
+
+// Without the owner's call the tail never runs, and the WAL is not restarted: what the
+// test above measures is the owner's doing.
+TEST_F(WalCheckpointerTest, WithTheTailLeftToTheOwnerTheHookDoesNotRunIt) {
+  WalCheckpointer checkpointer(writer, 100, WalCheckpointer::Tail::kByOwner);
+  CommitRows(writer, 2000);
+  EXPECT_EQ(checkpointer.stats().tail_checkpoints, 0);
+  checkpointer.Stop();
+}
+
 }  // namespace
 }  // namespace caregate::store

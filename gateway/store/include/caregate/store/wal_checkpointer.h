@@ -16,6 +16,11 @@
 // (inside its hook, as SQLite's own checkpoint would, but a handful of frames rather than
 // a thousand), and its next transaction restarts the WAL. Durability is unchanged: a
 // commit is durable once its WAL frames are synced, as before.
+//
+// A writer whose callers wait for its commits (the audit trail) can instead run that tail
+// itself between transactions, once it has released the callers of the commit that found
+// the thread caught up (Tail::kByOwner, RunTailIfDue): the ~1-2 ms of the tail (it syncs
+// the database file) then delays no commit's callers, only the start of the next batch.
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -32,7 +37,11 @@ class WalCheckpointer {
   // Opens its own connection to `writer`'s file and takes over `writer`'s automatic
   // checkpoints: once a commit leaves at least `frames` frames in the WAL, the thread runs
   // a checkpoint. `writer` must outlive this object (or be closed first: see Stop).
-  explicit WalCheckpointer(Database& writer, int frames = 1000);
+  enum class Tail {
+    kInHook,   // the writer's commit hook copies the last frames (any writer)
+    kByOwner,  // the owner calls RunTailIfDue between transactions
+  };
+  explicit WalCheckpointer(Database& writer, int frames = 1000, Tail tail = Tail::kInHook);
   ~WalCheckpointer();  // Stop()
   WalCheckpointer(const WalCheckpointer&) = delete;
   WalCheckpointer& operator=(const WalCheckpointer&) = delete;
@@ -41,6 +50,11 @@ class WalCheckpointer {
   // last one and joins the thread. Idempotent. Call it (or destroy this) while no other
   // thread uses `writer`: the connection is not thread-safe.
   void Stop();
+
+  // With Tail::kByOwner, on the writer's thread, outside any transaction: once the thread
+  // has caught up, copies the frames written since (so that the writer's next transaction
+  // restarts the WAL). Returns whether it did. Cheap when nothing is due.
+  bool RunTailIfDue();
 
   struct Stats {
     std::int64_t checkpoints = 0;       // checkpoints run by the thread
@@ -59,6 +73,7 @@ class WalCheckpointer {
   Database& writer_;
   Database own_;
   const int frames_;
+  const Tail tail_;
   int writer_autocheckpoint_ = 1000;  // the writer's own setting, restored by Stop
   std::mutex mu_;
   std::condition_variable cv_;
