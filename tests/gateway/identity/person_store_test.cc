@@ -397,6 +397,14 @@ TEST(PersonStoreWarm, CachesTheMostRecentlyUpdatedPersonsUnderEveryIdAndStaysCur
   EXPECT_EQ(store.Warm(100, 1, [&](const auto&) { ++calls; }), 5u);
   EXPECT_EQ(calls.load(), 5);
   EXPECT_EQ(store.Warm(0), 0u);
+  // The order comes from an index, newest first, not from a sort of the whole table.
+  store::Database db(dir.file("db"));
+  auto plan = db.Prepare("EXPLAIN QUERY PLAN SELECT person_key FROM source_records ORDER BY updated_at DESC, "
+                         "person_key DESC");
+  std::string steps;
+  while (plan.Step()) steps += plan.ColumnText(3) + "\n";
+  EXPECT_NE(steps.find("COVERING INDEX source_records_by_update"), std::string::npos) << steps;
+  EXPECT_EQ(steps.find("TEMP B-TREE"), std::string::npos) << steps;
 }
 
 // With recheck_interval a cached person is served without a read transaction until the
