@@ -142,8 +142,9 @@ void RequestHandler::Record(std::string_view route, int status, double seconds) 
 // point into it) and counts what the response still waits for: the handler, and every
 // write it deferred. Whoever brings the count to zero completes the request.
 struct InFlight : std::enable_shared_from_this<InFlight> {
-  InFlight(const RequestHandler& h, Request r, std::function<void(Response)> d)
-      : handler(h), request(std::move(r)), done(std::move(d)) {}
+  InFlight(const RequestHandler& h, Request r, std::function<void(Response)> d,
+           RequestHandler::Resume res = {})
+      : handler(h), request(std::move(r)), done(std::move(d)), resume(std::move(res)) {}
 
   void Arrive(std::exception_ptr e) {
     if (e) {
@@ -161,6 +162,7 @@ struct InFlight : std::enable_shared_from_this<InFlight> {
   std::mutex mu;
   std::exception_ptr error;  // guarded by mu: the first deferred write that failed
   std::function<void(Response)> done;
+  RequestHandler::Resume resume;  // where a deferred write's completion continues; empty: in place
 };
 
 RequestContext::WriteDone RequestContext::Defer() const {
@@ -168,7 +170,14 @@ RequestContext::WriteDone RequestContext::Defer() const {
     throw FatalError(caregate::Problem::kInternal, "RequestContext::Defer called outside a RequestHandler");
   // The handler's own count is still held, so this cannot race with completion.
   in_flight->outstanding.fetch_add(1, std::memory_order_relaxed);
-  return [call = in_flight->shared_from_this()](std::exception_ptr e) { call->Arrive(std::move(e)); };
+  return [call = in_flight->shared_from_this()](std::exception_ptr e) mutable {
+    if (!call->resume) return call->Arrive(std::move(e));
+    // Called once. The task may run (and finish the request) before `resume` returns:
+    // `self` holds the request, and `resume` with it, until then, and no longer, so that
+    // the request is usually freed by the task, on its own thread.
+    const auto self = std::move(call);
+    self->resume([self, e = std::move(e)]() mutable { self->Arrive(std::move(e)); });
+  };
 }
 
 Response RequestHandler::Handle(const Request& request) const {
@@ -219,8 +228,9 @@ void RequestHandler::RefuseAsync(Request head, caregate::Problem problem, std::s
   call->Arrive(nullptr);
 }
 
-void RequestHandler::HandleAsync(Request request, std::function<void(Response)> done, const Offload& offload) const {
-  auto call = std::make_shared<InFlight>(*this, std::move(request), std::move(done));
+void RequestHandler::HandleAsync(Request request, std::function<void(Response)> done, const Offload& offload,
+                                 Resume resume) const {
+  auto call = std::make_shared<InFlight>(*this, std::move(request), std::move(done), std::move(resume));
   Begin(*call);
   const Request& req = call->request;
   RequestContext& ctx = call->ctx;

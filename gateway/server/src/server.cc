@@ -320,8 +320,12 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     req.remote = remote_;
     // The response may come from a worker thread or the audit writer: write it from this
     // session's context.
+    // A deferred write (the audit event) completes on the writer's thread: the rest of
+    // the request is finished here, on this session's thread.
     engine_.handler().HandleAsync(std::move(req), Completion(engine_, this->shared_from_this(), ioc_),
-                                  engine_.offload());
+                                  engine_.offload(), [ex = stream_.get_executor()](RequestHandler::Task task) {
+                                    asio::post(ex, std::move(task));
+                                  });
   }
 
   // Hands the response back to the session's context. Its work guard keeps the context

@@ -7,6 +7,9 @@
 #include <rapidjson/document.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <vector>
 #include <future>
 #include <set>
 #include <thread>
@@ -400,6 +403,39 @@ TEST_F(DeferredWriteTest, HandleAsyncAnswersOnTheThreadThatFinishesTheWrite) {
   EXPECT_TRUE(written_.load());
   EXPECT_EQ(r.body, "answer");
   EXPECT_NE(thread, std::this_thread::get_id());
+}
+
+// With `resume` (the server's: post to the session's thread), the request is finished
+// where resume runs it, not on the thread that finished the write.
+TEST_F(DeferredWriteTest, HandleAsyncWithResumeFinishesTheRequestWhereResumeRunsIt) {
+  std::promise<void> open_gate;
+  gate_ = open_gate.get_future().share();
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<RequestHandler::Task> resumed;  // what the writer handed back
+  std::optional<std::pair<Response, std::thread::id>> answered;
+  Request req;
+  req.method = "GET";
+  req.target = "/v1/deferred";
+  req.headers.Add("Authorization", "Bearer t-svc");
+  handler().HandleAsync(
+      std::move(req), [&](Response r) { answered.emplace(std::move(r), std::this_thread::get_id()); }, nullptr,
+      [&](RequestHandler::Task task) {
+        std::lock_guard lock(mu);
+        resumed.push_back(std::move(task));
+        cv.notify_one();
+      });
+  open_gate.set_value();
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return !resumed.empty(); }));
+  }
+  EXPECT_FALSE(answered.has_value());  // handed back, not answered on the writer's thread
+  for (auto& task : resumed) task();
+  ASSERT_TRUE(answered.has_value());
+  EXPECT_EQ(answered->first.body, "answer");
+  EXPECT_EQ(answered->second, std::this_thread::get_id());
+  EXPECT_EQ(resumed.size(), 1u);
 }
 
 TEST_F(DeferredWriteTest, RefusalHookCanDeferToo) {

@@ -48,10 +48,15 @@ class RequestHandler {
   // response: on this thread, or on the thread that finishes the last deferred write
   // (the audit writer), so it must not block. A route with Execution::kWorker has its
   // handler passed to `offload` to run elsewhere; with no `offload`, every handler runs
-  // on this thread.
+  // on this thread. With `resume`, a deferred write's completion is handed to it (the
+  // server posts it to the session's I/O thread), so that finishing the request (the
+  // response's last headers, `done`, freeing the request) is not done on the thread that
+  // finished the write: the audit writer, which every lookup's commit waits for.
   using Task = std::function<void()>;
   using Offload = std::function<void(Task)>;
-  void HandleAsync(Request request, std::function<void(Response)> done, const Offload& offload) const;
+  using Resume = std::function<void(Task)>;
+  void HandleAsync(Request request, std::function<void(Response)> done, const Offload& offload,
+                   Resume resume = {}) const;
 
   // For the session: a request it refuses before reading all of it (413, a body over the
   // limit), given its method, target and header fields. Authenticated when it carries a
