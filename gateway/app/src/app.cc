@@ -203,7 +203,7 @@ struct App::Impl {
                     person->ids, view);
     Response r;
     r.content_type = rendered->content_type;
-    r.body = rendered->body;
+    r.shared_body = rendered->body;  // written from the cache, not copied
     if (!rendered->lossy.empty()) r.headers.Add("X-Caregate-Lossy-Fields", rendered->lossy);
     std::string detail = rendered->detail;
     Audit(ctx, "read", person->ids, view, "200", std::move(detail));
@@ -215,7 +215,8 @@ struct App::Impl {
   // still authorised and audited; only the rendering is shared.
   struct Rendered {
     std::shared_ptr<const identity::PersonSnapshot> snapshot;
-    std::string content_type, body, lossy, detail;
+    std::string content_type, lossy, detail;
+    std::shared_ptr<const std::string> body;
   };
   std::mutex rendered_mutex;
   std::unordered_map<std::string, std::shared_ptr<const Rendered>> rendered_cache;
@@ -235,10 +236,12 @@ struct App::Impl {
     out->snapshot = person;
     if (view == "canonical") {
       out->content_type = "application/json";
-      out->body = CanonicalViewJson(*person, *uv);
+      out->body = std::make_shared<const std::string>(CanonicalViewJson(*person, *uv));
     } else {
       mapping::WriteReport report;
-      engine->Render(out->body, uv->record, view, false, &report);
+      std::string body;
+      engine->Render(body, uv->record, view, false, &report);
+      out->body = std::make_shared<const std::string>(std::move(body));
       out->content_type = std::string(engine->adapter(view).media_type());
       for (const auto& l : report.lossy) out->lossy += (out->lossy.empty() ? "" : ", ") + l.field;
     }

@@ -184,7 +184,9 @@ Response RequestHandler::Handle(const Request& request) const {
   std::promise<Response> result;
   auto future = result.get_future();
   HandleAsync(request, [&result](Response r) { result.set_value(std::move(r)); }, nullptr);
-  return future.get();
+  Response r = future.get();
+  if (r.shared_body) r.body = *std::exchange(r.shared_body, nullptr);
+  return r;
 }
 
 void RequestHandler::Begin(InFlight& call) const {

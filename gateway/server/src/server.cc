@@ -29,6 +29,7 @@
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <boost/optional.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
@@ -51,6 +52,33 @@ using Clock = std::chrono::steady_clock;
 constexpr std::size_t kFirstReadSize = 4096;
 constexpr std::size_t kKeepBuffer = 64u << 10;  // idle connections keep at most this much buffer
 constexpr std::size_t kMaxDrain = 8u << 20;  // bytes discarded before closing after an error
+
+// A response body that is either owned or shared with a cache (Response::shared_body),
+// written as one buffer either way: Beast's string_body, without the copy.
+struct SharedStringBody {
+  struct value_type {
+    std::string owned;
+    std::shared_ptr<const std::string> shared;
+    std::string_view view() const { return shared ? std::string_view(*shared) : std::string_view(owned); }
+  };
+  static std::uint64_t size(const value_type& v) { return v.view().size(); }
+
+  class writer {
+   public:
+    using const_buffers_type = asio::const_buffer;
+    template <bool isRequest, class Fields>
+    writer(const http::header<isRequest, Fields>&, const value_type& body) : body_(body) {}
+    void init(beast::error_code& ec) { ec = {}; }
+    boost::optional<std::pair<const_buffers_type, bool>> get(beast::error_code& ec) {
+      ec = {};
+      const std::string_view v = body_.view();
+      return {{const_buffers_type(v.data(), v.size()), false}};
+    }
+
+   private:
+    const value_type& body_;
+  };
+};
 
 std::string FormatEndpoint(const tcp::endpoint& ep) {
   const auto addr = ep.address();
@@ -407,6 +435,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     }
     if (r.status == 204 || r.status == 304) {  // no body allowed
       r.body.clear();
+      r.shared_body.reset();
       r.content_type.clear();
     }
     res_ = {};
@@ -418,12 +447,13 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     if (!r.content_type.empty() && SafeHeader(r.content_type)) res_.set(http::field::content_type, r.content_type);
     for (const auto& [name, value] : r.headers)
       if (!name.empty() && SafeHeader(name) && SafeHeader(value)) res_.insert(name, value);
-    res_.body() = std::move(r.body);
+    res_.body().owned = std::move(r.body);
+    res_.body().shared = std::move(r.shared_body);
     const bool keep = keep_alive_ && !r.close && !stopping_ && !engine_.stopping();
     res_.keep_alive(keep);
     // Not prepare_payload(): the body is always a complete string, and GCC 12's -O2 build
     // with the sanitizers was seen to throw "invalid response body" from it for an empty 204.
-    if (r.status != 204 && r.status != 304) res_.content_length(res_.body().size());
+    if (r.status != 204 && r.status != 304) res_.content_length(res_.body().view().size());
     route_ = std::move(r.route);
     status_ = r.status;
     lowest().expires_after(timeouts().write);
@@ -484,7 +514,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::empty_body> continue_;
-  http::response<http::string_body> res_;
+  http::response<SharedStringBody> res_;
   std::unique_ptr<char[]> drain_;
   std::size_t drained_ = 0;
   State state_ = State::kStarting;

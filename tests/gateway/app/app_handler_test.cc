@@ -2,6 +2,7 @@
 #include <sqlite3.h>
 
 #include <filesystem>
+#include <future>
 
 #include "app_fixture.h"
 #include "caregate/audit/audit_log.h"
@@ -77,6 +78,30 @@ TEST_F(AppRoutes, WarmStartAnswersAsAColdOneAndStillAuditsEveryLookup) {
   EXPECT_EQ(answers(app), cold);
   EXPECT_EQ(Events().size(), before + calls.size());  // one event per lookup, warm or not
   EXPECT_EQ(LastEvent().outcome, "404 not-found");
+}
+
+// A cached rendering is written from the cache (Response::shared_body), one string for
+// every lookup of that person and view; Handle() hands it back copied into `body`.
+TEST_F(AppRoutes, RepeatedLookupsShareOneRenderingAndHandleCopiesIt) {
+  ASSERT_EQ(IngestCis(SpecExample("cis-record.json")).status, 201);
+  auto async = [&] {
+    server::Request r;
+    r.method = "GET";
+    r.target = "/v1/persons/cis:LCC-0048213";
+    r.headers.Add("Authorization", std::string("Bearer ") + kHealth);
+    std::promise<server::Response> answer;
+    handler_->HandleAsync(std::move(r), [&](server::Response res) { answer.set_value(std::move(res)); }, nullptr);
+    return answer.get_future().get();
+  };
+  const auto a = async(), b = async();
+  ASSERT_EQ(a.status, 200);
+  ASSERT_TRUE(a.shared_body && b.shared_body);
+  EXPECT_EQ(a.shared_body, b.shared_body);  // the same string, not a copy
+  EXPECT_TRUE(a.body.empty());
+  const auto c = Call("GET", "/v1/persons/cis:LCC-0048213", kHealth);
+  EXPECT_FALSE(c.shared_body);
+  EXPECT_EQ(c.body, *a.shared_body);
+  EXPECT_NE(c.body.find("<ClientIntegrationResponse"), std::string::npos);
 }
 
 TEST_F(AppRoutes, IngestIs201ThenUpdated200WithThePersonIds) {

@@ -35,6 +35,10 @@ TEST_F(AppSocket, IngestThenLookupOverKeepAliveWithRequestIds) {
   EXPECT_EQ(r->status, 200);
   EXPECT_EQ(r->header("x-request-id"), "trace-42");
   EXPECT_EQ(r->header("content-type"), "application/xml");
+  // The rendering is written from the cache (a shared body), whole.
+  EXPECT_NE(r->body.find("<ClientIntegrationResponse"), std::string::npos) << r->body;
+  EXPECT_NE(r->body.find("<Surname>Smith</Surname>"), std::string::npos) << r->body;
+  EXPECT_EQ(r->header("content-length"), std::to_string(r->body.size()));
   auto e = LastEvent();
   EXPECT_EQ(e.request_id, "trace-42");
   EXPECT_EQ(e.outcome, "200");

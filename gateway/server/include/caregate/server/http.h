@@ -3,6 +3,7 @@
 // modules that write handlers compile without Beast.
 #include <exception>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -52,6 +53,10 @@ struct Response {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
+  // A body shared with a cache (the rendered views), written as it is rather than copied
+  // into `body`; when set, `body` is ignored. RequestHandler::Handle (in-process callers,
+  // the tests) hands the response back with it copied into `body`.
+  std::shared_ptr<const std::string> shared_body;
   Headers headers;
   bool close = false;  // close the connection after this response
 
