@@ -399,7 +399,7 @@ struct AuditLog::Impl {
                     options.person_run_background_pairs),
         user_runs(writer_db, kUserRuns, options.user_index_events, options.person_run_chunk,
                   options.person_run_background_pairs),
-        checkpointer(writer_db),
+        checkpointer(writer_db, 1000, store::WalCheckpointer::Tail::kByOwner),
         writer([this] { WriterLoop(); }) {}
 
   static Database OpenMigrated(const std::string& path) {
@@ -434,6 +434,9 @@ struct AuditLog::Impl {
       last_batch = batch.size();
       WriteBatch(batch, *outcome);
       batch.clear();
+      // The WAL's last frames, once the checkpointer has caught up: after the batch's
+      // callers are released, not inside their commit (store/wal_checkpointer.h).
+      if (checkpointer.RunTailIfDue()) wal_tails.fetch_add(1, std::memory_order_relaxed);
     }
   }
 
@@ -631,7 +634,7 @@ struct AuditLog::Impl {
   mutable std::optional<Database> reader_db;  // guarded by reader_mu
 
   std::atomic<std::int64_t> events{0}, commits{0}, failed_commits{0}, largest_batch{0};
-  std::atomic<std::int64_t> insert_us{0}, commit_us{0};
+  std::atomic<std::int64_t> insert_us{0}, commit_us{0}, wal_tails{0};
 
   // The WAL is copied back into the database by a thread of its own, not inside the
   // commit a batch of callers is waiting for.
@@ -666,7 +669,8 @@ VerifyResult AuditLog::Verify() const {
 
 AuditLog::Stats AuditLog::stats() const {
   return Stats{impl_->events.load(),        impl_->commits.load(),   impl_->failed_commits.load(),
-               impl_->largest_batch.load(), impl_->insert_us.load(), impl_->commit_us.load()};
+               impl_->largest_batch.load(), impl_->insert_us.load(), impl_->commit_us.load(),
+               impl_->wal_tails.load()};
 }
 
 const std::string& AuditLog::path() const { return impl_->path; }

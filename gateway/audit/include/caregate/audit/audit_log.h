@@ -112,6 +112,7 @@ class AuditLog {
     std::int64_t largest_batch = 0;
     std::int64_t insert_us = 0;       // writer time chaining and inserting (committed batches)
     std::int64_t commit_us = 0;       // writer time in COMMIT, i.e. mostly fsync
+    std::int64_t wal_tails = 0;       // WAL tail checkpoints the writer ran between batches
   };
   Stats stats() const;
   const std::string& path() const;
