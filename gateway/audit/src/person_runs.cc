@@ -165,7 +165,7 @@ bool RunIndexer::Obtain(std::int64_t first, std::int64_t last, bool any_last, bo
 void RunIndexer::Step(std::int64_t first_seq, std::int64_t head_seq, RunState& state) {
   const std::int64_t first = state.indexed_upto + 1;
   // Past two runs' worth of unindexed events a run being prepared is waited for, which
-  // bounds the tail a person query scans.
+  // bounds the tail a query by person (or user) scans.
   const bool behind = head_seq - state.indexed_upto >= 2 * run_events_;
   if (state.run_last == 0) {
     if (head_seq - state.indexed_upto < run_events_) return;
@@ -203,7 +203,7 @@ void RunIndexer::Step(std::int64_t first_seq, std::int64_t head_seq, RunState& s
 }
 
 void RunIndexer::Committed(std::int64_t first_seq, std::int64_t head_seq, Pairs&& batch,
-                                 const RunState& state) {
+                           const RunState& state) {
   if (noted_last_ + 1 != first_seq) {  // another writer's events in between: start afresh
     noted_.clear();
     noted_first_ = first_seq;

@@ -1,5 +1,6 @@
 #pragma once
-// The audit trail's index from person id to events, kept as sorted runs.
+// The audit trail's indexes from person id (and, the same way, from user) to events, kept
+// as sorted runs (RunIndexer over a RunTables: kPersonRuns, kUserRuns).
 //
 // A B-tree index on (person_id, seq) puts every new event's row on a random page: with
 // a group commit of 30 lookups of 30 different people that is 30 more pages to write and
@@ -69,7 +70,7 @@ class RunIndexer {
   // same transaction).
   void Step(std::int64_t first_seq, std::int64_t head_seq, RunState& state);
 
-  // After the batch's transaction committed, with its (person id, seq) pairs and the state
+  // After the batch's transaction committed, with its (key, seq) pairs and the state
   // it wrote. The pairs of events not yet in a run are kept, so that a run is sorted in
   // memory rather than read back inside a commit (80 ms for 32,768 events); once enough
   // have gathered, the run is prepared: sorted inline when small, otherwise on a thread
@@ -101,7 +102,7 @@ class RunIndexer {
   const std::int64_t chunk_;
   const std::int64_t background_pairs_;
   store::Statement insert_pair_, insert_run_;
-  // The run in progress, sorted (person id, seq), cached between batches.
+  // The run in progress, sorted (key, seq), cached between batches.
   std::int64_t cached_first_ = 0, cached_last_ = 0;
   Pairs cached_;
   // A run being prepared (or prepared and not yet taken): one at a time.
