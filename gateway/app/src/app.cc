@@ -256,18 +256,18 @@ struct App::Impl {
   }
 
   std::size_t Warm(std::size_t max_persons, const std::vector<server::Role>& roles, unsigned threads) {
-    std::vector<server::Principal> targets;  // one per (organisation, default view)
+    std::vector<std::pair<server::Principal, std::string>> targets;  // (organisation, default view), each once
     for (const auto role : roles) {
       server::Principal who{"", role, std::string(server::OrganisationOf(role))};
+      std::string view = DefaultView(role);
       const bool seen = std::any_of(targets.begin(), targets.end(), [&](const auto& t) {
-        return t.organisation == who.organisation && DefaultView(t.role) == DefaultView(role);
+        return t.first.organisation == who.organisation && t.second == view;
       });
-      if (!seen) targets.push_back(std::move(who));
+      if (!seen) targets.emplace_back(std::move(who), std::move(view));
     }
     return store.Warm(max_persons, threads, [&](const std::shared_ptr<const identity::PersonSnapshot>& person) {
       if (person->ids.empty()) return;
-      for (const auto& who : targets) {
-        const std::string view = DefaultView(who.role);
+      for (const auto& [who, view] : targets) {
         auto rendered = RenderedView(person->ids.front(), who, view, person);
         if (!rendered) continue;  // withheld from this organisation: refused, not rendered
         std::lock_guard lock(rendered_mutex);

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <climits>
 #include <cctype>
 #include <ctime>
 #include <future>
@@ -507,9 +506,8 @@ std::size_t PersonStore::Warm(std::size_t max_persons, unsigned threads, const W
   constexpr std::size_t kChunk = 2048;  // persons read, decoded and cached at a time
   auto& d = *impl_;
   threads = std::max(1u, threads);
-  // Which persons: the latest updated first (one pass over the records' keys and times).
-  // (By the index on (updated_at, person_key), newest first, each person once: reads
-  // about as many index entries as persons warmed.)
+  // Which persons: the latest updated first, each once, by the index on (updated_at,
+  // person_key) (migration 304): about as many index entries read as persons warmed.
   std::vector<std::int64_t> keys;
   {
     std::lock_guard lock(d.read_mutex);

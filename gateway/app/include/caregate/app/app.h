@@ -4,8 +4,8 @@
 // leaving a durable audit event before it answers.
 #include <chrono>
 #include <memory>
-#include <vector>
 #include <string>
+#include <vector>
 
 #include "caregate/audit/audit_log.h"
 #include "caregate/engine/engine.h"
