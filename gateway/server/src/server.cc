@@ -346,10 +346,9 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     for (const auto& field : msg) req.headers.Add(ToString(field.name_string()), ToString(field.value()));
     req.body = std::move(msg.body());
     req.remote = remote_;
-    // The response may come from a worker thread or the audit writer: write it from this
-    // session's context.
-    // A deferred write (the audit event) completes on the writer's thread: the rest of
-    // the request is finished here, on this session's thread.
+    // The handler may run on a worker thread, and a deferred write (the audit event)
+    // completes on the writer's thread: the rest of the request is finished, and the
+    // response written, on this session's context.
     engine_.handler().HandleAsync(std::move(req), Completion(engine_, this->shared_from_this(), ioc_),
                                   engine_.offload(), [ex = stream_.get_executor()](RequestHandler::Task task) {
                                     asio::post(ex, std::move(task));
