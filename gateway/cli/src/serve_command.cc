@@ -14,7 +14,7 @@ Command AddServeCommand(CLI::App& root, std::string& mappings_dir) {
   struct Opts {
     std::string db, tokens;
     unsigned recheck_ms = app::App::kDefaultRecheck.count();
-    std::size_t warm_persons = 20'000;
+    unsigned warm_persons = 20'000;  // unsigned, as the other counts: CLI11 refuses a negative one
     server::ServerOptions server;
   };
   auto o = std::make_shared<Opts>();

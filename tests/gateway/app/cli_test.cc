@@ -219,6 +219,21 @@ TEST(CliIngest, KillMidwayLeavesAWholeDatabaseAndTheRerunStoresEverything) {
 
 // kill -9 while a client is ingesting over HTTP: every record the server acknowledged
 // (201/200) is in the store after the restart, with its audit event, and the chain verifies.
+// A warm-up count that is not a non-negative number is a usage error naming the option,
+// before anything is opened (a negative one was once read as "all").
+TEST(CliServe, WarmPersonsMustBeANonNegativeNumber) {
+  TempDir dir;
+  Write(dir.file("tokens"), "sha256:" + Sha256Hex("svc") + " service job\n");
+  for (const char* bad : {"-1", "many"}) {
+    const auto r = Caregate(dir, {"serve", "--db", dir.file("c.db"), "--tokens", dir.file("tokens"), "--listen",
+                                 "127.0.0.1:0", "--warm-persons", bad});
+    EXPECT_EQ(r.status, 2) << bad << ": " << r.err;
+    EXPECT_NE(r.err.find("--warm-persons"), std::string::npos) << r.err;
+    EXPECT_EQ(r.out.find("listening on"), std::string::npos) << r.out;
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir.file("c.db")));
+}
+
 TEST(CliServe, KillDuringIngestLosesNoAcknowledgedWrite) {
   TempDir dir;
   const std::string db = dir.file("c.db");
