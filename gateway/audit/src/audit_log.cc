@@ -463,24 +463,30 @@ struct AuditLog::Impl {
         e.prev_hash = std::move(hash);
         e.hash = ComputeAuditHash(e);
         hash = e.hash;
-        insert_event.Reset();
+        // Every parameter is bound again for each row, so the statements keep their
+        // bindings between rows (Rewind), and the text is not copied: the event lives in
+        // `batch` until the batch is done.
+        insert_event.Rewind();
         insert_event.Bind(1, e.seq)
-            .Bind(2, e.time_utc)
-            .Bind(3, e.user)
-            .Bind(4, e.role)
-            .Bind(5, e.organisation)
-            .Bind(6, e.action)
-            .Bind(7, e.view)
-            .Bind(8, e.outcome)
-            .Bind(9, e.request_id)
-            .Bind(10, e.detail)
-            .Bind(11, e.prev_hash)
-            .Bind(12, e.hash)
+            .BindTextNoCopy(2, e.time_utc)
+            .BindTextNoCopy(3, e.user)
+            .BindTextNoCopy(4, e.role)
+            .BindTextNoCopy(5, e.organisation)
+            .BindTextNoCopy(6, e.action)
+            .BindTextNoCopy(7, e.view)
+            .BindTextNoCopy(8, e.outcome)
+            .BindTextNoCopy(9, e.request_id)
+            .BindTextNoCopy(10, e.detail)
+            .BindTextNoCopy(11, e.prev_hash)
+            .BindTextNoCopy(12, e.hash)
             .Run();
         batch_users.emplace_back(e.user, e.seq);
         for (std::size_t i = 0; i < e.person_ids.size(); ++i) {
-          insert_person.Reset();
-          insert_person.Bind(1, e.seq).Bind(2, static_cast<std::int64_t>(i)).Bind(3, e.person_ids[i]).Run();
+          insert_person.Rewind();
+          insert_person.Bind(1, e.seq)
+              .Bind(2, static_cast<std::int64_t>(i))
+              .BindTextNoCopy(3, e.person_ids[i])
+              .Run();
           batch_pairs.emplace_back(e.person_ids[i], e.seq);
         }
       }

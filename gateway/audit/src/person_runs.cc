@@ -186,9 +186,11 @@ void RunIndexer::Step(std::int64_t first_seq, std::int64_t head_seq, RunState& s
   const auto begin = static_cast<std::size_t>(std::min<std::int64_t>(state.run_inserted, static_cast<std::int64_t>(pairs.size())));
   const auto end = static_cast<std::size_t>(std::min<std::int64_t>(static_cast<std::int64_t>(begin) + share,
                                                                     static_cast<std::int64_t>(pairs.size())));
+  // The pairs stay in cached_ until the run is complete: bound without a copy, and the
+  // bindings kept between rows (each row binds all three again).
   for (std::size_t i = begin; i < end; ++i) {
-    insert_pair_.Reset();
-    insert_pair_.Bind(1, first).Bind(2, pairs[i].first).Bind(3, pairs[i].second).Run();
+    insert_pair_.Rewind();
+    insert_pair_.Bind(1, first).BindTextNoCopy(2, pairs[i].first).Bind(3, pairs[i].second).Run();
   }
   state.run_inserted = static_cast<std::int64_t>(end);
   if (end == pairs.size()) {

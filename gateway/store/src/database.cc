@@ -6,6 +6,7 @@
 #include <chrono>
 #include <ctime>
 #include <map>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -25,9 +26,20 @@ std::string UtcNowIso() {
   return buf;
 }
 
+// Before SQLite initialises (its first open): no global memory statistics. With them on,
+// every allocation SQLite makes takes a process-wide mutex to count itself, on every
+// connection; caregate never reads the figures (no sqlite3_memory_used, no heap limit).
+// About 6% of the audit writer's CPU was that mutex. Returns SQLITE_MISUSE, harmlessly,
+// if something in the process initialised SQLite first.
+void ConfigureSqliteOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
+}
+
 }  // namespace
 
 Database::Database(const std::string& path, OpenOptions options) : path_(path) {
+  ConfigureSqliteOnce();
   int flags = SQLITE_OPEN_NOMUTEX;  // one connection per thread; see the header
   if (options.read_only) {
     flags |= SQLITE_OPEN_READONLY;

@@ -63,6 +63,13 @@ Statement& Statement::BindText(int index, std::string_view value) {
   return *this;
 }
 
+Statement& Statement::BindTextNoCopy(int index, std::string_view value) {
+  const char* data = value.data() ? value.data() : "";
+  if (int rc = sqlite3_bind_text(stmt_, index, data, CheckedLength(db(), value), SQLITE_STATIC); rc != SQLITE_OK)
+    ThrowSqliteError(db(), rc, "bind");
+  return *this;
+}
+
 Statement& Statement::BindBlob(int index, std::string_view bytes) {
   const char* data = bytes.data() ? bytes.data() : "";
   if (int rc = sqlite3_bind_blob(stmt_, index, data, CheckedLength(db(), bytes), SQLITE_TRANSIENT);
@@ -93,6 +100,10 @@ void Statement::Reset() {
   // sqlite3_reset repeats the last step's error; Step() has already reported it.
   sqlite3_reset(stmt_);
   sqlite3_clear_bindings(stmt_);
+}
+
+void Statement::Rewind() {
+  sqlite3_reset(stmt_);  // as in Reset: Step() has already reported any error
 }
 
 int Statement::ColumnCount() const { return sqlite3_column_count(stmt_); }

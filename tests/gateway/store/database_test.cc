@@ -9,6 +9,8 @@
 #include <string>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "caregate/store/database.h"
 #include "caregate/store/statement.h"
 #include "caregate/store/transaction.h"
@@ -33,6 +35,15 @@ TEST(SqliteDatabase, OpensWithWalFullSyncForeignKeysAndBusyTimeout) {
   EXPECT_EQ(PragmaText(db, "synchronous"), "2");  // FULL
   EXPECT_EQ(PragmaText(db, "foreign_keys"), "1");
   EXPECT_EQ(PragmaText(db, "busy_timeout"), "5000");
+}
+
+TEST(SqliteDatabase, SqliteKeepsNoGlobalMemoryStatistics) {
+  // Off before SQLite initialises, so its allocations take no process-wide mutex.
+  Database db(":memory:");
+  db.Exec("CREATE TABLE t(v TEXT); INSERT INTO t VALUES (randomblob(100000))");
+  sqlite3_int64 current = -1, highwater = -1;
+  ASSERT_EQ(sqlite3_status64(SQLITE_STATUS_MEMORY_USED, &current, &highwater, 0), SQLITE_OK);
+  EXPECT_EQ(current, 0);
 }
 
 TEST(SqliteDatabase, HasTableNamesTablesOnly) {
@@ -160,6 +171,40 @@ TEST(SqliteStatement, ResetClearsBindings) {
   s.Reset();
   ASSERT_TRUE(s.Step());
   EXPECT_TRUE(s.ColumnIsNull(0));
+}
+
+TEST(SqliteStatement, RewindKeepsBindings) {
+  Database db(":memory:");
+  auto s = db.Prepare("SELECT ?, ?");
+  s.Bind(1, 5).Bind(2, "kept");
+  ASSERT_TRUE(s.Step());
+  s.Rewind();
+  s.Bind(1, 6);  // the second parameter is not bound again
+  ASSERT_TRUE(s.Step());
+  EXPECT_EQ(s.ColumnInt64(0), 6);
+  EXPECT_EQ(s.ColumnText(1), "kept");
+  EXPECT_FALSE(s.Step());
+}
+
+TEST(SqliteStatement, BindTextNoCopyStoresTheBytesAtStepTime) {
+  Database db(":memory:");
+  db.Exec("CREATE TABLE t(v TEXT)");
+  auto insert = db.Prepare("INSERT INTO t(v) VALUES (?)");
+  std::string value = "first";
+  insert.BindTextNoCopy(1, value).Run();
+  value = "second";  // the row already holds its own copy
+  insert.Rewind();
+  insert.BindTextNoCopy(1, value).Run();
+  insert.Rewind();
+  insert.BindTextNoCopy(1, std::string_view()).Run();  // empty, not NULL
+  auto select = db.Prepare("SELECT v, v IS NULL FROM t ORDER BY rowid");
+  ASSERT_TRUE(select.Step());
+  EXPECT_EQ(select.ColumnText(0), "first");
+  ASSERT_TRUE(select.Step());
+  EXPECT_EQ(select.ColumnText(0), "second");
+  ASSERT_TRUE(select.Step());
+  EXPECT_EQ(select.ColumnText(0), "");
+  EXPECT_EQ(select.ColumnInt64(1), 0);
 }
 
 TEST(SqliteStatement, SurvivesMovesOfItselfAndItsDatabase) {

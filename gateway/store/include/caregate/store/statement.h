@@ -28,6 +28,10 @@ class Statement {
   Statement& BindDouble(int index, double value);
   Statement& BindText(int index, std::string_view value);
   Statement& BindBlob(int index, std::string_view bytes);
+  // Binds without a copy (SQLITE_STATIC): the caller keeps the bytes alive and unchanged
+  // until the statement has run and been reset, or the parameter is bound again. For hot
+  // inserts whose values live in the caller's batch.
+  Statement& BindTextNoCopy(int index, std::string_view value);
   Statement& BindNull(int index);
   // Overloads for brevity; int and int64 both bind as INTEGER.
   Statement& Bind(int index, int value) { return BindInt64(index, value); }
@@ -45,6 +49,10 @@ class Statement {
   void Run();
   // Ready to run again; clears the bindings too.
   void Reset();
+  // Ready to run again, keeping the bindings: for hot statements that bind every
+  // parameter again before each run (saves sqlite3_clear_bindings, ~4% of the audit
+  // writer). A parameter not bound again keeps its last value.
+  void Rewind();
 
   int ColumnCount() const;
   bool ColumnIsNull(int column) const;
