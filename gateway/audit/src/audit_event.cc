@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <stdexcept>
 
 #include "caregate/core/hash.h"
 
@@ -65,15 +66,35 @@ std::string CanonicalAuditBytes(const AuditEvent& e) {
 }
 
 std::string ComputeAuditHash(const AuditEvent& e) {
-  Sha256 h;
+  thread_local Sha256 h;  // one context per thread, not one allocation per event
+  h.reset();
   h.update(e.prev_hash);
   h.update(CanonicalAuditBytes(e));
   return h.hex_digest();
 }
 
-std::string UtcNowRfc3339() {
-  return *FormatMillis(chr::floor<chr::milliseconds>(chr::system_clock::now()));
+std::string FormatAuditTime(chr::sys_time<chr::milliseconds> t) {
+  thread_local chr::sys_seconds cached_second{chr::seconds{-1}};
+  thread_local std::string prefix;  // "YYYY-MM-DDTHH:MM:SS.", 20 characters
+  const auto second = chr::floor<chr::seconds>(t);
+  if (second != cached_second || prefix.size() != 20) {
+    auto full = FormatMillis(second);
+    if (!full) throw std::out_of_range("audit time outside the years 0000-9999");
+    prefix = full->substr(0, 20);
+    cached_second = second;
+  }
+  const auto millis = static_cast<int>((t - second).count());
+  std::string out;
+  out.reserve(24);
+  out = prefix;
+  out += static_cast<char>('0' + millis / 100);
+  out += static_cast<char>('0' + millis / 10 % 10);
+  out += static_cast<char>('0' + millis % 10);
+  out += 'Z';
+  return out;
 }
+
+std::string UtcNowRfc3339() { return FormatAuditTime(chr::floor<chr::milliseconds>(chr::system_clock::now())); }
 
 std::optional<std::string> NormaliseAuditTime(std::string_view t, bool end_of_period) {
   int y = 0, mo = 0, d = 0;

@@ -21,6 +21,11 @@ Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
 }
 Sha256::~Sha256() { EVP_MD_CTX_free(ctx_); }
 
+void Sha256::reset() {
+  if (EVP_DigestInit_ex2(ctx_, Sha256Md(), nullptr) != 1)
+    throw FatalError(Problem::kInternal, "OpenSSL: cannot initialise SHA-256");
+}
+
 void Sha256::update(std::string_view data) { EVP_DigestUpdate(ctx_, data.data(), data.size()); }
 
 std::string Sha256::hex_digest() {
@@ -37,7 +42,8 @@ std::string Sha256::hex_digest() {
 }
 
 std::string Sha256Hex(std::string_view data) {
-  Sha256 h;
+  thread_local Sha256 h;
+  h.reset();
   h.update(data);
   return h.hex_digest();
 }

@@ -96,6 +96,26 @@ TEST(AuditTime, NowIsRfc3339WithMillisecondsInUtc) {
   EXPECT_TRUE(testing::IsCanonicalTime(now)) << now;
 }
 
+TEST(AuditTime, FormatsEachMillisecondWhateverSecondItFollows) {
+  // The text up to the seconds is cached per thread: the cache must follow the time
+  // forwards, backwards and across days and years, and write every millisecond digit.
+  namespace chr = std::chrono;
+  const auto at = [](int y, unsigned mo, unsigned d, int h, int mi, int s, int ms) {
+    return chr::sys_days{chr::year{y} / chr::month{mo} / chr::day{d}} + chr::hours{h} + chr::minutes{mi} +
+           chr::seconds{s} + chr::milliseconds{ms};
+  };
+  EXPECT_EQ(FormatAuditTime(at(2024, 12, 31, 23, 59, 59, 998)), "2024-12-31T23:59:59.998Z");
+  EXPECT_EQ(FormatAuditTime(at(2024, 12, 31, 23, 59, 59, 999)), "2024-12-31T23:59:59.999Z");
+  EXPECT_EQ(FormatAuditTime(at(2025, 1, 1, 0, 0, 0, 0)), "2025-01-01T00:00:00.000Z");
+  EXPECT_EQ(FormatAuditTime(at(2025, 1, 1, 0, 0, 0, 7)), "2025-01-01T00:00:00.007Z");
+  EXPECT_EQ(FormatAuditTime(at(2025, 1, 1, 0, 0, 0, 70)), "2025-01-01T00:00:00.070Z");
+  EXPECT_EQ(FormatAuditTime(at(2024, 2, 29, 10, 0, 0, 500)), "2024-02-29T10:00:00.500Z");
+  EXPECT_EQ(FormatAuditTime(at(2024, 12, 31, 23, 59, 59, 999)), "2024-12-31T23:59:59.999Z");
+  EXPECT_EQ(FormatAuditTime(at(2025, 1, 1, 0, 0, 1, 0)), "2025-01-01T00:00:01.000Z");
+  // And agrees with the normaliser, which formats without the cache.
+  EXPECT_EQ(FormatAuditTime(at(2025, 1, 1, 0, 0, 1, 123)), NormaliseAuditTime("2025-01-01T00:00:01.123Z"));
+}
+
 TEST(AuditTime, NormalisesDatesAndTimesToUtcMilliseconds) {
   EXPECT_EQ(NormaliseAuditTime("2024-05-01"), "2024-05-01T00:00:00.000Z");
   EXPECT_EQ(NormaliseAuditTime("2024-05-01", true), "2024-05-01T23:59:59.999Z");

@@ -2,6 +2,7 @@
 // One audit event and its place in the hash chain. The canonical serialisation and the
 // hash are public so an IG officer's own tool can re-check an exported trail; the exact
 // byte format is documented in docs/audit.md and must never change for version 1.
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -42,6 +43,10 @@ std::string ComputeAuditHash(const AuditEvent& e);
 
 // Now, UTC, as "YYYY-MM-DDTHH:MM:SS.mmmZ".
 std::string UtcNowRfc3339();
+// `t` (UTC) as "YYYY-MM-DDTHH:MM:SS.mmmZ", what UtcNowRfc3339 returns. The text up to the
+// seconds is formatted once per second per thread (the audit queue stamps every event
+// under its lock); only the milliseconds are written each time.
+std::string FormatAuditTime(std::chrono::sys_time<std::chrono::milliseconds> t);
 // Normalises an RFC 3339 time ("2024-05-01T10:00:00+01:00", "...T09:00:00.5Z") or a date
 // ("2024-05-01") to "YYYY-MM-DDTHH:MM:SS.mmmZ" in UTC. A bound is inclusive at the
 // precision written: as an upper bound (`end_of_period`), a date means its last
