@@ -1,6 +1,9 @@
 #include "caregate/server/http.h"
 
 #include <algorithm>
+#include <charconv>
+
+#include <boost/beast/http/status.hpp>
 
 #include "caregate/core/text.h"
 
@@ -142,6 +145,42 @@ std::optional<Params> ParseQuery(std::string_view query) {
     out.emplace_back(std::move(*name), std::move(*value));
   }
   return out;
+}
+
+namespace {
+
+bool SafeFieldText(std::string_view s) { return s.find_first_of("\r\n") == std::string_view::npos; }
+
+void AppendField(std::string& out, std::string_view name, std::string_view value) {
+  out.append(name);
+  out.append(": ");
+  out.append(value);
+  out.append("\r\n");
+}
+
+}  // namespace
+
+void AppendResponseHead(std::string& out, const Response& r, std::string_view date, std::size_t body_size,
+                        bool keep_alive) {
+  char number[24];
+  const auto reason = boost::beast::http::obsolete_reason(boost::beast::http::int_to_status(
+      static_cast<unsigned>(r.status)));
+  out.append("HTTP/1.1 ");
+  out.append(number, std::to_chars(number, number + sizeof number, r.status).ptr);
+  out.push_back(' ');
+  out.append(reason.data(), reason.size());
+  out.append("\r\n");
+  AppendField(out, "Server", "caregate");
+  AppendField(out, "Date", date);
+  if (!r.content_type.empty() && SafeFieldText(r.content_type)) AppendField(out, "Content-Type", r.content_type);
+  for (const auto& [name, value] : r.headers)
+    if (!name.empty() && SafeFieldText(name) && SafeFieldText(value)) AppendField(out, name, value);
+  if (!keep_alive) AppendField(out, "Connection", "close");
+  if (r.status != 204 && r.status != 304)
+    AppendField(out, "Content-Length",
+                std::string_view(number, static_cast<std::size_t>(
+                                             std::to_chars(number, number + sizeof number, body_size).ptr - number)));
+  out.append("\r\n");
 }
 
 }  // namespace caregate::server

@@ -121,4 +121,13 @@ std::optional<std::string> PercentDecode(std::string_view s, bool plus_as_space)
 // Splits `a=1&b=x%20y` into decoded pairs; nullopt if any part fails to decode.
 std::optional<Params> ParseQuery(std::string_view query);
 
+// Appends the HTTP/1.1 status line and header block the session sends before `r`'s body
+// of `body_size` bytes, ending with the empty line: Server, Date, Content-Type (if set),
+// r.headers in order, `Connection: close` unless `keep_alive`, and Content-Length unless
+// the status is 204 or 304. A field whose name or value holds CR or LF is left out, and so
+// is an empty name. The bytes are what Beast's serializer wrote for the same message
+// (tested against it), written without Beast's field list and buffer sequences.
+void AppendResponseHead(std::string& out, const Response& r, std::string_view date, std::size_t body_size,
+                        bool keep_alive);
+
 }  // namespace caregate::server
