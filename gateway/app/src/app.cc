@@ -117,6 +117,8 @@ struct App::Impl {
   server::MetricCounter& audit_failures;
   server::MetricGauge& audit_insert_seconds;
   server::MetricGauge& audit_commit_seconds;
+  server::MetricGauge& audit_wal_tails;
+  server::MetricGauge& audit_wal_tails_forced;
 
   Impl(std::shared_ptr<const engine::Engine> e, const std::string& db, std::shared_ptr<server::Metrics> m,
        identity::PersonStoreOptions store_options)
@@ -136,7 +138,12 @@ struct App::Impl {
         audit_insert_seconds(metrics->Gauge("caregate_audit_writer_insert_seconds",
                                             "Audit writer time chaining and inserting events (this process)")),
         audit_commit_seconds(metrics->Gauge("caregate_audit_writer_commit_seconds",
-                                            "Audit writer time in COMMIT, mostly fsync (this process)")) {
+                                            "Audit writer time in COMMIT, mostly fsync (this process)")),
+        audit_wal_tails(metrics->Gauge("caregate_audit_wal_tails",
+                                       "WAL tail checkpoints the audit writer ran between batches (this process)")),
+        audit_wal_tails_forced(metrics->Gauge(
+            "caregate_audit_wal_tails_forced",
+            "Of those, tails run while events were queued, having waited 32 batches for a quiet moment")) {
     RefreshGauges();
   }
   // Audit callbacks still queued use the metrics below: let them run while those exist.
@@ -150,6 +157,8 @@ struct App::Impl {
     audit_commits.Set(static_cast<double>(st.commits));
     audit_insert_seconds.Set(static_cast<double>(st.insert_us) / 1e6);
     audit_commit_seconds.Set(static_cast<double>(st.commit_us) / 1e6);
+    audit_wal_tails.Set(static_cast<double>(st.wal_tails));
+    audit_wal_tails_forced.Set(static_cast<double>(st.wal_tails_forced));
   }
 
   // Queues the event and defers the response until it is durable (RequestContext::Defer),

@@ -61,8 +61,10 @@ int WalCheckpointer::Hook(void* self, sqlite3* db, const char*, int frames) {
   return SQLITE_OK;
 }
 
-bool WalCheckpointer::RunTailIfDue() {
+bool WalCheckpointer::RunTailIfDue(bool others_waiting) {
   if (tail_ != Tail::kByOwner || !tail_due_.load(std::memory_order_acquire)) return false;
+  if (others_waiting && ++tail_deferred_ < kMaxTailDeferral) return false;
+  tail_deferred_ = 0;
   if (!tail_due_.exchange(false, std::memory_order_acq_rel)) return false;
   int log = 0, copied = 0;
   if (sqlite3_wal_checkpoint_v2(writer_.handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &copied) != SQLITE_OK) {

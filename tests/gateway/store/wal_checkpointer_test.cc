@@ -112,6 +112,41 @@ TEST_F(WalCheckpointerTest, TheOwnerRunsTheTailBetweenTransactionsAndTheWalStart
   EXPECT_EQ(Scalar(writer, "SELECT count(*) FROM t"), 4000);
 }
 
+// An owner with work waiting puts the tail off (it would delay that work by a sync of the
+// database file), for kMaxTailDeferral calls at most; with nothing waiting it runs at once.
+TEST_F(WalCheckpointerTest, TheTailWaitsForAQuietMomentButNotForever) {
+  WalCheckpointer checkpointer(writer, 100, WalCheckpointer::Tail::kByOwner);
+  const auto wait_until_due = [&] {
+    for (int i = 0; i < 20000 && !checkpointer.TailDue(); ++i) {
+      CommitRows(writer, 1);
+      if (i % 50 == 49) std::this_thread::sleep_for(std::chrono::milliseconds(1));  // let the thread catch up
+    }
+    // The last commits may have woken the thread for another round, during which the
+    // tail cannot run (SQLITE_BUSY: it is put off to the next call, as it should be, but
+    // this test counts calls); such a round takes well under a millisecond here.
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    return checkpointer.TailDue();
+  };
+  ASSERT_TRUE(wait_until_due());
+  for (int i = 1; i < WalCheckpointer::kMaxTailDeferral; ++i) {
+    EXPECT_FALSE(checkpointer.RunTailIfDue(true)) << "call " << i;
+    EXPECT_TRUE(checkpointer.TailDue());
+  }
+  EXPECT_TRUE(checkpointer.RunTailIfDue(true));  // the 32nd: run, even with work waiting
+  EXPECT_FALSE(checkpointer.TailDue());
+  EXPECT_EQ(checkpointer.stats().tail_checkpoints, 1);
+
+  ASSERT_TRUE(wait_until_due());
+  EXPECT_FALSE(checkpointer.RunTailIfDue(true));
+  EXPECT_TRUE(checkpointer.RunTailIfDue(false));  // a quiet moment: at once
+  EXPECT_EQ(checkpointer.stats().tail_checkpoints, 2);
+
+  ASSERT_TRUE(wait_until_due());  // and the count of calls put off starts again
+  for (int i = 1; i < WalCheckpointer::kMaxTailDeferral; ++i) EXPECT_FALSE(checkpointer.RunTailIfDue(true));
+  EXPECT_TRUE(checkpointer.RunTailIfDue(true));
+  checkpointer.Stop();
+}
+
 // Without the owner's call the tail never runs, and the WAL is not restarted: what the
 // test above measures is the owner's doing.
 TEST_F(WalCheckpointerTest, WithTheTailLeftToTheOwnerTheHookDoesNotRunIt) {

@@ -113,6 +113,7 @@ class AuditLog {
     std::int64_t insert_us = 0;       // writer time chaining and inserting (committed batches)
     std::int64_t commit_us = 0;       // writer time in COMMIT, i.e. mostly fsync
     std::int64_t wal_tails = 0;       // WAL tail checkpoints the writer ran between batches
+    std::int64_t wal_tails_forced = 0;  // of those, run with events waiting (deferred too long)
   };
   Stats stats() const;
   const std::string& path() const;

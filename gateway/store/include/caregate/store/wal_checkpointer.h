@@ -54,7 +54,14 @@ class WalCheckpointer {
   // With Tail::kByOwner, on the writer's thread, outside any transaction: once the thread
   // has caught up, copies the frames written since (so that the writer's next transaction
   // restarts the WAL). Returns whether it did. Cheap when nothing is due.
-  bool RunTailIfDue();
+  // `others_waiting`: the owner has work queued that the tail (~1 ms: it syncs the
+  // database file) would delay. The tail then waits for a call without, or for
+  // kMaxTailDeferral calls at most (the WAL grows meanwhile; it starts again after the tail).
+  bool RunTailIfDue(bool others_waiting = false);
+  static constexpr int kMaxTailDeferral = 32;
+  // Whether RunTailIfDue has work to do (Tail::kByOwner): an owner can skip finding out
+  // whether others are waiting when it has not.
+  bool TailDue() const { return tail_ == Tail::kByOwner && tail_due_.load(std::memory_order_acquire); }
 
   struct Stats {
     std::int64_t checkpoints = 0;       // checkpoints run by the thread
@@ -80,6 +87,7 @@ class WalCheckpointer {
   bool due_ = false;       // guarded by mu_
   bool busy_ = false;      // guarded by mu_: the thread is checkpointing
   std::atomic<bool> tail_due_{false};  // the thread caught up: the writer copies the rest
+  int tail_deferred_ = 0;              // owner's thread: RunTailIfDue calls put off
   bool stopping_ = false;  // guarded by mu_
   std::atomic<std::int64_t> checkpoints_{0}, tail_checkpoints_{0}, frames_copied_{0}, failures_{0}, largest_{0};
   std::thread thread_;  // last: starts once everything above is ready
