@@ -1,5 +1,6 @@
 #include "caregate/audit/audit_event.h"
 
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <stdexcept>
@@ -11,11 +12,39 @@ namespace {
 
 namespace chr = std::chrono;
 
+void AppendNumber(std::string& out, std::int64_t n) {
+  char digits[24];
+  out.append(digits, std::to_chars(digits, digits + sizeof digits, n).ptr);
+}
+
 void AppendField(std::string& out, std::string_view value) {
-  out += std::to_string(value.size());
+  AppendNumber(out, static_cast<std::int64_t>(value.size()));
   out += ':';
   out.append(value);
   out += '\n';
+}
+
+// The numbers' fields: the decimal text as the value.
+void AppendNumberField(std::string& out, std::int64_t n) {
+  char digits[24];
+  AppendField(out, std::string_view(digits, static_cast<std::size_t>(
+                                                std::to_chars(digits, digits + sizeof digits, n).ptr - digits)));
+}
+
+void AppendCanonicalAuditBytes(std::string& out, const AuditEvent& e) {
+  out += "caregate-audit/1\n";
+  AppendNumberField(out, e.seq);
+  AppendField(out, e.time_utc);
+  AppendField(out, e.user);
+  AppendField(out, e.role);
+  AppendField(out, e.organisation);
+  AppendField(out, e.action);
+  AppendNumberField(out, static_cast<std::int64_t>(e.person_ids.size()));
+  for (const auto& id : e.person_ids) AppendField(out, id);
+  AppendField(out, e.view);
+  AppendField(out, e.outcome);
+  AppendField(out, e.request_id);
+  AppendField(out, e.detail);
 }
 
 // Fixed-width unsigned decimal at `pos`; false unless all `n` characters are digits.
@@ -48,28 +77,22 @@ std::optional<std::string> FormatMillis(chr::sys_time<chr::milliseconds> tp) {
 }  // namespace
 
 std::string CanonicalAuditBytes(const AuditEvent& e) {
-  std::string out = "caregate-audit/1\n";
+  std::string out;
   out.reserve(256 + e.detail.size());
-  AppendField(out, std::to_string(e.seq));
-  AppendField(out, e.time_utc);
-  AppendField(out, e.user);
-  AppendField(out, e.role);
-  AppendField(out, e.organisation);
-  AppendField(out, e.action);
-  AppendField(out, std::to_string(e.person_ids.size()));
-  for (const auto& id : e.person_ids) AppendField(out, id);
-  AppendField(out, e.view);
-  AppendField(out, e.outcome);
-  AppendField(out, e.request_id);
-  AppendField(out, e.detail);
+  AppendCanonicalAuditBytes(out, e);
   return out;
 }
 
 std::string ComputeAuditHash(const AuditEvent& e) {
-  thread_local Sha256 h;  // one context per thread, not one allocation per event
+  // One context and one buffer per thread, not two allocations per event.
+  thread_local Sha256 h;
+  thread_local std::string bytes;
+  bytes.clear();
+  AppendCanonicalAuditBytes(bytes, e);
   h.reset();
   h.update(e.prev_hash);
-  h.update(CanonicalAuditBytes(e));
+  h.update(bytes);
+  if (bytes.capacity() > (64u << 10)) std::string().swap(bytes);  // after a large detail
   return h.hex_digest();
 }
 

@@ -48,6 +48,17 @@ TEST(AuditEvent, HashCoversPrevHashAndTheCanonicalBytes) {
   EXPECT_EQ(ComputeAuditHash(e).size(), 64u);
 }
 
+TEST(AuditEvent, HashIsRightEventAfterEventWhateverTheSizes) {
+  // ComputeAuditHash reuses one buffer per thread: a short event after a long one (and
+  // after a very long one, whose buffer is given back) must not see the other's bytes.
+  AuditEvent e = Small();
+  for (std::size_t size : {0u, 5000u, 3u, 100000u, 0u, 70u}) {
+    e.detail = std::string(size, 'd');
+    e.seq = static_cast<std::int64_t>(size) + 7;
+    EXPECT_EQ(ComputeAuditHash(e), Sha256Hex(std::string(kGenesisHash) + CanonicalAuditBytes(e))) << size;
+  }
+}
+
 TEST(AuditEvent, MovingBytesBetweenFieldsChangesTheHash) {
   AuditEvent a = Small(), b = Small();
   a.user = "ab";
