@@ -69,19 +69,46 @@ Database::Database(const std::string& path, OpenOptions options) : path_(path) {
 
 Database::~Database() {
   // Statements must be finalised first; close_v2 defers the close until they are.
+  FinalizeVerbs();
   if (db_) sqlite3_close_v2(db_);
 }
 
 Database::Database(Database&& other) noexcept
-    : db_(std::exchange(other.db_, nullptr)), path_(std::move(other.path_)) {}
+    : db_(std::exchange(other.db_, nullptr)),
+      path_(std::move(other.path_)),
+      verbs_(std::exchange(other.verbs_, {})) {}
 
 Database& Database::operator=(Database&& other) noexcept {
   if (this != &other) {
+    FinalizeVerbs();
     if (db_) sqlite3_close_v2(db_);
     db_ = std::exchange(other.db_, nullptr);
     path_ = std::move(other.path_);
+    verbs_ = std::exchange(other.verbs_, {});
   }
   return *this;
+}
+
+void Database::FinalizeVerbs() noexcept {
+  for (auto& s : verbs_) {
+    sqlite3_finalize(s);  // a no-op for null
+    s = nullptr;
+  }
+}
+
+void Database::Run(Verb verb) {
+  static constexpr const char* kSql[] = {"BEGIN IMMEDIATE", "BEGIN DEFERRED", "COMMIT", "ROLLBACK"};
+  const auto i = static_cast<std::size_t>(verb);
+  sqlite3_stmt*& s = verbs_[i];
+  if (!s) {
+    if (int rc = sqlite3_prepare_v2(db_, kSql[i], -1, &s, nullptr); rc != SQLITE_OK) {
+      s = nullptr;
+      ThrowError(rc, kSql[i]);
+    }
+  }
+  const int rc = sqlite3_step(s);
+  sqlite3_reset(s);  // ready for next time; its result is rc's, already in hand
+  if (rc != SQLITE_DONE) ThrowError(rc);
 }
 
 void Database::ThrowError(int rc, std::string_view context) const {

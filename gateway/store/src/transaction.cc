@@ -3,7 +3,7 @@
 namespace caregate::store {
 
 Transaction::Transaction(Database& db, Mode mode) : db_(db) {
-  db_.Exec(mode == Mode::kImmediate ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED");
+  db_.Run(mode == Mode::kImmediate ? Database::Verb::kBeginImmediate : Database::Verb::kBeginDeferred);
 }
 
 Transaction::~Transaction() {
@@ -15,7 +15,7 @@ Transaction::~Transaction() {
 }
 
 void Transaction::Commit() {
-  db_.Exec("COMMIT");
+  db_.Run(Database::Verb::kCommit);
   active_ = false;
 }
 
@@ -24,7 +24,7 @@ void Transaction::Rollback() {
   active_ = false;
   // SQLite rolls back by itself after some errors (I/O, full disk); then there is
   // nothing left to undo and ROLLBACK would only fail.
-  if (db_.InTransaction()) db_.Exec("ROLLBACK");
+  if (db_.InTransaction()) db_.Run(Database::Verb::kRollback);
 }
 
 }  // namespace caregate::store

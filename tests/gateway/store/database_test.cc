@@ -284,6 +284,50 @@ TEST(SqliteTransaction, ExplicitRollbackIsIdempotent) {
   EXPECT_EQ(CountRows(db), 0);
 }
 
+// BEGIN, COMMIT and ROLLBACK are prepared once per connection and kept: they must move
+// with the Database, and a COMMIT that fails must say why and leave the connection usable.
+TEST(SqliteTransaction, PreparedVerbsMoveWithTheDatabaseAndReportFailures) {
+  TempDir dir;
+  Database first(dir.file("a.db"));
+  first.Exec(
+      "CREATE TABLE parent(id INTEGER PRIMARY KEY);"
+      "CREATE TABLE child(id INTEGER PRIMARY KEY, parent INTEGER REFERENCES parent(id) "
+      "DEFERRABLE INITIALLY DEFERRED)");
+  {
+    Transaction tx(first);
+    first.Exec("INSERT INTO parent VALUES (1)");
+    tx.Commit();
+  }
+  Database db = std::move(first);
+  {
+    Transaction tx(db);
+    db.Exec("INSERT INTO child VALUES (1, 1)");
+    tx.Commit();
+  }
+  {
+    Transaction tx(db);
+    db.Exec("INSERT INTO child VALUES (2, 99)");  // no parent 99: found at COMMIT
+    try {
+      tx.Commit();
+      FAIL() << "COMMIT should have failed";
+    } catch (const DatabaseError& e) {
+      EXPECT_NE(std::string(e.what()).find("FOREIGN KEY"), std::string::npos) << e.what();
+    }
+  }  // rolled back
+  Database moved_again(":memory:");
+  moved_again = std::move(db);
+  {
+    Transaction tx(moved_again);
+    moved_again.Exec("INSERT INTO child VALUES (3, 1)");
+    tx.Commit();
+  }
+  auto count = moved_again.Prepare("SELECT count(*), sum(id) FROM child");
+  ASSERT_TRUE(count.Step());
+  EXPECT_EQ(count.ColumnInt64(0), 2);
+  EXPECT_EQ(count.ColumnInt64(1), 4);
+  EXPECT_FALSE(moved_again.InTransaction());
+}
+
 TEST(SqliteTransaction, ImmediateTakesTheWriteLockAtOnce) {
   TempDir dir;
   Database a(dir.file("a.db"));

@@ -9,6 +9,7 @@
 // is not an expected outcome on the data path. Constraint violations map to
 // Problem::kConflict, a lock held past the busy timeout to kUnavailable, the rest to
 // kIoFailure.
+#include <array>
 #include <cstdint>
 #include <initializer_list>
 #include <span>
@@ -21,6 +22,7 @@
 #include "caregate/store/statement.h"
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 namespace caregate::store {
 
@@ -53,6 +55,10 @@ class Database {
 
   // Runs one or more ';'-separated statements that return no rows we care about.
   void Exec(std::string_view sql);
+  // The transaction verbs, prepared once per connection rather than parsed each time
+  // (for Transaction: a group commit runs two per batch).
+  enum class Verb { kBeginImmediate, kBeginDeferred, kCommit, kRollback };
+  void Run(Verb verb);
   Statement Prepare(std::string_view sql) { return Statement(*this, sql); }
 
   // Applies, in one transaction, every migration of `module` not yet recorded in
@@ -77,8 +83,11 @@ class Database {
   [[noreturn]] void ThrowError(int rc, std::string_view context = {}) const;
 
  private:
+  void FinalizeVerbs() noexcept;
+
   sqlite3* db_ = nullptr;
   std::string path_;
+  std::array<sqlite3_stmt*, 4> verbs_{};  // prepared on first use, finalised before close
 };
 
 }  // namespace caregate::store
