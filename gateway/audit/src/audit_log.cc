@@ -386,8 +386,12 @@ struct AuditLog::Impl {
         writer_db(OpenMigrated(path)),
         insert_event(writer_db, "INSERT INTO audit_events(" + std::string(kEventColumns) +
                                     ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+        insert_events(writer_db, RowsSql("INSERT INTO audit_events(" + std::string(kEventColumns) + ")",
+                                         "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", kEventsPerInsert)),
         insert_person(writer_db,
                       "INSERT INTO audit_event_persons(seq, pos, person_id) VALUES (?, ?, ?)"),
+        insert_persons(writer_db, RowsSql("INSERT INTO audit_event_persons(seq, pos, person_id)", "(?, ?, ?)",
+                                          kPersonsPerInsert)),
         read_head(writer_db,
                   "SELECT seq, hash, indexed_upto, run_last, run_inserted, users_indexed_upto, users_run_last, "
                   "users_run_inserted FROM audit_head WHERE id = 1"),
@@ -475,33 +479,11 @@ struct AuditLog::Impl {
         e.prev_hash = std::move(hash);
         e.hash = ComputeAuditHash(e);
         hash = e.hash;
-        // Every parameter is bound again for each row, so the statements keep their
-        // bindings between rows (Rewind), and the text is not copied: the event lives in
-        // `batch` until the batch is done.
-        insert_event.Rewind();
-        insert_event.Bind(1, e.seq)
-            .BindTextNoCopy(2, e.time_utc)
-            .BindTextNoCopy(3, e.user)
-            .BindTextNoCopy(4, e.role)
-            .BindTextNoCopy(5, e.organisation)
-            .BindTextNoCopy(6, e.action)
-            .BindTextNoCopy(7, e.view)
-            .BindTextNoCopy(8, e.outcome)
-            .BindTextNoCopy(9, e.request_id)
-            .BindTextNoCopy(10, e.detail)
-            .BindTextNoCopy(11, e.prev_hash)
-            .BindTextNoCopy(12, e.hash)
-            .Run();
         batch_users.emplace_back(e.user, e.seq);
-        for (std::size_t i = 0; i < e.person_ids.size(); ++i) {
-          insert_person.Rewind();
-          insert_person.Bind(1, e.seq)
-              .Bind(2, static_cast<std::int64_t>(i))
-              .BindTextNoCopy(3, e.person_ids[i])
-              .Run();
-          batch_pairs.emplace_back(e.person_ids[i], e.seq);
-        }
+        for (const auto& id : e.person_ids) batch_pairs.emplace_back(id, e.seq);
       }
+      InsertEvents(batch);
+      InsertPersons(batch);
       person_runs.Step(first_seq, seq, runs);
       user_runs.Step(first_seq, seq, users);
       write_head.Reset();
@@ -545,6 +527,74 @@ struct AuditLog::Impl {
     outcome.state.notify_all();
     for (auto& p : batch)
       if (p.done) Call(p.done, p.event.seq, nullptr);
+  }
+
+  // The batch's rows, kEventsPerInsert (kPersonsPerInsert) to a statement: one
+  // statement's overhead (cursor, halt, reset) for many rows. Every parameter is bound
+  // again for each statement, so the statements keep their bindings (Rewind), and the
+  // text is not copied: the events live in `batch` until the batch is done.
+  static Statement& BindEvent(Statement& s, int base, const AuditEvent& e) {
+    return s.Bind(base + 1, e.seq)
+        .BindTextNoCopy(base + 2, e.time_utc)
+        .BindTextNoCopy(base + 3, e.user)
+        .BindTextNoCopy(base + 4, e.role)
+        .BindTextNoCopy(base + 5, e.organisation)
+        .BindTextNoCopy(base + 6, e.action)
+        .BindTextNoCopy(base + 7, e.view)
+        .BindTextNoCopy(base + 8, e.outcome)
+        .BindTextNoCopy(base + 9, e.request_id)
+        .BindTextNoCopy(base + 10, e.detail)
+        .BindTextNoCopy(base + 11, e.prev_hash)
+        .BindTextNoCopy(base + 12, e.hash);
+  }
+
+  void InsertEvents(const std::vector<Pending>& batch) {
+    std::size_t i = 0;
+    for (; i + kEventsPerInsert <= batch.size(); i += kEventsPerInsert) {
+      insert_events.Rewind();
+      for (int k = 0; k < kEventsPerInsert; ++k) BindEvent(insert_events, 12 * k, batch[i + k].event);
+      insert_events.Run();
+    }
+    for (; i < batch.size(); ++i) {
+      insert_event.Rewind();
+      BindEvent(insert_event, 0, batch[i].event).Run();
+    }
+  }
+
+  void InsertPersons(const std::vector<Pending>& batch) {
+    int bound = 0;  // rows bound in insert_persons so far
+    for (const auto& p : batch) {
+      const AuditEvent& e = p.event;
+      for (std::size_t pos = 0; pos < e.person_ids.size(); ++pos) {
+        if (bound == 0) insert_persons.Rewind();
+        insert_persons.Bind(3 * bound + 1, e.seq)
+            .Bind(3 * bound + 2, static_cast<std::int64_t>(pos))
+            .BindTextNoCopy(3 * bound + 3, e.person_ids[pos]);
+        if (++bound == kPersonsPerInsert) {
+          insert_persons.Run();
+          bound = 0;
+        }
+      }
+    }
+    if (bound == 0) return;
+    // The rest one by one: the values bound to insert_persons, row by row.
+    int row = 0;
+    for (auto it = batch.rbegin(); it != batch.rend() && row < bound; ++it) {
+      const AuditEvent& e = it->event;
+      for (std::size_t pos = e.person_ids.size(); pos-- > 0 && row < bound; ++row) {
+        insert_person.Rewind();
+        insert_person.Bind(1, e.seq).Bind(2, static_cast<std::int64_t>(pos)).BindTextNoCopy(3, e.person_ids[pos]).Run();
+      }
+    }
+  }
+
+  static std::string RowsSql(std::string_view head, std::string_view row, int rows) {
+    std::string sql(head);
+    for (int i = 0; i < rows; ++i) {
+      sql += i ? ", " : " VALUES ";
+      sql += row;
+    }
+    return sql;
   }
 
   // A callback must not take the writer down with it.
@@ -632,8 +682,12 @@ struct AuditLog::Impl {
 
   const std::string path;
   Database writer_db;  // used by the writer thread only (and the constructor)
-  Statement insert_event;
-  Statement insert_person;
+  static constexpr int kEventsPerInsert = 8;
+  static constexpr int kPersonsPerInsert = 16;
+  Statement insert_event;    // one row
+  Statement insert_events;   // kEventsPerInsert rows
+  Statement insert_person;   // one row
+  Statement insert_persons;  // kPersonsPerInsert rows
   Statement read_head;
   Statement write_head;
   RunIndexer person_runs;  // the person index, appended in sorted runs

@@ -101,7 +101,8 @@ class RunIndexer {
   const std::int64_t run_events_;
   const std::int64_t chunk_;
   const std::int64_t background_pairs_;
-  store::Statement insert_pair_, insert_run_;
+  static constexpr int kPairsPerInsert = 16;
+  store::Statement insert_pair_, insert_pairs_, insert_run_;  // one pair, kPairsPerInsert, a run
   // The run in progress, sorted (key, seq), cached between batches.
   std::int64_t cached_first_ = 0, cached_last_ = 0;
   Pairs cached_;

@@ -51,6 +51,41 @@ TEST(AuditLog, TheWriterRunsTheWalTailBetweenBatches) {
   EXPECT_TRUE(log.Verify().ok) << log.Verify().problem;
 }
 
+// A batch's rows go in several to a statement (8 events, 16 person rows) and the rest one
+// by one: every event and every person id must arrive, in order, whatever the mix.
+TEST(AuditLog, BatchesOfEveryShapeStoreEveryEventAndPersonId) {
+  TempDir dir;
+  AuditLog log(dir.file("a.db"));
+  std::vector<std::future<std::int64_t>> pending;
+  std::vector<AuditEvent> sent;
+  for (int i = 0; i < 203; ++i) {
+    std::vector<std::string> ids;
+    const int n = i == 100 ? 40 : i % 5;  // 0-4 ids, and one event with 40
+    for (int k = 0; k < n; ++k) ids.push_back("cis:P" + std::to_string(i) + "-" + std::to_string(k));
+    AuditEvent e = MakeEvent("user" + std::to_string(i % 3), ids);
+    e.detail = "event " + std::to_string(i);
+    sent.push_back(e);
+    pending.push_back(log.Append(std::move(e)));  // queued together: a few large batches
+  }
+  for (auto& f : pending) f.get();
+  EXPECT_LT(log.stats().commits, 203);  // some batches held several events
+  const auto events = log.Query({});
+  ASSERT_EQ(events.size(), sent.size());
+  for (std::size_t i = 0; i < sent.size(); ++i) {
+    EXPECT_EQ(events[i].detail, sent[i].detail);
+    EXPECT_EQ(events[i].person_ids, sent[i].person_ids) << i;
+    EXPECT_EQ(events[i].user, sent[i].user) << i;
+  }
+  // The person index has each of them too.
+  for (int i : {1, 4, 99, 100, 202}) {
+    const auto found = log.Query({.person_id = "cis:P" + std::to_string(i) + "-0"});
+    ASSERT_EQ(found.size(), 1u) << i;
+    EXPECT_EQ(found[0].detail, "event " + std::to_string(i));
+  }
+  EXPECT_EQ(log.Query({.person_id = "cis:P100-39"}).size(), 1u);
+  EXPECT_TRUE(log.Verify().ok) << log.Verify().problem;
+}
+
 TEST(AuditLog, StoresEveryFieldAsGiven) {
   TempDir dir;
   AuditLog log(dir.file("a.db"));
