@@ -577,7 +577,8 @@ struct AuditLog::Impl {
       }
     }
     if (bound == 0) return;
-    // The rest one by one: the values bound to insert_persons, row by row.
+    // The last `bound` rows were bound to insert_persons but not run: insert them one by
+    // one, walking back from the end of the batch (their order does not matter).
     int row = 0;
     for (auto it = batch.rbegin(); it != batch.rend() && row < bound; ++it) {
       const AuditEvent& e = it->event;
