@@ -1,5 +1,7 @@
 #include "caregate/store/wal_checkpointer.h"
 
+#include <chrono>
+
 #include <sqlite3.h>
 
 #include <pthread.h>
@@ -88,8 +90,16 @@ void WalCheckpointer::Loop() {
     // Copy back until what is left is small (each pass copies what the writer added
     // during the one before), then leave the rest to the writer's next commit.
     int left = 0;
-    for (int pass = 0; pass < 4; ++pass) {
+    for (int pass = 0, busy = 0; pass < 4; ++pass) {
       left = CheckpointOnce();
+      // SQLITE_BUSY: another connection holds the checkpoint lock for a moment (one that
+      // is opening, or checkpointing itself). Try again shortly rather than wait for the
+      // next commit's hook, which may never come if the writer has gone quiet.
+      if (left == kBusy && ++busy <= kBusyRetries) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        --pass;
+        continue;
+      }
       if (left < 0 || left <= frames_ / 8) break;
     }
     if (left >= 0) tail_due_.store(true, std::memory_order_release);
@@ -100,7 +110,8 @@ void WalCheckpointer::Loop() {
 }
 
 // Returns the frames left uncopied (another connection wrote them meanwhile, or a reader
-// still needs them), or -1 when the checkpoint failed.
+// still needs them), kBusy when another connection held the checkpoint lock, or -1 when
+// the checkpoint failed.
 int WalCheckpointer::CheckpointOnce() {
   int log = 0, copied = 0;
   const int rc = sqlite3_wal_checkpoint_v2(own_.handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
@@ -109,11 +120,10 @@ int WalCheckpointer::CheckpointOnce() {
     if (copied > 0) frames_copied_.fetch_add(copied, std::memory_order_relaxed);
     return log - copied;
   }
-  if (rc != SQLITE_BUSY) {  // BUSY: another checkpoint is running; fine
-    failures_.fetch_add(1, std::memory_order_relaxed);
-    std::fprintf(stderr, "caregate: WAL checkpoint of %s failed: %s\n", own_.path().c_str(),
-                 sqlite3_errmsg(own_.handle()));
-  }
+  if ((rc & 0xff) == SQLITE_BUSY) return kBusy;  // another checkpoint, or a connection opening
+  failures_.fetch_add(1, std::memory_order_relaxed);
+  std::fprintf(stderr, "caregate: WAL checkpoint of %s failed: %s\n", own_.path().c_str(),
+               sqlite3_errmsg(own_.handle()));
   return -1;
 }
 

@@ -76,6 +76,8 @@ class WalCheckpointer {
   static int Hook(void* self, struct sqlite3* db, const char* schema, int frames);
   void Loop();
   int CheckpointOnce();
+  static constexpr int kBusy = -2;        // CheckpointOnce: the lock was held
+  static constexpr int kBusyRetries = 50;  // per round, 2 ms apart
 
   Database& writer_;
   Database own_;
