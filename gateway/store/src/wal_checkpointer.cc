@@ -90,15 +90,15 @@ void WalCheckpointer::Loop() {
     // Copy back until what is left is small (each pass copies what the writer added
     // during the one before), then leave the rest to the writer's next commit.
     int left = 0;
-    for (int pass = 0, busy = 0; pass < 4; ++pass) {
+    int busy = 0;  // retries this round
+    for (int pass = 0; pass < 4; ++pass) {
       left = CheckpointOnce();
       // SQLITE_BUSY: another connection holds the checkpoint lock for a moment (one that
       // is opening, or checkpointing itself). Try again shortly rather than wait for the
       // next commit's hook, which may never come if the writer has gone quiet.
-      if (left == kBusy && ++busy <= kBusyRetries) {
+      while (left == kBusy && busy++ < kBusyRetries) {
         std::this_thread::sleep_for(std::chrono::milliseconds(2));
-        --pass;
-        continue;
+        left = CheckpointOnce();
       }
       if (left < 0 || left <= frames_ / 8) break;
     }
