@@ -1,34 +1,29 @@
 #include "caregate/audit/audit_event.h"
 
-#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <stdexcept>
 
 #include "caregate/core/hash.h"
+#include "caregate/core/text.h"
 
 namespace caregate::audit {
 namespace {
 
 namespace chr = std::chrono;
 
-void AppendNumber(std::string& out, std::int64_t n) {
-  char digits[24];
-  out.append(digits, std::to_chars(digits, digits + sizeof digits, n).ptr);
-}
-
 void AppendField(std::string& out, std::string_view value) {
-  AppendNumber(out, static_cast<std::int64_t>(value.size()));
+  AppendDecimal(out, value.size());
   out += ':';
   out.append(value);
   out += '\n';
 }
 
-// The numbers' fields: the decimal text as the value.
+// The numbers' fields: the decimal text as the value (short: no allocation).
 void AppendNumberField(std::string& out, std::int64_t n) {
-  char digits[24];
-  AppendField(out, std::string_view(digits, static_cast<std::size_t>(
-                                                std::to_chars(digits, digits + sizeof digits, n).ptr - digits)));
+  std::string digits;
+  AppendDecimal(digits, n);
+  AppendField(out, digits);
 }
 
 void AppendCanonicalAuditBytes(std::string& out, const AuditEvent& e) {

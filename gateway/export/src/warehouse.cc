@@ -1,6 +1,5 @@
 #include "caregate/export/warehouse.h"
 
-#include <charconv>
 #include <functional>
 
 #include "caregate/core/error.h"
@@ -100,12 +99,6 @@ inline void AppendField(std::string& out, std::string_view s) {
   out.append(s);
 }
 
-void AppendNumber(std::string& out, std::size_t n) {
-  char buf[24];
-  auto r = std::to_chars(buf, buf + sizeof buf, n);
-  out.append(buf, r.ptr);
-}
-
 // Appends every row of table `t` reachable from `entity` at chain depth `level`.
 void AppendRows(const WarehouseTable& t, std::size_t level, void* entity, std::string_view key,
                 std::size_t* positions, std::string& out) {
@@ -117,7 +110,7 @@ void AppendRows(const WarehouseTable& t, std::size_t level, void* entity, std::s
       first = false;
       switch (col.kind) {
         case WarehouseColumn::Kind::kPersonKey: AppendField(out, key); break;
-        case WarehouseColumn::Kind::kPosition: AppendNumber(out, positions[pos++]); break;
+        case WarehouseColumn::Kind::kPosition: AppendDecimal(out, positions[pos++]); break;
         case WarehouseColumn::Kind::kField: AppendField(out, col.field->get(entity)); break;
         default: break;
       }
@@ -212,7 +205,7 @@ void AppendWarehouseRows(const model::CareRecord& record, std::string_view perso
       for (const auto& u : record.unmapped) {
         AppendField(o, person_key);
         o += ',';
-        AppendNumber(o, ++n);
+        AppendDecimal(o, ++n);
         o += ',';
         AppendField(o, u.source_path);
         o += ',';

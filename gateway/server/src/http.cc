@@ -1,7 +1,6 @@
 #include "caregate/server/http.h"
 
 #include <algorithm>
-#include <charconv>
 
 #include <boost/beast/http/status.hpp>
 
@@ -162,11 +161,10 @@ void AppendField(std::string& out, std::string_view name, std::string_view value
 
 void AppendResponseHead(std::string& out, const Response& r, std::string_view date, std::size_t body_size,
                         bool keep_alive) {
-  char number[24];
   const auto reason = boost::beast::http::obsolete_reason(boost::beast::http::int_to_status(
       static_cast<unsigned>(r.status)));
   out.append("HTTP/1.1 ");
-  out.append(number, std::to_chars(number, number + sizeof number, r.status).ptr);
+  AppendDecimal(out, r.status);
   out.push_back(' ');
   out.append(reason.data(), reason.size());
   out.append("\r\n");
@@ -176,10 +174,11 @@ void AppendResponseHead(std::string& out, const Response& r, std::string_view da
   for (const auto& [name, value] : r.headers)
     if (!name.empty() && SafeFieldText(name) && SafeFieldText(value)) AppendField(out, name, value);
   if (!keep_alive) AppendField(out, "Connection", "close");
-  if (r.status != 204 && r.status != 304)
-    AppendField(out, "Content-Length",
-                std::string_view(number, static_cast<std::size_t>(
-                                             std::to_chars(number, number + sizeof number, body_size).ptr - number)));
+  if (r.status != 204 && r.status != 304) {
+    out.append("Content-Length: ");
+    AppendDecimal(out, body_size);
+    out.append("\r\n");
+  }
   out.append("\r\n");
 }
 

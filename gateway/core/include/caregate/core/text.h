@@ -1,4 +1,6 @@
 #pragma once
+#include <charconv>
+#include <concepts>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,5 +19,11 @@ void AppendXmlEscaped(std::string& out, std::string_view s);
 void AppendJsonEscaped(std::string& out, std::string_view s);
 // RFC 4180 field: quoted when it contains comma, quote, CR or LF.
 void AppendCsvField(std::string& out, std::string_view s);
+// The decimal text of `n`, without a string of its own (std::to_chars).
+template <std::integral Int>
+void AppendDecimal(std::string& out, Int n) {
+  char digits[24];
+  out.append(digits, std::to_chars(digits, digits + sizeof digits, n).ptr);
+}
 
 }  // namespace caregate
