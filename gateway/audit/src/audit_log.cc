@@ -25,6 +25,7 @@ namespace {
 
 using store::Database;
 using store::Statement;
+using store::InsertValuesSql;
 using store::Transaction;
 
 // Person ids live only in audit_event_persons (one row per id, `pos` keeps their order),
@@ -176,6 +177,8 @@ std::optional<std::pair<std::int64_t, std::string>> VerifyLegacyUserIndex(Databa
 constexpr std::string_view kEventColumns =
     "seq, time_utc, user, role, organisation, action, view, outcome, request_id, detail, "
     "prev_hash, hash";
+
+std::string InsertEventHead() { return "INSERT INTO audit_events(" + std::string(kEventColumns) + ")"; }
 
 AuditEvent ReadEventRow(const Statement& s) {
   AuditEvent e;
@@ -384,14 +387,10 @@ struct AuditLog::Impl {
   Impl(std::string p, const AuditLogOptions& options)
       : path(std::move(p)),
         writer_db(OpenMigrated(path)),
-        insert_event(writer_db, "INSERT INTO audit_events(" + std::string(kEventColumns) +
-                                    ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
-        insert_events(writer_db, RowsSql("INSERT INTO audit_events(" + std::string(kEventColumns) + ")",
-                                         "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", kEventsPerInsert)),
-        insert_person(writer_db,
-                      "INSERT INTO audit_event_persons(seq, pos, person_id) VALUES (?, ?, ?)"),
-        insert_persons(writer_db, RowsSql("INSERT INTO audit_event_persons(seq, pos, person_id)", "(?, ?, ?)",
-                                          kPersonsPerInsert)),
+        insert_event(writer_db, InsertValuesSql(InsertEventHead(), kEventRow, 1)),
+        insert_events(writer_db, InsertValuesSql(InsertEventHead(), kEventRow, kEventsPerInsert)),
+        insert_person(writer_db, InsertValuesSql(kInsertPerson, "(?, ?, ?)", 1)),
+        insert_persons(writer_db, InsertValuesSql(kInsertPerson, "(?, ?, ?)", kPersonsPerInsert)),
         read_head(writer_db,
                   "SELECT seq, hash, indexed_upto, run_last, run_inserted, users_indexed_upto, users_run_last, "
                   "users_run_inserted FROM audit_head WHERE id = 1"),
@@ -589,15 +588,6 @@ struct AuditLog::Impl {
     }
   }
 
-  static std::string RowsSql(std::string_view head, std::string_view row, int rows) {
-    std::string sql(head);
-    for (int i = 0; i < rows; ++i) {
-      sql += i ? ", " : " VALUES ";
-      sql += row;
-    }
-    return sql;
-  }
-
   // A callback must not take the writer down with it.
   static void Call(const Callback& done, std::int64_t seq, const std::exception_ptr& error) noexcept {
     try {
@@ -683,6 +673,8 @@ struct AuditLog::Impl {
 
   const std::string path;
   Database writer_db;  // used by the writer thread only (and the constructor)
+  static constexpr std::string_view kEventRow = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+  static constexpr std::string_view kInsertPerson = "INSERT INTO audit_event_persons(seq, pos, person_id)";
   static constexpr int kEventsPerInsert = 8;
   static constexpr int kPersonsPerInsert = 16;
   Statement insert_event;    // one row

@@ -77,6 +77,12 @@ const char* const kUserSeqsSql =
 
 bool HasRuns(Database& db, const RunTables& t) { return db.HasTable(t.runs_table) && db.HasTable(t.pairs_table); }
 
+namespace {
+std::string InsertPairHead(const RunTables& t) {
+  return std::string("INSERT OR IGNORE INTO ") + t.pairs_table + "(first_seq, " + t.key_column + ", seq)";
+}
+}  // namespace
+
 RunIndexer::RunIndexer(Database& db, const RunTables& tables, std::int64_t run_events, std::int64_t chunk,
                        std::int64_t background_pairs)
     : db_(db),
@@ -84,14 +90,9 @@ RunIndexer::RunIndexer(Database& db, const RunTables& tables, std::int64_t run_e
       run_events_(std::max<std::int64_t>(1, run_events)),
       chunk_(std::max<std::int64_t>(1, chunk)),
       background_pairs_(std::max<std::int64_t>(0, background_pairs)),
-      insert_pair_(db, std::string("INSERT OR IGNORE INTO ") + tables.pairs_table + "(first_seq, " +
-                           tables.key_column + ", seq) VALUES (?, ?, ?)"),
-      insert_pairs_(db, [&] {
-        std::string sql = std::string("INSERT OR IGNORE INTO ") + tables.pairs_table + "(first_seq, " +
-                          tables.key_column + ", seq) VALUES (?1, ?, ?)";
-        for (int i = 1; i < kPairsPerInsert; ++i) sql += ", (?1, ?, ?)";
-        return sql;
-      }()),
+      // ?1 is the run's first_seq, shared by every row.
+      insert_pair_(db, store::InsertValuesSql(InsertPairHead(tables), "(?1, ?, ?)", 1)),
+      insert_pairs_(db, store::InsertValuesSql(InsertPairHead(tables), "(?1, ?, ?)", kPairsPerInsert)),
       insert_run_(db, std::string("INSERT INTO ") + tables.runs_table + "(first_seq, last_seq) VALUES (?, ?)") {}
 
 RunIndexer::~RunIndexer() {

@@ -137,4 +137,13 @@ std::string_view Statement::sql() const {
   return s ? std::string_view(s) : std::string_view();
 }
 
+std::string InsertValuesSql(std::string_view insert_head, std::string_view row, int rows) {
+  std::string sql(insert_head);
+  for (int i = 0; i < rows; ++i) {
+    sql += i ? ", " : " VALUES ";
+    sql += row;
+  }
+  return sql;
+}
+
 }  // namespace caregate::store

@@ -173,6 +173,19 @@ TEST(SqliteStatement, ResetClearsBindings) {
   EXPECT_TRUE(s.ColumnIsNull(0));
 }
 
+TEST(SqliteStatement, InsertValuesSqlRepeatsTheRowAndItsParametersNumberOn) {
+  EXPECT_EQ(InsertValuesSql("INSERT INTO t(a, b)", "(?, ?)", 1), "INSERT INTO t(a, b) VALUES (?, ?)");
+  EXPECT_EQ(InsertValuesSql("INSERT INTO t(a, b)", "(?1, ?)", 3),
+            "INSERT INTO t(a, b) VALUES (?1, ?), (?1, ?), (?1, ?)");
+  Database db(":memory:");
+  db.Exec("CREATE TABLE t(a INTEGER, b INTEGER)");
+  auto insert = db.Prepare(InsertValuesSql("INSERT INTO t(a, b)", "(?1, ?)", 3));
+  insert.Bind(1, 7).Bind(2, 1).Bind(3, 2).Bind(4, 3).Run();  // ?1 shared, the others 2, 3, 4
+  auto rows = db.Prepare("SELECT group_concat(a || ':' || b, ' ') FROM (SELECT a, b FROM t ORDER BY b)");
+  ASSERT_TRUE(rows.Step());
+  EXPECT_EQ(rows.ColumnText(0), "7:1 7:2 7:3");
+}
+
 TEST(SqliteStatement, RewindKeepsBindings) {
   Database db(":memory:");
   auto s = db.Prepare("SELECT ?, ?");

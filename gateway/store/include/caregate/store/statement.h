@@ -71,4 +71,8 @@ class Statement {
   sqlite3_stmt* stmt_ = nullptr;
 };
 
+// "<insert_head> VALUES <row>, <row>, ..." with `rows` copies of `row` (e.g. "(?, ?)"):
+// one statement for several rows, its parameters numbered row after row.
+std::string InsertValuesSql(std::string_view insert_head, std::string_view row, int rows);
+
 }  // namespace caregate::store
