@@ -428,6 +428,39 @@ TEST_F(ExportTest, CountsRejectsHashesAndFormats) {
             static_cast<std::int64_t>(Count(m, "exported") + withheld));
 }
 
+// A reject line names the person by the record's own ids. For a record the mapping
+// refuses (well-formed JSON) the id is read as JSON, escapes decoded; for a line that is
+// not JSON it is read as written, and only when it has no escape.
+TEST_F(ExportTest, RejectLinesNameThePersonByTheDecodedId) {
+  auto lines = Lines(Synth(4, 9));
+  std::regex id("\"LA_Person_Unique_Identifier\":\"[^\"]*\"");
+  std::regex gender("\"Gender\":(\"[^\"]*\"|null)");
+  // 1: mapping refuses it (a gender outside the code list); its id written with escapes.
+  lines[0] = std::regex_replace(lines[0], id, "\"LA_Person_Unique_Identifier\":\"LCC-\\u0039\\u00e9 \"");
+  lines[0] = std::regex_replace(lines[0], gender, "\"Gender\":\"Q\"");
+  // 2: the same refusal, plain id.
+  lines[1] = std::regex_replace(lines[1], id, "\"LA_Person_Unique_Identifier\":\"LCC-77\"");
+  lines[1] = std::regex_replace(lines[1], gender, "\"Gender\":\"Q\"");
+  // 3: not JSON (truncated), plain id: named as written.
+  lines[2] = std::regex_replace(lines[2], id, "\"LA_Person_Unique_Identifier\":\"LCC-78\"");
+  lines[2] = lines[2].substr(0, lines[2].size() - 5);
+  // 4: not JSON, id with an escape: not named.
+  lines[3] = std::regex_replace(lines[3], id, "\"LA_Person_Unique_Identifier\":\"LCC-\\u0039\"");
+  lines[3] = lines[3].substr(0, lines[3].size() - 5);
+  WriteFile(dir_ / "in.ndjson", JoinLines(lines));
+  Proc p = Export(dir_ / "in.ndjson", dir_ / "out", dir_ / "state.db", {"--run-date", "2024-05-01"});
+  ASSERT_EQ(p.code, 0) << p.err;
+  std::vector<std::string> names;
+  for (const auto& l : Lines(ReadFile(dir_ / "out" / "rejects.ndjson"))) {
+    auto r = format::ParseJson(l);
+    ASSERT_TRUE(r.ok()) << l;
+    const SourceNode* n = r->child("person_id");
+    ASSERT_NE(n, nullptr) << l;
+    names.push_back(n->kind == NodeKind::kNull ? "null" : n->value);
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"cis:LCC-9\xC3\xA9", "cis:LCC-77", "cis:LCC-78", "null"}));
+}
+
 TEST_F(ExportTest, ConsentNoIsWithheldFromSystmOneButKeptInTheWarehouse) {
   auto lines = Lines(Synth(3, 5));
   std::regex consent("\"Consent_To_Share\":(\"[^\"]*\"|null)");
