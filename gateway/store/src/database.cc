@@ -13,6 +13,7 @@
 
 #include "caregate/store/transaction.h"
 #include "sqlite_error.h"
+#include "sqlite_memory.h"
 
 namespace caregate::store {
 namespace {
@@ -33,7 +34,11 @@ std::string UtcNowIso() {
 // if something in the process initialised SQLite first.
 void ConfigureSqliteOnce() {
   static std::once_flag once;
-  std::call_once(once, [] { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
+  std::call_once(once, [] {
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    // Large blocks (page splits' buffers) reused per thread: sqlite_memory.h.
+    sqlite3_config(SQLITE_CONFIG_MALLOC, &sqlite_memory::Methods());
+  });
 }
 
 }  // namespace
