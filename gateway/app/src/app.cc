@@ -205,7 +205,7 @@ struct App::Impl {
       return Refuse(caregate::Problem::kUsage, "view must be systmone, cis or canonical", ctx, "read", {id}, "");
     auto person = store.Find(id, /*with_lineage=*/view == "canonical");
     if (!person) return Refuse(caregate::Problem::kNotFound, "no person with this id", ctx, "read", {id}, view);
-    auto rendered = RenderedView(id, *ctx.principal, view, person);
+    auto rendered = RenderedView(*ctx.principal, view, person);
     if (!rendered)
       return Refuse(caregate::Problem::kConsentWithheld,
                     "the person has not consented to share their record with your organisation", ctx, "read",
@@ -220,29 +220,20 @@ struct App::Impl {
   }
 
   // A rendered view depends only on the stored records (the snapshot), the caller's
-  // organisation and the view, so it is kept until the snapshot changes. Every request is
-  // still authorised and audited; only the rendering is shared.
+  // organisation and the view, so it is kept with the snapshot (its memo) and goes when
+  // the snapshot is replaced. Every request is still authorised and audited; only the
+  // rendering is shared.
   struct Rendered {
-    std::shared_ptr<const identity::PersonSnapshot> snapshot;
     std::string content_type, lossy, detail;
     std::shared_ptr<const std::string> body;
   };
-  std::mutex rendered_mutex;
-  std::unordered_map<std::string, std::shared_ptr<const Rendered>> rendered_cache;
 
-  std::shared_ptr<const Rendered> RenderedView(const std::string& id, const server::Principal& who,
-                                               const std::string& view,
+  std::shared_ptr<const Rendered> RenderedView(const server::Principal& who, const std::string& view,
                                                const std::shared_ptr<const identity::PersonSnapshot>& person) {
-    std::string key = who.organisation + '\n' + view + '\n' + id;
-    {
-      std::lock_guard lock(rendered_mutex);
-      auto it = rendered_cache.find(key);
-      if (it != rendered_cache.end() && it->second->snapshot == person) return it->second;
-    }
+    if (auto kept = person->memo.Get(who.organisation, view)) return std::static_pointer_cast<const Rendered>(kept);
     auto uv = BuildUnifiedView(*person, {who.organisation, view, false});
     if (!uv) return nullptr;
     auto out = std::make_shared<Rendered>();
-    out->snapshot = person;
     if (view == "canonical") {
       out->content_type = "application/json";
       out->body = std::make_shared<const std::string>(CanonicalViewJson(*person, *uv));
@@ -258,10 +249,7 @@ struct App::Impl {
     for (const auto& s : uv->systems) out->detail += s + " ";
     if (uv->consent_withheld_other) out->detail += "; other organisation's record withheld (consent)";
     if (uv->redacted_other) out->detail += "; contact details redacted (sensitive)";
-    std::lock_guard lock(rendered_mutex);
-    if (rendered_cache.size() > 400'000) rendered_cache.clear();  // entries share renderings
-    rendered_cache[std::move(key)] = out;
-    return out;
+    return std::static_pointer_cast<const Rendered>(person->memo.Put(who.organisation, view, std::move(out)));
   }
 
   std::size_t Warm(std::size_t max_persons, const std::vector<server::Role>& roles, unsigned threads) {
@@ -277,11 +265,7 @@ struct App::Impl {
     return store.Warm(max_persons, threads, [&](const std::shared_ptr<const identity::PersonSnapshot>& person) {
       if (person->ids.empty()) return;
       for (const auto& [who, view] : targets) {
-        auto rendered = RenderedView(person->ids.front(), who, view, person);
-        if (!rendered) continue;  // withheld from this organisation: refused, not rendered
-        std::lock_guard lock(rendered_mutex);
-        for (std::size_t i = 1; i < person->ids.size(); ++i)
-          rendered_cache.emplace(who.organisation + '\n' + view + '\n' + person->ids[i], rendered);
+        RenderedView(who, view, person);  // null when withheld from this organisation: refused, not rendered
       }
     });
   }

@@ -458,6 +458,28 @@ std::vector<IngestOutcome> PersonStore::IngestMany(std::span<const model::CareRe
   return out;
 }
 
+std::shared_ptr<const void> SnapshotMemo::Get(std::string_view a, std::string_view b) const {
+  std::lock_guard lock(mutex_);
+  for (const Entry& e : entries_)
+    if (e.a == a && e.b == b) return e.value;
+  return nullptr;
+}
+
+std::shared_ptr<const void> SnapshotMemo::Put(std::string_view a, std::string_view b,
+                                              std::shared_ptr<const void> value) const {
+  std::lock_guard lock(mutex_);
+  for (const Entry& e : entries_)
+    if (e.a == a && e.b == b) return e.value;
+  if (entries_.size() >= kMaxEntries) entries_.erase(entries_.begin());
+  entries_.push_back({std::string(a), std::string(b), value});
+  return value;
+}
+
+std::size_t SnapshotMemo::size() const {
+  std::lock_guard lock(mutex_);
+  return entries_.size();
+}
+
 std::shared_ptr<const PersonSnapshot> PersonStore::Find(std::string_view person_id, bool with_lineage) const {
   auto& d = *impl_;
   std::string id(person_id);

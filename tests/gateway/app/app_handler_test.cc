@@ -80,6 +80,25 @@ TEST_F(AppRoutes, WarmStartAnswersAsAColdOneAndStillAuditsEveryLookup) {
   EXPECT_EQ(LastEvent().outcome, "404 not-found");
 }
 
+// The rendering kept with a person goes with that snapshot: after an update the next
+// lookup renders the new record, for the same organisation and view.
+TEST_F(AppRoutes, AnUpdateIsRenderedAfreshNotServedFromTheKeptRendering) {
+  ASSERT_EQ(IngestCis(CisJson(PersonFields{.cis = "C-7", .phone = "0113 496 0001"})).status, 201);
+  const auto before = Call("GET", "/v1/persons/cis:C-7", kHealth);
+  ASSERT_EQ(before.status, 200);
+  EXPECT_NE(before.body.find("0113 496 0001"), std::string::npos);
+  EXPECT_EQ(Call("GET", "/v1/persons/cis:C-7", kHealth).body, before.body);  // kept
+  ASSERT_EQ(IngestCis(CisJson(PersonFields{.cis = "C-7", .phone = "0113 496 0777"})).status, 200);
+  const auto after = Call("GET", "/v1/persons/cis:C-7", kHealth);
+  ASSERT_EQ(after.status, 200);
+  EXPECT_NE(after.body.find("0113 496 0777"), std::string::npos);
+  EXPECT_EQ(after.body.find("0113 496 0001"), std::string::npos);
+  // The other organisation's view of the same snapshot is its own rendering.
+  const auto council = Call("GET", "/v1/persons/cis:C-7", kCouncil);
+  ASSERT_EQ(council.status, 200);
+  EXPECT_NE(council.body, after.body);
+}
+
 // A cached rendering is written from the cache (Response::shared_body), one string for
 // every lookup of that person and view; Handle() hands it back copied into `body`.
 TEST_F(AppRoutes, RepeatedLookupsShareOneRenderingAndHandleCopiesIt) {

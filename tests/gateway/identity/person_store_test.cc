@@ -499,4 +499,47 @@ TEST(PersonStore, BulkIngestIsOneTransaction) {
 }
 
 }  // namespace
+// SnapshotMemo: what callers derive from one snapshot, by a two-part key.
+TEST(SnapshotMemoTest, KeepsTheFirstValuePerKeyBoundedAndACopyStartsEmpty) {
+  SnapshotMemo memo;
+  EXPECT_EQ(memo.Get("health", "systmone"), nullptr);
+  auto a = std::make_shared<const int>(1);
+  auto b = std::make_shared<const int>(2);
+  EXPECT_EQ(memo.Put("health", "systmone", a), a);
+  EXPECT_EQ(memo.Put("health", "systmone", b), a);  // another thread was first: its value
+  EXPECT_EQ(memo.Get("health", "systmone"), a);
+  EXPECT_EQ(memo.Get("health", "cis"), nullptr);
+  EXPECT_EQ(memo.Get("council", "systmone"), nullptr);
+  EXPECT_EQ(memo.Put("council", "systmone", b), b);
+  EXPECT_EQ(memo.Get("council", "systmone"), b);
+  // Keys are the two parts, not their concatenation.
+  EXPECT_EQ(memo.Get("healths", "ystmone"), nullptr);
+
+  for (int i = 0; i < 20; ++i) memo.Put("org" + std::to_string(i), "v", a);
+  EXPECT_EQ(memo.size(), SnapshotMemo::kMaxEntries);
+  EXPECT_EQ(memo.Get("health", "systmone"), nullptr);  // the oldest went first
+  EXPECT_EQ(memo.Get("org19", "v"), a);
+
+  SnapshotMemo copy = memo;
+  EXPECT_EQ(copy.size(), 0u);
+  EXPECT_EQ(copy.Get("org19", "v"), nullptr);
+}
+
+TEST(SnapshotMemoTest, ConcurrentPutsAgreeOnOneValue) {
+  SnapshotMemo memo;
+  std::vector<std::shared_ptr<const void>> seen(8);
+  std::vector<std::thread> threads;
+  for (std::size_t t = 0; t < seen.size(); ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 200; ++i) {
+        auto mine = std::make_shared<const std::size_t>(t);
+        auto kept = memo.Put("health", "systmone", mine);
+        if (i == 199) seen[t] = kept;
+      }
+    });
+  for (auto& th : threads) th.join();
+  for (const auto& v : seen) EXPECT_EQ(v, seen[0]);
+  EXPECT_EQ(memo.size(), 1u);
+}
+
 }  // namespace caregate::identity

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -43,6 +44,30 @@ struct IngestOutcome {
   bool merged = false;                  // two persons were merged on an NHS number
 };
 
+// Values derived from one snapshot and a small key (the app's rendered views, keyed by
+// organisation and view), kept with the snapshot: computed once, and gone with it when the
+// stored records change. Thread-safe. A copy starts empty. At most kMaxEntries are kept
+// (a new key past that replaces the oldest).
+class SnapshotMemo {
+ public:
+  static constexpr std::size_t kMaxEntries = 8;
+  SnapshotMemo() = default;
+  SnapshotMemo(const SnapshotMemo&) {}
+  SnapshotMemo& operator=(const SnapshotMemo&) { return *this; }
+  std::shared_ptr<const void> Get(std::string_view a, std::string_view b) const;
+  // Keeps `value` for (a, b), or returns the value another thread kept first.
+  std::shared_ptr<const void> Put(std::string_view a, std::string_view b, std::shared_ptr<const void> value) const;
+  std::size_t size() const;
+
+ private:
+  struct Entry {
+    std::string a, b;
+    std::shared_ptr<const void> value;
+  };
+  mutable std::mutex mutex_;
+  mutable std::vector<Entry> entries_;
+};
+
 struct PersonSnapshot {
   std::int64_t person_key = 0;
   std::vector<std::string> ids;  // sorted
@@ -51,6 +76,8 @@ struct PersonSnapshot {
   const model::CareRecord* record(std::string_view system) const {
     return system == "systmone" ? systmone.get() : system == "cis" ? cis.get() : nullptr;
   }
+  // What callers derive from this snapshot (must not hold the snapshot itself).
+  SnapshotMemo memo;
 };
 
 struct LinkProposal {
