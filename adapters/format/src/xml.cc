@@ -22,6 +22,7 @@
 #include <libxml/parserInternals.h>
 #include <libxml/xmlerror.h>
 
+#include "caregate/core/swar.h"
 #include "caregate/core/text.h"
 
 namespace caregate::format {
@@ -623,7 +624,15 @@ char* WriteEscaped(char* out, std::string_view s) {
     out += bytes.size();
   };
   std::size_t run = 0;  // start of the pending run of plain bytes
+  // Words of 8 plain bytes are passed whole; a word that may hold a special byte is
+  // looked at byte by byte (the loop below runs to the end of that word, then skips again).
+  std::size_t word_end = 0;
   for (std::size_t i = 0; i < s.size(); ++i) {
+    if (i >= word_end) {
+      while (i + 8 <= s.size() && !swar::AnyXmlSpecial<kAttribute>(swar::Load(s.data() + i))) i += 8;
+      if (i >= s.size()) break;
+      word_end = i + 8;
+    }
     const auto c = static_cast<unsigned char>(s[i]);
     if (!kSpecial[c]) continue;
     std::string_view rep;
@@ -660,6 +669,7 @@ template <bool kAttribute>
 void AppendEscaped(std::string& out, std::string_view s) {
   static constexpr std::array<bool, 256> kSpecial = EscapeTable<kAttribute>();
   std::size_t first = 0;
+  while (first + 8 <= s.size() && !swar::AnyXmlSpecial<kAttribute>(swar::Load(s.data() + first))) first += 8;
   while (first < s.size() && !kSpecial[static_cast<unsigned char>(s[first])]) ++first;
   if (first == s.size()) {  // the common case: nothing to replace
     out.append(s);

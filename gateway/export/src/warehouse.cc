@@ -3,6 +3,7 @@
 #include <functional>
 
 #include "caregate/core/error.h"
+#include "caregate/core/swar.h"
 #include "caregate/core/text.h"
 
 namespace caregate::exporter {
@@ -88,15 +89,11 @@ std::vector<WarehouseTable> BuildTables() {
   return ordered;
 }
 
-// RFC 4180 field; the common case (nothing to quote) without a search per special
-// character. Same output as core's AppendCsvField.
+// RFC 4180 field; the common case (nothing to quote) checked 8 bytes at a time. Same
+// output as core's AppendCsvField.
 inline void AppendField(std::string& out, std::string_view s) {
-  for (char c : s)
-    if (c == ',' || c == '"' || c == '\n' || c == '\r') {
-      AppendCsvField(out, s);
-      return;
-    }
-  out.append(s);
+  if (swar::CsvPlain(s)) out.append(s);
+  else AppendCsvField(out, s);
 }
 
 // Appends every row of table `t` reachable from `entity` at chain depth `level`.
