@@ -1,5 +1,7 @@
 #include "caregate/mapping/code_set.h"
 
+#include <cstring>
+
 #include "caregate/mapping/csv.h"
 
 namespace caregate::mapping {
@@ -34,7 +36,7 @@ Expected<std::shared_ptr<const CodeSet>> CodeSet::Load(const std::string& name, 
       errors.push_back({where(row.line), "empty canonical code"});
       continue;
     }
-    if (set->by_code_.count(e.code)) {
+    if (set->by_code_.Contains(e.code)) {
       errors.push_back({where(row.line), "canonical code '" + e.code + "' is listed twice"});
       continue;
     }
@@ -51,7 +53,7 @@ Expected<std::shared_ptr<const CodeSet>> CodeSet::Load(const std::string& name, 
       }
       e.systems.emplace(sys, v);
     }
-    set->by_code_.emplace(e.code, set->entries_.size());
+    set->by_code_.Emplace(e.code, set->entries_.size());
     set->entries_.push_back(std::move(e));
   }
   // Inbound maps: each system value must come back to exactly one canonical code; where
@@ -75,9 +77,9 @@ Expected<std::shared_ptr<const CodeSet>> CodeSet::Load(const std::string& name, 
       for (size_t i : idx)
         if (!set->entries_[i].systems.at(sys).lossy) exact.push_back(i);
       if (idx.size() == 1) {
-        inbound.emplace(value, idx[0]);
+        inbound.Emplace(value, idx[0]);
       } else if (exact.size() == 1) {
-        inbound.emplace(value, exact[0]);
+        inbound.Emplace(value, exact[0]);
       } else {
         errors.push_back({where(set->entries_[idx.back()].line),
                           sys + " value '" + value + "' is shared by " + std::to_string(idx.size()) +
@@ -87,6 +89,60 @@ Expected<std::shared_ptr<const CodeSet>> CodeSet::Load(const std::string& name, 
   }
   if (!errors.empty()) return errors;
   return std::shared_ptr<const CodeSet>(std::move(set));
+}
+
+std::uint64_t StringIndex::Hash(std::string_view key) {
+  constexpr std::uint64_t kMul = 0x9E3779B97F4A7C15ULL;
+  std::uint64_t h = key.size() * kMul;
+  std::size_t i = 0;
+  for (; i + 8 <= key.size(); i += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, key.data() + i, 8);
+    h = (h ^ w) * kMul;
+    h ^= h >> 32;
+  }
+  if (i < key.size()) {
+    std::uint64_t w = 0;
+    std::memcpy(&w, key.data() + i, key.size() - i);
+    h = (h ^ w) * kMul;
+    h ^= h >> 32;
+  }
+  return h;
+}
+
+const std::size_t* StringIndex::Find(std::string_view key) const {
+  if (slots_.empty()) return nullptr;
+  const std::uint64_t h = Hash(key);
+  const std::size_t mask = slots_.size() - 1;
+  for (std::size_t i = h & mask;; i = (i + 1) & mask) {
+    const Slot& s = slots_[i];
+    if (!s.used) return nullptr;
+    if (s.hash == h && s.key == key) return &s.value;
+  }
+}
+
+bool StringIndex::Emplace(std::string key, std::size_t value) {
+  if (Contains(key)) return false;
+  if ((size_ + 1) * 2 > slots_.size()) Grow();
+  const std::uint64_t h = Hash(key);
+  const std::size_t mask = slots_.size() - 1;
+  std::size_t i = h & mask;
+  while (slots_[i].used) i = (i + 1) & mask;
+  slots_[i] = Slot{h, value, std::move(key), true};
+  ++size_;
+  return true;
+}
+
+void StringIndex::Grow() {
+  std::vector<Slot> old = std::move(slots_);
+  slots_.assign(old.empty() ? 16 : old.size() * 2, Slot{});
+  const std::size_t mask = slots_.size() - 1;
+  for (Slot& s : old) {
+    if (!s.used) continue;
+    std::size_t i = s.hash & mask;
+    while (slots_[i].used) i = (i + 1) & mask;
+    slots_[i] = std::move(s);
+  }
 }
 
 bool CodeSet::HasSystem(std::string_view system) const {
@@ -111,15 +167,14 @@ int CodeSet::SystemIndex(std::string_view system) const {
 
 const std::string* CodeSet::ToCanonical(int system, std::string_view value) const {
   if (system < 0) return nullptr;
-  const auto& idx = inbound_[static_cast<size_t>(system)];
-  auto it = idx.find(value);
-  return it == idx.end() ? nullptr : &entries_[it->second].code;
+  const std::size_t* i = inbound_[static_cast<size_t>(system)].Find(value);
+  return i ? &entries_[*i].code : nullptr;
 }
 
 const CodeValue* CodeSet::FromCanonical(int system, std::string_view code) const {
   if (system < 0) return nullptr;
-  auto it = by_code_.find(code);
-  return it == by_code_.end() ? nullptr : outbound_[static_cast<size_t>(system)][it->second];
+  const std::size_t* i = by_code_.Find(code);
+  return i ? outbound_[static_cast<size_t>(system)][*i] : nullptr;
 }
 
 const std::string* CodeSet::ToCanonical(std::string_view system, std::string_view value) const {
