@@ -10,8 +10,8 @@ namespace caregate::store::sqlite_memory {
 namespace {
 
 // Each block carries its usable size in an 8-byte header (SQLite needs xSize; the same
-// layout as SQLite's own default allocator). SQLite asks for 8-byte alignment; the header
-// keeps malloc's 16 to 8.
+// layout as SQLite's own default allocator). Blocks are 8-byte aligned (malloc's 16 plus
+// the header), which is what SQLite asks for.
 constexpr std::size_t kHeader = 8;
 
 std::size_t Round8(std::size_t n) { return (n + 7) & ~std::size_t{7}; }
