@@ -265,7 +265,7 @@ struct App::Impl {
     return store.Warm(max_persons, threads, [&](const std::shared_ptr<const identity::PersonSnapshot>& person) {
       if (person->ids.empty()) return;
       for (const auto& [who, view] : targets) {
-        RenderedView(who, view, person);  // null when withheld from this organisation: refused, not rendered
+        RenderedView(who, view, person);  // null (not kept) when withheld from this organisation
       }
     });
   }

@@ -1,6 +1,7 @@
 #include "caregate/mapping/code_set.h"
 
 #include <cstring>
+#include <unordered_map>
 
 #include "caregate/mapping/csv.h"
 
