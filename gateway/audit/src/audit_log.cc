@@ -548,44 +548,20 @@ struct AuditLog::Impl {
   }
 
   void InsertEvents(const std::vector<Pending>& batch) {
-    std::size_t i = 0;
-    for (; i + kEventsPerInsert <= batch.size(); i += kEventsPerInsert) {
-      insert_events.Rewind();
-      for (int k = 0; k < kEventsPerInsert; ++k) BindEvent(insert_events, 12 * k, batch[i + k].event);
-      insert_events.Run();
-    }
-    for (; i < batch.size(); ++i) {
-      insert_event.Rewind();
-      BindEvent(insert_event, 0, batch[i].event).Run();
-    }
+    store::InsertRows(insert_events, insert_event, kEventsPerInsert, batch.size(),
+                      [&](Statement& s, int slot, std::size_t row) { BindEvent(s, 12 * slot, batch[row].event); });
   }
 
   void InsertPersons(const std::vector<Pending>& batch) {
-    int bound = 0;  // rows bound in insert_persons so far
-    for (const auto& p : batch) {
-      const AuditEvent& e = p.event;
-      for (std::size_t pos = 0; pos < e.person_ids.size(); ++pos) {
-        if (bound == 0) insert_persons.Rewind();
-        insert_persons.Bind(3 * bound + 1, e.seq)
-            .Bind(3 * bound + 2, static_cast<std::int64_t>(pos))
-            .BindTextNoCopy(3 * bound + 3, e.person_ids[pos]);
-        if (++bound == kPersonsPerInsert) {
-          insert_persons.Run();
-          bound = 0;
-        }
-      }
-    }
-    if (bound == 0) return;
-    // The last `bound` rows were bound to insert_persons but not run: insert them one by
-    // one, walking back from the end of the batch (their order does not matter).
-    int row = 0;
-    for (auto it = batch.rbegin(); it != batch.rend() && row < bound; ++it) {
-      const AuditEvent& e = it->event;
-      for (std::size_t pos = e.person_ids.size(); pos-- > 0 && row < bound; ++row) {
-        insert_person.Rewind();
-        insert_person.Bind(1, e.seq).Bind(2, static_cast<std::int64_t>(pos)).BindTextNoCopy(3, e.person_ids[pos]).Run();
-      }
-    }
+    person_rows.clear();  // views into `batch`
+    for (const auto& p : batch)
+      for (std::size_t pos = 0; pos < p.event.person_ids.size(); ++pos)
+        person_rows.push_back({p.event.seq, static_cast<std::int64_t>(pos), p.event.person_ids[pos]});
+    store::InsertRows(insert_persons, insert_person, kPersonsPerInsert, person_rows.size(),
+                      [&](Statement& s, int slot, std::size_t row) {
+                        const PersonRow& r = person_rows[row];
+                        s.Bind(3 * slot + 1, r.seq).Bind(3 * slot + 2, r.pos).BindTextNoCopy(3 * slot + 3, r.id);
+                      });
   }
 
   // A callback must not take the writer down with it.
@@ -681,6 +657,11 @@ struct AuditLog::Impl {
   Statement insert_events;   // kEventsPerInsert rows
   Statement insert_person;   // one row
   Statement insert_persons;  // kPersonsPerInsert rows
+  struct PersonRow {
+    std::int64_t seq, pos;
+    std::string_view id;
+  };
+  std::vector<PersonRow> person_rows;  // the writer's: a batch's person rows, reused
   Statement read_head;
   Statement write_head;
   RunIndexer person_runs;  // the person index, appended in sorted runs

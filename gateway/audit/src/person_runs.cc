@@ -197,18 +197,12 @@ void RunIndexer::Step(std::int64_t first_seq, std::int64_t head_seq, RunState& s
   // bindings kept between statements (each binds all its parameters again). Rows go in
   // kPairsPerInsert to a statement: one statement's overhead (cursor, halt, reset) for
   // many rows, each still one B-tree insert.
-  std::size_t i = begin;
-  for (; i + kPairsPerInsert <= end; i += kPairsPerInsert) {
-    insert_pairs_.Rewind();
-    insert_pairs_.Bind(1, first);
-    for (int k = 0; k < kPairsPerInsert; ++k)
-      insert_pairs_.BindTextNoCopy(2 + 2 * k, pairs[i + k].first).Bind(3 + 2 * k, pairs[i + k].second);
-    insert_pairs_.Run();
-  }
-  for (; i < end; ++i) {
-    insert_pair_.Rewind();
-    insert_pair_.Bind(1, first).BindTextNoCopy(2, pairs[i].first).Bind(3, pairs[i].second).Run();
-  }
+  store::InsertRows(insert_pairs_, insert_pair_, kPairsPerInsert, end - begin,
+                    [&](store::Statement& s, int slot, std::size_t row) {
+                      const auto& [key, seq] = pairs[begin + row];
+                      if (slot == 0) s.Bind(1, first);  // ?1: the run, shared by the rows
+                      s.BindTextNoCopy(2 + 2 * slot, key).Bind(3 + 2 * slot, seq);
+                    });
   state.run_inserted = static_cast<std::int64_t>(end);
   if (end == pairs.size()) {
     insert_run_.Reset();

@@ -75,4 +75,25 @@ class Statement {
 // one statement for several rows, its parameters numbered row after row.
 std::string InsertValuesSql(std::string_view insert_head, std::string_view row, int rows);
 
+// Inserts rows 0..n-1: rows_per_statement at a time through `many` (InsertValuesSql with
+// that many rows), the rest one by one through `one`. Each statement is rewound, not
+// reset, before it is bound again: every parameter is bound each time, so the bindings
+// may stay (and text bound without a copy must outlive the call).
+// bind_row(statement, slot, row) binds `row` as the statement's slot-th row (0 for `one`).
+template <class BindRow>
+void InsertRows(Statement& many, Statement& one, int rows_per_statement, std::size_t n, BindRow&& bind_row) {
+  const auto per = static_cast<std::size_t>(rows_per_statement);
+  std::size_t i = 0;
+  for (; i + per <= n; i += per) {
+    many.Rewind();
+    for (std::size_t k = 0; k < per; ++k) bind_row(many, static_cast<int>(k), i + k);
+    many.Run();
+  }
+  for (; i < n; ++i) {
+    one.Rewind();
+    bind_row(one, 0, i);
+    one.Run();
+  }
+}
+
 }  // namespace caregate::store
