@@ -3,6 +3,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "caregate/core/swar.h"
+
 namespace caregate {
 
 bool IsValidUtf8(std::string_view s) {
@@ -110,7 +112,7 @@ void AppendJsonEscaped(std::string& out, std::string_view s) {
 }
 
 void AppendCsvField(std::string& out, std::string_view s) {
-  if (s.find_first_of(",\"\r\n") == std::string_view::npos) {
+  if (swar::CsvPlain(s)) {  // the common case, checked 8 bytes at a time
     out += s;
     return;
   }

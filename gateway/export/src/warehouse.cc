@@ -3,7 +3,6 @@
 #include <functional>
 
 #include "caregate/core/error.h"
-#include "caregate/core/swar.h"
 #include "caregate/core/text.h"
 
 namespace caregate::exporter {
@@ -89,13 +88,6 @@ std::vector<WarehouseTable> BuildTables() {
   return ordered;
 }
 
-// RFC 4180 field; the common case (nothing to quote) checked 8 bytes at a time. Same
-// output as core's AppendCsvField.
-inline void AppendField(std::string& out, std::string_view s) {
-  if (swar::CsvPlain(s)) out.append(s);
-  else AppendCsvField(out, s);
-}
-
 // Appends every row of table `t` reachable from `entity` at chain depth `level`.
 void AppendRows(const WarehouseTable& t, std::size_t level, void* entity, std::string_view key,
                 std::size_t* positions, std::string& out) {
@@ -106,9 +98,9 @@ void AppendRows(const WarehouseTable& t, std::size_t level, void* entity, std::s
       if (!first) out += ',';
       first = false;
       switch (col.kind) {
-        case WarehouseColumn::Kind::kPersonKey: AppendField(out, key); break;
+        case WarehouseColumn::Kind::kPersonKey: AppendCsvField(out, key); break;
         case WarehouseColumn::Kind::kPosition: AppendDecimal(out, positions[pos++]); break;
-        case WarehouseColumn::Kind::kField: AppendField(out, col.field->get(entity)); break;
+        case WarehouseColumn::Kind::kField: AppendCsvField(out, col.field->get(entity)); break;
         default: break;
       }
     }
@@ -200,13 +192,13 @@ void AppendWarehouseRows(const model::CareRecord& record, std::string_view perso
     if (t.unmapped) {
       std::size_t n = 0;
       for (const auto& u : record.unmapped) {
-        AppendField(o, person_key);
+        AppendCsvField(o, person_key);
         o += ',';
         AppendDecimal(o, ++n);
         o += ',';
-        AppendField(o, u.source_path);
+        AppendCsvField(o, u.source_path);
         o += ',';
-        AppendField(o, u.value);
+        AppendCsvField(o, u.value);
         o += "\r\n";
       }
       continue;
