@@ -11,6 +11,7 @@
 #include <rapidjson/writer.h>
 
 #include "caregate/app/unified_view.h"
+#include "caregate/format/json.h"
 #include "caregate/audit/report.h"
 #include "caregate/mapping/report.h"
 #include "caregate/model/canonical_json.h"
@@ -515,14 +516,14 @@ struct App::Impl {
     const long long id = std::strtoll(id_text.c_str(), &end, 10);
     if (id_text.empty() || *end != '\0' || id <= 0)
       return Refuse(caregate::Problem::kNotFound, "no such link proposal", ctx, "link-decide", {}, "");
-    // RapidJSON's SSE2 scanner reads whole aligned 16-byte blocks: give it padding.
-    std::string body(ctx.body);
-    body.append(16, '\0');
-    rapidjson::Document doc;
-    doc.Parse(body.c_str());
-    std::string decision;
-    if (!doc.HasParseError() && doc.IsObject() && doc.HasMember("decision") && doc["decision"].IsString())
-      decision = doc["decision"].GetString();
+    // The hardened reader (depth, size and UTF-8 checked, format/json.h): a body is
+    // whatever the caller sent, up to the server's 1 MiB limit.
+    auto doc = format::ParseJson(ctx.body);
+    if (!doc)
+      return Refuse(caregate::Problem::kUsage, "request body: " + FormatErrors(doc.errors()), ctx, "link-decide", {},
+                    "");
+    const SourceNode* field = doc.value().child("decision");
+    std::string decision = field && field->kind == NodeKind::kString ? field->value : std::string();
     if (decision != "accept" && decision != "reject")
       return Refuse(caregate::Problem::kUsage, R"(send {"decision":"accept"} or {"decision":"reject"})", ctx,
                     "link-decide", {}, "");

@@ -484,6 +484,25 @@ TEST_F(AppRoutes, LinkProposalsAreReviewedByIgOfficers) {
   EXPECT_EQ(Json(Call("GET", "/v1/links/proposed", kIg).body)["proposals"].Size(), 0u);
 }
 
+// Found by the request fuzz target: the decision body went to RapidJSON's recursive
+// parser with no depth cap, and a body of nested brackets within the 1 MiB limit
+// overflowed the stack and took the whole server down. It is now read by the hardened
+// JSON reader (depth, size and UTF-8 checked) and refused with a 400 naming the problem.
+TEST_F(AppRoutes, LinkDecisionBodiesAreReadByTheHardenedJsonReader) {
+  const std::string path = "/v1/links/proposed/1";
+  EXPECT_EQ(Call("POST", path, kIg, std::string(500000, '[')).status, 400);
+  auto deep = Call("POST", path, kIg,
+                   "{\"decision\":" + std::string(100, '[') + "\"accept\"" + std::string(100, ']') + "}");
+  EXPECT_EQ(deep.status, 400);
+  EXPECT_NE(deep.body.find("nested deeper than"), std::string::npos) << deep.body;
+  auto r = Call("POST", path, kIg, "{\"decision\":\"acc\xff\"}");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("UTF-8"), std::string::npos) << r.body;
+  // A well-formed decision of an unknown proposal still reaches the store.
+  EXPECT_EQ(Call("POST", path, kIg, R"({"decision":"accept"})").status, 404);
+  EXPECT_EQ(Call("POST", path, kIg, R"({"decision":"accept", "note": [1, {"a": null}]})").status, 404);
+}
+
 TEST_F(AppRoutes, EveryV1ResponseCarriesTheRequestId) {
   for (auto* target : {"/v1/persons/cis:C-1", "/v1/audit/verify", "/v1/nothing"}) {
     auto r = Call("GET", target, kHealth);
