@@ -681,7 +681,7 @@ void Engine::StopNow() {
 
 void Engine::Run() {
   if (started_.exchange(true)) throw FatalError(caregate::Problem::kUsage, "Server::Run may be called only once");
-  auto run = [this](asio::io_context& ioc) {
+  auto run = [](asio::io_context& ioc) {
     for (;;) {
       try {
         ioc.run();

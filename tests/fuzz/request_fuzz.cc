@@ -1,0 +1,206 @@
+// Fuzz target for the HTTP API behind the sockets: the pure request handler with every
+// route of spec section 8 (caregate::app::App), over a store holding three council
+// records: an ordinary one, a sensitive one and one whose Consent_To_Share is No.
+//
+// Input, as text so that seeds can be read and written by hand:
+//   line 1:   <who><METHOD> <target>      who: h health, c council, i ig, s service,
+//                                         n no Authorization, b a wrong token; anything
+//                                         else: only the headers below
+//   lines:    Name: value                 request header fields, up to a blank line
+//   the rest: the body
+//
+// What must hold for every request (spec section 8, docs/lookups.md):
+//   - never a 500: whatever a caller sends is answered by a rule, not by a failure;
+//   - every error is application/problem+json whose "status" is the response's status;
+//     every JSON body is valid JSON;
+//   - without a valid token, nothing but /healthz and /metrics answers 2xx;
+//   - every refusal (401, 403) and every person read (2xx on /v1/persons/...) has left
+//     at least one audit event before the response came back;
+//   - nobody but the council (the records' own organisation) ever sees the sensitive
+//     record's address or phones, or anything of the record withheld by consent.
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <string_view>
+
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+
+#include "caregate/app/app.h"
+#include "caregate/core/hash.h"
+#include "fuzz_util.h"
+
+namespace {
+
+using caregate::fuzz::Check;
+namespace server = caregate::server;
+
+// What only the council may see: the sensitive record's address and phones, and the
+// withheld record's name and address. No seed holds these strings.
+constexpr std::string_view kMarkers[] = {"77 Secret Row", "0113 496 7777", "07700 907777", "LS7 7SR",
+                                         "Withheldson", "5 Hidden Close"};
+
+std::string Replace(std::string s, std::string_view from, std::string_view to) {
+  std::size_t p = s.find(from);
+  Check(p != std::string::npos, "fixture text not found", std::string(from));
+  return s.replace(p, from.size(), to);
+}
+
+struct World {
+  std::filesystem::path dir;
+  std::unique_ptr<caregate::app::App> app;
+  std::shared_ptr<server::RequestHandler> handler;
+
+  World() {
+    // A private directory under $TMPDIR (tmpfs makes the audit's fsyncs cheap).
+    std::string tmpl = (std::filesystem::temp_directory_path() / "caregate-request-fuzz-XXXXXX").string();
+    Check(::mkdtemp(tmpl.data()) != nullptr, "mkdtemp failed", tmpl);
+    dir = tmpl;
+    app = std::make_unique<caregate::app::App>(caregate::engine::Engine::Load(CAREGATE_MAPPINGS_FOR_FUZZ),
+                                               (dir / "caregate.db").string());
+    server::TokenStore tokens;
+    tokens.Add(caregate::Sha256Hex("tok-health"), server::Role::kHealth, "amy.jones");
+    tokens.Add(caregate::Sha256Hex("tok-council"), server::Role::kCouncil, "kamran.ahmed");
+    tokens.Add(caregate::Sha256Hex("tok-ig"), server::Role::kIg, "ig.officer1");
+    tokens.Add(caregate::Sha256Hex("tok-service"), server::Role::kService, "nightly-export");
+    handler = app->MakeHandler(std::move(tokens));
+
+    std::ifstream in(std::string(CAREGATE_SAMPLES_FOR_FUZZ) + "/cis/single-record.json", std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    const std::string plain = ss.str();
+    Check(!plain.empty(), "cannot read samples/cis/single-record.json");
+    std::string sensitive = Replace(plain, "\"LCC-0048213\"", "\"LCC-0048214\"");
+    sensitive = Replace(sensitive, "\"9912003888\"", "null");
+    sensitive = Replace(sensitive, "\"700412\"", "null");
+    sensitive = Replace(sensitive, "\"22 Mill Lane\"", "\"77 Secret Row\"");
+    sensitive = Replace(sensitive, "\"LS12 2AB\"", "\"LS7 7SR\"");
+    sensitive = Replace(sensitive, "\"0113 496 0000\"", "\"0113 496 7777\"");
+    sensitive = Replace(sensitive, "\"07700 900123\"", "\"07700 907777\"");
+    sensitive = Replace(sensitive, "\"Sensitive_Record\": false", "\"Sensitive_Record\": true");
+    std::string withheld = Replace(plain, "\"LCC-0048213\"", "\"LCC-0048215\"");
+    withheld = Replace(withheld, "\"9912003888\"", "null");
+    withheld = Replace(withheld, "\"700412\"", "null");
+    withheld = Replace(withheld, "\"Smith\"", "\"Withheldson\"");
+    withheld = Replace(withheld, "\"22 Mill Lane\"", "\"5 Hidden Close\"");
+    withheld = Replace(withheld, "\"Consent_To_Share\": \"Yes\"", "\"Consent_To_Share\": \"No\"");
+    for (const std::string* body : {&plain, static_cast<const std::string*>(&sensitive), static_cast<const std::string*>(&withheld)}) {
+      server::Request r;
+      r.method = "POST";
+      r.target = "/v1/ingest/cis";
+      r.headers.Add("Authorization", "Bearer tok-service");
+      r.body = *body;
+      server::Response res = handler->Handle(r);
+      Check(res.status == 201 || res.status == 200, "fixture not stored", res.body);
+    }
+  }
+  ~World() {
+    handler.reset();
+    app.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+};
+
+World& TheWorld() {
+  static World w;
+  return w;
+}
+
+rapidjson::Document ParseJson(const std::string& body) {
+  std::string padded = body;
+  padded.append(16, '\0');  // RapidJSON's SSE2 scan reads aligned blocks past the end
+  rapidjson::Document d;
+  d.Parse(padded.c_str(), body.size());
+  if (d.HasParseError())
+    caregate::fuzz::Fail("response body is not JSON", std::string(rapidjson::GetParseError_En(d.GetParseError())) +
+                                                          "\n" + body);
+  return d;
+}
+
+std::string_view NextLine(std::string_view& rest) {
+  std::size_t n = rest.find('\n');
+  std::string_view line = rest.substr(0, n);
+  rest = n == std::string_view::npos ? std::string_view() : rest.substr(n + 1);
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  return line;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  std::string_view rest(reinterpret_cast<const char*>(data), size);
+  if (rest.empty()) return 0;
+  for (std::string_view m : kMarkers)
+    if (rest.find(m) != std::string_view::npos) return 0;  // the caller's own text may come back
+  World& w = TheWorld();
+
+  const char who = rest[0];
+  rest.remove_prefix(1);
+  std::string_view first = NextLine(rest);
+  std::size_t sp = first.find(' ');
+  server::Request req;
+  req.method = std::string(first.substr(0, sp));
+  req.target = sp == std::string_view::npos ? std::string() : std::string(first.substr(sp + 1));
+  for (std::string_view h = NextLine(rest); !h.empty(); h = NextLine(rest)) {
+    std::size_t colon = h.find(':');
+    if (colon == std::string_view::npos) continue;
+    std::string_view value = h.substr(colon + 1);
+    while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+    req.headers.Add(std::string(h.substr(0, colon)), std::string(value));
+  }
+  req.body = std::string(rest);
+  const char* token = nullptr;
+  switch (who) {
+    case 'h': token = "tok-health"; break;
+    case 'c': token = "tok-council"; break;
+    case 'i': token = "tok-ig"; break;
+    case 's': token = "tok-service"; break;
+    case 'b': token = "tok-wrong"; break;
+    default: break;
+  }
+  if (token) req.headers.Add("Authorization", std::string("Bearer ") + token);
+  // Who the caller may be: a seed's own Authorization fields may carry any token.
+  bool maybe_valid = who == 'h' || who == 'c' || who == 'i' || who == 's';
+  bool maybe_council = who == 'c';
+  for (const auto& [name, value] : req.headers) {
+    if (value.find("tok-") != std::string::npos) maybe_valid = true;
+    if (value.find("tok-council") != std::string::npos) maybe_council = true;
+  }
+
+  const std::int64_t events_before = w.app->audit().stats().events;
+  server::Response res = w.handler->Handle(req);
+  const std::int64_t events_after = w.app->audit().stats().events;
+  const std::string what = req.method + " " + req.target + " -> " + std::to_string(res.status) + " (" + res.route +
+                           ")\n" + res.body.substr(0, 2000);
+
+  Check(res.status >= 200 && res.status <= 599, "status out of range", what);
+  Check(res.status != 500, "500 Internal Server Error", what);
+  if (res.status >= 400) {
+    Check(res.content_type == "application/problem+json", "error is not problem+json", what);
+    rapidjson::Document d = ParseJson(res.body);
+    Check(d.IsObject() && d.HasMember("status") && d["status"].IsInt() && d["status"].GetInt() == res.status,
+          "problem's status is not the response's", what);
+    Check(d.HasMember("title") && d["title"].IsString(), "problem without a title", what);
+  } else if (res.content_type.rfind("application/json", 0) == 0 && !res.body.empty()) {
+    ParseJson(res.body);
+  }
+  Check(caregate::IsValidUtf8(res.body) || res.content_type.find("xml") == std::string::npos,
+        "XML body is not UTF-8", what);
+  if (!maybe_valid && res.status < 300)
+    Check(res.route == "/healthz" || res.route == "/metrics", "answered 2xx without a token", what);
+  if (res.status == 401 || res.status == 403) Check(events_after > events_before, "refusal not audited", what);
+  if (res.status < 300 && res.route.rfind("/v1/persons/", 0) == 0)
+    Check(events_after > events_before, "person read not audited", what);
+  if (!maybe_council)
+    for (std::string_view m : kMarkers)
+      Check(res.body.find(m) == std::string::npos, "council-only data shown to another role", what);
+  return 0;
+}
