@@ -26,6 +26,9 @@ Command AddServeCommand(CLI::App& root, std::string& mappings_dir) {
   app->add_option("--io-threads", o->server.io_threads, "Socket I/O threads (default: one per core)");
   app->add_option("--handler-threads", o->server.handler_threads,
                   "Threads for handlers that may block: ingest, audit queries (default 64)");
+  app->add_option("--max-connections", o->server.max_connections,
+                  "Client connections open at once; one more is answered 503 and closed (default 0: the "
+                  "descriptor limit, raised to its hard limit, less 256)");
   app->add_option("--recheck-ms", o->recheck_ms,
                   "Longest a cached person is served before the store asks the file whether another "
                   "process changed it (default 20; 0 = every lookup). This server's own writes are seen at once")
@@ -53,6 +56,7 @@ Command AddServeCommand(CLI::App& root, std::string& mappings_dir) {
             }
             auto handler = application.MakeHandler(std::move(tokens));
             server::Server srv(o->server, handler);
+            std::fprintf(stderr, "serving at most %zu connections at once\n", srv.max_connections());
             std::printf("listening on %s\n", srv.endpoint().c_str());
             std::fflush(stdout);
             srv.Run();

@@ -12,6 +12,9 @@
 // the response back to the session's context.
 #include "caregate/server/server.h"
 
+#include <sys/resource.h>
+
+#include <algorithm>
 #include <array>
 #include <csignal>
 #include <ctime>
@@ -99,6 +102,22 @@ std::vector<std::unique_ptr<asio::io_context>> MakeContexts(unsigned n) {
   return out;
 }
 
+// ServerOptions::max_connections, or from the descriptor limit when it is 0.
+std::size_t ConnectionCap(std::size_t requested) {
+  if (requested != 0) return requested;
+  constexpr rlim_t kMost = 65'536, kKeptBack = 256;
+  struct rlimit rl {};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return 1'024 - kKeptBack;
+  const rlim_t want = rl.rlim_max == RLIM_INFINITY ? kMost : std::min(rl.rlim_max, kMost);
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+    struct rlimit raised = rl;
+    raised.rlim_cur = want;
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) rl.rlim_cur = want;
+  }
+  const rlim_t cur = rl.rlim_cur == RLIM_INFINITY ? kMost : rl.rlim_cur;
+  return static_cast<std::size_t>(cur > 2 * kKeptBack ? cur - kKeptBack : std::max<rlim_t>(1, cur / 2));
+}
+
 class SessionBase {
  public:
   virtual ~SessionBase() = default;
@@ -130,15 +149,28 @@ class Engine {
   bool stopping() const { return stopping_.load(std::memory_order_acquire); }
   const tcp::endpoint& bound() const { return bound_; }
   bool tls() const { return ssl_ctx_.has_value(); }
+  // Connections counted against the cap: from accept to the session's end.
+  void ConnectionEnded() { connections_.fetch_sub(1, std::memory_order_relaxed); }
+  std::size_t max_connections() const { return max_connections_; }
+  std::uint64_t connections_refused() const { return refused_.load(std::memory_order_relaxed); }
+  // Refusals still writing their 503 and waiting for the client to close.
+  void RefusalEnded() { refusing_.fetch_sub(1, std::memory_order_relaxed); }
 
  private:
   void DoAccept();
   void OnAccept(beast::error_code ec, asio::io_context& target, Socket socket);
+  void Refuse(Socket socket);
   void StopNow();  // on context 0
 
   ServerOptions options_;
   std::shared_ptr<RequestHandler> handler_;
   MetricGauge* open_connections_ = nullptr;
+  MetricCounter* refused_connections_ = nullptr;
+  std::size_t max_connections_ = 0;
+  // Declared before the io_contexts: sessions and refusals the contexts destroy use them.
+  std::atomic<std::size_t> connections_{0};
+  std::atomic<std::size_t> refusing_{0};
+  std::atomic<std::uint64_t> refused_{0};
 
   // Declared before the io_context so they outlive the handlers it destroys.
   std::mutex sessions_mutex_;
@@ -176,6 +208,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 
   ~Session() override {
     if (registered_) engine_.Unregister(it_);
+    engine_.ConnectionEnded();
   }
 
   void Start() {
@@ -515,6 +548,9 @@ Engine::Engine(ServerOptions options, std::shared_ptr<RequestHandler> handler)
   if (!handler_) throw FatalError(caregate::Problem::kUsage, "the server needs a request handler");
   for (auto& ioc : iocs_) keep_running_.push_back(asio::make_work_guard(*ioc));
   open_connections_ = &handler_->metrics().Gauge("caregate_http_connections_open", "Open client connections");
+  refused_connections_ = &handler_->metrics().Counter(
+      "caregate_http_connections_refused_total", "Connections answered 503 and closed at the connection limit");
+  max_connections_ = ConnectionCap(options_.max_connections);
 
   if (options_.tls_cert.empty() != options_.tls_key.empty())
     throw FatalError(caregate::Problem::kUsage, "TLS needs both a certificate file and a key file");
@@ -610,6 +646,11 @@ void Engine::OnAccept(beast::error_code ec, asio::io_context& target, Socket soc
     });
     return;
   }
+  if (connections_.load(std::memory_order_relaxed) >= max_connections_) {
+    Refuse(std::move(socket));
+    return DoAccept();
+  }
+  connections_.fetch_add(1, std::memory_order_relaxed);
   socket.set_option(tcp::no_delay(true), ec);
   std::string remote = FormatEndpoint(socket.remote_endpoint(ec));
   if (ssl_ctx_) {
@@ -619,6 +660,70 @@ void Engine::OnAccept(beast::error_code ec, asio::io_context& target, Socket soc
     std::make_shared<Session<PlainStream>>(*this, target, std::move(remote), std::move(socket))->Start();
   }
   DoAccept();
+}
+
+// A connection over the cap (ServerOptions::max_connections): it is answered 503 with
+// Retry-After, its sending side is shut, and whatever the client sends is read and
+// dropped until it closes or the linger time ends. Closing at once, with the client's
+// request unread, would send a reset that can destroy the answer before it is read.
+class Refusal : public std::enable_shared_from_this<Refusal> {
+ public:
+  Refusal(Engine& engine, Socket socket) : engine_(engine), socket_(std::move(socket)), timer_(socket_.get_executor()) {
+    Response r = ProblemForRequestId(caregate::Problem::kUnavailable,
+                                     fmt::format("the server is serving its limit of {} connections; try again shortly",
+                                                 engine.max_connections()),
+                                     "");
+    r.headers.Add("Retry-After", "1");
+    AppendResponseHead(response_, r, HttpDate(), r.body.size(), /*keep_alive=*/false);
+    response_ += r.body;
+  }
+  ~Refusal() { engine_.RefusalEnded(); }
+
+  void Start() {
+    timer_.expires_after(engine_.options().timeouts.linger);
+    timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (!ec) self->Finish();
+    });
+    asio::async_write(socket_, asio::buffer(response_), [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec) return self->Finish();
+      beast::error_code ignored;
+      self->socket_.shutdown(tcp::socket::shutdown_send, ignored);
+      self->Drain();
+    });
+  }
+
+ private:
+  void Drain() {
+    socket_.async_read_some(asio::buffer(drain_), [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec) return self->Finish();
+      self->Drain();
+    });
+  }
+  void Finish() {
+    beast::error_code ignored;
+    timer_.cancel();
+    socket_.close(ignored);
+  }
+
+  Engine& engine_;
+  Socket socket_;
+  asio::basic_waitable_timer<Clock, asio::wait_traits<Clock>, Executor> timer_;
+  std::string response_;
+  std::array<char, 4096> drain_{};
+};
+
+void Engine::Refuse(Socket socket) {
+  refused_.fetch_add(1, std::memory_order_relaxed);
+  refused_connections_->Inc();
+  // Over TLS a plain-text answer means nothing before the handshake: closed at once, as
+  // is every refusal beyond 64 still lingering (a flood must not hold descriptors).
+  if (ssl_ctx_ || refusing_.load(std::memory_order_relaxed) >= 64) {
+    beast::error_code ignored;
+    socket.close(ignored);
+    return;
+  }
+  refusing_.fetch_add(1, std::memory_order_relaxed);
+  std::make_shared<Refusal>(*this, std::move(socket))->Start();
 }
 
 bool Engine::Register(const std::shared_ptr<SessionBase>& s, std::list<std::weak_ptr<SessionBase>>::iterator& it) {
@@ -750,6 +855,10 @@ std::uint16_t Server::port() const { return impl_->engine.bound().port(); }
 std::string Server::endpoint() const { return FormatEndpoint(impl_->engine.bound()); }
 
 bool Server::tls() const { return impl_->engine.tls(); }
+
+std::size_t Server::max_connections() const { return impl_->engine.max_connections(); }
+
+std::uint64_t Server::connections_refused() const { return impl_->engine.connections_refused(); }
 
 void Server::Run() { impl_->engine.Run(); }
 

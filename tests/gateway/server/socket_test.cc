@@ -2,10 +2,13 @@
 // graceful stop, metrics.
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
+
 #include <atomic>
 #include <csignal>
 #include <future>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "caregate/core/error.h"
@@ -194,6 +197,60 @@ TEST(ServerSocket, IdleKeepAliveConnectionIsClosed) {
   auto t0 = std::chrono::steady_clock::now();
   EXPECT_TRUE(c.ClosedWithin(3s));
   EXPECT_GE(Since(t0), 0.5);
+}
+
+TEST(ServerSocket, ConnectionsOverTheCapAre503AndClosed) {
+  ServerOptions o = TestOptions();
+  o.max_connections = 2;
+  o.timeouts.idle = std::chrono::milliseconds(5000);
+  RunningServer s(o, MakeHandler());
+  EXPECT_EQ(s.server().max_connections(), 2u);
+  Conn a(s.port());
+  std::optional<Conn> b;
+  b.emplace(s.port());
+  ASSERT_TRUE(a.Send(Get("/healthz")));
+  ASSERT_TRUE(b->Send(Get("/healthz")));
+  ASSERT_EQ(a.Read()->status, 200);
+  ASSERT_EQ(b->Read()->status, 200);
+  // Both are open and idle: a third is told to come back, and closed.
+  Conn c(s.port());
+  auto r = c.Read(3s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 503);
+  EXPECT_EQ(r->header("content-type"), "application/problem+json");
+  EXPECT_EQ(r->header("retry-after"), "1");
+  EXPECT_EQ(r->header("connection"), "close");
+  EXPECT_NE(r->body.find("\"status\":503"), std::string::npos) << r->body;
+  EXPECT_TRUE(c.ClosedWithin(3s));
+  // The open ones still work, and a place freed is taken again.
+  ASSERT_TRUE(a.Send(Get("/healthz")));
+  EXPECT_EQ(a.Read()->status, 200);
+  b.reset();
+  EXPECT_EQ(s.server().connections_refused(), 1u);
+  ASSERT_TRUE(a.Send(Get("/metrics")));
+  auto m = a.Read();
+  ASSERT_TRUE(m);
+  EXPECT_NE(m->body.find("caregate_http_connections_refused_total 1\n"), std::string::npos) << m->body;
+  for (int i = 0; i < 100; ++i) {
+    Conn d(s.port());
+    ASSERT_TRUE(d.Send(Get("/healthz")));
+    auto rd = d.Read(3s);
+    ASSERT_TRUE(rd);
+    if (rd->status == 200) return;
+    std::this_thread::sleep_for(20ms);  // b's close may not have been seen yet
+  }
+  ADD_FAILURE() << "no connection accepted after one was closed";
+}
+
+TEST(Server, ConnectionCapFollowsTheDescriptorLimitByDefault) {
+  ServerOptions o = TestOptions();
+  o.max_connections = 0;
+  Server s(o, MakeHandler());
+  struct rlimit rl {};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &rl), 0);
+  // Descriptors are kept back for the database, logs and TLS files.
+  EXPECT_EQ(s.max_connections(), rl.rlim_cur > 512 ? rl.rlim_cur - 256 : rl.rlim_cur / 2);
+  EXPECT_GE(s.max_connections(), 1u);
 }
 
 TEST(ServerSocket, HttpTenClosesAfterResponse) {

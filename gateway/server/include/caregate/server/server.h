@@ -37,6 +37,11 @@ struct ServerOptions {
   ServerTimeouts timeouts;
   unsigned io_threads = 0;       // socket I/O threads; 0 = hardware concurrency
   unsigned handler_threads = 64; // threads running Execution::kWorker handlers; 0 = all on the I/O threads
+  // Client connections open at once. One more is answered 503 (problem+json, Retry-After)
+  // and closed rather than left to exhaust the process's descriptors. 0: from the
+  // descriptor limit (RLIMIT_NOFILE, its soft limit first raised to the hard one, at most
+  // 65,536), less 256 kept back for the database, logs and TLS files.
+  std::size_t max_connections = 0;
   bool handle_signals = true;    // SIGINT/SIGTERM -> Stop()
 };
 
@@ -60,6 +65,8 @@ class Server {
   std::uint16_t port() const;    // the bound port (useful with port 0)
   std::string endpoint() const;  // "127.0.0.1:43211"
   bool tls() const;
+  std::size_t max_connections() const;       // the cap in force (ServerOptions::max_connections)
+  std::uint64_t connections_refused() const;  // answered 503 and closed at the cap so far
 
   // Serves until Stop() or a signal, then stops accepting, lets in-flight requests finish
   // (up to timeouts.shutdown_grace) and returns. Call once.
