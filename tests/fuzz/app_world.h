@@ -1,13 +1,15 @@
 #pragma once
 // The application the request and session fuzz targets talk to: caregate::app::App over
 // a private database under $TMPDIR holding three council records (an ordinary one, a
-// sensitive one and one whose Consent_To_Share is No), one token per role
+// sensitive one and one whose Consent_To_Share is No) and two SystmOne ones (sensitive,
+// and withheld by consent), one token per role
 // (tok-health, tok-council, tok-ig, tok-service), made once per process.
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <utility>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -20,10 +22,13 @@ namespace caregate::fuzz {
 
 namespace server = caregate::server;
 
-// What only the council may see: the sensitive record's address and phones, and the
+// What only the council may see: its sensitive record's address and phones, and its
 // withheld record's name and address. No seed holds these strings.
 inline constexpr std::string_view kMarkers[] = {"77 Secret Row", "0113 496 7777", "07700 907777", "LS7 7SR",
-                                         "Withheldson", "5 Hidden Close"};
+                                                "Withheldson", "5 Hidden Close"};
+// What only health may see: the same of its own (SystmOne) sensitive and withheld records.
+inline constexpr std::string_view kHealthMarkers[] = {"Hidden Mews", "LS9 9HM", "0113 496 9999", "07700 909999",
+                                                      "Consentless", "Quiet Close"};
 
 inline std::string Replace(std::string s, std::string_view from, std::string_view to) {
   std::size_t p = s.find(from);
@@ -69,10 +74,33 @@ struct World {
     withheld = Replace(withheld, "\"Smith\"", "\"Withheldson\"");
     withheld = Replace(withheld, "\"22 Mill Lane\"", "\"5 Hidden Close\"");
     withheld = Replace(withheld, "\"Consent_To_Share\": \"Yes\"", "\"Consent_To_Share\": \"No\"");
-    for (const std::string* body : {&plain, static_cast<const std::string*>(&sensitive), static_cast<const std::string*>(&withheld)}) {
+    // SystmOne's own: a sensitive record and one withheld by consent, neither with an NHS
+    // number or a council id, so that nothing links them to the council's.
+    std::ifstream s1in(std::string(CAREGATE_SAMPLES_FOR_FUZZ) + "/systmone/single-record.xml", std::ios::binary);
+    std::stringstream s1ss;
+    s1ss << s1in.rdbuf();
+    std::string s1 = Replace(s1ss.str(), "<NHSNumber>9912003888</NHSNumber>", "");
+    s1 = Replace(s1, "<LocalAuthorityIdentifier>LCC-0048213</LocalAuthorityIdentifier>", "");
+    std::string s1_sensitive = Replace(s1, ">700412<", ">700499<");
+    s1_sensitive = Replace(s1_sensitive, "<Surname>Smith</Surname>", "<Surname>Hiddenby</Surname>");
+    s1_sensitive = Replace(s1_sensitive, "<Road>Mill Lane</Road>", "<Road>Hidden Mews</Road>");
+    s1_sensitive = Replace(s1_sensitive, "<Postcode>LS12 2AB</Postcode>", "<Postcode>LS9 9HM</Postcode>");
+    s1_sensitive = Replace(s1_sensitive, ">0113 496 0000<", ">0113 496 9999<");
+    s1_sensitive = Replace(s1_sensitive, ">07700 900123<", ">07700 909999<");
+    s1_sensitive = Replace(s1_sensitive, "<SensitiveRecord>false</SensitiveRecord>", "<SensitiveRecord>true</SensitiveRecord>");
+    std::string s1_withheld = Replace(s1, ">700412<", ">700498<");
+    s1_withheld = Replace(s1_withheld, "<Surname>Smith</Surname>", "<Surname>Consentless</Surname>");
+    s1_withheld = Replace(s1_withheld, "<Road>Mill Lane</Road>", "<Road>Quiet Close</Road>");
+    s1_withheld = Replace(s1_withheld, "<ConsentToShare>Yes</ConsentToShare>", "<ConsentToShare>No</ConsentToShare>");
+
+    const std::pair<const char*, const std::string*> fixtures[] = {
+        {"/v1/ingest/cis", &plain},           {"/v1/ingest/cis", &sensitive},
+        {"/v1/ingest/cis", &withheld},        {"/v1/ingest/systmone", &s1_sensitive},
+        {"/v1/ingest/systmone", &s1_withheld}};
+    for (const auto& [target, body] : fixtures) {
       server::Request r;
       r.method = "POST";
-      r.target = "/v1/ingest/cis";
+      r.target = target;
       r.headers.Add("Authorization", "Bearer tok-service");
       r.body = *body;
       server::Response res = handler->Handle(r);

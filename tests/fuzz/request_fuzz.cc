@@ -1,6 +1,6 @@
 // Fuzz target for the HTTP API behind the sockets: the pure request handler with every
-// route of spec section 8 (caregate::app::App), over a store holding three council
-// records: an ordinary one, a sensitive one and one whose Consent_To_Share is No.
+// route of spec section 8 (caregate::app::App), over the store of app_world.h: council
+// and SystmOne records, sensitive ones and ones withheld by consent among them.
 //
 // Input, as text so that seeds can be read and written by hand:
 //   line 1:   <who><METHOD> <target>      who: h health, c council, i ig, s service,
@@ -16,8 +16,9 @@
 //   - without a valid token, nothing but /healthz and /metrics answers 2xx;
 //   - every refusal (401, 403) and every person read (2xx on /v1/persons/...) has left
 //     at least one audit event before the response came back;
-//   - nobody but the council (the records' own organisation) ever sees the sensitive
-//     record's address or phones, or anything of the record withheld by consent.
+//   - nobody but a record's own organisation ever sees a sensitive record's address or
+//     phones, or anything of a record withheld by consent (council records: only the
+//     council; SystmOne records: only health).
 #include <unistd.h>
 
 #include <cstddef>
@@ -42,6 +43,7 @@ namespace {
 
 using caregate::fuzz::Check;
 namespace server = caregate::server;
+using caregate::fuzz::kHealthMarkers;
 using caregate::fuzz::kMarkers;
 using caregate::fuzz::TheWorld;
 using caregate::fuzz::World;
@@ -70,8 +72,11 @@ std::string_view NextLine(std::string_view& rest) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   std::string_view rest(reinterpret_cast<const char*>(data), size);
   if (rest.empty()) return 0;
+  // The caller's own text may come back (a translation, say): such inputs are skipped.
   for (std::string_view m : kMarkers)
-    if (rest.find(m) != std::string_view::npos) return 0;  // the caller's own text may come back
+    if (rest.find(m) != std::string_view::npos) return 0;
+  for (std::string_view m : kHealthMarkers)
+    if (rest.find(m) != std::string_view::npos) return 0;
   World& w = TheWorld();
 
   const char who = rest[0];
@@ -101,10 +106,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (token) req.headers.Add("Authorization", std::string("Bearer ") + token);
   // Who the caller may be: a seed's own Authorization fields may carry any token.
   bool maybe_valid = who == 'h' || who == 'c' || who == 'i' || who == 's';
-  bool maybe_council = who == 'c';
+  bool maybe_council = who == 'c', maybe_health = who == 'h';
   for (const auto& [name, value] : req.headers) {
     if (value.find("tok-") != std::string::npos) maybe_valid = true;
     if (value.find("tok-council") != std::string::npos) maybe_council = true;
+    if (value.find("tok-health") != std::string::npos) maybe_health = true;
   }
 
   const std::int64_t events_before = w.app->audit().stats().events;
@@ -134,5 +140,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (!maybe_council)
     for (std::string_view m : kMarkers)
       Check(res.body.find(m) == std::string::npos, "council-only data shown to another role", what);
+  if (!maybe_health)
+    for (std::string_view m : kHealthMarkers)
+      Check(res.body.find(m) == std::string::npos, "health-only data shown to another role", what);
   return 0;
 }
