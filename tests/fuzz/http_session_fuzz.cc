@@ -21,7 +21,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -71,16 +73,33 @@ Running& TheServer() {
 }
 
 int Connect(std::uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  Check(fd >= 0, "socket() failed");
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(port);
   ::inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-  Check(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0, "cannot connect to the server");
-  int one = 1;
-  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  return fd;
+  // At hundreds of connections a second the client's ports can all be in TIME_WAIT (a
+  // libFuzzer run hit EADDRNOTAVAIL after ~150k inputs): wait for one rather than fail.
+  for (int attempt = 0;; ++attempt) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    Check(fd >= 0, "socket() failed", std::strerror(errno));
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+      int one = 1;
+      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      return fd;
+    }
+    const int err = errno;
+    ::close(fd);
+    Check(err == EADDRNOTAVAIL && attempt < 100, "cannot connect to the server", std::strerror(err));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
+// Closes without TIME_WAIT (a reset): the exchange is over, and the fuzzer would
+// otherwise use up the client's ports.
+void CloseAbortively(int fd) {
+  linger l{1, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+  ::close(fd);
 }
 
 // Sends `in` (the server may close early: an error answer, a limit), shuts the sending
@@ -121,7 +140,7 @@ std::string Exchange(std::uint16_t port, std::string_view in, std::chrono::milli
       sent += static_cast<std::size_t>(n);
     }
   }
-  ::close(fd);
+  CloseAbortively(fd);
   return out;
 }
 
