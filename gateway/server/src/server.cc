@@ -152,7 +152,7 @@ class Engine {
   // Connections counted against the cap: from accept to the session's end.
   void ConnectionEnded() { connections_.fetch_sub(1, std::memory_order_relaxed); }
   std::size_t max_connections() const { return max_connections_; }
-  std::uint64_t connections_refused() const { return refused_.load(std::memory_order_relaxed); }
+  std::uint64_t connections_refused() const { return refused_connections_->value(); }
   // Refusals still writing their 503 and waiting for the client to close.
   void RefusalEnded() { refusing_.fetch_sub(1, std::memory_order_relaxed); }
 
@@ -170,7 +170,6 @@ class Engine {
   // Declared before the io_contexts: sessions and refusals the contexts destroy use them.
   std::atomic<std::size_t> connections_{0};
   std::atomic<std::size_t> refusing_{0};
-  std::atomic<std::uint64_t> refused_{0};
 
   // Declared before the io_context so they outlive the handlers it destroys.
   std::mutex sessions_mutex_;
@@ -713,7 +712,6 @@ class Refusal : public std::enable_shared_from_this<Refusal> {
 };
 
 void Engine::Refuse(Socket socket) {
-  refused_.fetch_add(1, std::memory_order_relaxed);
   refused_connections_->Inc();
   // Over TLS a plain-text answer means nothing before the handshake: closed at once, as
   // is every refusal beyond 64 still lingering (a flood must not hold descriptors).
