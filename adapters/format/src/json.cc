@@ -12,17 +12,81 @@
 #include <rapidjson/error/en.h>
 #include <rapidjson/reader.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "caregate/core/text.h"
 #include "caregate/core/tree_sink.h"
 
 namespace caregate::format {
 namespace {
 
-// The input is copied into a NUL-terminated, padded buffer so RapidJSON can use its
-// SSE2 scanners, which read whole aligned 16-byte blocks. The copy is ours, so it is
-// parsed in situ: strings are decoded in place instead of through RapidJSON's stack.
-using Stream = rapidjson::InsituStringStream;
+// The input is copied into a buffer followed by kSimdPadding NUL bytes. The copy is
+// ours, so it is parsed in situ: strings are decoded in place instead of through
+// RapidJSON's stack. The stream is a type of its own so that its string scan (below)
+// can rely on the padding.
+struct PaddedStream : rapidjson::InsituStringStream {
+  explicit PaddedStream(char* src) : rapidjson::InsituStringStream(src) {}
+};
+using Stream = PaddedStream;
 constexpr std::size_t kSimdPadding = 16;
+
+}  // namespace
+}  // namespace caregate::format
+
+namespace rapidjson {
+
+// Copied like RapidJSON's own in-situ stream into a local while a number is parsed.
+template <>
+struct StreamTraits<caregate::format::PaddedStream> {
+  enum { copyOptimization = 1 };
+};
+
+#if defined(__SSE2__)
+// The scan for the end of a string's unescaped run, 16 bytes at a time from wherever
+// the string starts. RapidJSON's own in-situ scan first walks byte by byte to a 16-byte
+// boundary, since it cannot know that reading past the text is safe; most keys and
+// values here are shorter than 16 bytes, so that walk was most of its cost. Here every
+// read is safe: a load starts at a byte not yet found to be special (a quote, a
+// backslash or below 0x20), so at or before the first padding NUL, and ends within the
+// padding.
+template <>
+template <>
+inline void GenericReader<UTF8<>, UTF8<>, CrtAllocator>::ScanCopyUnescapedString<caregate::format::PaddedStream,
+                                                                                caregate::format::PaddedStream>(
+    caregate::format::PaddedStream& is, caregate::format::PaddedStream& os) {
+  (void)os;  // the same stream: in situ
+  char* p = is.src_;
+  char* q = is.dst_;
+  const __m128i quote = _mm_set1_epi8('"');
+  const __m128i backslash = _mm_set1_epi8('\\');
+  const __m128i control = _mm_set1_epi8(0x1F);
+  for (;;) {
+    const __m128i s = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const __m128i special = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(s, quote), _mm_cmpeq_epi8(s, backslash)),
+                                         _mm_cmpeq_epi8(_mm_max_epu8(s, control), control));  // s <= 0x1F
+    const unsigned mask = static_cast<unsigned>(_mm_movemask_epi8(special));
+    if (mask != 0) {
+      const auto n = static_cast<std::size_t>(__builtin_ctz(mask));
+      if (p != q) std::memmove(q, p, n);
+      p += n;
+      q += n;
+      break;
+    }
+    if (p != q) _mm_storeu_si128(reinterpret_cast<__m128i*>(q), s);
+    p += 16;
+    q += 16;
+  }
+  is.src_ = p;
+  is.dst_ = q;
+}
+#endif
+
+}  // namespace rapidjson
+
+namespace caregate::format {
+namespace {
 
 // Objects with more keys than this get a hash set for duplicate detection; smaller
 // ones are scanned linearly (cheaper: a CIS client record has about 35 top-level keys,
@@ -427,8 +491,16 @@ std::string DescribeParseError(const rapidjson::ParseResult& ok, std::string_vie
 }
 
 // No kParseValidateEncodingFlag: the handlers' CheckString validates every string.
+//
+// RapidJSON's recursive parser is about twice as fast as its iterative one here. It is
+// safe because both handlers refuse a container past `max_depth` in StartObject /
+// StartArray, which stops the parse before it recurses any deeper: the recursion is
+// bounded by the limit, a few hundred bytes of stack per level. A caller that raises the
+// limit past kMaxRecursiveDepth gets the iterative parser, whose stack is on the heap.
 constexpr unsigned kParseFlags = rapidjson::kParseInsituFlag | rapidjson::kParseNumbersAsStringsFlag |
-                                 rapidjson::kParseIterativeFlag | rapidjson::kParseStopWhenDoneFlag;
+                                 rapidjson::kParseStopWhenDoneFlag;
+constexpr unsigned kIterativeParseFlags = kParseFlags | rapidjson::kParseIterativeFlag;
+constexpr int kMaxRecursiveDepth = 256;
 
 bool IsJsonSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
@@ -476,9 +548,11 @@ std::optional<FieldError> Prepare(std::string_view text, const JsonLimits& limit
 }
 
 template <typename Handler>
-std::optional<FieldError> Run(std::string_view text, Handler& handler, Stream& stream) {
+std::optional<FieldError> Run(std::string_view text, const JsonLimits& limits, Handler& handler, Stream& stream) {
   rapidjson::Reader reader;
-  rapidjson::ParseResult ok = reader.Parse<kParseFlags>(stream, handler);
+  rapidjson::ParseResult ok = limits.max_depth <= kMaxRecursiveDepth
+                                  ? reader.Parse<kParseFlags>(stream, handler)
+                                  : reader.Parse<kIterativeParseFlags>(stream, handler);
   if (handler.failed()) return std::move(handler.error());
   if (!ok) return FieldError{handler.CurrentPointer(), DescribeParseError(ok, text)};
   if (!handler.done()) return FieldError{"", "not well-formed JSON: incomplete document"};
@@ -497,7 +571,7 @@ std::optional<FieldError> ParseJsonInto(std::string_view text, SourceNode& root,
   if (auto error = Prepare(text, limits, buffer)) return error;
   Stream stream(buffer.data());
   TreeBuilder builder(limits, stream, text, root);
-  return Run(text, builder, stream);
+  return Run(text, limits, builder, stream);
 }
 
 std::optional<FieldError> ParseJsonEvents(std::string_view text, TreeSink& sink, const JsonLimits& limits) {
@@ -516,7 +590,7 @@ std::optional<FieldError> ParseJsonEvents(std::string_view text, TreeSink& sink,
   if (auto error = Prepare(text, limits, buffer)) return error;
   Stream stream(buffer.data());
   EventForwarder forwarder(limits, stream, text, sink);
-  return Run(text, forwarder, stream);
+  return Run(text, limits, forwarder, stream);
 }
 
 Expected<SourceNode> ParseJson(std::string_view text, const JsonLimits& limits) {

@@ -72,6 +72,57 @@ TEST(JsonReader, DecodesEscapes) {
   EXPECT_EQ(r->child("")->value, "empty key");
 }
 
+// The string scan reads 16 bytes at a time from wherever a string starts, into the
+// padding after the text: strings of every length up to past two blocks, with an
+// escape, a control character or the end of the text at every position, through both
+// readers (tree and events).
+class StringCollector : public TreeSink {
+ public:
+  void Open(std::string_view name) override { keys.emplace_back(name); }
+  void Close() override {}
+  void OpenArray(std::string_view name) override { keys.emplace_back(name); }
+  void CloseArray() override {}
+  void Value(std::string_view name, std::string_view value, NodeKind) override {
+    keys.emplace_back(name);
+    values.emplace_back(value);
+  }
+  std::vector<std::string> keys, values;
+};
+
+TEST(JsonReader, ScansStringsOfEveryLengthWithEscapesAnywhere) {
+  for (std::size_t len = 0; len <= 40; ++len) {
+    const std::string plain = Repeat("x", len);
+    for (std::size_t at = 0; at <= len; ++at) {
+      // An escape (two of them, so the copy after the first one moves bytes too) at `at`.
+      std::string raw = plain.substr(0, at) + "\\n" + plain.substr(at) + "\\\"";
+      std::string want = plain.substr(0, at) + "\n" + plain.substr(at) + "\"";
+      std::string doc = "{\"" + plain.substr(0, at) + "\":\"" + raw + "\"}";
+      auto r = ParseJson(doc);
+      ASSERT_TRUE(r.ok()) << doc << ": " << FormatErrors(r.errors());
+      ASSERT_EQ(r->children.size(), 1u) << doc;
+      EXPECT_EQ(r->children[0].name, plain.substr(0, at)) << doc;
+      EXPECT_EQ(r->children[0].value, want) << doc;
+      StringCollector events;
+      ASSERT_FALSE(ParseJsonEvents(doc, events).has_value()) << doc;
+      ASSERT_EQ(events.values.size(), 1u) << doc;
+      EXPECT_EQ(events.values[0], want) << doc;
+
+      // A raw control character at `at`: refused at its byte.
+      std::string bad = "{\"k\":\"" + plain.substr(0, at) + "\x01" + plain.substr(at) + "\"}";
+      auto b = ParseJson(bad);
+      ASSERT_FALSE(b.ok()) << bad;
+      EXPECT_EQ(Problem(b), "not well-formed JSON at byte " + std::to_string(6 + at) +
+                                ": control characters in strings must be escaped");
+    }
+    // The text ends inside the string: the scan stops in the padding, and the
+    // document is refused as unterminated.
+    std::string cut = "{\"k\":\"" + plain;
+    auto c = ParseJson(cut);
+    ASSERT_FALSE(c.ok()) << cut;
+    EXPECT_NE(Problem(c).find("not well-formed JSON"), std::string::npos) << Problem(c);
+  }
+}
+
 TEST(JsonReader, KeepsEmbeddedNulEscape) {
   auto r = ParseJson(R"({"s":"a\u0000b"})");
   ASSERT_TRUE(r.ok()) << FormatErrors(r.errors());
@@ -142,6 +193,25 @@ TEST(JsonReader, AcceptsDepthUpToLimit) {
   JsonLimits limits;
   limits.max_depth = 65;
   EXPECT_TRUE(ParseJson(deep, limits).ok());
+}
+
+// Up to 256 levels the recursive parser runs (the handlers stop it at the limit);
+// a caller allowing more gets the iterative one, whose stack is on the heap. Both
+// give the same answers either side of the limit.
+TEST(JsonReader, DeepLimitsParseTheSameRecursivelyOrIteratively) {
+  for (int limit : {200, 256, 257, 100000}) {
+    JsonLimits limits;
+    limits.max_depth = limit;
+    const auto inner = static_cast<std::size_t>(limit - 1);  // under the root object
+    const std::string at_limit = "{\"a\":" + Repeat("[", inner) + std::string(inner, ']') + "}";
+    EXPECT_TRUE(ParseJson(at_limit, limits).ok()) << limit;
+    std::string over = "{\"a\":" + Repeat("[", static_cast<std::size_t>(limit)) +
+                       std::string(static_cast<std::size_t>(limit), ']') + "}";
+    auto r = ParseJson(over, limits);
+    ASSERT_FALSE(r.ok()) << limit;
+    const std::string want = "nested deeper than " + std::to_string(limit) + " levels";
+    EXPECT_EQ(Problem(r).substr(0, want.size()), want) << limit;
+  }
 }
 
 TEST(JsonReader, RejectsOversizeInput) {
