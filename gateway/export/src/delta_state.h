@@ -10,7 +10,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "record_hash.h"
@@ -100,9 +99,17 @@ class DeltaState {
   static constexpr std::size_t kPendingRows = 8192;
   std::vector<PendingRow> pending_;
   std::string pending_person_keys_;
-  std::unordered_map<std::int64_t, std::size_t> pending_index_;  // key -> its latest row in pending_
+  // key -> its latest row in pending_: open addressing over kIndexSlots slots (twice
+  // kPendingRows, so probes stay short), cleared at every flush. Slot value 0 is empty,
+  // else row index + 1.
+  static constexpr std::size_t kIndexSlots = 2 * kPendingRows;
+  std::vector<std::uint32_t> pending_slots_;
+  std::size_t pending_keys_ = 0;  // distinct keys in pending_slots_
+  std::size_t Slot(std::int64_t key) const;  // the key's slot, or the empty one where it would go
   const PendingRow* FindPending(std::int64_t key) const;
   void FlushPending();
+  // The state had no rows when the run began: Lookup need not ask it.
+  bool state_empty_ = false;
 };
 
 }  // namespace caregate::exporter

@@ -70,13 +70,12 @@ const EVP_MD* Sha256Md() {
 
 }  // namespace
 
-// Forwards a record's events to the mapping reader and notes the top-level members a
-// reject line names the person by, so a record refused by the mapping rules is named
-// exactly as its own (valid) JSON says, escapes decoded.
+// Notes the top-level members a reject line names the person by, so a record refused by
+// the mapping rules is named exactly as its own (valid) JSON says, escapes decoded. Only
+// a refused record's line is parsed (a second time) into it.
 class IdNotingSink : public TreeSink {
  public:
   static constexpr std::string_view kKeys[3] = {"LA_Person_Unique_Identifier", "SystmOne_Identifier", "NHS_Number"};
-  explicit IdNotingSink(TreeSink& next) : next_(next) {}
   void Reset() {
     depth_ = 0;
     for (auto& v : ids_) v.clear();
@@ -87,22 +86,10 @@ class IdNotingSink : public TreeSink {
       if (kKeys[i] == key) return ids_[i];
     return {};
   }
-  void Open(std::string_view name) override {
-    ++depth_;
-    next_.Open(name);
-  }
-  void Close() override {
-    --depth_;
-    next_.Close();
-  }
-  void OpenArray(std::string_view name) override {
-    ++depth_;
-    next_.OpenArray(name);
-  }
-  void CloseArray() override {
-    --depth_;
-    next_.CloseArray();
-  }
+  void Open(std::string_view) override { ++depth_; }
+  void Close() override { --depth_; }
+  void OpenArray(std::string_view) override { ++depth_; }
+  void CloseArray() override { --depth_; }
   void Value(std::string_view name, std::string_view value, NodeKind kind) override {
     if (depth_ == 1 && kind == NodeKind::kString)
       for (std::size_t i = 0; i < 3; ++i)
@@ -110,11 +97,9 @@ class IdNotingSink : public TreeSink {
           std::string_view v = Trim(value);
           if (v.size() <= 256) ids_[i].assign(v);
         }
-    next_.Value(name, value, kind);
   }
 
  private:
-  TreeSink& next_;
   int depth_ = 0;
   std::string ids_[3];
 };
@@ -137,7 +122,7 @@ void Batch::Reset(std::size_t tables) {
 RecordProcessor::RecordProcessor(const engine::Engine& engine, const std::string& mapping_version,
                                  std::uint64_t hash_seed, const std::string& state_db)
     : engine_(engine), hasher_(hash_seed, mapping_version), reader_(engine.plan(), "cis"),
-      ids_(std::make_unique<IdNotingSink>(reader_)) {
+      ids_(std::make_unique<IdNotingSink>()) {
   sha_ = EVP_MD_CTX_new();
   if (!sha_) throw FatalError(Problem::kInternal, "OpenSSL: cannot allocate a digest context");
   if (!state_db.empty()) state_ = std::make_unique<StateReader>(state_db);
@@ -232,16 +217,18 @@ void RecordProcessor::ProcessLine(Batch& batch, const Batch::LineRef& ref) {
   }
   // The CIS adapter's parser (format::ParseJsonEvents) feeding the mapping reader: the
   // record is validated and mapped as it is parsed, without a tree.
-  IdNotingSink& ids = *ids_;
-  ids.Reset();
   reader_.Begin(/*with_lineage=*/false);
-  if (std::optional<FieldError> error = format::ParseJsonEvents(text, ids)) {
+  if (std::optional<FieldError> error = format::ParseJsonEvents(text, reader_)) {
     Reject(batch, rec, PersonId([&](std::string_view k) { return ScanStringMember(text, k); }), {*error});
     close();
     return;
   }
   Expected<model::CareRecord> mapped = reader_.Finish();
   if (!mapped) {
+    // Well-formed JSON (it parsed above), so this parse succeeds too.
+    IdNotingSink& ids = *ids_;
+    ids.Reset();
+    format::ParseJsonEvents(text, ids);
     Reject(batch, rec, PersonId([&](std::string_view k) { return ids.Get(k); }), mapped.errors());
     close();
     return;

@@ -83,7 +83,7 @@ class RecordProcessor {
   RecordHasher hasher_;
   // Maps each record as it is parsed (no tree); reused by every record of this worker.
   mapping::RecordReader reader_;
-  // Between the parser and reader_: notes the top-level ids a reject line names.
+  // Reads the top-level ids a reject line names, from a refused record's line.
   std::unique_ptr<IdNotingSink> ids_;
   std::unique_ptr<StateReader> state_;
   void* sha_ = nullptr;  // EVP_MD_CTX*
