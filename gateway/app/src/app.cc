@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <limits>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 
 #include <rapidjson/document.h>
@@ -19,6 +21,11 @@
 namespace caregate::app {
 
 namespace {
+
+// GET /v1/audit/events answers a page of events at a time: this many unless `limit` says
+// otherwise, and never more than kAuditPageMax.
+constexpr std::int64_t kAuditPage = 1000;
+constexpr std::int64_t kAuditPageMax = 10000;
 
 using server::Access;
 using server::RequestContext;
@@ -471,15 +478,42 @@ struct App::Impl {
     q.user = std::string(ctx.Query("user").value_or(""));
     q.from = std::string(ctx.Query("from").value_or(""));
     q.to = std::string(ctx.Query("to").value_or(""));
-    if (auto after = ctx.Query("after")) q.after_seq = std::atoll(std::string(*after).c_str());
-    if (auto limit = ctx.Query("limit")) q.limit = std::atoll(std::string(*limit).c_str());
+    // One page at a time: `limit` events at most (kAuditPage unless asked, never more
+    // than kAuditPageMax), and `next_after` says where the next page starts. A trail of
+    // millions of events is never built into one body.
+    FieldErrors errors;
+    auto count = [&](const char* name, std::int64_t max) -> std::optional<std::int64_t> {
+      auto v = ctx.Query(name);
+      if (!v) return std::nullopt;
+      std::int64_t n = 0;
+      bool ok = !v->empty() && v->size() <= 18;
+      for (char c : *v) ok = ok && c >= '0' && c <= '9';
+      if (ok) {
+        for (char c : *v) n = n * 10 + (c - '0');
+        ok = n <= max;
+      }
+      if (!ok) {
+        errors.push_back({name, max == kAuditPageMax ? "must be a whole number from 0 to " + std::to_string(max)
+                                                     : "must be a whole number (an event's seq)"});
+        return std::nullopt;
+      }
+      return n;
+    };
+    q.after_seq = count("after", std::numeric_limits<std::int64_t>::max()).value_or(0);
+    const std::int64_t page = count("limit", kAuditPageMax).value_or(kAuditPage);
     std::vector<std::string> ids;
     if (!q.person_id.empty()) ids.push_back(q.person_id);
-    if (auto errors = audit::CheckAuditQuery(q); !errors.empty())
-      return Refuse(caregate::Problem::kUsage, FormatErrors(errors), ctx, "audit-query", ids, "");
+    for (auto& e : audit::CheckAuditQuery(q)) errors.push_back(std::move(e));
+    if (!errors.empty()) return Refuse(caregate::Problem::kUsage, FormatErrors(errors), ctx, "audit-query", ids, "");
+    q.limit = page + 1;  // one more than the page: is there a next page?
     auto events = audit.Query(q);
+    std::optional<std::int64_t> next_after;
+    if (static_cast<std::int64_t>(events.size()) > page) {
+      events.resize(static_cast<std::size_t>(page));
+      next_after = events.empty() ? q.after_seq : events.back().seq;
+    }
     Audit(ctx, "audit-query", ids, "", "200", std::to_string(events.size()) + " event(s) returned");
-    return Response::Json(200, audit::RenderAuditReportJson(events, q.person_id));
+    return Response::Json(200, audit::RenderAuditReportJson(events, q.person_id, next_after, /*paged=*/true));
   }
 
   Response AuditVerify(const RequestContext& ctx) {

@@ -351,7 +351,7 @@ FieldErrors CheckAuditQuery(const AuditQuery& q) {
   if (!q.to.empty() && !NormaliseAuditTime(q.to, true))
     errors.push_back({"to", "not an RFC 3339 time or a YYYY-MM-DD date"});
   if (q.limit && *q.limit < 0) errors.push_back({"limit", "must not be negative"});
-  if (q.after_seq < 0) errors.push_back({"after_seq", "must not be negative"});
+  if (q.after_seq < 0) errors.push_back({"after", "must not be negative"});
   return errors;
 }
 

@@ -150,7 +150,8 @@ code { font-family: ui-monospace, monospace; }
 
 }  // namespace
 
-std::string RenderAuditReportJson(const std::vector<AuditEvent>& events, const std::string& person) {
+std::string RenderAuditReportJson(const std::vector<AuditEvent>& events, const std::string& person,
+                                  std::optional<std::int64_t> next_after, bool paged) {
   const Summary s = Summarise(events);
   rapidjson::StringBuffer buf;
   JsonWriter w(buf);
@@ -159,6 +160,11 @@ std::string RenderAuditReportJson(const std::vector<AuditEvent>& events, const s
   StrOrNull(w, person);
   Key(w, "count");
   w.Int64(static_cast<std::int64_t>(events.size()));
+  if (paged) {
+    Key(w, "next_after");
+    if (next_after) w.Int64(*next_after);
+    else w.Null();
+  }
   Key(w, "first");
   StrOrNull(w, s.first);
   Key(w, "last");

@@ -1,6 +1,7 @@
 #pragma once
 // An IG officer's account of who saw what, when, in which role, with what outcome and
 // why. Output is deterministic (no generation time) so reports can be compared and kept.
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,7 +16,10 @@ namespace caregate::audit {
 //  "events": [{"seq","time","user","role","organisation","action","person_ids",
 //              "view","outcome","request_id","detail","hash"}...]}
 // `person` "" means the report is not about one person.
-std::string RenderAuditReportJson(const std::vector<AuditEvent>& events, const std::string& person);
+// `paged` (the HTTP route): the body also has "next_after", the `after` of the next
+// page, or null when these events are the last that match.
+std::string RenderAuditReportJson(const std::vector<AuditEvent>& events, const std::string& person,
+                                  std::optional<std::int64_t> next_after = std::nullopt, bool paged = false);
 // A self-contained HTML page (inline style, no scripts, every value escaped): a short
 // summary (accesses by user and by outcome) and one table row per event.
 std::string RenderAuditReportHtml(const std::vector<AuditEvent>& events, const std::string& person);
