@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
 #include <memory>
 #include <utility>
 #include <sstream>
@@ -30,10 +31,15 @@ inline constexpr std::string_view kMarkers[] = {"77 Secret Row", "0113 496 7777"
 inline constexpr std::string_view kHealthMarkers[] = {"Hidden Mews", "LS9 9HM", "0113 496 9999", "07700 909999",
                                                       "Consentless", "Quiet Close"};
 
-inline std::string Replace(std::string s, std::string_view from, std::string_view to) {
-  std::size_t p = s.find(from);
-  Check(p != std::string::npos, "fixture text not found", std::string(from));
-  return s.replace(p, from.size(), to);
+// `s` with each (from, to) pair replaced once, in order; every `from` must be there.
+using Edits = std::initializer_list<std::pair<std::string_view, std::string_view>>;
+inline std::string Edited(std::string s, Edits edits) {
+  for (const auto& [from, to] : edits) {
+    std::size_t p = s.find(from);
+    Check(p != std::string::npos, "fixture text not found", std::string(from));
+    s.replace(p, from.size(), to);
+  }
+  return s;
 }
 
 struct World {
@@ -60,38 +66,40 @@ struct World {
     ss << in.rdbuf();
     const std::string plain = ss.str();
     Check(!plain.empty(), "cannot read samples/cis/single-record.json");
-    std::string sensitive = Replace(plain, "\"LCC-0048213\"", "\"LCC-0048214\"");
-    sensitive = Replace(sensitive, "\"9912003888\"", "null");
-    sensitive = Replace(sensitive, "\"700412\"", "null");
-    sensitive = Replace(sensitive, "\"22 Mill Lane\"", "\"77 Secret Row\"");
-    sensitive = Replace(sensitive, "\"LS12 2AB\"", "\"LS7 7SR\"");
-    sensitive = Replace(sensitive, "\"0113 496 0000\"", "\"0113 496 7777\"");
-    sensitive = Replace(sensitive, "\"07700 900123\"", "\"07700 907777\"");
-    sensitive = Replace(sensitive, "\"Sensitive_Record\": false", "\"Sensitive_Record\": true");
-    std::string withheld = Replace(plain, "\"LCC-0048213\"", "\"LCC-0048215\"");
-    withheld = Replace(withheld, "\"9912003888\"", "null");
-    withheld = Replace(withheld, "\"700412\"", "null");
-    withheld = Replace(withheld, "\"Smith\"", "\"Withheldson\"");
-    withheld = Replace(withheld, "\"22 Mill Lane\"", "\"5 Hidden Close\"");
-    withheld = Replace(withheld, "\"Consent_To_Share\": \"Yes\"", "\"Consent_To_Share\": \"No\"");
+    const std::string sensitive = Edited(plain, {{"\"LCC-0048213\"", "\"LCC-0048214\""},
+                                                 {"\"9912003888\"", "null"},
+                                                 {"\"700412\"", "null"},
+                                                 {"\"22 Mill Lane\"", "\"77 Secret Row\""},
+                                                 {"\"LS12 2AB\"", "\"LS7 7SR\""},
+                                                 {"\"0113 496 0000\"", "\"0113 496 7777\""},
+                                                 {"\"07700 900123\"", "\"07700 907777\""},
+                                                 {"\"Sensitive_Record\": false", "\"Sensitive_Record\": true"}});
+    const std::string withheld = Edited(plain, {{"\"LCC-0048213\"", "\"LCC-0048215\""},
+                                                {"\"9912003888\"", "null"},
+                                                {"\"700412\"", "null"},
+                                                {"\"Smith\"", "\"Withheldson\""},
+                                                {"\"22 Mill Lane\"", "\"5 Hidden Close\""},
+                                                {"\"Consent_To_Share\": \"Yes\"", "\"Consent_To_Share\": \"No\""}});
     // SystmOne's own: a sensitive record and one withheld by consent, neither with an NHS
     // number or a council id, so that nothing links them to the council's.
     std::ifstream s1in(std::string(CAREGATE_SAMPLES_FOR_FUZZ) + "/systmone/single-record.xml", std::ios::binary);
     std::stringstream s1ss;
     s1ss << s1in.rdbuf();
-    std::string s1 = Replace(s1ss.str(), "<NHSNumber>9912003888</NHSNumber>", "");
-    s1 = Replace(s1, "<LocalAuthorityIdentifier>LCC-0048213</LocalAuthorityIdentifier>", "");
-    std::string s1_sensitive = Replace(s1, ">700412<", ">700499<");
-    s1_sensitive = Replace(s1_sensitive, "<Surname>Smith</Surname>", "<Surname>Hiddenby</Surname>");
-    s1_sensitive = Replace(s1_sensitive, "<Road>Mill Lane</Road>", "<Road>Hidden Mews</Road>");
-    s1_sensitive = Replace(s1_sensitive, "<Postcode>LS12 2AB</Postcode>", "<Postcode>LS9 9HM</Postcode>");
-    s1_sensitive = Replace(s1_sensitive, ">0113 496 0000<", ">0113 496 9999<");
-    s1_sensitive = Replace(s1_sensitive, ">07700 900123<", ">07700 909999<");
-    s1_sensitive = Replace(s1_sensitive, "<SensitiveRecord>false</SensitiveRecord>", "<SensitiveRecord>true</SensitiveRecord>");
-    std::string s1_withheld = Replace(s1, ">700412<", ">700498<");
-    s1_withheld = Replace(s1_withheld, "<Surname>Smith</Surname>", "<Surname>Consentless</Surname>");
-    s1_withheld = Replace(s1_withheld, "<Road>Mill Lane</Road>", "<Road>Quiet Close</Road>");
-    s1_withheld = Replace(s1_withheld, "<ConsentToShare>Yes</ConsentToShare>", "<ConsentToShare>No</ConsentToShare>");
+    const std::string s1 = Edited(s1ss.str(), {{"<NHSNumber>9912003888</NHSNumber>", ""},
+                                               {"<LocalAuthorityIdentifier>LCC-0048213</LocalAuthorityIdentifier>", ""}});
+    const std::string s1_sensitive =
+        Edited(s1, {{">700412<", ">700499<"},
+                    {"<Surname>Smith</Surname>", "<Surname>Hiddenby</Surname>"},
+                    {"<Road>Mill Lane</Road>", "<Road>Hidden Mews</Road>"},
+                    {"<Postcode>LS12 2AB</Postcode>", "<Postcode>LS9 9HM</Postcode>"},
+                    {">0113 496 0000<", ">0113 496 9999<"},
+                    {">07700 900123<", ">07700 909999<"},
+                    {"<SensitiveRecord>false</SensitiveRecord>", "<SensitiveRecord>true</SensitiveRecord>"}});
+    const std::string s1_withheld =
+        Edited(s1, {{">700412<", ">700498<"},
+                    {"<Surname>Smith</Surname>", "<Surname>Consentless</Surname>"},
+                    {"<Road>Mill Lane</Road>", "<Road>Quiet Close</Road>"},
+                    {"<ConsentToShare>Yes</ConsentToShare>", "<ConsentToShare>No</ConsentToShare>"}});
 
     const std::pair<const char*, const std::string*> fixtures[] = {
         {"/v1/ingest/cis", &plain},           {"/v1/ingest/cis", &sensitive},
