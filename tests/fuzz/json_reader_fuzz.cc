@@ -1,14 +1,51 @@
 // Fuzz target: ParseJson must never crash, and whatever it accepts must survive
 // WriteJson (compact and pretty) and re-parse to the same tree. The event reader
 // (ParseJsonEvents) must accept exactly the same inputs, with the same error, and its
-// events must rebuild the same tree.
+// events must rebuild the same tree. And an independent reading: RapidJSON's own DOM
+// parser (copying, not in situ; its byte-by-byte string scan and its UTF-8 validation)
+// must find the same keys, strings and numbers in whatever ParseJson accepts, so a
+// mistake of ParseJson's own string scan cannot hide behind the round trips.
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
 
+#include <rapidjson/document.h>
+
 #include "caregate/format/json.h"
 #include "fuzz_util.h"
+
+namespace {
+
+void CheckSameAsDom(const caregate::SourceNode& n, const rapidjson::Value& v, const std::string& text) {
+  using caregate::NodeKind;
+  using caregate::fuzz::Check;
+  switch (n.kind) {
+    case NodeKind::kObject: {
+      Check(v.IsObject() && v.MemberCount() == n.children.size(), "RapidJSON's DOM sees another object", text);
+      std::size_t i = 0;
+      for (auto m = v.MemberBegin(); m != v.MemberEnd(); ++m, ++i) {
+        Check(std::string_view(m->name.GetString(), m->name.GetStringLength()) == n.children[i].name,
+              "RapidJSON's DOM reads a key differently", text);
+        CheckSameAsDom(n.children[i], m->value, text);
+      }
+      return;
+    }
+    case NodeKind::kArray:
+      Check(v.IsArray() && v.Size() == n.children.size(), "RapidJSON's DOM sees another array", text);
+      for (rapidjson::SizeType i = 0; i < v.Size(); ++i) CheckSameAsDom(n.children[i], v[i], text);
+      return;
+    case NodeKind::kString:
+    case NodeKind::kNumber:  // numbers as strings, exactly as written, in both
+      Check(v.IsString() && std::string_view(v.GetString(), v.GetStringLength()) == n.value,
+            "RapidJSON's DOM reads a string or number differently", text);
+      return;
+    case NodeKind::kBool: Check(v.IsBool() && (v.GetBool() ? "true" : "false") == n.value, "bool differs", text); return;
+    case NodeKind::kNull: Check(v.IsNull(), "null differs", text); return;
+  }
+}
+
+}  // namespace
 
 using caregate::fuzz::Check;
 using caregate::fuzz::CheckSame;
@@ -28,6 +65,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   caregate::fuzz::CheckUtf8(*parsed);
+  {
+    rapidjson::Document dom;
+    const std::string copy(text);  // NUL-terminated; an accepted text holds no NUL byte
+    dom.Parse<rapidjson::kParseValidateEncodingFlag | rapidjson::kParseNumbersAsStringsFlag |
+              rapidjson::kParseIterativeFlag>(copy.c_str());
+    Check(!dom.HasParseError(), "RapidJSON's DOM refuses what ParseJson accepts", std::string(text));
+    CheckSameAsDom(*parsed, dom, std::string(text));
+  }
   // The builder's own root receives the document's root object as its one child.
   Check(rebuilt.children.size() == 1, "the event reader did not emit exactly one root object");
   CheckSame(*parsed, rebuilt.children.front(), "the event reader's events build a different tree", std::string(text));
