@@ -109,6 +109,14 @@ bool Router::Has(std::string_view method, std::string_view pattern) const {
                      [&](const Route& r) { return r.method == method && r.pattern == pattern; });
 }
 
+namespace {
+// A route serves its own method; a GET route serves HEAD too (RFC 9110 9.3.2: the same
+// answer without its content, which the session leaves out).
+bool Serves(std::string_view route_method, std::string_view method) {
+  return route_method == method || (method == "HEAD" && route_method == "GET");
+}
+}  // namespace
+
 Router::Match Router::Find(std::string_view method, std::string_view path) const {
   Match m;
   if (path.empty() || path.front() != '/') return m;
@@ -140,7 +148,7 @@ Router::Match Router::Find(std::string_view method, std::string_view path) const
     if (!matches(i)) continue;
     const std::uint64_t key = specificity(segments_[i]);
     if (best_any == routes_.size() || key > best_any_key) best_any = i, best_any_key = key;
-    if (routes_[i].method == method && (best == routes_.size() || key > best_key)) best = i, best_key = key;
+    if (Serves(routes_[i].method, method) && (best == routes_.size() || key > best_key)) best = i, best_key = key;
   }
   if (best == routes_.size()) {
     if (best_any == routes_.size()) return m;
@@ -148,7 +156,10 @@ Router::Match Router::Find(std::string_view method, std::string_view path) const
     m.pattern = routes_[best_any].pattern;
     std::set<std::string_view> allow;
     for (std::size_t i = 0; i < routes_.size(); ++i)
-      if (matches(i)) allow.insert(routes_[i].method);
+      if (matches(i)) {
+        allow.insert(routes_[i].method);
+        if (routes_[i].method == "GET") allow.insert("HEAD");
+      }
     for (std::string_view a : allow) {
       if (!m.allow.empty()) m.allow += ", ";
       m.allow += a;

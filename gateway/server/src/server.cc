@@ -350,6 +350,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     auto msg = parser_->release();
     parser_.reset();
     keep_alive_ = msg.keep_alive();
+    head_only_ = msg.method() == http::verb::head;
     Request req;
     req.method = ToString(msg.method_string());
     req.target = ToString(msg.target());
@@ -410,6 +411,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     keep_alive_ = false;
     unread_request_ = true;
     const auto& head = parser_->get();
+    head_only_ = head.method() == http::verb::head;
     Request req;
     req.method = ToString(head.method_string());
     req.target = ToString(head.target());
@@ -425,6 +427,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     started_ = Clock::now();
     keep_alive_ = false;
     unread_request_ = true;
+    head_only_ = false;  // the request could not be read: its method is not known
     const std::string id = engine_.handler().NewRequestId();
     Response res = ProblemForRequestId(problem, detail, id);
     res.route = std::string(RequestHandler::kUnmatchedRoute);
@@ -458,7 +461,9 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     route_ = std::move(r.route);
     status_ = r.status;
     lowest().expires_after(timeouts().write);
-    const std::array<asio::const_buffer, 2> buffers{asio::buffer(head_), asio::buffer(body.data(), body.size())};
+    // A HEAD request gets the head alone, Content-Length as for GET (RFC 9110 9.3.2).
+    const std::size_t body_bytes = head_only_ ? 0 : body.size();
+    const std::array<asio::const_buffer, 2> buffers{asio::buffer(head_), asio::buffer(body.data(), body_bytes)};
     asio::async_write(stream_, buffers, [self = this->shared_from_this(), keep](beast::error_code ec, std::size_t) {
       self->OnWrite(ec, keep);
     });
@@ -529,6 +534,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   bool stopping_ = false;
   bool registered_ = false;
   bool unread_request_ = false;  // an error response went out before the request was read
+  bool head_only_ = false;       // the request being answered is a HEAD: no body goes out
   std::list<std::weak_ptr<SessionBase>>::iterator it_;
   Clock::time_point started_;
   std::string route_;

@@ -172,10 +172,10 @@ TEST_F(HandlerTest, UnknownPathIs404) {
 TEST_F(HandlerTest, WrongMethodIs405WithAllowHeader) {
   Response r = Call("DELETE", "/v1/persons/nhs:1", "t-health");
   ExpectProblem(r, 405, "method-not-allowed");
-  EXPECT_EQ(r.headers.Find("Allow"), "GET");
+  EXPECT_EQ(r.headers.Find("Allow"), "GET, HEAD");
   r = Call("POST", "/healthz");
   ExpectProblem(r, 405, "method-not-allowed");
-  EXPECT_EQ(r.headers.Find("Allow"), "GET");
+  EXPECT_EQ(r.headers.Find("Allow"), "GET, HEAD");
 }
 
 TEST_F(HandlerTest, ContextCarriesPrincipalParamsQueryAndRequestId) {

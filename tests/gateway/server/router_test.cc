@@ -56,11 +56,22 @@ TEST(Router, Returns405WithAllowHeader) {
   Router r = Sample();
   auto m = r.Find("PUT", "/v1/audit/events");
   EXPECT_EQ(m.outcome, Router::Outcome::kMethodNotAllowed);
-  EXPECT_EQ(m.allow, "DELETE, GET");
+  EXPECT_EQ(m.allow, "DELETE, GET, HEAD");
   EXPECT_EQ(m.pattern, "/v1/audit/events");
   m = r.Find("GET", "/v1/ingest/cis");
   EXPECT_EQ(m.outcome, Router::Outcome::kMethodNotAllowed);
   EXPECT_EQ(m.allow, "POST");
+  m = r.Find("HEAD", "/v1/ingest/cis");  // only a GET route serves HEAD
+  EXPECT_EQ(m.outcome, Router::Outcome::kMethodNotAllowed);
+  EXPECT_EQ(m.allow, "POST");
+}
+
+TEST(Router, HeadIsServedByTheGetRoute) {
+  Router r = Sample();
+  auto m = r.Find("HEAD", "/v1/audit/events");
+  ASSERT_EQ(m.outcome, Router::Outcome::kFound);
+  EXPECT_EQ(m.route->method, "GET");
+  EXPECT_EQ(m.route->pattern, "/v1/audit/events");
 }
 
 TEST(Router, UnknownPathIsNotFound) {

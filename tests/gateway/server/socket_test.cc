@@ -81,6 +81,39 @@ TEST(ServerSocket, AnswersOverLoopbackWithKeepAlive) {
   EXPECT_EQ(r->body, R"({"status":"ready"})");
 }
 
+// HEAD is answered wherever GET is (RFC 9110 9.3.2): the same status and head, with the
+// GET answer's Content-Length, and no body, so the next answer on the connection starts
+// right after the head.
+TEST(ServerSocket, HeadIsAnsweredLikeGetWithoutTheBody) {
+  RunningServer s(TestOptions(), MakeHandler());
+  Conn c(s.port());
+  const std::string head = "HEAD /v1/echo?n=12345 HTTP/1.1\r\nHost: localhost\r\n" + std::string(kAuth) + "\r\n";
+  ASSERT_TRUE(c.Send(head + Get("/v1/echo?n=2", kAuth) + "HEAD /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n" +
+                     Get("/healthz")));
+  auto a = c.Read(std::chrono::seconds(10), /*head_request=*/true);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->status, 200);
+  EXPECT_EQ(a->header("content-length"), "7");  // "n=12345", not sent
+  EXPECT_EQ(a->header("content-type"), "text/plain; charset=utf-8");
+  EXPECT_EQ(a->body, "");
+  auto b = c.Read();
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->body, "n=2");  // the next answer was not mistaken for a body
+  auto h = c.Read(std::chrono::seconds(10), true);
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, 200);
+  EXPECT_EQ(h->header("content-length"), std::to_string(std::string(R"({"status":"ready"})").size()));
+  auto g = c.Read();
+  ASSERT_TRUE(g);
+  EXPECT_EQ(g->body, R"({"status":"ready"})");
+  // Without a token, HEAD is refused like GET; a POST-only route does not take it.
+  ASSERT_TRUE(c.Send("HEAD /v1/echo HTTP/1.1\r\nHost: localhost\r\n\r\n"));
+  auto u = c.Read(std::chrono::seconds(10), true);
+  ASSERT_TRUE(u);
+  EXPECT_EQ(u->status, 401);
+  EXPECT_EQ(u->body, "");
+}
+
 TEST(ServerSocket, PipelinedRequestsAreAnsweredInOrder) {
   RunningServer s(TestOptions(), MakeHandler());
   Conn c(s.port());

@@ -86,7 +86,8 @@ class Conn {
   }
 
   // Reads one response (Content-Length bodies only, which is all the server sends).
-  std::optional<Reply> Read(std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+  // `head_request`: the answer to a HEAD, whose Content-Length names a body not sent.
+  std::optional<Reply> Read(std::chrono::milliseconds timeout = std::chrono::seconds(10), bool head_request = false) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     std::size_t head_end;
     while ((head_end = buf_.find("\r\n\r\n")) == std::string::npos)
@@ -112,7 +113,7 @@ class Conn {
       line_end = next;
     }
     std::size_t length = r.headers.count("content-length") ? std::stoul(r.headers["content-length"]) : 0;
-    if (r.status == 100) length = 0;
+    if (r.status == 100 || head_request) length = 0;
     while (buf_.size() < head_end + 4 + length)
       if (!Fill(deadline)) return std::nullopt;
     r.body = buf_.substr(head_end + 4, length);
