@@ -3,7 +3,11 @@
 // mapped) when it was last written, and the completed runs with a copy of each
 // manifest. A run stages its new hashes in a TEMP table, which dies with the process;
 // Complete() copies them into the state in the same transaction that records the run,
-// so a run killed at any moment leaves the previous state exactly as it was.
+// so a run killed at any moment leaves the previous state exactly as it was. Staging in
+// the main table inside one long transaction would do the same with less work, but it
+// would hold SQLite's write lock for the whole run, and the export may share its
+// database with a running server (both default to caregate.db), whose audit writes
+// would then wait: the write lock is taken only for Complete's copy.
 #include <array>
 #include <cstdint>
 #include <memory>
