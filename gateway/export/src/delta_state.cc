@@ -95,7 +95,8 @@ RunRecord ReadRun(store::Statement& q) {
 
 }  // namespace
 
-DeltaState::DeltaState(const std::string& path) : path_(path) {
+DeltaState::DeltaState(const std::string& path, std::size_t pending_rows)
+    : path_(path), pending_rows_(std::max<std::size_t>(pending_rows, 1)) {
   store::OpenOptions options;
   options.busy_timeout_ms = 60000;  // a nightly job would rather wait for a busy server than fail
   db_ = std::make_unique<store::Database>(path, options);
@@ -116,6 +117,7 @@ DeltaState::DeltaState(const std::string& path) : path_(path) {
 }
 
 DeltaState::~DeltaState() {
+  if (writer_.joinable()) writer_.join();
   find_staged_.reset();
   find_state_.reset();
   stage_.reset();
@@ -145,12 +147,10 @@ std::optional<RunRecord> DeltaState::LastCompleted() {
 }
 
 void DeltaState::BeginRun() {
+  JoinWriter();
   db_->Exec("DELETE FROM temp.export_staged");
-  pending_.clear();
-  pending_person_keys_.clear();
-  pending_.reserve(kPendingRows);
-  pending_slots_.assign(kIndexSlots, 0);
-  pending_keys_ = 0;
+  filling_.Init(pending_rows_);
+  writing_.Init(pending_rows_);
   staged_bits_.assign(kBloomBits / 64, 0);
   // One read snapshot of the state for the whole run (and no per-statement transactions).
   db_->Exec("BEGIN DEFERRED");
@@ -197,40 +197,89 @@ void DeltaState::MarkStaged(std::int64_t key) {
   staged_bits_[BloomWord(h)] |= BloomMask(h);
 }
 
-std::size_t DeltaState::Slot(std::int64_t key) const {
-  std::size_t s = static_cast<std::size_t>(Mix(key) >> 20) & (kIndexSlots - 1);
-  while (pending_slots_[s] != 0 && pending_[pending_slots_[s] - 1].key != key) s = (s + 1) & (kIndexSlots - 1);
+void DeltaState::PendingBuffer::Init(std::size_t capacity) {
+  rows.clear();
+  rows.reserve(capacity);
+  person_keys.clear();
+  std::size_t n = 16;
+  while (n < 2 * capacity) n *= 2;
+  slots.assign(n, 0);
+  keys = 0;
+}
+
+void DeltaState::PendingBuffer::Clear() {
+  rows.clear();
+  person_keys.clear();
+  std::fill(slots.begin(), slots.end(), 0);
+  keys = 0;
+}
+
+std::size_t DeltaState::PendingBuffer::Slot(std::int64_t key) const {
+  const std::size_t mask = slots.size() - 1;
+  std::size_t s = static_cast<std::size_t>(Mix(key) >> 20) & mask;
+  while (slots[s] != 0 && rows[slots[s] - 1].key != key) s = (s + 1) & mask;
   return s;
 }
 
-const DeltaState::PendingRow* DeltaState::FindPending(std::int64_t key) const {
-  const std::uint32_t row = pending_slots_[Slot(key)];
-  return row == 0 ? nullptr : &pending_[row - 1];
+const DeltaState::PendingRow* DeltaState::PendingBuffer::Find(std::int64_t key) const {
+  const std::uint32_t row = slots[Slot(key)];
+  return row == 0 ? nullptr : &rows[row - 1];
 }
 
-void DeltaState::FlushPending() {
-  if (pending_.empty()) return;
+void DeltaState::PendingBuffer::Add(std::int64_t key, std::string_view person_key, const ContentHash& hash,
+                                    const ContentHash& line_hash) {
+  const std::size_t slot = Slot(key);
+  if (slots[slot] == 0) ++keys;
+  slots[slot] = static_cast<std::uint32_t>(rows.size() + 1);
+  rows.push_back({key, Half(hash, 0), Half(hash, 1), Half(line_hash, 0), Half(line_hash, 1),
+                  static_cast<std::uint32_t>(person_keys.size()), static_cast<std::uint32_t>(person_key.size())});
+  person_keys.append(person_key);
+}
+
+void DeltaState::Insert(const PendingBuffer& buffer) {
+  if (buffer.rows.empty()) return;
   // Only each key's latest row counts (a person twice in the extract).
-  std::vector<std::size_t> order;
-  order.reserve(pending_keys_);
-  for (std::uint32_t row : pending_slots_)
+  std::vector<std::uint32_t> order;
+  order.reserve(buffer.keys);
+  for (std::uint32_t row : buffer.slots)
     if (row != 0) order.push_back(row - 1);
   std::sort(order.begin(), order.end(),
-            [&](std::size_t a, std::size_t b) { return pending_[a].key < pending_[b].key; });
-  for (std::size_t i : order) {
-    const PendingRow& r = pending_[i];
-    stage_->Reset();
-    stage_->Bind(1, r.key)
-        .Bind(2, std::string_view(pending_person_keys_).substr(r.person_offset, r.person_length))
-        .Bind(3, r.hash_hi)
-        .Bind(4, r.hash_lo);
-    stage_->Bind(5, r.line_hi).Bind(6, r.line_lo);
-    stage_->Run();
+            [&](std::uint32_t a, std::uint32_t b) { return buffer.rows[a].key < buffer.rows[b].key; });
+  // The lock is taken per slice, not for the whole batch, so that the caller's lookups
+  // (a state lookup per record on a delta night) wait at most one slice.
+  constexpr std::size_t kSlice = 256;
+  for (std::size_t from = 0; from < order.size(); from += kSlice) {
+    std::lock_guard<std::mutex> lock(db_mutex_);
+    const std::size_t to = std::min(order.size(), from + kSlice);
+    for (std::size_t i = from; i < to; ++i) {
+      const PendingRow& r = buffer.rows[order[i]];
+      stage_->Reset();
+      stage_->Bind(1, r.key)
+          .Bind(2, std::string_view(buffer.person_keys).substr(r.person_offset, r.person_length))
+          .Bind(3, r.hash_hi)
+          .Bind(4, r.hash_lo);
+      stage_->Bind(5, r.line_hi).Bind(6, r.line_lo);
+      stage_->Run();
+    }
   }
-  pending_.clear();
-  pending_person_keys_.clear();
-  std::fill(pending_slots_.begin(), pending_slots_.end(), 0);
-  pending_keys_ = 0;
+}
+
+void DeltaState::JoinWriter() {
+  if (writer_.joinable()) writer_.join();
+  if (write_error_) std::rethrow_exception(write_error_);
+}
+
+void DeltaState::HandOver() {
+  JoinWriter();
+  writing_.Clear();
+  std::swap(filling_, writing_);
+  writer_ = std::thread([this] {
+    try {
+      Insert(writing_);
+    } catch (...) {
+      write_error_ = std::current_exception();
+    }
+  });
 }
 
 namespace {
@@ -248,8 +297,11 @@ DeltaState::Seen Compare(std::int64_t hash_hi, std::int64_t hash_lo, std::int64_
 DeltaState::Seen DeltaState::Lookup(std::int64_t key, const ContentHash& hash, const ContentHash& line_hash) {
   const bool maybe_staged = MaybeStaged(key);
   if (maybe_staged)
-    if (const PendingRow* r = FindPending(key))
-      return Compare(r->hash_hi, r->hash_lo, r->line_hi, r->line_lo, hash, line_hash);
+    for (const PendingBuffer* buffer : {&filling_, &writing_})  // the newer one first
+      if (const PendingRow* r = buffer->Find(key))
+        return Compare(r->hash_hi, r->hash_lo, r->line_hi, r->line_lo, hash, line_hash);
+  if (!maybe_staged && state_empty_) return {};
+  std::lock_guard<std::mutex> lock(db_mutex_);
   for (store::Statement* q : {find_staged_.get(), find_state_.get()}) {
     if (q == find_staged_.get() && !maybe_staged) continue;
     if (q == find_state_.get() && state_empty_) continue;
@@ -266,7 +318,8 @@ DeltaState::Seen DeltaState::Lookup(std::int64_t key, const ContentHash& hash, c
 
 bool DeltaState::Staged(std::int64_t key) {
   if (!MaybeStaged(key)) return false;
-  if (FindPending(key)) return true;
+  if (filling_.Find(key) || writing_.Find(key)) return true;
+  std::lock_guard<std::mutex> lock(db_mutex_);
   find_staged_->Reset();
   find_staged_->Bind(1, key);
   bool found = find_staged_->Step();
@@ -276,15 +329,9 @@ bool DeltaState::Staged(std::int64_t key) {
 
 void DeltaState::Stage(std::int64_t key, std::string_view person_key, const ContentHash& hash,
                        const ContentHash& line_hash) {
-  const std::size_t slot = Slot(key);
-  if (pending_slots_[slot] == 0) ++pending_keys_;
-  pending_slots_[slot] = static_cast<std::uint32_t>(pending_.size() + 1);
-  pending_.push_back({key, Half(hash, 0), Half(hash, 1), Half(line_hash, 0), Half(line_hash, 1),
-                      static_cast<std::uint32_t>(pending_person_keys_.size()),
-                      static_cast<std::uint32_t>(person_key.size())});
-  pending_person_keys_.append(person_key);
+  filling_.Add(key, person_key, hash, line_hash);
   MarkStaged(key);
-  if (pending_.size() >= kPendingRows) FlushPending();
+  if (filling_.rows.size() >= pending_rows_) HandOver();
 }
 
 StateReader::StateReader(const std::string& path) {
@@ -306,7 +353,12 @@ bool StateReader::LineUnchanged(std::int64_t key, const ContentHash& line_hash) 
 }
 
 std::int64_t DeltaState::Complete(RunRecord run) {
-  if (stage_) FlushPending();
+  if (stage_) {
+    JoinWriter();
+    Insert(filling_);
+    filling_.Clear();
+    writing_.Clear();
+  }
   find_staged_.reset();
   find_state_.reset();
   stage_.reset();

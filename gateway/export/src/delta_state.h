@@ -10,10 +10,13 @@
 // would then wait: the write lock is taken only for Complete's copy.
 #include <array>
 #include <cstdint>
+#include <exception>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "record_hash.h"
@@ -50,8 +53,13 @@ class StateReader {
 
 class DeltaState {
  public:
+  // Staged rows kept in memory before they go to the TEMP table, per buffer (there are
+  // two: one filling, one being written by a background thread).
+  static constexpr std::size_t kDefaultPendingRows = 32768;
+
   // Opens (creating if needed) and migrates the database. Throws FatalError(kIoFailure).
-  explicit DeltaState(const std::string& path);
+  // `pending_rows` is for tests (small values make rows reach the TEMP table early).
+  explicit DeltaState(const std::string& path, std::size_t pending_rows = kDefaultPendingRows);
   ~DeltaState();
 
   // Completed runs that could be this one (same run date, flags, tables, input size);
@@ -71,6 +79,8 @@ class DeltaState {
   Seen Lookup(std::int64_t key, const ContentHash& hash, const ContentHash& line_hash);
   // True when this run has staged the key (exact; the Bloom filter makes misses cheap).
   bool Staged(std::int64_t key);
+  // Throws store::DatabaseError when an earlier batch of staged rows could not be
+  // written (the background write's error surfaces at the next hand-over).
   void Stage(std::int64_t key, std::string_view person_key, const ContentHash& hash, const ContentHash& line_hash);
   // One transaction: the staged hashes into the state, and the run as completed.
   // Returns the run's seq.
@@ -93,25 +103,39 @@ class DeltaState {
   std::unique_ptr<store::Statement> find_staged_, find_state_, stage_;
 
   // Staged rows not yet in the TEMP table. Keys are hashes, so inserting each row as it
-  // comes lands on a random page of a B-tree that outgrows its cache; a few thousand
-  // at a time, sorted by key, walk the tree in order (memory stays flat: at most
-  // kPendingRows rows).
+  // comes lands on a random page of a B-tree that outgrows its cache; many thousands at
+  // a time, sorted by key, walk the tree in order (memory stays flat: two buffers of at
+  // most `pending_rows` rows).
   struct PendingRow {
     std::int64_t key, hash_hi, hash_lo, line_hi, line_lo;
-    std::uint32_t person_offset, person_length;  // in pending_person_keys_
+    std::uint32_t person_offset, person_length;  // in person_keys
   };
-  static constexpr std::size_t kPendingRows = 8192;
-  std::vector<PendingRow> pending_;
-  std::string pending_person_keys_;
-  // key -> its latest row in pending_: open addressing over kIndexSlots slots (twice
-  // kPendingRows, so probes stay short), cleared at every flush. Slot value 0 is empty,
-  // else row index + 1.
-  static constexpr std::size_t kIndexSlots = 2 * kPendingRows;
-  std::vector<std::uint32_t> pending_slots_;
-  std::size_t pending_keys_ = 0;  // distinct keys in pending_slots_
-  std::size_t Slot(std::int64_t key) const;  // the key's slot, or the empty one where it would go
-  const PendingRow* FindPending(std::int64_t key) const;
-  void FlushPending();
+  struct PendingBuffer {
+    std::vector<PendingRow> rows;
+    std::string person_keys;
+    // key -> its latest row: open addressing over twice as many slots as rows (probes
+    // stay short). Slot value 0 is empty, else row index + 1.
+    std::vector<std::uint32_t> slots;
+    std::size_t keys = 0;  // distinct keys
+    void Init(std::size_t capacity);
+    void Clear();
+    std::size_t Slot(std::int64_t key) const;  // the key's slot, or the empty one where it would go
+    const PendingRow* Find(std::int64_t key) const;
+    void Add(std::int64_t key, std::string_view person_key, const ContentHash& hash, const ContentHash& line_hash);
+  };
+  std::size_t pending_rows_;
+  // `filling_` takes Stage's rows (caller's thread only). When full it changes places
+  // with `writing_`, whose rows a background thread inserts into the TEMP table while
+  // the run goes on; until that thread is joined, both threads only read `writing_`.
+  PendingBuffer filling_, writing_;
+  std::thread writer_;
+  std::exception_ptr write_error_;
+  // The connection is opened without SQLite's own mutex (one connection per thread), so
+  // the background insert and the caller's lookups take turns on it through this.
+  std::mutex db_mutex_;
+  void HandOver();       // filling_ -> writing_, and starts the background insert
+  void JoinWriter();     // waits for the background insert; rethrows its error
+  void Insert(const PendingBuffer& buffer);  // into the TEMP table, in key order
   // The state had no rows when the run began: Lookup need not ask it.
   bool state_empty_ = false;
 };

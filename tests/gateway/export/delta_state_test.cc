@@ -38,21 +38,22 @@ RunRecord ARun(std::string date) {
   return r;
 }
 
-// More keys than are kept in memory, so early keys are in the TEMP table when they are
-// looked up and staged again.
+// Many more keys than are kept in memory (1,000 rows per buffer here), so early keys are
+// in the TEMP table when they are looked up and staged again, and lookups run while a
+// background thread is writing the buffer before.
 TEST(DeltaState, StagedKeysAreFoundInMemoryAndInTheTempTableAndTheLatestWins) {
   TempDir dir;
   const std::string db = (dir.path() / "state.db").string();
   constexpr int kKeys = 20000;
   {
-    DeltaState state(db);
+    DeltaState state(db, 1000);
     state.BeginRun();
     for (int i = 0; i < kKeys; ++i) {
       ASSERT_FALSE(state.Staged(Key(i)));
       EXPECT_FALSE(state.Lookup(Key(i), Hash(i, 1), Hash(i, 1)).found);
       state.Stage(Key(i), "cis:P" + std::to_string(i), Hash(i, 1), Hash(i, 1));
     }
-    for (int i : {0, 1, 5000, 12000, kKeys - 2, kKeys - 1}) {  // flushed and still pending
+    for (int i : {0, 1, 5000, 12000, 18500, 18999, 19000, kKeys - 2, kKeys - 1}) {  // written and still pending
       SCOPED_TRACE(i);
       EXPECT_TRUE(state.Staged(Key(i)));
       auto same = state.Lookup(Key(i), Hash(i, 1), Hash(i, 1));
@@ -86,14 +87,41 @@ TEST(DeltaState, StagedKeysAreFoundInMemoryAndInTheTempTableAndTheLatestWins) {
   }
 }
 
+// A key staged again while its earlier row is in the buffer being written: the newer
+// row wins, in Lookup and in the state Complete stores.
+TEST(DeltaState, TheNewerRowWinsWhileTheOlderIsBeingWritten) {
+  TempDir dir;
+  const std::string db = (dir.path() / "state.db").string();
+  constexpr int kRows = 64;
+  {
+    DeltaState state(db, kRows);
+    state.BeginRun();
+    for (int round = 1; round <= 3; ++round) {
+      state.Stage(Key(0), "cis:P0", Hash(0, round), Hash(0, round));
+      // Fill the rest of the buffer: it is handed over with Key(0)'s row in it.
+      for (int i = 1; i < kRows; ++i) state.Stage(Key(round * 1000 + i), "cis:P", Hash(i, 1), Hash(i, 1));
+      auto seen = state.Lookup(Key(0), Hash(0, round), Hash(0, round));
+      EXPECT_TRUE(seen.found && seen.same_content && seen.same_line) << round;
+      EXPECT_FALSE(state.Lookup(Key(0), Hash(0, round - 1), Hash(0, round)).same_content) << round;
+    }
+    state.Stage(Key(0), "cis:P0", Hash(0, 9), Hash(0, 9));  // pending when Complete runs
+    state.Complete(ARun("2024-05-01"));
+  }
+  DeltaState next(db);
+  next.BeginRun();
+  auto seen = next.Lookup(Key(0), Hash(0, 9), Hash(0, 9));
+  EXPECT_TRUE(seen.found && seen.same_content && seen.same_line);
+  EXPECT_TRUE(next.Lookup(Key(3001), Hash(1, 1), Hash(1, 1)).same_content);
+}
+
 // A run that never completes stores nothing.
 TEST(DeltaState, ARunWithoutCompleteLeavesTheStateAsItWas) {
   TempDir dir;
   const std::string db = (dir.path() / "state.db").string();
   {
-    DeltaState state(db);
+    DeltaState state(db, 1000);  // rows in the TEMP table, one buffer being written at the end
     state.BeginRun();
-    for (int i = 0; i < 10000; ++i) state.Stage(Key(i), "cis:P", Hash(i, 1), Hash(i, 1));
+    for (int i = 0; i < 10500; ++i) state.Stage(Key(i), "cis:P", Hash(i, 1), Hash(i, 1));
   }
   store::Database d(db);
   auto count = d.Prepare("SELECT count(*) FROM export_state");
