@@ -95,7 +95,7 @@ RunRecord ReadRun(store::Statement& q) {
 
 }  // namespace
 
-DeltaState::DeltaState(const std::string& path, std::size_t pending_rows)
+DeltaState::DeltaState(const std::string& path, std::size_t pending_rows, std::int64_t temp_max_pages)
     : path_(path), pending_rows_(std::max<std::size_t>(pending_rows, 1)) {
   store::OpenOptions options;
   options.busy_timeout_ms = 60000;  // a nightly job would rather wait for a busy server than fail
@@ -114,6 +114,7 @@ DeltaState::DeltaState(const std::string& path, std::size_t pending_rows)
       "CREATE TEMP TABLE IF NOT EXISTS export_staged ("
       " key INTEGER PRIMARY KEY, person_key TEXT NOT NULL, hash_hi INTEGER NOT NULL, hash_lo INTEGER NOT NULL,"
       " line_hi INTEGER NOT NULL, line_lo INTEGER NOT NULL)");
+  if (temp_max_pages > 0) db_->Exec("PRAGMA temp.max_page_count=" + std::to_string(temp_max_pages));
 }
 
 DeltaState::~DeltaState() {

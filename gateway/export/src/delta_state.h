@@ -58,8 +58,10 @@ class DeltaState {
   static constexpr std::size_t kDefaultPendingRows = 32768;
 
   // Opens (creating if needed) and migrates the database. Throws FatalError(kIoFailure).
-  // `pending_rows` is for tests (small values make rows reach the TEMP table early).
-  explicit DeltaState(const std::string& path, std::size_t pending_rows = kDefaultPendingRows);
+  // For tests: small `pending_rows` make rows reach the TEMP table early;
+  // `temp_max_pages` > 0 caps the TEMP database, so that staging fails as on a full disk.
+  explicit DeltaState(const std::string& path, std::size_t pending_rows = kDefaultPendingRows,
+                      std::int64_t temp_max_pages = 0);
   ~DeltaState();
 
   // Completed runs that could be this one (same run date, flags, tables, input size);
@@ -83,7 +85,8 @@ class DeltaState {
   // written (the background write's error surfaces at the next hand-over).
   void Stage(std::int64_t key, std::string_view person_key, const ContentHash& hash, const ContentHash& line_hash);
   // One transaction: the staged hashes into the state, and the run as completed.
-  // Returns the run's seq.
+  // Returns the run's seq. Throws store::DatabaseError (also for a failed background
+  // insert of staged rows), leaving the state as it was.
   std::int64_t Complete(RunRecord run);
 
   const std::string& path() const { return path_; }

@@ -114,6 +114,41 @@ TEST(DeltaState, TheNewerRowWinsWhileTheOlderIsBeingWritten) {
   EXPECT_TRUE(next.Lookup(Key(3001), Hash(1, 1), Hash(1, 1)).same_content);
 }
 
+// A background insert that fails (the TEMP database full, as on a full disk) surfaces in
+// the caller, at the next hand-over or at Complete, and the state keeps what it had.
+TEST(DeltaState, AFailedBackgroundInsertSurfacesAndStoresNothing) {
+  TempDir dir;
+  const std::string db = (dir.path() / "state.db").string();
+  {
+    DeltaState first(db);
+    first.BeginRun();
+    first.Stage(Key(0), "cis:P0", Hash(0, 1), Hash(0, 1));
+    first.Complete(ARun("2024-05-01"));
+  }
+  // 700 rows: the failure is raised by Complete; 20,000: by a later Stage's hand-over.
+  for (int rows : {700, 20000}) {
+    SCOPED_TRACE(rows);
+    DeltaState state(db, 500, 4);  // 4 pages of TEMP: fewer than 500 rows
+    state.BeginRun();
+    bool in_complete = false, thrown = false;
+    try {
+      for (int i = 1; i <= rows; ++i) state.Stage(Key(i), "cis:P" + std::to_string(i), Hash(i, 1), Hash(i, 1));
+      in_complete = true;
+      state.Complete(ARun("2024-05-02"));
+    } catch (const store::DatabaseError& e) {
+      thrown = true;
+      EXPECT_NE(std::string(e.what()).find("full"), std::string::npos) << e.what();
+    }
+    EXPECT_TRUE(thrown);
+    EXPECT_EQ(in_complete, rows == 700);
+  }
+  store::Database d(db);
+  auto count = d.Prepare("SELECT (SELECT count(*) FROM export_state), (SELECT count(*) FROM export_runs)");
+  ASSERT_TRUE(count.Step());
+  EXPECT_EQ(count.ColumnInt64(0), 1);
+  EXPECT_EQ(count.ColumnInt64(1), 1);
+}
+
 // A run that never completes stores nothing.
 TEST(DeltaState, ARunWithoutCompleteLeavesTheStateAsItWas) {
   TempDir dir;
