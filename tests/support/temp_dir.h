@@ -14,13 +14,17 @@ namespace caregate::testing {
 
 class TempDir {
  public:
-  TempDir() {
+  // Under `parent` (the system's temporary directory unless a test needs a particular
+  // file system).
+  explicit TempDir(const std::filesystem::path& parent = std::filesystem::temp_directory_path()) {
     static std::atomic<int> counter{0};
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
     std::string name = "caregate-";
     if (info) name += std::string(info->test_suite_name()) + "-" + info->name() + "-";
     name += std::to_string(::getpid()) + "-" + std::to_string(counter++);
-    path_ = std::filesystem::temp_directory_path() / name;
+    for (char& c : name)
+      if (c == '/') c = '_';  // parameterised tests: "Suite/Test/Param"
+    path_ = parent / name;
     std::filesystem::remove_all(path_);
     std::filesystem::create_directories(path_);
   }

@@ -5,8 +5,11 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <algorithm>
 #include <filesystem>
+#include <new>
 
 #include "caregate/core/error.h"
 
@@ -64,22 +67,82 @@ void WriteFileAtomically(const std::string& path, std::string_view bytes) {
   SyncDirectory(std::filesystem::path(path).parent_path().string());
 }
 
-OutputFile::OutputFile(std::string final_path) : final_path_(std::move(final_path)) {
+OutputFile::OutputFile(std::string final_path, Io io) : final_path_(std::move(final_path)) {
   partial_path_ = PartialPath(final_path_);
-  fd_ = ::open(partial_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  // Direct I/O first: on this kind of machine, writing through the page cache cost the
+  // export's writer thread more kernel time (copies, writeback, dropping the pages again)
+  // than hashing its output (docs/performance.md, session 12). A file system that does
+  // not take O_DIRECT (tmpfs) refuses the open with EINVAL; it then gets the page cache.
+  if (io == Io::kDirectWherePossible) {
+    fd_ = ::open(partial_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0644);
+    direct_ = fd_ >= 0;
+  }
+  if (fd_ < 0 && (io == Io::kPageCache || errno == EINVAL)) fd_ = ::open(partial_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd_ < 0) Fail(partial_path_, "cannot create");
   sha_ = EVP_MD_CTX_new();
   if (!sha_ || EVP_DigestInit_ex(sha_, EVP_sha256(), nullptr) != 1)
     throw FatalError(Problem::kInternal, "OpenSSL: cannot initialise SHA-256");
-  buf_.reserve(kFlushBytes + (64 << 10));
+  if (direct_) {
+    block_ = static_cast<char*>(std::aligned_alloc(kAlign, kBlockBytes));
+    if (!block_) throw std::bad_alloc();
+  } else {
+    buf_.reserve(kFlushBytes + (64 << 10));
+  }
 }
 
 OutputFile::~OutputFile() {
   if (!published_) Discard();
   EVP_MD_CTX_free(sha_);
+  std::free(block_);
+}
+
+void OutputFile::AppendDirect(std::string_view bytes) {
+  while (!bytes.empty()) {
+    const std::size_t n = std::min(bytes.size(), kBlockBytes - block_used_);
+    std::memcpy(block_ + block_used_, bytes.data(), n);
+    EVP_DigestUpdate(sha_, block_ + block_used_, n);  // while the bytes are in the cache
+    block_used_ += n;
+    bytes.remove_prefix(n);
+    if (block_used_ == kBlockBytes) WriteBlock();
+    if (!direct_) {  // the block was refused: the rest goes through the page cache
+      Append(bytes);
+      return;
+    }
+  }
+}
+
+void OutputFile::WriteBlock() {  // its bytes are hashed already (AppendDirect)
+  const char* data = block_;
+  std::size_t n = block_used_;
+  while (n > 0) {
+    ssize_t w = ::write(fd_, data, n);
+    if (w < 0 && errno == EINTR) continue;
+    // EINVAL: the file system opened the file for direct I/O but refuses this write (or
+    // a short write left the offset unaligned): the rest goes through the page cache.
+    if (w < 0 && errno == EINVAL) {
+      LeaveDirect();
+      WriteAll(fd_, partial_path_, data, n);
+      bytes_ += n;
+      break;
+    }
+    if (w < 0) Fail(partial_path_, "write failed");
+    data += w;
+    n -= static_cast<std::size_t>(w);
+    bytes_ += static_cast<std::uint64_t>(w);
+  }
+  block_used_ = 0;
+}
+
+void OutputFile::LeaveDirect() {
+  if (!direct_) return;
+  const int flags = ::fcntl(fd_, F_GETFL);
+  if (flags < 0 || ::fcntl(fd_, F_SETFL, flags & ~O_DIRECT) != 0) Fail(partial_path_, "cannot leave direct I/O");
+  direct_ = false;
+  buf_.reserve(kFlushBytes + (64 << 10));
 }
 
 void OutputFile::Flush() {
+  if (direct_) return;  // whole blocks are written as they fill; the tail at Finish
   if (buf_.empty()) return;
   Write(buf_);
   buf_.clear();
@@ -111,6 +174,15 @@ void OutputFile::Write(std::string_view bytes) {
 }
 
 void OutputFile::Finish() {
+  if (direct_ && block_used_ > 0) {
+    // The tail is shorter than a block (and not a multiple of the alignment in general):
+    // written through the page cache, then fsynced with everything else.
+    const std::size_t tail = block_used_;
+    LeaveDirect();
+    block_used_ = 0;
+    WriteAll(fd_, partial_path_, block_, tail);
+    bytes_ += tail;
+  }
   Flush();
   if (::fsync(fd_) != 0) Fail(partial_path_, "fsync failed");
   if (::close(fd_) != 0) {

@@ -22,15 +22,23 @@ void WriteFileAtomically(const std::string& path, std::string_view bytes);
 
 class OutputFile {
  public:
-  // Creates (truncates) the partial file. Throws FatalError(kIoFailure).
-  explicit OutputFile(std::string final_path);
+  enum class Io { kDirectWherePossible, kPageCache };
+  // Creates (truncates) the partial file. Throws FatalError(kIoFailure). `io` is for
+  // tests of the page-cache path (which file systems without O_DIRECT take).
+  explicit OutputFile(std::string final_path, Io io = Io::kDirectWherePossible);
   ~OutputFile();  // discards the partial file unless published
   OutputFile(const OutputFile&) = delete;
   OutputFile& operator=(const OutputFile&) = delete;
 
-  // Small pieces are gathered in a buffer; a large one (a run of records' bytes) goes to
-  // the file as it is, after what is buffered, without being copied first.
+  // Direct I/O (O_DIRECT, where the file system takes it): bytes are gathered into
+  // aligned 1 MiB blocks, each written straight from that buffer to the disk, bypassing
+  // the page cache. Otherwise small pieces are gathered in a buffer, and a large one (a
+  // run of records' bytes) goes to the file as it is, after what is buffered.
   void Append(std::string_view bytes) {
+    if (direct_) {
+      AppendDirect(bytes);
+      return;
+    }
     if (bytes.size() >= kDirectBytes) {
       Flush();
       Write(bytes);
@@ -39,6 +47,8 @@ class OutputFile {
     buf_.append(bytes);
     if (buf_.size() >= kFlushBytes) Flush();
   }
+  // Writes what is buffered (with direct I/O, only whole blocks are ever written before
+  // Finish: the buffer keeps the rest).
   void Flush();
   // Flushes, fsyncs and closes; the SHA-256 is known afterwards.
   void Finish();
@@ -47,6 +57,9 @@ class OutputFile {
   void Discard();
 
   const std::string& final_path() const { return final_path_; }
+  // Whether the file is being written with direct I/O (tests; it falls back to the page
+  // cache on file systems without O_DIRECT, such as tmpfs).
+  bool direct() const { return direct_; }
   const std::string& sha256() const { return sha256_; }
   std::uint64_t bytes() const { return bytes_; }
 
@@ -54,6 +67,16 @@ class OutputFile {
   static constexpr std::size_t kFlushBytes = 1 << 20;
   static constexpr std::size_t kDirectBytes = 64 << 10;
   void Write(std::string_view bytes);  // hash, write, start writeback, drop old pages
+  void AppendDirect(std::string_view bytes);
+  void WriteBlock();              // the full direct block: hash, write, empty it
+  void LeaveDirect();             // back to the page cache (fcntl), for the tail or a refusal
+  // Direct I/O: a block of kBlockBytes aligned to kAlign (offsets and lengths of direct
+  // writes must be multiples of the device's block size; 4096 covers every common one).
+  static constexpr std::size_t kAlign = 4096;
+  static constexpr std::size_t kBlockBytes = 1 << 20;
+  bool direct_ = false;
+  char* block_ = nullptr;
+  std::size_t block_used_ = 0;
   // Writeback of written bytes is started in steps of at least this much.
   static constexpr std::uint64_t kWritebackBytes = 8 << 20;
   // Written pages further back than this are waited for and dropped from the page cache.

@@ -1,5 +1,6 @@
 // OutputFile: the bytes and SHA-256 of what was appended, published only on Publish, and
-// a large file written without filling the page cache.
+// a large file written without filling the page cache; with direct I/O and through the
+// page cache alike.
 #include "output_file.h"  // gateway/export/src (private to the export library)
 
 #include <fcntl.h>
@@ -41,12 +42,29 @@ std::string Block(std::size_t n, unsigned seed) {
   return s;
 }
 
-TEST(OutputFile, WritesWhatWasAppendedAndItsSha256OnlyOncePublished) {
+class OutputFileIo : public ::testing::TestWithParam<OutputFile::Io> {};
+INSTANTIATE_TEST_SUITE_P(BothWays, OutputFileIo,
+                         ::testing::Values(OutputFile::Io::kDirectWherePossible, OutputFile::Io::kPageCache),
+                         [](const ::testing::TestParamInfo<OutputFile::Io>& p) {
+                           return p.param == OutputFile::Io::kPageCache ? "PageCache" : "Direct";
+                         });
+
+bool IsTmpfs(const std::string& dir) {
+  struct statfs fs {};
+  return ::statfs(dir.c_str(), &fs) == 0 && fs.f_type == TMPFS_MAGIC;
+}
+
+TEST_P(OutputFileIo, WritesWhatWasAppendedAndItsSha256OnlyOncePublished) {
   TempDir dir;
   const std::string path = dir.file("out.csv");
   std::string all;
   {
-    OutputFile f(path);
+    OutputFile f(path, GetParam());
+    if (GetParam() == OutputFile::Io::kPageCache) {
+      EXPECT_FALSE(f.direct());
+    } else if (!IsTmpfs(dir.path().string())) {
+      EXPECT_TRUE(f.direct());  // wherever the file system takes it: not tmpfs; ext4 and xfs do
+    }
     for (unsigned i = 0; i < 40; ++i) {  // ~3.5 MB in uneven pieces, across several flushes
       const std::string piece = Block(1000 + 177 * i * i, i);
       f.Append(piece);
@@ -64,13 +82,15 @@ TEST(OutputFile, WritesWhatWasAppendedAndItsSha256OnlyOncePublished) {
 
 // Small pieces are buffered, large ones written as they are: the order and the hash
 // must not notice which was which.
-TEST(OutputFile, SmallAndLargePiecesInAnyOrderKeepTheirOrder) {
+TEST_P(OutputFileIo, SmallAndLargePiecesInAnyOrderKeepTheirOrder) {
   TempDir dir;
   const std::string path = dir.file("mixed.xml");
   std::string all;
   {
-    OutputFile f(path);
-    const std::size_t sizes[] = {10, 70000, 3, 5, 200000, 65536, 65535, 1, 1 << 20, 17, 0, 2 << 20, 9};
+    OutputFile f(path, GetParam());
+    // Pieces across direct blocks' edges (1 MiB), exactly filling one, and a short tail.
+    const std::size_t sizes[] = {10, 70000, 3, 5, 200000, 65536, 65535, 1, 1 << 20, 17, 0, 2 << 20, 9,
+                                 (1 << 20) - 2426167 % (1 << 20), 1 << 20, 4095};
     unsigned seed = 0;
     for (std::size_t n : sizes) {
       const std::string piece = Block(n, ++seed);
@@ -85,11 +105,48 @@ TEST(OutputFile, SmallAndLargePiecesInAnyOrderKeepTheirOrder) {
   EXPECT_EQ(Slurp(path), all);
 }
 
-TEST(OutputFile, UnpublishedFileIsRemoved) {
+// Files smaller than one direct block (the manifest, most warehouse tables): the whole
+// file is the tail.
+TEST_P(OutputFileIo, SmallAndEmptyFiles) {
+  TempDir dir;
+  for (std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{4096}, std::size_t{70000}}) {
+    SCOPED_TRACE(n);
+    const std::string path = dir.file("small-" + std::to_string(n));
+    const std::string all = Block(n, 5);
+    {
+      OutputFile f(path, GetParam());
+      f.Append(all);
+      f.Flush();
+      f.Finish();
+      EXPECT_EQ(f.sha256(), Sha256Hex(all));
+      f.Publish();
+    }
+    EXPECT_EQ(Slurp(path), all);
+  }
+}
+
+// tmpfs refused O_DIRECT until Linux 6.6 (the file then gets the page cache) and takes
+// it since: the same bytes either way.
+TEST(OutputFile, TmpfsGetsTheSameBytesWhicheverWayItWrites) {
+  if (!IsTmpfs("/dev/shm")) GTEST_SKIP() << "no tmpfs at /dev/shm";
+  TempDir dir("/dev/shm");
+  const std::string path = dir.file("out.xml");
+  const std::string all = Block(3 << 20, 11) + "tail";
+  {
+    OutputFile f(path);
+    f.Append(all);
+    f.Finish();
+    EXPECT_EQ(f.sha256(), Sha256Hex(all));
+    f.Publish();
+  }
+  EXPECT_EQ(Slurp(path), all);
+}
+
+TEST_P(OutputFileIo, UnpublishedFileIsRemoved) {
   TempDir dir;
   const std::string path = dir.file("out.xml");
   {
-    OutputFile f(path);
+    OutputFile f(path, GetParam());
     f.Append(Block(3 << 20, 7));
     f.Flush();
     EXPECT_TRUE(std::filesystem::exists(PartialPath(path)));
@@ -98,17 +155,16 @@ TEST(OutputFile, UnpublishedFileIsRemoved) {
   EXPECT_FALSE(std::filesystem::exists(path));
 }
 
-TEST(OutputFile, ALargeFileDoesNotStayInThePageCache) {
-  // A night's output is gigabytes: pages written back long ago are dropped, so the run
-  // reuses a little cache instead of filling memory (docs/performance.md, export).
+TEST_P(OutputFileIo, ALargeFileDoesNotStayInThePageCache) {
+  // A night's output is gigabytes: direct I/O never puts it in the page cache, and
+  // through the cache, pages written back long ago are dropped, so the run reuses a
+  // little cache instead of filling memory (docs/performance.md, export).
   TempDir dir;
-  struct statfs fs {};
-  ASSERT_EQ(::statfs(dir.path().c_str(), &fs), 0);
-  if (fs.f_type == TMPFS_MAGIC) GTEST_SKIP() << "tmpfs keeps every page in memory";
+  if (IsTmpfs(dir.path().string())) GTEST_SKIP() << "tmpfs keeps every page in memory";
   const std::string path = dir.file("big.xml");
   constexpr std::size_t kTotal = 96u << 20;
   {
-    OutputFile f(path);
+    OutputFile f(path, GetParam());
     const std::string piece = Block(1 << 20, 3);
     for (std::size_t n = 0; n < kTotal; n += piece.size()) f.Append(piece);
     f.Finish();
