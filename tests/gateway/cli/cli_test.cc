@@ -113,6 +113,34 @@ TEST(CliTranslate, MissingFileIsInputError) {
   EXPECT_NE(r.err.find("/nonexistent/extract.ndjson"), std::string::npos) << r.err;
 }
 
+// A number option given something that is not a number (an empty string from a script's
+// unset variable, say) is a usage error naming the option, never read as 0 or the
+// default; the server does not start.
+TEST(CliUsage, ServeNumberOptionsRefuseWhatIsNotANumber) {
+  for (const char* option : {"--io-threads", "--handler-threads", "--max-connections", "--recheck-ms",
+                             "--warm-persons"}) {
+    for (const char* value : {"''", "abc", "-1"}) {
+      SCOPED_TRACE(std::string(option) + " " + value);
+      auto r = Caregate(std::string("serve --tokens /nonexistent/tokens --listen 127.0.0.1:0 ") + option + " " + value);
+      EXPECT_EQ(r.status, 2) << r.err;
+      EXPECT_NE(r.err.find(option), std::string::npos) << r.err;
+      EXPECT_EQ(r.out.find("listening"), std::string::npos) << r.out;
+    }
+  }
+}
+
+TEST(CliUsage, SynthNumberOptionsRefuseWhatIsNotANumber) {
+  for (const char* option : {"--records", "--seed", "--invalid-every"}) {
+    for (const char* value : {"''", "abc", "-1"}) {
+      SCOPED_TRACE(std::string(option) + " " + value);
+      auto r = Caregate(std::string("synth --format cis --records 1 ") + option + " " + value);
+      EXPECT_EQ(r.status, 2) << r.err;
+      EXPECT_NE(r.err.find(option), std::string::npos) << r.err;
+      EXPECT_EQ(r.out, "");
+    }
+  }
+}
+
 TEST(CliUsage, NoSubcommandIsUsageError) {
   EXPECT_EQ(Caregate("").status, 2);
   EXPECT_EQ(Caregate("frobnicate").status, 2);
