@@ -3,11 +3,11 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <algorithm>
 #include <filesystem>
 #include <new>
 
@@ -77,7 +77,8 @@ OutputFile::OutputFile(std::string final_path, Io io) : final_path_(std::move(fi
     fd_ = ::open(partial_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0644);
     direct_ = fd_ >= 0;
   }
-  if (fd_ < 0 && (io == Io::kPageCache || errno == EINVAL)) fd_ = ::open(partial_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd_ < 0 && (io == Io::kPageCache || errno == EINVAL))
+    fd_ = ::open(partial_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd_ < 0) Fail(partial_path_, "cannot create");
   sha_ = EVP_MD_CTX_new();
   if (!sha_ || EVP_DigestInit_ex(sha_, EVP_sha256(), nullptr) != 1)
@@ -121,8 +122,7 @@ void OutputFile::WriteBlock() {  // its bytes are hashed already (AppendDirect)
     // a short write left the offset unaligned): the rest goes through the page cache.
     if (w < 0 && errno == EINVAL) {
       LeaveDirect();
-      WriteAll(fd_, partial_path_, data, n);
-      bytes_ += n;
+      Put(std::string_view(data, n));
       break;
     }
     if (w < 0) Fail(partial_path_, "write failed");
@@ -138,6 +138,7 @@ void OutputFile::LeaveDirect() {
   const int flags = ::fcntl(fd_, F_GETFL);
   if (flags < 0 || ::fcntl(fd_, F_SETFL, flags & ~O_DIRECT) != 0) Fail(partial_path_, "cannot leave direct I/O");
   direct_ = false;
+  writeback_ = dropped_ = bytes_;  // what direct I/O wrote never entered the page cache
   buf_.reserve(kFlushBytes + (64 << 10));
 }
 
@@ -150,6 +151,10 @@ void OutputFile::Flush() {
 
 void OutputFile::Write(std::string_view bytes) {
   EVP_DigestUpdate(sha_, bytes.data(), bytes.size());
+  Put(bytes);
+}
+
+void OutputFile::Put(std::string_view bytes) {
   WriteAll(fd_, partial_path_, bytes.data(), bytes.size());
   bytes_ += bytes.size();
   // Start writing these pages back now rather than leave gigabytes dirty for the final
@@ -180,8 +185,7 @@ void OutputFile::Finish() {
     const std::size_t tail = block_used_;
     LeaveDirect();
     block_used_ = 0;
-    WriteAll(fd_, partial_path_, block_, tail);
-    bytes_ += tail;
+    Put(std::string_view(block_, tail));
   }
   Flush();
   if (::fsync(fd_) != 0) Fail(partial_path_, "fsync failed");

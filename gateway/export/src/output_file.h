@@ -66,9 +66,10 @@ class OutputFile {
  private:
   static constexpr std::size_t kFlushBytes = 1 << 20;
   static constexpr std::size_t kDirectBytes = 64 << 10;
-  void Write(std::string_view bytes);  // hash, write, start writeback, drop old pages
+  void Write(std::string_view bytes);  // hash, then Put
+  void Put(std::string_view bytes);    // write (hashed already), start writeback, drop old pages
   void AppendDirect(std::string_view bytes);
-  void WriteBlock();              // the full direct block: hash, write, empty it
+  void WriteBlock();              // the full direct block (hashed as it filled): write, empty it
   void LeaveDirect();             // back to the page cache (fcntl), for the tail or a refusal
   // Direct I/O: a block of kBlockBytes aligned to kAlign (offsets and lengths of direct
   // writes must be multiples of the device's block size; 4096 covers every common one).
