@@ -10,7 +10,7 @@ Command AddSynthCommand(CLI::App& root, std::string& mappings_dir) {
   auto* app = root.add_subcommand("synth", "Write deterministic synthetic records (CIS NDJSON or a SystmOne batch)");
   auto o = std::make_shared<synth::SynthOptions>();
   auto out = std::make_shared<std::string>();
-  // Range checks also make CLI11 refuse an empty value, which it would read as 0.
+  // The number checks also make CLI11 refuse an empty value, which it would read as 0.
   app->add_option("--records", o->records, "How many records")->required()->check(CLI::NonNegativeNumber);
   app->add_option("--seed", o->seed, "Seed (same seed, same bytes)")->check(CLI::NonNegativeNumber);
   app->add_option("--format", o->format, "cis | systmone")->required()->check(CLI::IsMember({"cis", "systmone"}));

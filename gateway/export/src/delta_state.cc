@@ -265,6 +265,11 @@ void DeltaState::Insert(const PendingBuffer& buffer) {
   }
 }
 
+const DeltaState::PendingRow* DeltaState::FindPending(std::int64_t key) const {
+  if (const PendingRow* r = filling_.Find(key)) return r;  // the newer one first
+  return writing_.Find(key);
+}
+
 void DeltaState::JoinWriter() {
   if (writer_.joinable()) writer_.join();
   if (write_error_) std::rethrow_exception(write_error_);
@@ -298,9 +303,8 @@ DeltaState::Seen Compare(std::int64_t hash_hi, std::int64_t hash_lo, std::int64_
 DeltaState::Seen DeltaState::Lookup(std::int64_t key, const ContentHash& hash, const ContentHash& line_hash) {
   const bool maybe_staged = MaybeStaged(key);
   if (maybe_staged)
-    for (const PendingBuffer* buffer : {&filling_, &writing_})  // the newer one first
-      if (const PendingRow* r = buffer->Find(key))
-        return Compare(r->hash_hi, r->hash_lo, r->line_hi, r->line_lo, hash, line_hash);
+    if (const PendingRow* r = FindPending(key))
+      return Compare(r->hash_hi, r->hash_lo, r->line_hi, r->line_lo, hash, line_hash);
   if (!maybe_staged && state_empty_) return {};
   std::lock_guard<std::mutex> lock(db_mutex_);
   for (store::Statement* q : {find_staged_.get(), find_state_.get()}) {
@@ -319,7 +323,7 @@ DeltaState::Seen DeltaState::Lookup(std::int64_t key, const ContentHash& hash, c
 
 bool DeltaState::Staged(std::int64_t key) {
   if (!MaybeStaged(key)) return false;
-  if (filling_.Find(key) || writing_.Find(key)) return true;
+  if (FindPending(key)) return true;
   std::lock_guard<std::mutex> lock(db_mutex_);
   find_staged_->Reset();
   find_staged_->Bind(1, key);

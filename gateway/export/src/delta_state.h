@@ -139,6 +139,9 @@ class DeltaState {
   void HandOver();       // filling_ -> writing_, and starts the background insert
   void JoinWriter();     // waits for the background insert; rethrows its error
   void Insert(const PendingBuffer& buffer);  // into the TEMP table, in key order
+  // The key's latest row still in memory (the filling buffer's, else the one being
+  // written), or null.
+  const PendingRow* FindPending(std::int64_t key) const;
   // The state had no rows when the run began: Lookup need not ask it.
   bool state_empty_ = false;
 };
