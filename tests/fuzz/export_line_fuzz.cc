@@ -151,7 +151,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     Check(rec.line == ref.number, "result out of order");
     std::string_view reject = batch.Slice(batch.rejects, batch.reject_end, r);
     std::string_view key = batch.Slice(batch.keys, batch.key_end, r);
-    std::string_view s1 = batch.Slice(batch.s1, batch.s1_end, r);
+    std::string_view s1 = batch.Slice(batch.s1.view(), batch.s1_end, r);
     if (!ref.too_long) {
       auto read = engine.Read("cis", line);
       Check(read.ok() == !rec.rejected, "the export and Engine::Read disagree on whether a line is valid",
@@ -176,7 +176,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       Check(key.rfind("cis:", 0) == 0 || key.rfind("s1:", 0) == 0 || key.rfind("nhs:", 0) == 0,
             "person key without its system prefix", std::string(key));
       for (std::size_t t = 0; t < tables.size(); ++t) {
-        std::string_view rows = batch.Slice(batch.csv[t], batch.csv_end, r, tables.size(), t);
+        std::string_view rows = batch.Slice(batch.csv[t].view(), batch.csv_end, r, tables.size(), t);
         const std::size_t columns = Columns(tables[t].header);
         for (const auto& row : CsvRows(rows)) {
           Check(row.size() == columns, "warehouse row with the wrong number of columns",

@@ -14,11 +14,6 @@ char* Put(char* p, std::string_view s) {
 }
 }  // namespace
 
-char* XmlTextSink::Room(std::size_t n) {
-  if (out_.size() - len_ < n) out_.resize(len_ + std::max<std::size_t>(n, 4096));
-  return out_.data() + len_;
-}
-
 char* XmlTextSink::Indent(char* p, std::size_t depth) const {
   const std::size_t width = IndentWidth(depth);
   std::memset(p, ' ', width);
@@ -39,7 +34,6 @@ char* XmlTextSink::CloseStartTag(char* p) {
 
 void XmlTextSink::Open(std::string_view name) {
   std::string_view element = name.empty() && !arrays_.empty() ? arrays_.back() : name;
-  if (stack_.empty()) len_ = out_.size();  // a new record: after whatever the caller appended since
   char* p = Room(kStartTagEnd + IndentWidth(stack_.size()) + 1 + element.size());
   p = CloseStartTag(p);
   p = Indent(p, stack_.size());
@@ -64,7 +58,7 @@ void XmlTextSink::Close() {
   }
   if (pretty_) *p++ = '\n';
   Done(p);
-  if (stack_.empty()) out_.resize(len_);  // the record is complete: no spare room left behind
+  if (stack_.empty()) Flush();  // the record is complete
 }
 
 void XmlTextSink::OpenArray(std::string_view name) { arrays_.push_back(name); }
@@ -85,7 +79,6 @@ void XmlTextSink::Value(std::string_view name, std::string_view value, NodeKind 
     return;
   }
   if (name.empty() && !arrays_.empty()) name = arrays_.back();
-  if (stack_.empty()) len_ = out_.size();
   char* p = Room(kStartTagEnd + IndentWidth(stack_.size()) + 2 * name.size() + 6 + kXmlEscapedMax * value.size());
   p = CloseStartTag(p);
   p = Indent(p, stack_.size());
@@ -104,7 +97,7 @@ void XmlTextSink::Value(std::string_view name, std::string_view value, NodeKind 
   }
   if (pretty_) *p++ = '\n';
   Done(p);
-  if (stack_.empty()) out_.resize(len_);  // a value outside any element: complete at once
+  if (stack_.empty()) Flush();  // a value outside any element: complete at once
 }
 
 void JsonTextSink::Member(std::string_view name) {

@@ -111,6 +111,20 @@ void AppendJsonEscaped(std::string& out, std::string_view s) {
   }
 }
 
+char* WriteCsvField(char* out, std::string_view s) {
+  if (swar::CsvPlain(s)) {
+    if (!s.empty()) std::memcpy(out, s.data(), s.size());
+    return out + s.size();
+  }
+  *out++ = '"';
+  for (char c : s) {
+    if (c == '"') *out++ = '"';
+    *out++ = c;
+  }
+  *out++ = '"';
+  return out;
+}
+
 void AppendCsvField(std::string& out, std::string_view s) {
   if (swar::CsvPlain(s)) {  // the common case, checked 8 bytes at a time
     out += s;

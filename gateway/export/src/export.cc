@@ -419,12 +419,12 @@ ExportResult RunExport(const engine::Engine& engine, const ExportOptions& option
     }
     if (!(seen.found && seen.same_content && seen.same_line))
       state->Stage(r.key, b.Slice(b.keys, b.key_end, i), r.hash, r.line_hash);
-    for (std::size_t t = 0; t < n; ++t) csv_runs[t].Add(b.Slice(b.csv[t], b.csv_end, i, n, t));
+    for (std::size_t t = 0; t < n; ++t) csv_runs[t].Add(b.Slice(b.csv[t].view(), b.csv_end, i, n, t));
     if (r.withheld) {
       ++counts.withheld;
     } else {
       ++counts.exported;
-      s1_run.Add(b.Slice(b.s1, b.s1_end, i));
+      s1_run.Add(b.Slice(b.s1.view(), b.s1_end, i));
     }
   };
   // A line the worker found identical to the stored one, for a person this run has

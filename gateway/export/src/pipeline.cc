@@ -241,7 +241,7 @@ void RecordProcessor::ProcessLine(Batch& batch, const Batch::LineRef& ref) {
   AppendWarehouseRows(r, key, batch.csv);
   hasher_.Begin();
   for (std::size_t t = 0; t < tables; ++t)
-    hasher_.Part(std::string_view(batch.csv[t]).substr(csv_begin[t]));
+    hasher_.Part(batch.csv[t].view().substr(csv_begin[t]));
   rec.hash = hasher_.Finish();
   batch.keys += key;
   rec.withheld = r.consent_withheld();

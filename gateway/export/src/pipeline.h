@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "caregate/core/text_buffer.h"
 #include "caregate/engine/engine.h"
 #include "caregate/mapping/mapping_plan.h"
 #include "delta_state.h"
@@ -47,16 +48,17 @@ struct Batch {
   // Results, one per non-blank line, in order. Slices of the byte buffers are found
   // through the *_end arrays: record i owns [end[i-1], end[i]).
   std::vector<RecordOut> records;
-  std::string keys, s1, rejects;
+  std::string keys, rejects;
+  TextBuffer s1;
   std::vector<std::uint32_t> key_end, s1_end, reject_end;
-  std::vector<std::string> csv;            // one buffer per warehouse table
+  std::vector<TextBuffer> csv;             // one buffer per warehouse table
   std::vector<std::uint32_t> csv_end;      // records.size() * tables
 
-  std::string_view Slice(const std::string& buf, const std::vector<std::uint32_t>& end, std::size_t i,
+  std::string_view Slice(std::string_view buf, const std::vector<std::uint32_t>& end, std::size_t i,
                          std::size_t stride = 1, std::size_t col = 0) const {
     std::size_t e = end[i * stride + col];
     std::size_t b = i == 0 ? 0 : end[(i - 1) * stride + col];
-    return std::string_view(buf).substr(b, e - b);
+    return buf.substr(b, e - b);
   }
   void Reset(std::size_t tables);
 };

@@ -1,5 +1,6 @@
 #include "caregate/export/warehouse.h"
 
+#include <charconv>
 #include <functional>
 
 #include "caregate/core/error.h"
@@ -88,23 +89,42 @@ std::vector<WarehouseTable> BuildTables() {
   return ordered;
 }
 
+// A CSV field and the separator before it (unless first), with one bounds check.
+inline void PutField(TextBuffer& out, bool first, std::string_view s) {
+  char* p = out.Room(CsvFieldMax(s) + 1);
+  if (!first) *p++ = ',';
+  out.Done(WriteCsvField(p, s));
+}
+
+inline void PutNumber(TextBuffer& out, bool first, std::size_t n) {
+  char* p = out.Room(24);
+  if (!first) *p++ = ',';
+  out.Done(std::to_chars(p, p + 22, n).ptr);
+}
+
+inline void EndRow(TextBuffer& out) {
+  char* p = out.Room(2);
+  *p++ = '\r';
+  *p++ = '\n';
+  out.Done(p);
+}
+
 // Appends every row of table `t` reachable from `entity` at chain depth `level`.
 void AppendRows(const WarehouseTable& t, std::size_t level, void* entity, std::string_view key,
-                std::size_t* positions, std::string& out) {
+                std::size_t* positions, TextBuffer& out) {
   if (level == t.chain.size()) {
     bool first = true;
     std::size_t pos = 0;
     for (const auto& col : t.columns) {
-      if (!first) out += ',';
-      first = false;
       switch (col.kind) {
-        case WarehouseColumn::Kind::kPersonKey: AppendCsvField(out, key); break;
-        case WarehouseColumn::Kind::kPosition: AppendDecimal(out, positions[pos++]); break;
-        case WarehouseColumn::Kind::kField: AppendCsvField(out, col.field->get(entity)); break;
-        default: break;
+        case WarehouseColumn::Kind::kPersonKey: PutField(out, first, key); break;
+        case WarehouseColumn::Kind::kPosition: PutNumber(out, first, positions[pos++]); break;
+        case WarehouseColumn::Kind::kField: PutField(out, first, col.field->get(entity)); break;
+        default: PutField(out, first, {}); break;
       }
+      first = false;
     }
-    out += "\r\n";
+    EndRow(out);
     return;
   }
   const CollectionDef* c = t.chain[level];
@@ -182,24 +202,21 @@ const std::vector<WarehouseTable>& WarehouseTables() {
 }
 
 void AppendWarehouseRows(const model::CareRecord& record, std::string_view person_key,
-                         std::vector<std::string>& out) {
+                         std::vector<TextBuffer>& out) {
   const auto& tables = WarehouseTables();
   void* root = const_cast<model::CareRecord*>(&record);  // accessors are non-const; nothing is modified
   std::size_t positions[8];
   for (std::size_t i = 0; i < tables.size(); ++i) {
     const WarehouseTable& t = tables[i];
-    std::string& o = out[i];
+    TextBuffer& o = out[i];
     if (t.unmapped) {
       std::size_t n = 0;
       for (const auto& u : record.unmapped) {
-        AppendCsvField(o, person_key);
-        o += ',';
-        AppendDecimal(o, ++n);
-        o += ',';
-        AppendCsvField(o, u.source_path);
-        o += ',';
-        AppendCsvField(o, u.value);
-        o += "\r\n";
+        PutField(o, true, person_key);
+        PutNumber(o, false, ++n);
+        PutField(o, false, u.source_path);
+        PutField(o, false, u.value);
+        EndRow(o);
       }
       continue;
     }

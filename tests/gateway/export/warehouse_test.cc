@@ -44,8 +44,10 @@ TEST(ExportWarehouse, RowsCarryPositionsAndQuoteLikeRfc4180) {
   r.care_plans[0].goals.push_back({"G-1", "walk", "2024-01-01", "", "in_progress"});
   r.care_plans[0].goals.push_back({"G-2", "line one\nline two", "2024-01-02", "", "achieved"});
   r.unmapped.push_back({"/Favourite_Colour", "blue"});
-  std::vector<std::string> out(WarehouseTables().size());
-  AppendWarehouseRows(r, "cis:LCC-1", out);
+  std::vector<TextBuffer> rows(WarehouseTables().size());
+  AppendWarehouseRows(r, "cis:LCC-1", rows);
+  std::vector<std::string> out;
+  for (const auto& b : rows) out.emplace_back(b.view());
   for (std::size_t i = 0; i < out.size(); ++i) {
     const auto& t = WarehouseTables()[i];
     if (t.name == "persons") {

@@ -5,6 +5,7 @@
 #include <string_view>
 #include <vector>
 
+#include "caregate/core/text_buffer.h"
 #include "caregate/core/tree_sink.h"
 
 namespace caregate::format {
@@ -19,17 +20,19 @@ char* WriteXmlEscapedText(char* out, std::string_view s, bool attribute);
 // Writes the record element (opened by the first Open) as XML text, appended to `out`.
 // Pretty: two-space indentation starting at `level`, each element on its own line.
 // Compact: no whitespace between elements at all (the export's one record per line).
-// Each event is written with one bounds check into `out`'s spare room rather than a
-// string append per piece. Whenever no element is open (after the root's Close) `out`
-// holds exactly the text written, and the caller may read it and append to it; while
-// an element is open it holds spare room beyond the text and must be left alone.
+// Each event is written with one bounds check into a TextBuffer's room rather than a
+// string append per piece.
+// - Into a TextBuffer: the text goes straight into it; the caller may append to it
+//   between records.
+// - Into a std::string: the text collects in the sink's own buffer and is appended to
+//   `out` whenever no element is left open (after the root's Close), and by the
+//   destructor if a record is left open; the caller may append to `out` between records.
 class XmlTextSink : public TreeSink {
  public:
+  XmlTextSink(TextBuffer& out, int level, bool pretty = true) : buf_(&out), base_(level), pretty_(pretty) {}
   XmlTextSink(std::string& out, int level, bool pretty = true)
-      : out_(out), len_(out.size()), base_(level), pretty_(pretty) {}
-  ~XmlTextSink() override {
-    if (!stack_.empty()) out_.resize(len_);  // a record left open: drop the spare room only
-  }
+      : buf_(&own_), str_(&out), base_(level), pretty_(pretty) {}
+  ~XmlTextSink() override { Flush(); }
   XmlTextSink(const XmlTextSink&) = delete;
   XmlTextSink& operator=(const XmlTextSink&) = delete;
   void Open(std::string_view name) override;
@@ -39,8 +42,14 @@ class XmlTextSink : public TreeSink {
   void Value(std::string_view name, std::string_view value, NodeKind kind) override;
 
  private:
-  char* Room(std::size_t n);  // where to write, with at least n bytes of room
-  void Done(char* end) { len_ = static_cast<std::size_t>(end - out_.data()); }
+  char* Room(std::size_t n) { return buf_->Room(n); }  // where to write, with at least n bytes of room
+  void Done(char* end) { buf_->Done(end); }
+  void Flush() {  // std::string mode: hand over what was written
+    if (str_ && !own_.empty()) {
+      str_->append(own_.view());
+      own_.clear();
+    }
+  }
   char* CloseStartTag(char* p);
   char* Indent(char* p, std::size_t depth) const;
   std::size_t IndentWidth(std::size_t depth) const { return pretty_ ? 2 * (static_cast<std::size_t>(base_) + depth) : 0; }
@@ -48,8 +57,9 @@ class XmlTextSink : public TreeSink {
     std::string_view name;
     bool start_open;  // "<name attr..." written, '>' not yet
   };
-  std::string& out_;
-  std::size_t len_;  // bytes of out_ written; beyond them, room not yet written
+  TextBuffer own_;  // std::string mode: the text not yet handed over
+  TextBuffer* buf_;
+  std::string* str_ = nullptr;
   int base_;
   bool pretty_;
   std::vector<Level> stack_;

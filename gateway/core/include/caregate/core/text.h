@@ -19,6 +19,10 @@ void AppendXmlEscaped(std::string& out, std::string_view s);
 void AppendJsonEscaped(std::string& out, std::string_view s);
 // RFC 4180 field: quoted when it contains comma, quote, CR or LF.
 void AppendCsvField(std::string& out, std::string_view s);
+// The same field written into raw room of at least CsvFieldMax(s) bytes; returns the
+// end of what was written.
+constexpr std::size_t CsvFieldMax(std::string_view s) { return 2 * s.size() + 2; }
+char* WriteCsvField(char* out, std::string_view s);
 // The decimal text of `n`, without a string of its own (std::to_chars).
 template <std::integral Int>
 void AppendDecimal(std::string& out, Int n) {

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "caregate/core/text_buffer.h"
 #include "caregate/mapping/mapping_plan.h"
 #include "caregate/model/care_record.h"
 #include "caregate/model/field_registry.h"
@@ -43,7 +44,7 @@ const std::vector<WarehouseTable>& WarehouseTables();
 // Appends the record's rows to out[t] for every table t (out.size() == tables).
 // Fields are written as held in the canonical record (RFC 4180 quoting, CRLF).
 void AppendWarehouseRows(const model::CareRecord& record, std::string_view person_key,
-                         std::vector<std::string>& out);
+                         std::vector<TextBuffer>& out);
 
 // docs/warehouse.md: every table and column, with its canonical field, its source in
 // each system's mapping table and the rule's purpose.
