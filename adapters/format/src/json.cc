@@ -342,8 +342,24 @@ class TreeBuilder : public HandlerBase<TreeBuilder> {
 // until the parse returns.
 class EventForwarder : public HandlerBase<EventForwarder> {
  public:
-  EventForwarder(const JsonLimits& limits, Stream& stream, std::string_view text, TreeSink& sink)
-      : HandlerBase(limits, stream, text), sink_(sink) {}
+  // Its stacks, kept between parses by the caller so that a record does not allocate
+  // them again (the keys of one object grow a vector to ~64 entries).
+  struct Frame {
+    bool array;
+    std::size_t used;       // items of an array so far
+    std::string_view name;  // the member name this container was opened under
+    std::unique_ptr<std::unordered_set<std::string_view>> key_set;
+    std::uint64_t key_filter = 0;
+  };
+  struct Scratch {
+    std::vector<Frame> stack;
+    std::vector<std::vector<std::string_view>> keys;  // per depth
+  };
+
+  EventForwarder(const JsonLimits& limits, Stream& stream, std::string_view text, TreeSink& sink, Scratch& scratch)
+      : HandlerBase(limits, stream, text), sink_(sink), stack_(scratch.stack), keys_(scratch.keys) {
+    stack_.clear();
+  }
 
   bool Null() { return Scalar(NodeKind::kNull, {}); }
   bool Bool(bool b) { return Scalar(NodeKind::kBool, b ? std::string_view("true") : std::string_view("false")); }
@@ -421,14 +437,6 @@ class EventForwarder : public HandlerBase<EventForwarder> {
   }
 
  private:
-  struct Frame {
-    bool array;
-    std::size_t used;       // items of an array so far
-    std::string_view name;  // the member name this container was opened under
-    std::unique_ptr<std::unordered_set<std::string_view>> key_set;
-    std::uint64_t key_filter = 0;
-  };
-
   static std::size_t KeyBits(std::string_view k) {
     std::size_t h = k.size() * 0x9E3779B1u;
     if (!k.empty()) h ^= static_cast<unsigned char>(k.back()) * 131u + static_cast<unsigned char>(k[k.size() / 2]) * 7u;
@@ -477,8 +485,8 @@ class EventForwarder : public HandlerBase<EventForwarder> {
   }
 
   TreeSink& sink_;
-  std::vector<Frame> stack_;
-  std::vector<std::vector<std::string_view>> keys_;  // per depth, reused
+  std::vector<Frame>& stack_;
+  std::vector<std::vector<std::string_view>>& keys_;  // per depth, reused
   std::string_view key_;
   bool has_key_ = false;
   bool started_ = false;
@@ -586,11 +594,14 @@ std::optional<FieldError> ParseJsonInto(std::string_view text, SourceNode& root,
 
 std::optional<FieldError> ParseJsonEvents(std::string_view text, TreeSink& sink, const JsonLimits& limits) {
   // The sink sees views into the buffer and might itself parse JSON: the thread's
-  // buffer is lent to the outermost call only.
+  // buffer and the forwarder's stacks are lent to the outermost call only.
   thread_local std::string shared;
+  thread_local EventForwarder::Scratch shared_scratch;
   thread_local bool lent = false;
   std::string own;
+  EventForwarder::Scratch own_scratch;
   std::string& buffer = lent ? own : shared;
+  EventForwarder::Scratch& scratch = lent ? own_scratch : shared_scratch;
   struct Lend {
     bool& flag;
     bool mine;
@@ -599,7 +610,7 @@ std::optional<FieldError> ParseJsonEvents(std::string_view text, TreeSink& sink,
   lent = true;
   if (auto error = Prepare(text, limits, buffer)) return error;
   Stream stream(buffer.data());
-  EventForwarder forwarder(limits, stream, text, sink);
+  EventForwarder forwarder(limits, stream, text, sink, scratch);
   return Run(text, limits, forwarder, stream);
 }
 

@@ -247,13 +247,14 @@ void RecordProcessor::ProcessLine(Batch& batch, const Batch::LineRef& ref) {
   rec.withheld = r.consent_withheld();
   if (!rec.withheld) {
     // One compact ClientIntegrationResponse per line inside the batch root.
-    format::XmlTextSink sink(batch.s1, 0, /*pretty=*/false);
-    sink.Open(engine_.plan().Profile("systmone")->root_name);
-    engine_.plan().WriteTo("systmone", r, sink);
-    sink.Close();
+    s1_sink_.Rebind(batch.s1);
+    s1_sink_.Open(engine_.plan().Profile("systmone")->root_name);
+    engine_.plan().WriteTo("systmone", r, s1_sink_);
+    s1_sink_.Close();
     batch.s1 += '\n';
   }
   close();
+  reader_.Recycle(std::move(mapped.value()));
 }
 
 void RunPipeline(const engine::Engine& engine, const std::string& mapping_version, ExtractReader& reader,

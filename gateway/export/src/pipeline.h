@@ -13,6 +13,7 @@
 
 #include "caregate/core/text_buffer.h"
 #include "caregate/engine/engine.h"
+#include "caregate/format/sinks.h"
 #include "caregate/mapping/mapping_plan.h"
 #include "delta_state.h"
 #include "record_hash.h"
@@ -89,6 +90,9 @@ class RecordProcessor {
   std::unique_ptr<IdNotingSink> ids_;
   std::unique_ptr<StateReader> state_;
   void* sha_ = nullptr;  // EVP_MD_CTX*
+  // Writes the SystmOne fragments; bound to each batch's buffer in turn.
+  TextBuffer unbound_;
+  format::XmlTextSink s1_sink_{unbound_, 0, /*pretty=*/false};
 };
 
 struct PipelineOptions {

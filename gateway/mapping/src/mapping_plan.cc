@@ -9,6 +9,8 @@
 #include <sstream>
 #include <unistd.h>
 
+#include <boost/container/small_vector.hpp>
+
 #include "caregate/core/hash.h"
 #include "caregate/core/text.h"
 #include "caregate/core/tree_sink.h"
@@ -511,8 +513,12 @@ class SystemPlan {
     std::string canon;  // only maintained when a report is wanted
   };
 
-  static void Align(TreeSink& sink, std::vector<std::string_view>& open, const std::vector<PathSeg>& rel,
-                    std::size_t depth) {
+  // The intermediate objects open below an entity's node (rarely more than a few: kept
+  // inline, as are a collection's items, so writing a record allocates nothing here).
+  using OpenPath = boost::container::small_vector<std::string_view, 8>;
+  using Items = boost::container::small_vector<std::pair<void*, std::size_t>, 16>;
+
+  static void Align(TreeSink& sink, OpenPath& open, const std::vector<PathSeg>& rel, std::size_t depth) {
     std::size_t shared = 0;
     while (shared < open.size() && shared < depth && open[shared] == rel[shared].name) ++shared;
     while (open.size() > shared) {
@@ -525,8 +531,8 @@ class SystemPlan {
     }
   }
 
-  void WriteArray(const Group& sub, const std::vector<std::pair<void*, std::size_t>>& items,
-                  std::vector<std::string_view>& open, WriteState& ws, const std::string& coll_prefix) const {
+  void WriteArray(const Group& sub, const Items& items, OpenPath& open, WriteState& ws,
+                  const std::string& coll_prefix) const {
     const std::string& leaf = sub.rel.back().name;
     Align(ws.sink, open, sub.rel, sub.rel.size() - 1);
     ws.sink.OpenArray(leaf);
@@ -545,7 +551,7 @@ class SystemPlan {
   }
 
   void WriteEntity(void* entity, const Group& g, WriteState& ws) const {
-    std::vector<std::string_view> open;
+    OpenPath open;
     for (const auto& item : g.items) {
       if (item.field) {
         const FieldRule& f = *item.field;
@@ -588,7 +594,12 @@ class SystemPlan {
         const std::string& leaf = f.rel.back().name;
         if (f.t.kind == TKind::kLines) {
           ws.sink.OpenArray(leaf);
-          for (auto line : Split(value, '\n')) ws.sink.Value("", line, NodeKind::kString);
+          for (std::size_t from = 0;;) {  // one item per line, as Split(value, '\n')
+            const std::size_t nl = value.find('\n', from);
+            ws.sink.Value("", value.substr(from, nl == std::string_view::npos ? nl : nl - from), NodeKind::kString);
+            if (nl == std::string_view::npos) break;
+            from = nl + 1;
+          }
           ws.sink.CloseArray();
         } else {
           ws.sink.Value(leaf, value, kind);
@@ -604,7 +615,7 @@ class SystemPlan {
         for (const auto& inner : sub.items) {
           if (!inner.group) continue;
           const Group& ss = *inner.group;
-          std::vector<std::pair<void*, std::size_t>> items;
+          Items items;
           for (std::size_t i = 0; i < n; ++i) {
             void* pe = sub.coll->at(entity, i);
             if (!sub.Matches(pe)) continue;
@@ -616,7 +627,7 @@ class SystemPlan {
         }
         continue;
       }
-      std::vector<std::pair<void*, std::size_t>> items;
+      Items items;
       for (std::size_t i = 0; i < n; ++i)
         if (sub.Matches(sub.coll->at(entity, i))) items.push_back({sub.coll->at(entity, i), i});
       if (items.empty() && !(ws.json && profile.emit_nulls && !g.coll)) continue;
@@ -1181,10 +1192,8 @@ class RecordReader::Impl : private SystemPlan::ReadState::LazyPath {
   explicit Impl(const SystemPlan& sp) : sp_(sp) {}
 
   void Begin(bool with_lineage) {
-    // A fresh record in the same storage (st_ refers to it): cheaper than assigning a
-    // new one, which moves every string of it.
-    std::destroy_at(&rec_);
-    std::construct_at(&rec_);
+    // An empty record in the same storage (st_ refers to it), keeping what Recycle gave back.
+    model::Reset(rec_);
     errors_.clear();
     st_.lineage = with_lineage;
     st_.implicit.clear();
@@ -1198,6 +1207,8 @@ class RecordReader::Impl : private SystemPlan::ReadState::LazyPath {
     capture_depth_ = skip_depth_ = 0;
     started_ = not_a_record_ = false;
   }
+
+  void Recycle(CareRecord&& used) { rec_ = std::move(used); }
 
   Expected<CareRecord> Finish() {
     if (!started_ || not_a_record_) return FieldError{"", "expected a record"};
@@ -1418,6 +1429,7 @@ RecordReader::RecordReader(const MappingPlan& plan, std::string_view system) {
 RecordReader::~RecordReader() = default;
 void RecordReader::Begin(bool with_lineage) { impl_->Begin(with_lineage); }
 Expected<CareRecord> RecordReader::Finish() { return impl_->Finish(); }
+void RecordReader::Recycle(CareRecord&& used) { impl_->Recycle(std::move(used)); }
 void RecordReader::Open(std::string_view name) { impl_->Open(name); }
 void RecordReader::Close() { impl_->Close(); }
 void RecordReader::OpenArray(std::string_view name) { impl_->OpenArray(name); }

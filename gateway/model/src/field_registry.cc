@@ -228,4 +228,18 @@ std::vector<std::string> CareRecord::person_ids() const {
   return ids;
 }
 
+void Reset(CareRecord& r) {
+  static const std::vector<const FieldDef*> kRecordFields = FieldsOf(Entity::kRecord);  // envelope and person
+  for (const FieldDef* f : kRecordFields) f->get(&r).clear();
+  r.source_system.clear();
+  r.source_record_id.clear();
+  r.episodes.clear();
+  r.care_plans.clear();
+  r.visits.clear();
+  r.entries.clear();
+  r.tasks.clear();
+  r.unmapped.clear();
+  r.lineage.clear();
+}
+
 }  // namespace caregate::model

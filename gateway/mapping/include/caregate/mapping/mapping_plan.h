@@ -109,6 +109,9 @@ class RecordReader : public TreeSink {
   ~RecordReader() override;
   void Begin(bool with_lineage);
   Expected<model::CareRecord> Finish();
+  // Optional, after Finish: hands a finished record back, so the next record is built
+  // in its storage (its strings and arrays are not allocated again).
+  void Recycle(model::CareRecord&& used);
 
   void Open(std::string_view name) override;
   void Close() override;

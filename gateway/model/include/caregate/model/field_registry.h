@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "caregate/model/care_record.h"
+
 namespace caregate::model {
 
 enum class Entity { kRecord, kEpisode, kCarePlan, kGoal, kVisit, kEntry, kCode, kMedication, kAttachment, kTask };
@@ -37,5 +39,11 @@ const CollectionDef* FindCollection(std::string_view full_name);  // with traili
 std::vector<const FieldDef*> FieldsOf(Entity e);
 std::vector<const CollectionDef*> CollectionsOf(Entity e);
 std::string_view EntityName(Entity e);
+
+// Empties `r` to what a default-constructed record holds, keeping the storage of its
+// record-level strings and of its collections' arrays: a reader that fills one record
+// after another then does not allocate them again. (Every member is cleared; the
+// model's tests check that no member is missed.)
+void Reset(CareRecord& r);
 
 }  // namespace caregate::model
