@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <sstream>
+#include <unordered_set>
 #include <unistd.h>
 
 #include <boost/container/small_vector.hpp>
@@ -42,6 +43,9 @@ struct Transform {
 struct PathSeg {
   std::string name;  // element / key / "@attr"
   bool repeat = false;
+  // `name` interned in its SystemPlan: equal names have equal data(), so the writer
+  // compares the elements it has open by address (SystemPlan::Align).
+  std::string_view id;
 };
 
 struct Group;
@@ -188,6 +192,11 @@ class SystemPlan {
   std::vector<std::unique_ptr<FieldRule>> field_rules;
   std::vector<std::unique_ptr<Group>> groups;  // groups[0] is the root
   std::vector<FieldRule*> const_rules_in;      // must be present when reading
+  std::unordered_set<std::string> names;       // PathSeg::id's storage (nodes: stable addresses)
+
+  void Intern(std::vector<PathSeg>& rel) {
+    for (auto& seg : rel) seg.id = *names.insert(seg.name).first;
+  }
 
   Group& root() const { return *groups[0]; }
 
@@ -520,14 +529,14 @@ class SystemPlan {
 
   static void Align(TreeSink& sink, OpenPath& open, const std::vector<PathSeg>& rel, std::size_t depth) {
     std::size_t shared = 0;
-    while (shared < open.size() && shared < depth && open[shared] == rel[shared].name) ++shared;
+    while (shared < open.size() && shared < depth && open[shared].data() == rel[shared].id.data()) ++shared;
     while (open.size() > shared) {
       sink.Close();
       open.pop_back();
     }
     for (std::size_t i = shared; i < depth; ++i) {
-      sink.Open(rel[i].name);
-      open.push_back(rel[i].name);
+      sink.Open(rel[i].id);
+      open.push_back(rel[i].id);
     }
   }
 
@@ -979,6 +988,8 @@ Expected<std::unique_ptr<SystemPlan>> CompileSystem(
   };
   build(plan->root(), plan->root().trie, {});
   if (!errors.empty()) return errors;
+  for (auto& fr : plan->field_rules) plan->Intern(fr->rel);
+  for (auto& g : plan->groups) plan->Intern(g->rel);
   return plan;
 }
 
