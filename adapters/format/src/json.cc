@@ -349,7 +349,7 @@ class EventForwarder : public HandlerBase<EventForwarder> {
     std::size_t used;       // items of an array so far
     std::string_view name;  // the member name this container was opened under
     std::unique_ptr<std::unordered_set<std::string_view>> key_set;
-    std::uint64_t key_filter = 0;
+    std::uint64_t key_filter[4] = {0, 0, 0, 0};  // 256 bits
   };
   struct Scratch {
     std::vector<Frame> stack;
@@ -382,14 +382,17 @@ class EventForwarder : public HandlerBase<EventForwarder> {
     if (f.key_set) {
       dup = !f.key_set->insert(key).second;
     } else {
-      // A 64-bit filter of the keys seen so far: a key whose bit is clear cannot be a
-      // duplicate, so the scan below runs only on a (rare) filter hit.
-      const std::uint64_t bit = std::uint64_t{1} << (KeyBits(key) & 63);
-      if (f.key_filter & bit) {
+      // A 256-bit filter of the keys seen so far: a key whose bit is clear cannot be a
+      // duplicate, so the scan below runs only on a filter hit (on CIS records, a 64-bit
+      // filter was hit by about one key in seven).
+      const std::size_t b = KeyBits(key);
+      const std::uint64_t bit = std::uint64_t{1} << (b & 63);
+      std::uint64_t& word = f.key_filter[(b >> 6) & 3];
+      if (word & bit) {
         for (std::string_view k : keys)
           if (k == key) { dup = true; break; }
       }
-      f.key_filter |= bit;
+      word |= bit;
       if (!dup && keys.size() >= kLinearKeyScan) {
         f.key_set = std::make_unique<std::unordered_set<std::string_view>>(keys.begin(), keys.end());
         f.key_set->insert(key);
@@ -437,10 +440,18 @@ class EventForwarder : public HandlerBase<EventForwarder> {
   }
 
  private:
+  // Filter bit of a key (0-255): its length and up to 8 bytes from each end, mixed.
   static std::size_t KeyBits(std::string_view k) {
-    std::size_t h = k.size() * 0x9E3779B1u;
-    if (!k.empty()) h ^= static_cast<unsigned char>(k.back()) * 131u + static_cast<unsigned char>(k[k.size() / 2]) * 7u;
-    return h ^ (h >> 7);
+    std::uint64_t head = 0, tail = 0;
+    if (k.size() >= 8) {
+      std::memcpy(&head, k.data(), 8);
+      std::memcpy(&tail, k.data() + k.size() - 8, 8);
+    } else {
+      std::memcpy(&head, k.data(), k.size());
+    }
+    std::uint64_t h = (head * 0x9E3779B97F4A7C15ULL) ^ (tail * 0xC2B2AE3D27D4EB4FULL) ^ k.size();
+    h *= 0xFF51AFD7ED558CCDULL;
+    return static_cast<std::size_t>(h >> 56);
   }
 
   // The name the next value is given (its key, or "" as an array item); false for a
@@ -476,7 +487,7 @@ class EventForwarder : public HandlerBase<EventForwarder> {
       return Fail("nested deeper than " + std::to_string(limits_.max_depth) + " levels");
     std::string_view name;
     if (!Place(!array, name)) return false;
-    stack_.push_back(Frame{array, 0, name, nullptr, 0});
+    stack_.push_back(Frame{array, 0, name, nullptr, {0, 0, 0, 0}});
     if (keys_.size() < stack_.size()) keys_.resize(stack_.size());
     keys_[stack_.size() - 1].clear();
     if (array) sink_.OpenArray(name);
