@@ -3,13 +3,14 @@
 #include <algorithm>
 #include <cstring>
 
+#include "caregate/core/swar.h"
 #include "caregate/core/text.h"
 
 namespace caregate::format {
 
 namespace {
 char* Put(char* p, std::string_view s) {
-  std::memcpy(p, s.data(), s.size());
+  swar::CopyBytes(p, s.data(), s.size());
   return p + s.size();
 }
 }  // namespace

@@ -620,7 +620,7 @@ template <bool kAttribute>
 char* WriteEscaped(char* out, std::string_view s) {
   static constexpr std::array<bool, 256> kSpecial = EscapeTable<kAttribute>();
   auto put = [&out](std::string_view bytes) {
-    std::memcpy(out, bytes.data(), bytes.size());
+    swar::CopyBytes(out, bytes.data(), bytes.size());
     out += bytes.size();
   };
   std::size_t run = 0;  // start of the pending run of plain bytes

@@ -113,7 +113,7 @@ void AppendJsonEscaped(std::string& out, std::string_view s) {
 
 char* WriteCsvField(char* out, std::string_view s) {
   if (swar::CsvPlain(s)) {
-    if (!s.empty()) std::memcpy(out, s.data(), s.size());
+    swar::CopyBytes(out, s.data(), s.size());
     return out + s.size();
   }
   *out++ = '"';

@@ -60,5 +60,21 @@ TEST(SwarTest, CsvPlainLooksAtEveryByteIncludingTheTail) {
       }
 }
 
+// Every length from 0 to 40 at every source and destination offset within a word:
+// exactly the n bytes arrive, and no byte either side of the destination is touched.
+TEST(SwarTest, CopyBytesCopiesExactlyNBytes) {
+  std::string src(64, '\0');
+  for (std::size_t i = 0; i < src.size(); ++i) src[i] = static_cast<char>('A' + i % 50);
+  for (std::size_t n = 0; n <= 40; ++n)
+    for (std::size_t from = 0; from < 8; ++from)
+      for (std::size_t to = 0; to < 8; ++to) {
+        std::string dst(64, '.');
+        CopyBytes(dst.data() + to, src.data() + from, n);
+        std::string expected(64, '.');
+        expected.replace(to, n, src, from, n);
+        ASSERT_EQ(dst, expected) << "n " << n << " from " << from << " to " << to;
+      }
+}
+
 }  // namespace
 }  // namespace caregate::swar

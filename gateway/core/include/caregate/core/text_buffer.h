@@ -14,6 +14,8 @@
 #include <memory>
 #include <string_view>
 
+#include "caregate/core/swar.h"
+
 namespace caregate {
 
 class TextBuffer {
@@ -48,7 +50,7 @@ class TextBuffer {
 
   void append(std::string_view s) {
     char* p = Room(s.size());
-    if (!s.empty()) std::memcpy(p, s.data(), s.size());
+    swar::CopyBytes(p, s.data(), s.size());
     size_ += s.size();
   }
   TextBuffer& operator+=(std::string_view s) {
