@@ -119,7 +119,7 @@ void AppendRows(const WarehouseTable& t, std::size_t level, void* entity, std::s
       switch (col.kind) {
         case WarehouseColumn::Kind::kPersonKey: PutField(out, first, key); break;
         case WarehouseColumn::Kind::kPosition: PutNumber(out, first, positions[pos++]); break;
-        case WarehouseColumn::Kind::kField: PutField(out, first, col.field->get(entity)); break;
+        case WarehouseColumn::Kind::kField: PutField(out, first, col.field->At(entity)); break;
         default: PutField(out, first, {}); break;
       }
       first = false;

@@ -426,7 +426,7 @@ class SystemPlan {
     if (!f.field || !f.in) return;
     Mark canon_mark(st.canon);
     void* target = Materialise(st, fa.via, entity);
-    std::string& slot = f.field->get(target);
+    std::string& slot = f.field->At(target);
     if (f.t.kind == TKind::kLines && !slot.empty()) {
       slot += '\n';
       slot += value;
@@ -566,7 +566,7 @@ class SystemPlan {
         const FieldRule& f = *item.field;
         if (!f.out) continue;
         std::string_view value = f.t.kind == TKind::kConst ? std::string_view(f.t.constant)
-                                                           : (f.field ? std::string_view(f.field->get(entity)) : std::string_view());
+                                                           : (f.field ? std::string_view(f.field->At(entity)) : std::string_view());
         std::string converted;
         NodeKind kind = NodeKind::kString;
         if (!value.empty()) {

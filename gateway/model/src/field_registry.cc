@@ -164,8 +164,42 @@ std::vector<CollectionDef> BuildCollections() {
 
 }  // namespace
 
+namespace {
+// Each field's offset within its entity, measured on an instance of it (every accessor
+// returns a member of the entity it is given).
+std::vector<FieldDef> WithOffsets(std::vector<FieldDef> fields) {
+  CareRecord record;
+  Episode episode;
+  CarePlan plan;
+  Goal goal;
+  Visit visit;
+  Entry entry;
+  ClinicalCode code;
+  Medication medication;
+  Attachment attachment;
+  Task task;
+  for (auto& f : fields) {
+    void* e = nullptr;
+    switch (f.owner) {
+      case Entity::kRecord: e = &record; break;
+      case Entity::kEpisode: e = &episode; break;
+      case Entity::kCarePlan: e = &plan; break;
+      case Entity::kGoal: e = &goal; break;
+      case Entity::kVisit: e = &visit; break;
+      case Entity::kEntry: e = &entry; break;
+      case Entity::kCode: e = &code; break;
+      case Entity::kMedication: e = &medication; break;
+      case Entity::kAttachment: e = &attachment; break;
+      case Entity::kTask: e = &task; break;
+    }
+    f.offset = static_cast<std::size_t>(reinterpret_cast<char*>(&f.get(e)) - static_cast<char*>(e));
+  }
+  return fields;
+}
+}  // namespace
+
 const std::vector<FieldDef>& AllFields() {
-  static const std::vector<FieldDef> kFields = BuildFields();
+  static const std::vector<FieldDef> kFields = WithOffsets(BuildFields());
   return kFields;
 }
 

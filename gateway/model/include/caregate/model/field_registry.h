@@ -4,6 +4,7 @@
 // "episodes[].reference", "care_plans[].goals[].status"); the mapping engine, the
 // canonical JSON form and the warehouse tables all walk the same registry.
 #include <cstddef>
+#include <new>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,6 +20,12 @@ struct FieldDef {
   std::string_view local;  // name inside its entity, e.g. "reference"
   Entity owner;
   std::string& (*get)(void* entity);
+  // Where get() finds the string inside its entity (set by AllFields): At() is the same
+  // access without a call through a pointer, for the per-record loops.
+  std::size_t offset = 0;
+  std::string& At(void* entity) const {
+    return *std::launder(reinterpret_cast<std::string*>(static_cast<char*>(entity) + offset));
+  }
 };
 
 struct CollectionDef {
