@@ -116,7 +116,13 @@ void OutputFile::WriteBlock() {  // its bytes are hashed already (AppendDirect)
   const char* data = block_;
   std::size_t n = block_used_;
   while (n > 0) {
-    ssize_t w = ::write(fd_, data, n);
+    ssize_t w;
+    if (bytes_ >= refuse_direct_from_) {
+      errno = EINVAL;
+      w = -1;
+    } else {
+      w = ::write(fd_, data, n);
+    }
     if (w < 0 && errno == EINTR) continue;
     // EINVAL: the file system opened the file for direct I/O but refuses this write (or
     // a short write left the offset unaligned): the rest goes through the page cache.

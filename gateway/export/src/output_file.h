@@ -62,6 +62,10 @@ class OutputFile {
   bool direct() const { return direct_; }
   const std::string& sha256() const { return sha256_; }
   std::uint64_t bytes() const { return bytes_; }
+  // Tests: behave as a file system that opened the file for direct I/O but refuses
+  // (EINVAL) every direct write from byte `offset` on, as some network and FUSE file
+  // systems do; the rest then goes through the page cache.
+  void RefuseDirectWritesFrom(std::uint64_t offset) { refuse_direct_from_ = offset; }
 
  private:
   static constexpr std::size_t kFlushBytes = 1 << 20;
@@ -76,6 +80,7 @@ class OutputFile {
   static constexpr std::size_t kAlign = 4096;
   static constexpr std::size_t kBlockBytes = 1 << 20;
   bool direct_ = false;
+  std::uint64_t refuse_direct_from_ = UINT64_MAX;  // RefuseDirectWritesFrom
   char* block_ = nullptr;
   std::size_t block_used_ = 0;
   // Writeback of written bytes is started in steps of at least this much.

@@ -125,6 +125,36 @@ TEST_P(OutputFileIo, SmallAndEmptyFiles) {
   }
 }
 
+// A file system that opens the file for direct I/O and then refuses a direct write
+// (EINVAL) mid-file: the file leaves direct I/O there, and what was already written
+// directly, the refused block and everything after arrive once each, in order, with the
+// SHA-256 of the whole. Refused at the first block, at the second, and after several.
+TEST(OutputFile, ADirectWriteRefusedMidFileFallsBackWithoutLosingBytes) {
+  TempDir dir;
+  if (IsTmpfs(dir.path().string())) GTEST_SKIP() << "the fallback is from direct I/O";
+  for (std::uint64_t from : {std::uint64_t{0}, std::uint64_t{1} << 20, std::uint64_t{3} << 20}) {
+    SCOPED_TRACE(from);
+    const std::string path = dir.file("refused-" + std::to_string(from));
+    std::string all;
+    {
+      OutputFile f(path);
+      ASSERT_TRUE(f.direct());
+      f.RefuseDirectWritesFrom(from);
+      for (unsigned i = 0; i < 60; ++i) {  // ~5.6 MB in uneven pieces, across the refusal
+        const std::string piece = Block(3000 + 97 * i * i, i);
+        f.Append(piece);
+        all += piece;
+      }
+      EXPECT_FALSE(f.direct());
+      f.Finish();
+      EXPECT_EQ(f.bytes(), all.size());
+      EXPECT_EQ(f.sha256(), Sha256Hex(all));
+      f.Publish();
+    }
+    EXPECT_EQ(Slurp(path), all);
+  }
+}
+
 // tmpfs refused O_DIRECT until Linux 6.6 (the file then gets the page cache) and takes
 // it since: the same bytes either way.
 TEST(OutputFile, TmpfsGetsTheSameBytesWhicheverWayItWrites) {
