@@ -164,34 +164,29 @@ std::vector<CollectionDef> BuildCollections() {
 
 }  // namespace
 
+void* EntityInstances::Of(Entity e) {
+  switch (e) {
+    case Entity::kRecord: return &record;
+    case Entity::kEpisode: return &episode;
+    case Entity::kCarePlan: return &care_plan;
+    case Entity::kGoal: return &goal;
+    case Entity::kVisit: return &visit;
+    case Entity::kEntry: return &entry;
+    case Entity::kCode: return &code;
+    case Entity::kMedication: return &medication;
+    case Entity::kAttachment: return &attachment;
+    case Entity::kTask: return &task;
+  }
+  return nullptr;
+}
+
 namespace {
 // Each field's offset within its entity, measured on an instance of it (every accessor
 // returns a member of the entity it is given).
 std::vector<FieldDef> WithOffsets(std::vector<FieldDef> fields) {
-  CareRecord record;
-  Episode episode;
-  CarePlan plan;
-  Goal goal;
-  Visit visit;
-  Entry entry;
-  ClinicalCode code;
-  Medication medication;
-  Attachment attachment;
-  Task task;
+  EntityInstances instances;
   for (auto& f : fields) {
-    void* e = nullptr;
-    switch (f.owner) {
-      case Entity::kRecord: e = &record; break;
-      case Entity::kEpisode: e = &episode; break;
-      case Entity::kCarePlan: e = &plan; break;
-      case Entity::kGoal: e = &goal; break;
-      case Entity::kVisit: e = &visit; break;
-      case Entity::kEntry: e = &entry; break;
-      case Entity::kCode: e = &code; break;
-      case Entity::kMedication: e = &medication; break;
-      case Entity::kAttachment: e = &attachment; break;
-      case Entity::kTask: e = &task; break;
-    }
+    void* e = instances.Of(f.owner);
     f.offset = static_cast<std::size_t>(reinterpret_cast<char*>(&f.get(e)) - static_cast<char*>(e));
   }
   return fields;

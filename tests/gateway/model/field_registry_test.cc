@@ -37,30 +37,10 @@ TEST(ModelReset, EveryMemberIsAccountedFor) {
 // FieldDef::At (the offset measured once) reaches the same string as get(), on entities
 // other than the one the offsets were measured on.
 TEST(FieldRegistry, AtIsGet) {
-  CareRecord r;
-  Episode ep;
-  CarePlan plan;
-  Goal goal;
-  Visit visit;
-  Entry entry;
-  ClinicalCode code;
-  Medication medication;
-  Attachment attachment;
-  Task task;
+  EntityInstances others;  // not the instances the offsets were measured on
   for (const FieldDef& f : AllFields()) {
-    void* e = nullptr;
-    switch (f.owner) {
-      case Entity::kRecord: e = &r; break;
-      case Entity::kEpisode: e = &ep; break;
-      case Entity::kCarePlan: e = &plan; break;
-      case Entity::kGoal: e = &goal; break;
-      case Entity::kVisit: e = &visit; break;
-      case Entity::kEntry: e = &entry; break;
-      case Entity::kCode: e = &code; break;
-      case Entity::kMedication: e = &medication; break;
-      case Entity::kAttachment: e = &attachment; break;
-      case Entity::kTask: e = &task; break;
-    }
+    void* e = others.Of(f.owner);
+    ASSERT_NE(e, nullptr) << f.name;
     EXPECT_EQ(&f.At(e), &f.get(e)) << f.name;
     f.At(e) = std::string(f.name);  // and writing through it is seen by get()
     EXPECT_EQ(f.get(e), f.name);

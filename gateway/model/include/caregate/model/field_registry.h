@@ -47,6 +47,22 @@ std::vector<const FieldDef*> FieldsOf(Entity e);
 std::vector<const CollectionDef*> CollectionsOf(Entity e);
 std::string_view EntityName(Entity e);
 
+// One default-constructed instance of every entity type: the registry measures its
+// fields' offsets on them (FieldDef::At), and tests exercise the accessors on them.
+struct EntityInstances {
+  CareRecord record;
+  Episode episode;
+  CarePlan care_plan;
+  Goal goal;
+  Visit visit;
+  Entry entry;
+  ClinicalCode code;
+  Medication medication;
+  Attachment attachment;
+  Task task;
+  void* Of(Entity e);
+};
+
 // Empties `r` to what a default-constructed record holds, keeping the storage of its
 // record-level strings and of its collections' arrays: a reader that fills one record
 // after another then does not allocate them again. (Every member is cleared; the
