@@ -137,5 +137,23 @@ TEST(XmlTextSink, ARecordLeftOpenKeepsOnlyWhatWasWritten) {
   EXPECT_EQ(out, "<A>\n  <B>1</B>\n");
 }
 
+// Into a TextBuffer: the same text as into a std::string; one sink rebound from buffer
+// to buffer writes each record where it is told, after what the caller appended there.
+TEST(XmlTextSink, ATextBufferGetsTheSameTextAndARebindMovesTheNextRecords) {
+  const SourceNode root = Awkward(40);
+  const std::string expected = Streamed(root, "", 0, false);
+  TextBuffer first, second;
+  first += "head|";
+  XmlTextSink sink(first, 0, false);
+  ReplayTree(root, sink);
+  EXPECT_EQ(first.view(), "head|" + expected);
+  second += "other|";
+  sink.Rebind(second);
+  ReplayTree(root, sink);
+  ReplayTree(root, sink);
+  EXPECT_EQ(second.view(), "other|" + expected + expected);
+  EXPECT_EQ(first.view(), "head|" + expected);  // untouched since
+}
+
 }  // namespace
 }  // namespace caregate::format

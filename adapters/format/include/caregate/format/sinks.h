@@ -33,12 +33,14 @@ class XmlTextSink : public TreeSink {
   XmlTextSink(std::string& out, int level, bool pretty = true)
       : buf_(&own_), str_(&out), base_(level), pretty_(pretty) {}
   ~XmlTextSink() override { Flush(); }
-  // Between records, for a sink made with a TextBuffer: the next records go to `out`.
-  // One sink kept for many records keeps its stacks' storage.
+  // Between records: the next records go to `out` (what a record left open had written
+  // stays where it was). One sink kept for many records keeps its stacks' storage.
   void Rebind(TextBuffer& out) {
+    Flush();
     stack_.clear();
     arrays_.clear();
     buf_ = &out;
+    str_ = nullptr;
   }
   XmlTextSink(const XmlTextSink&) = delete;
   XmlTextSink& operator=(const XmlTextSink&) = delete;
