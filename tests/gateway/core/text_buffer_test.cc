@@ -63,6 +63,24 @@ TEST(TextBuffer, CopiesHoldTheSameTextInStorageOfTheirOwn) {
   EXPECT_NE(a.data(), b.data());
 }
 
+TEST(TextBuffer, AMovedFromBufferIsEmptyAndUsable) {
+  TextBuffer a;
+  a.append(std::string(10000, 'a'));
+  TextBuffer b = std::move(a);
+  EXPECT_EQ(b.size(), 10000u);
+  EXPECT_TRUE(a.empty());  // NOLINT(bugprone-use-after-move): what a move leaves is the test
+  EXPECT_EQ(a.capacity(), 0u);
+  a += "again";
+  EXPECT_EQ(a.view(), "again");
+  TextBuffer c;
+  c += "c";
+  c = std::move(b);
+  EXPECT_EQ(c.size(), 10000u);
+  EXPECT_TRUE(b.empty());  // NOLINT(bugprone-use-after-move)
+  b += 'x';
+  EXPECT_EQ(b.view(), "x");
+}
+
 // WriteCsvField is AppendCsvField into raw room: the same bytes for plain and quoted
 // fields, and never more than CsvFieldMax(s) of them.
 TEST(WriteCsvField, WritesWhatAppendCsvFieldAppends) {

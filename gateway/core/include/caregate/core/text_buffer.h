@@ -13,6 +13,7 @@
 #include <cstring>
 #include <memory>
 #include <string_view>
+#include <utility>
 
 #include "caregate/core/swar.h"
 
@@ -21,8 +22,16 @@ namespace caregate {
 class TextBuffer {
  public:
   TextBuffer() = default;
-  TextBuffer(TextBuffer&&) noexcept = default;
-  TextBuffer& operator=(TextBuffer&&) noexcept = default;
+  // A moved-from buffer is empty, without storage, and usable.
+  TextBuffer(TextBuffer&& other) noexcept
+      : bytes_(std::move(other.bytes_)), size_(std::exchange(other.size_, 0)),
+        capacity_(std::exchange(other.capacity_, 0)) {}
+  TextBuffer& operator=(TextBuffer&& other) noexcept {
+    bytes_ = std::move(other.bytes_);
+    size_ = std::exchange(other.size_, 0);
+    capacity_ = std::exchange(other.capacity_, 0);
+    return *this;
+  }
   TextBuffer(const TextBuffer& other) { append(other.view()); }
   TextBuffer& operator=(const TextBuffer& other) {
     if (this != &other) {
