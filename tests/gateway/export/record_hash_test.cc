@@ -74,5 +74,36 @@ TEST(RecordHasher, LongInputsAreHashedWhole) {
   EXPECT_NE(h.Finish(), part);
 }
 
+std::string Hex(const ContentHash& h) {
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (unsigned char b : h) {
+    out += kHex[b >> 4];
+    out += kHex[b & 15];
+  }
+  return out;
+}
+
+// Lines and records both sides of XXH3's 240-byte switch, hashed as session 12 stored
+// them: state databases hold these hashes, so any change to how they are computed would
+// make every record look changed on the next night. The values were taken from the
+// XXH3_128bits_withSeed implementation before it was made faster.
+TEST(RecordHasher, HashesAreThoseStoredStateDatabasesHold) {
+  RecordHasher h(0x0123456789abcdefULL, "tables-v1");
+  const std::string short_line = "{\"LA_Person_Unique_Identifier\":\"LCC-1\"}";
+  std::string long_line(3000, 'x');
+  for (std::size_t i = 0; i < long_line.size(); ++i) long_line[i] = static_cast<char>('a' + (i * 7) % 26);
+  EXPECT_EQ(Hex(h.Line(short_line)), "4d92529518586d4559bae75272e32b06");
+  EXPECT_EQ(Hex(h.Line(long_line)), "ddda4208a100097f672b700e68b952cc");
+  h.Begin();
+  h.Part("cis:LCC-1,1,2\r\n");
+  EXPECT_EQ(Hex(h.Finish()), "1e7858977278b3a13fcf755888202203");
+  h.Begin();
+  h.Part(long_line);
+  h.Part(short_line);
+  h.Part({});
+  EXPECT_EQ(Hex(h.Finish()), "6b82e7473e1fb8248fe3272fe4720d2a");
+}
+
 }  // namespace
 }  // namespace caregate::exporter
