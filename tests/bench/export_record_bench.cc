@@ -72,16 +72,7 @@ std::vector<exporter::Batch> Batches(const std::vector<std::string>& lines) {
 
 // Clears a batch's outputs, keeps its input, and processes it again.
 void ProcessAgain(exporter::RecordProcessor& proc, exporter::Batch& b) {
-  b.records.clear();
-  b.keys.clear();
-  b.s1.clear();
-  b.rejects.clear();
-  b.key_end.clear();
-  b.s1_end.clear();
-  b.reject_end.clear();
-  b.csv.resize(exporter::WarehouseTables().size());
-  for (auto& c : b.csv) c.clear();
-  b.csv_end.clear();
+  b.ClearResults(exporter::WarehouseTables().size());
   proc.Process(b);
 }
 

@@ -107,6 +107,10 @@ class IdNotingSink : public TreeSink {
 void Batch::Reset(std::size_t tables) {
   input.clear();
   lines.clear();
+  ClearResults(tables);
+}
+
+void Batch::ClearResults(std::size_t tables) {
   records.clear();
   keys.clear();
   s1.clear();

@@ -61,7 +61,10 @@ struct Batch {
     std::size_t b = i == 0 ? 0 : end[(i - 1) * stride + col];
     return buf.substr(b, e - b);
   }
+  // Empties the batch for the next lines; the buffers keep their storage.
   void Reset(std::size_t tables);
+  // Empties the results only, keeping the lines (to process them again).
+  void ClearResults(std::size_t tables);
 };
 
 class IdNotingSink;  // pipeline.cc

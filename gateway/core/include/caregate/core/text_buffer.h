@@ -57,6 +57,7 @@ class TextBuffer {
   // The bytes up to `end` (a pointer into the last Room) are now written.
   void Done(char* end) { size_ = static_cast<std::size_t>(end - bytes_.get()); }
 
+  // `s` must not lie in this buffer's own storage (Room may move it).
   void append(std::string_view s) {
     char* p = Room(s.size());
     swar::CopyBytes(p, s.data(), s.size());
