@@ -227,7 +227,7 @@ void RecordProcessor::ProcessLine(Batch& batch, const Batch::LineRef& ref) {
     close();
     return;
   }
-  Expected<model::CareRecord> mapped = reader_.Finish();
+  Expected<const model::CareRecord*> mapped = reader_.FinishInPlace();
   if (!mapped) {
     // Well-formed JSON (it parsed above), so this parse succeeds too.
     IdNotingSink& ids = *ids_;
@@ -237,7 +237,7 @@ void RecordProcessor::ProcessLine(Batch& batch, const Batch::LineRef& ref) {
     close();
     return;
   }
-  const model::CareRecord& r = mapped.value();
+  const model::CareRecord& r = *mapped.value();
   std::string key = PersonKey(r);
   rec.key = key_hash(key);
   std::size_t csv_begin[16];
@@ -258,7 +258,6 @@ void RecordProcessor::ProcessLine(Batch& batch, const Batch::LineRef& ref) {
     batch.s1 += '\n';
   }
   close();
-  reader_.Recycle(std::move(mapped.value()));
 }
 
 void RunPipeline(const engine::Engine& engine, const std::string& mapping_version, ExtractReader& reader,

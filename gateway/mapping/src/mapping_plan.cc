@@ -230,7 +230,9 @@ class SystemPlan {
   // Before a walk: buffers, watched paths, the root's path. After it: the record-level
   // rules (spec 3, 4.3, 4.4) and defaults; the record or every error.
   void Start(ReadState& st) const;
-  Expected<CareRecord> Finish(ReadState& st) const;
+  // The record rules after the last value: true with st.rec complete, or false with
+  // st.errors filled.
+  bool Finish(ReadState& st) const;
 
   struct Mark {  // restores a buffer's length on scope exit
     std::string& s;
@@ -1099,7 +1101,7 @@ void SystemPlan::Start(ReadState& st) const {
   if (profile.path_style == PathStyle::kXPath) st.path = "/" + profile.root_name;
 }
 
-Expected<CareRecord> SystemPlan::Finish(ReadState& st) const {
+bool SystemPlan::Finish(ReadState& st) const {
   CareRecord& rec = st.rec;
   FieldErrors& errors = st.errors;
   const bool with_lineage = st.lineage;
@@ -1125,7 +1127,7 @@ Expected<CareRecord> SystemPlan::Finish(ReadState& st) const {
   if (!person.death_date.empty() && !person.birth_date.empty() && person.death_date < person.birth_date)
     errors.push_back({FindPath(rec, "person.death_date"),
                       "date of death " + person.death_date + " precedes date of birth " + person.birth_date + " [DATE-3]"});
-  if (!errors.empty()) return std::move(errors);
+  if (!errors.empty()) return false;
   auto& a = person.address;
   bool has_structure = !(a.house_name.empty() && a.house_number.empty() && a.road.empty() && a.locality.empty());
   bool has_lines = !(a.line_1.empty() && a.line_2.empty() && a.line_3.empty());
@@ -1156,7 +1158,7 @@ Expected<CareRecord> SystemPlan::Finish(ReadState& st) const {
     if (with_lineage) rec.lineage.push_back({"person.sensitive", "", "SHARE-4.4", false});
   }
   if (const FieldDef* id = model::FindField(profile.record_id_field)) rec.source_record_id = id->get(&rec);
-  return std::move(rec);
+  return true;
 }
 
 
@@ -1170,7 +1172,8 @@ Expected<CareRecord> MappingPlan::Read(std::string_view system, const SourceNode
     return FieldError{"/" + root.name, "expected a " + sp.profile.root_name + " element"};
   if (root.kind != NodeKind::kObject) return FieldError{st.path, "expected a record"};
   sp.ReadNode(st, root, sp.root().trie, &rec);
-  return sp.Finish(st);
+  if (!sp.Finish(st)) return errors;
+  return rec;
 }
 
 void MappingPlan::WriteTo(std::string_view system, const CareRecord& record, TreeSink& sink,
@@ -1203,7 +1206,8 @@ class RecordReader::Impl : private SystemPlan::ReadState::LazyPath {
   explicit Impl(const SystemPlan& sp) : sp_(sp) {}
 
   void Begin(bool with_lineage) {
-    // An empty record in the same storage (st_ refers to it), keeping what Recycle gave back.
+    // An empty record in the same storage (st_ refers to it): its strings and arrays keep
+    // their capacity when the last record was finished in place.
     model::Reset(rec_);
     errors_.clear();
     st_.lineage = with_lineage;
@@ -1219,13 +1223,14 @@ class RecordReader::Impl : private SystemPlan::ReadState::LazyPath {
     started_ = not_a_record_ = false;
   }
 
-  void Recycle(CareRecord&& used) { rec_ = std::move(used); }
-
   Expected<CareRecord> Finish() {
-    if (!started_ || not_a_record_) return FieldError{"", "expected a record"};
-    st_.lazy = nullptr;
-    st_.path.clear();  // JSON Pointer: the record's own path is ""
-    return sp_.Finish(st_);
+    if (!FinishHere()) return std::move(errors_);
+    return std::move(rec_);
+  }
+
+  Expected<const CareRecord*> FinishInPlace() {
+    if (!FinishHere()) return std::move(errors_);
+    return &rec_;
   }
 
   void Open(std::string_view name) {
@@ -1417,6 +1422,17 @@ class RecordReader::Impl : private SystemPlan::ReadState::LazyPath {
   }
 
   const SystemPlan& sp_;
+  // The record rules; false with errors_ holding every error.
+  bool FinishHere() {
+    if (!started_ || not_a_record_) {
+      errors_.assign(1, FieldError{"", "expected a record"});
+      return false;
+    }
+    st_.lazy = nullptr;
+    st_.path.clear();  // JSON Pointer: the record's own path is ""
+    return sp_.Finish(st_);
+  }
+
   CareRecord rec_;
   FieldErrors errors_;
   SystemPlan::ReadState st_{rec_, errors_, false, {}, {}, {}, {}, {}};
@@ -1440,7 +1456,7 @@ RecordReader::RecordReader(const MappingPlan& plan, std::string_view system) {
 RecordReader::~RecordReader() = default;
 void RecordReader::Begin(bool with_lineage) { impl_->Begin(with_lineage); }
 Expected<CareRecord> RecordReader::Finish() { return impl_->Finish(); }
-void RecordReader::Recycle(CareRecord&& used) { impl_->Recycle(std::move(used)); }
+Expected<const CareRecord*> RecordReader::FinishInPlace() { return impl_->FinishInPlace(); }
 void RecordReader::Open(std::string_view name) { impl_->Open(name); }
 void RecordReader::Close() { impl_->Close(); }
 void RecordReader::OpenArray(std::string_view name) { impl_->OpenArray(name); }

@@ -42,16 +42,14 @@ Expected<model::CareRecord> ViaTree(std::string_view text, bool lineage) {
   return TheEngine().plan().Read("cis", tree.value(), lineage);
 }
 
-// The streaming path, with a reader reused across calls and each record handed back
-// to it (as the export's workers do): nothing of one record may show in the next.
+// The streaming path, with a reader reused across calls and each record finished in
+// place (as the export's workers do): nothing of one record may show in the next.
 Expected<model::CareRecord> ViaEvents(mapping::RecordReader& reader, std::string_view text, bool lineage) {
   reader.Begin(lineage);
   if (auto error = format::ParseJsonEvents(text, reader)) return *error;
-  Expected<model::CareRecord> r = reader.Finish();
-  if (!r.ok()) return r;
-  model::CareRecord copy = r.value();
-  reader.Recycle(std::move(r.value()));
-  return copy;
+  Expected<const model::CareRecord*> r = reader.FinishInPlace();
+  if (!r.ok()) return r.errors();
+  return *r.value();
 }
 
 class RecordReaderTest : public ::testing::Test {

@@ -109,9 +109,10 @@ class RecordReader : public TreeSink {
   ~RecordReader() override;
   void Begin(bool with_lineage);
   Expected<model::CareRecord> Finish();
-  // Optional, after Finish: hands a finished record back, so the next record is built
-  // in its storage (its strings and arrays are not allocated again).
-  void Recycle(model::CareRecord&& used);
+  // Finish without moving the record out: it stays in the reader, valid until the next
+  // Begin, which rebuilds the next record in the same storage (its strings and arrays
+  // are not allocated again).
+  Expected<const model::CareRecord*> FinishInPlace();
 
   void Open(std::string_view name) override;
   void Close() override;
