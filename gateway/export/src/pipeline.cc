@@ -204,16 +204,18 @@ void RecordProcessor::ProcessLine(Batch& batch, const Batch::LineRef& ref) {
   // Line hash: the tables' version and the line's bytes. Equal line hashes mean the
   // same bytes through the same tables, hence the same record, valid as before.
   rec.line_hash = hasher_.Line(text);
+  std::string scanned_key;  // and its hash, reused below when the mapped key is the same
+  std::int64_t scanned_k = 0;
   if (state_) {
     // Which stored line to compare with: the CIS id read without a parser. A wrong or
     // missing id only means no match, and the line is processed in full.
     if (std::string id = ScanStringMember(text, "LA_Person_Unique_Identifier"); !id.empty()) {
-      std::string key = "cis:" + id;
-      std::int64_t k = key_hash(key);
-      if (state_->LineUnchanged(k, rec.line_hash)) {
+      scanned_key = "cis:" + id;
+      scanned_k = key_hash(scanned_key);
+      if (state_->LineUnchanged(scanned_k, rec.line_hash)) {
         rec.line_unchanged = true;
-        rec.key = k;
-        batch.keys += key;
+        rec.key = scanned_k;
+        batch.keys += scanned_key;
         close();
         return;
       }
@@ -239,7 +241,7 @@ void RecordProcessor::ProcessLine(Batch& batch, const Batch::LineRef& ref) {
   }
   const model::CareRecord& r = *mapped.value();
   std::string key = PersonKey(r);
-  rec.key = key_hash(key);
+  rec.key = !scanned_key.empty() && key == scanned_key ? scanned_k : key_hash(key);
   std::size_t csv_begin[16];
   for (std::size_t t = 0; t < tables && t < 16; ++t) csv_begin[t] = batch.csv[t].size();
   AppendWarehouseRows(r, key, batch.csv);
