@@ -4,17 +4,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
 #include "caregate/core/error.h"
 
 namespace caregate::exporter {
-namespace {
-constexpr std::size_t kChunk = 4 << 20;
-}
-
-ExtractReader::ExtractReader(const std::string& path, std::size_t max_line) : path_(path), max_line_(max_line) {
+ExtractReader::ExtractReader(const std::string& path, std::size_t max_line, std::size_t chunk)
+    : path_(path), max_line_(max_line), chunk_(chunk == 0 ? 1 : chunk) {
   fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd_ < 0) throw FatalError(Problem::kIoFailure, path + ": cannot open the extract: " + std::strerror(errno));
   struct stat st {};
@@ -27,7 +25,7 @@ ExtractReader::ExtractReader(const std::string& path, std::size_t max_line) : pa
     size_ = static_cast<std::uint64_t>(st.st_size);
   }
   ::posix_fadvise(fd_, 0, 0, POSIX_FADV_SEQUENTIAL);
-  buf_.resize(kChunk + max_line_ + 1);
+  buf_.resize(chunk_ + max_line_ + 2);  // an unfinished line kept at the front, then a whole read
 }
 
 ExtractReader::~ExtractReader() {
@@ -42,7 +40,7 @@ bool ExtractReader::Fill() {
     pos_ = 0;
   }
   std::size_t room = buf_.size() - end_;
-  if (room > kChunk) room = kChunk;
+  if (room > chunk_) room = chunk_;
   ssize_t n;
   do {
     n = ::read(fd_, buf_.data() + end_, room);
@@ -57,7 +55,22 @@ bool ExtractReader::Fill() {
   return true;
 }
 
+// A line is too long when its text (without '\n' and one trailing '\r') has more than
+// max_line_ bytes, wherever the reads happen to end: whether the whole line is in the
+// buffer or not must not change how it is reported (a test reads at every chunk size).
 bool ExtractReader::Next(Line& line) {
+  const std::size_t head = std::min(max_line_ + 1, kTooLongHead);
+  auto too_long = [&](const char* s) {
+    head_.assign(s, head);  // the buffer is about to be overwritten
+    line = Line{head_, ++line_, true};
+    return true;
+  };
+  auto hand_out = [&](const char* s, std::size_t len) {
+    if (len > 0 && s[len - 1] == '\r') --len;
+    if (len > max_line_) return too_long(s);
+    line = Line{std::string_view(s, len), ++line_, false};
+    return true;
+  };
   for (;;) {
     const char* start = buf_.data() + pos_;
     const void* nl = pos_ < end_ ? std::memchr(start, '\n', end_ - pos_) : nullptr;
@@ -65,12 +78,12 @@ bool ExtractReader::Next(Line& line) {
       std::size_t len = static_cast<std::size_t>(static_cast<const char*>(nl) - start);
       consumed_ += len + 1;
       pos_ += len + 1;
-      if (len > 0 && start[len - 1] == '\r') --len;
-      line = Line{std::string_view(start, len), ++line_, false};
-      return true;
+      return hand_out(start, len);
     }
-    if (end_ - pos_ > max_line_) {
-      // Too long to be a record: skip to the end of the line without keeping it.
+    // max_line_ bytes and a '\r' may still end in a '\n' not yet read; one byte more may not.
+    if (end_ - pos_ > max_line_ + 1) {
+      // Too long to be a record: skip to the end of the line, keeping only its head.
+      head_.assign(start, head);
       consumed_ += end_ - pos_;
       pos_ = end_ = 0;
       while (Fill()) {
@@ -84,7 +97,7 @@ bool ExtractReader::Next(Line& line) {
         consumed_ += end_;
         pos_ = end_ = 0;
       }
-      line = Line{{}, ++line_, true};
+      line = Line{head_, ++line_, true};
       return true;
     }
     if (!Fill()) {
@@ -94,9 +107,7 @@ bool ExtractReader::Next(Line& line) {
       consumed_ += len;
       const char* s = buf_.data() + pos_;
       pos_ = end_;
-      if (s[len - 1] == '\r') --len;
-      line = Line{std::string_view(s, len), ++line_, false};
-      return true;
+      return hand_out(s, len);
     }
   }
 }

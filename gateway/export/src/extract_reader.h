@@ -15,7 +15,9 @@ namespace caregate::exporter {
 class ExtractReader {
  public:
   // Throws FatalError(kIoFailure) when the file cannot be opened.
-  ExtractReader(const std::string& path, std::size_t max_line);
+  // `chunk`: bytes per read (tests use tiny ones to put a read's end everywhere).
+  ExtractReader(const std::string& path, std::size_t max_line, std::size_t chunk = kDefaultChunk);
+  static constexpr std::size_t kDefaultChunk = std::size_t{4} << 20;
   ~ExtractReader();
   ExtractReader(const ExtractReader&) = delete;
   ExtractReader& operator=(const ExtractReader&) = delete;
@@ -23,8 +25,11 @@ class ExtractReader {
   struct Line {
     std::string_view text;  // without '\n' and a trailing '\r'; valid until the next call
     std::uint64_t number = 0;
-    bool too_long = false;  // text is empty then
+    // More than max_line bytes: `text` is then only the line's first
+    // min(max_line + 1, kTooLongHead) bytes, enough to name the person in the reject.
+    bool too_long = false;
   };
+  static constexpr std::size_t kTooLongHead = 4096;
   // False at the end of the input. Throws FatalError(kIoFailure) on a read error.
   bool Next(Line& line);
 
@@ -37,8 +42,9 @@ class ExtractReader {
   bool Fill();  // false at end of file
   std::string path_;
   int fd_ = -1;
-  std::size_t max_line_;
+  std::size_t max_line_, chunk_;
   std::string buf_;
+  std::string head_;  // of the last too-long line
   std::size_t pos_ = 0, end_ = 0;
   bool eof_ = false;
   std::uint64_t size_ = 0, consumed_ = 0, line_ = 0;

@@ -182,8 +182,8 @@ void RecordProcessor::ProcessLine(Batch& batch, const Batch::LineRef& ref) {
     batch.reject_end.push_back(static_cast<std::uint32_t>(batch.rejects.size()));
     for (std::size_t t = 0; t < tables; ++t) batch.csv_end.push_back(static_cast<std::uint32_t>(batch.csv[t].size()));
   };
-  if (ref.too_long) {
-    Reject(batch, rec, {},
+  if (ref.too_long) {  // `text` is the line's head only: enough to name the person
+    Reject(batch, rec, PersonId([&](std::string_view k) { return ScanStringMember(text, k); }),
            {FieldError{"", "line longer than " + std::to_string(format::JsonLimits{}.max_bytes) +
                                " bytes, the limit for one record"}});
     close();

@@ -461,6 +461,36 @@ TEST_F(ExportTest, RejectLinesNameThePersonByTheDecodedId) {
   EXPECT_EQ(names, (std::vector<std::string>{"cis:LCC-9\xC3\xA9", "cis:LCC-77", "cis:LCC-78", "null"}));
 }
 
+// A record longer than the 1 MiB limit is rejected the same way wherever it lies in
+// the file, whether or not one of the reader's reads holds all of it (lines of 1 and
+// 2.5 MiB at offsets up to 4.6 MiB). The line is not kept, but its first 4 KiB are, so
+// the reject names the person when the id comes early; the records around it go through.
+TEST_F(ExportTest, OverLongLinesAreRejectedAlikeWherever) {
+  auto lines = Lines(Synth(6, 5));
+  const std::string ids[2] = {CisId(lines[1]), CisId(lines[3])};
+  ASSERT_FALSE(ids[0].empty() || ids[1].empty());
+  for (std::size_t i : {1, 3}) {
+    lines[i] = lines[i].substr(0, lines[i].size() - 1) + ",\"Padding\":\"" + std::string(1 << 20, 'p') + "\"}";
+  }
+  lines[3] += "\r";  // CRLF
+  // The last one's padding comes first, so its ids lie beyond the head kept: not named.
+  lines[4] = "{\"Padding\":\"" + std::string(5 << 19, 'p') + "\"," + lines[4].substr(1);
+  WriteFile(dir_ / "in.ndjson", JoinLines(lines));
+  Proc p = Export(dir_ / "in.ndjson", dir_ / "out", dir_ / "state.db", {"--run-date", "2024-05-01"});
+  ASSERT_EQ(p.code, 0) << p.err;
+  SourceNode m = Manifest(dir_ / "out");
+  EXPECT_EQ(Count(m, "read"), 6u);
+  EXPECT_EQ(Count(m, "rejected"), 3u);
+  std::vector<std::string> got;
+  for (const auto& l : Lines(ReadFile(dir_ / "out" / "rejects.ndjson"))) got.push_back(l);
+  const auto reject = [](int line, const std::string& id) {
+    return "{\"line\":" + std::to_string(line) + ",\"person_id\":" + id +
+           ",\"errors\":[{\"path\":\"\",\"problem\":\"line longer than 1048576 bytes, the limit for one record\"}]}";
+  };
+  EXPECT_EQ(got, (std::vector<std::string>{reject(2, "\"" + ids[0] + "\""), reject(4, "\"" + ids[1] + "\""),
+                                           reject(5, "null")}));
+}
+
 TEST_F(ExportTest, ConsentNoIsWithheldFromSystmOneButKeptInTheWarehouse) {
   auto lines = Lines(Synth(3, 5));
   std::regex consent("\"Consent_To_Share\":(\"[^\"]*\"|null)");
