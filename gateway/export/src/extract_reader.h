@@ -17,7 +17,7 @@ class ExtractReader {
   // Throws FatalError(kIoFailure) when the file cannot be opened.
   // `chunk`: bytes per read (tests use tiny ones to put a read's end everywhere).
   ExtractReader(const std::string& path, std::size_t max_line, std::size_t chunk = kDefaultChunk);
-  static constexpr std::size_t kDefaultChunk = std::size_t{4} << 20;
+  static constexpr std::size_t kDefaultChunk = std::size_t{512} << 10;
   ~ExtractReader();
   ExtractReader(const ExtractReader&) = delete;
   ExtractReader& operator=(const ExtractReader&) = delete;
