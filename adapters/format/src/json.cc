@@ -567,6 +567,8 @@ std::optional<FieldError> Prepare(std::string_view text, const JsonLimits& limit
   if (text.size() > limits.max_bytes)
     return FieldError{"", "JSON document is " + std::to_string(text.size()) + " bytes, larger than the limit of " +
                               std::to_string(limits.max_bytes) + " bytes"};
+  if (text.substr(0, 3) == "\xEF\xBB\xBF")
+    return FieldError{"", "starts with a UTF-8 byte order mark (EF BB BF), which JSON text must not have"};
   std::size_t first = 0;
   while (first < text.size() && IsJsonSpace(text[first])) ++first;
   if (first == text.size()) return FieldError{"", "empty input: expected a JSON object"};

@@ -71,6 +71,12 @@ bool ExtractReader::Next(Line& line) {
     line = Line{std::string_view(s, len), ++line_, false};
     return true;
   };
+  if (!start_checked_) {  // a UTF-8 byte order mark (Windows tools write one) is not data
+    start_checked_ = true;
+    while (end_ < 3 && Fill()) {
+    }
+    if (end_ >= 3 && std::memcmp(buf_.data(), "\xEF\xBB\xBF", 3) == 0) pos_ = consumed_ = 3;
+  }
   for (;;) {
     const char* start = buf_.data() + pos_;
     const void* nl = pos_ < end_ ? std::memchr(start, '\n', end_ - pos_) : nullptr;

@@ -1,7 +1,8 @@
 #pragma once
 // Reads a CIS NDJSON extract in fixed-size chunks (never the whole file), hashing every
 // byte (the manifest's input SHA-256) and handing out one line at a time with its
-// 1-based line number. A line longer than the cap is reported as too long and skipped
+// 1-based line number. A UTF-8 byte order mark at the start of the file is skipped
+// (hashed and counted as read, not part of line 1). A line longer than the cap is reported as too long and skipped
 // without being buffered, so one giant line cannot make memory grow.
 #include <cstddef>
 #include <cstdint>
@@ -46,7 +47,7 @@ class ExtractReader {
   std::string buf_;
   std::string head_;  // of the last too-long line
   std::size_t pos_ = 0, end_ = 0;
-  bool eof_ = false;
+  bool eof_ = false, start_checked_ = false;
   std::uint64_t size_ = 0, consumed_ = 0, line_ = 0;
   Sha256 sha_;  // of every byte read
 };

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "caregate/core/text.h"
+#include "caregate/core/tree_sink.h"
 #include "caregate/format/compare.h"
 #include "caregate/format/json.h"
 #include "test_util.h"
@@ -146,6 +147,26 @@ TEST(JsonReader, RejectsEmptyInput) {
     ASSERT_FALSE(r.ok());
     EXPECT_NE(Problem(r).find("empty input"), std::string::npos) << Problem(r);
   }
+}
+
+// RFC 8259 forbids a byte order mark; one is refused by name (it is invisible in an
+// editor, so "invalid value at byte 0" would leave the reader guessing), by both entry
+// points. (The export's extract reader skips one at the very start of a file.)
+TEST(JsonReader, RejectsAByteOrderMarkByName) {
+  const std::string text = "\xEF\xBB\xBF{\"a\":1}";
+  auto r = ParseJson(text);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(Problem(r), "starts with a UTF-8 byte order mark (EF BB BF), which JSON text must not have");
+  EXPECT_EQ(ErrorPath(r), "");
+  SourceNode root;
+  TreeBuilder events(root);
+  std::optional<FieldError> e = ParseJsonEvents(text, events);
+  ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->problem, Problem(r));
+  // Anywhere else it is just text: inside a string, a valid character.
+  auto ok = ParseJson("{\"a\":\"\xEF\xBB\xBFx\"}");
+  ASSERT_TRUE(ok.ok()) << Problem(ok);
+  EXPECT_EQ(ok->child("a")->value, "\xEF\xBB\xBFx");
 }
 
 TEST(JsonReader, RejectsTopLevelArrayAndScalars) {

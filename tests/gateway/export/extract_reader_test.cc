@@ -38,7 +38,7 @@ std::ostream& operator<<(std::ostream& os, const Got& g) {
 // What the reader must hand out: NDJSON split by hand.
 std::vector<Got> Reference(const std::string& content, std::size_t max_line) {
   std::vector<Got> out;
-  std::size_t pos = 0;
+  std::size_t pos = content.rfind("\xEF\xBB\xBF", 0) == 0 ? 3 : 0;  // a UTF-8 BOM at the start is skipped
   std::uint64_t n = 0;
   while (pos < content.size()) {
     std::size_t nl = content.find('\n', pos);
@@ -100,6 +100,20 @@ TEST_F(ExtractReaderTest, CrLfBlankLinesAndNoFinalNewline) {
   ExpectLikeReference("one\r\n\r\n\ntwo\rx\r\nthree\r", 16);
   ExpectLikeReference("\n\n", 16);
   ExpectLikeReference("last line without a newline", 64);
+}
+
+// A UTF-8 byte order mark at the start of the file (Windows tools write one) is not
+// part of line 1; anywhere else it is part of its line (and the parser names it).
+TEST_F(ExtractReaderTest, ByteOrderMarkAtTheStartIsSkipped) {
+  ExpectLikeReference("\xEF\xBB\xBF{\"a\":1}\n\xEF\xBB\xBF{\"b\":2}\n", 16);
+  ExpectLikeReference("\xEF\xBB\xBF", 16);
+  ExpectLikeReference("\xEF\xBB\xBF\n", 16);
+  ExpectLikeReference("\xEF\xBB", 16);  // not a whole BOM: kept
+  std::string sha;
+  std::vector<Got> got = Read("\xEF\xBB\xBF{}\n", 16, 1, &sha);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].text, "{}");
+  EXPECT_EQ(got[0].consumed, 6u) << "the BOM's bytes count as read (the manifest's input size)";
 }
 
 TEST_F(ExtractReaderTest, LinesAtAndAroundTheLimit) {
