@@ -1,6 +1,6 @@
 // Fuzz target for the nightly export's per-record work (gateway/export/src/pipeline.cc):
-// the input is a piece of a CIS NDJSON extract, cut into lines as the extract reader
-// cuts them, and run through one worker's RecordProcessor as one batch.
+// the input is a piece of a CIS NDJSON extract, cut into lines by the extract reader,
+// and run through one worker's RecordProcessor as one batch.
 //
 // What must hold (spec section 7, docs/export.md):
 //   - one result per non-blank line, in order, with its line number;
@@ -12,6 +12,9 @@
 //     each starting with the record's person key, and its SystmOne fragment reads back
 //     through the SystmOne adapter without an error;
 //   - the outputs are a function of the input: a second processor gives the same bytes.
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -24,6 +27,7 @@
 #include "caregate/export/warehouse.h"
 #include "caregate/format/json.h"
 #include "fuzz_util.h"
+#include "extract_reader.h"
 #include "pipeline.h"
 
 namespace {
@@ -37,27 +41,25 @@ const caregate::engine::Engine& TheEngine() {
   return *e;
 }
 
+// The input cut into lines by the export's own reader (ExtractReader, through an
+// in-memory file) and its own batch filling, so the target sees exactly what a worker
+// would: a leading BOM skipped, CRLF, over-long lines reduced to their head.
 exporter::Batch Cut(std::string_view text) {
+  const int fd = ::memfd_create("export-fuzz", MFD_CLOEXEC);
+  Check(fd >= 0, "memfd_create failed");
+  for (std::size_t done = 0; done < text.size();) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    Check(n > 0, "write to the memfd failed");
+    done += static_cast<std::size_t>(n);
+  }
   exporter::Batch b;
   b.Reset(exporter::WarehouseTables().size());
-  const std::size_t max_line = caregate::format::JsonLimits{}.max_bytes;
-  std::uint64_t number = 0;
-  while (!text.empty()) {
-    std::size_t n = text.find('\n');
-    std::string_view line = text.substr(0, n);
-    text = n == std::string_view::npos ? std::string_view() : text.substr(n + 1);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    exporter::Batch::LineRef ref;
-    ref.number = ++number;
-    ref.offset = static_cast<std::uint32_t>(b.input.size());
-    if (line.size() > max_line) {
-      ref.too_long = true;
-    } else {
-      ref.length = static_cast<std::uint32_t>(line.size());
-      b.input.append(line);
-    }
-    b.lines.push_back(ref);
+  {
+    exporter::ExtractReader reader("/proc/self/fd/" + std::to_string(fd), caregate::format::JsonLimits{}.max_bytes);
+    Check(!exporter::FillBatch(reader, b, SIZE_MAX, SIZE_MAX), "the reader stopped before the end");
+    Check(reader.consumed() == text.size(), "the reader did not consume every byte");
   }
+  ::close(fd);
   return b;
 }
 

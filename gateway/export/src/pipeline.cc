@@ -262,6 +262,26 @@ void RecordProcessor::ProcessLine(Batch& batch, const Batch::LineRef& ref) {
   close();
 }
 
+bool FillBatch(ExtractReader& reader, Batch& b, std::size_t max_lines, std::size_t max_bytes) {
+  ExtractReader::Line line;
+  bool more = true;
+  while (b.lines.size() < max_lines && b.input.size() < max_bytes) {
+    if (!reader.Next(line)) {
+      more = false;
+      break;
+    }
+    Batch::LineRef ref;
+    ref.offset = static_cast<std::uint32_t>(b.input.size());
+    ref.length = static_cast<std::uint32_t>(line.text.size());
+    ref.number = line.number;
+    ref.too_long = line.too_long;
+    b.input.append(line.text);
+    b.lines.push_back(ref);
+  }
+  b.input_consumed = reader.consumed();
+  return more;
+}
+
 void RunPipeline(const engine::Engine& engine, const std::string& mapping_version, ExtractReader& reader,
                  const PipelineOptions& options, const std::function<void(const Batch&)>& consume) {
   const std::size_t tables = WarehouseTables().size();
@@ -291,7 +311,6 @@ void RunPipeline(const engine::Engine& engine, const std::string& mapping_versio
   std::thread reader_thread([&] {
     try {
       std::uint64_t seq = 0;
-      ExtractReader::Line line;
       bool more = true;
       while (more) {
         Batch* b;
@@ -304,20 +323,7 @@ void RunPipeline(const engine::Engine& engine, const std::string& mapping_versio
         }
         b->Reset(tables);
         b->seq = seq;
-        while (b->lines.size() < options.batch_lines && b->input.size() < options.batch_bytes) {
-          if (!reader.Next(line)) {
-            more = false;
-            break;
-          }
-          Batch::LineRef ref;
-          ref.offset = static_cast<std::uint32_t>(b->input.size());
-          ref.length = static_cast<std::uint32_t>(line.text.size());
-          ref.number = line.number;
-          ref.too_long = line.too_long;
-          b->input.append(line.text);
-          b->lines.push_back(ref);
-        }
-        b->input_consumed = reader.consumed();
+        more = FillBatch(reader, *b, options.batch_lines, options.batch_bytes);
         std::lock_guard<std::mutex> lock(m);
         if (b->lines.empty()) {
           free_batches.push_back(b);

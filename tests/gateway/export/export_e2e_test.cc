@@ -481,8 +481,7 @@ TEST_F(ExportTest, OverLongLinesAreRejectedAlikeWherever) {
   SourceNode m = Manifest(dir_ / "out");
   EXPECT_EQ(Count(m, "read"), 6u);
   EXPECT_EQ(Count(m, "rejected"), 3u);
-  std::vector<std::string> got;
-  for (const auto& l : Lines(ReadFile(dir_ / "out" / "rejects.ndjson"))) got.push_back(l);
+  const std::vector<std::string> got = Lines(ReadFile(dir_ / "out" / "rejects.ndjson"));
   const auto reject = [](int line, const std::string& id) {
     return "{\"line\":" + std::to_string(line) + ",\"person_id\":" + id +
            ",\"errors\":[{\"path\":\"\",\"problem\":\"line longer than 1048576 bytes, the limit for one record\"}]}";
