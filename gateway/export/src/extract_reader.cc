@@ -4,118 +4,33 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
 #include "caregate/core/error.h"
 
 namespace caregate::exporter {
-ExtractReader::ExtractReader(const std::string& path, std::size_t max_line, std::size_t chunk)
-    : path_(path), max_line_(max_line), chunk_(chunk == 0 ? 1 : chunk) {
-  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd_ < 0) throw FatalError(Problem::kIoFailure, path + ": cannot open the extract: " + std::strerror(errno));
+
+ExtractReader::ExtractReader(const std::string& path, std::size_t max_line, std::size_t chunk) : path_(path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw FatalError(Problem::kIoFailure, path + ": cannot open the extract: " + std::strerror(errno));
   struct stat st {};
-  if (::fstat(fd_, &st) == 0) {
+  if (::fstat(fd, &st) == 0) {
     if (S_ISDIR(st.st_mode)) {
-      ::close(fd_);
-      fd_ = -1;
+      ::close(fd);
       throw FatalError(Problem::kIoFailure, path + ": cannot read the extract: it is a directory");
     }
     size_ = static_cast<std::uint64_t>(st.st_size);
   }
-  ::posix_fadvise(fd_, 0, 0, POSIX_FADV_SEQUENTIAL);
-  buf_.resize(chunk_ + max_line_ + 2);  // an unfinished line kept at the front, then a whole read
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  lines_ = std::make_unique<LineReader>(fd, max_line, chunk, &sha_);
 }
 
-ExtractReader::~ExtractReader() {
-  if (fd_ >= 0) ::close(fd_);
-}
-
-bool ExtractReader::Fill() {
-  if (eof_) return false;
-  if (pos_ > 0) {  // keep the unfinished line at the front
-    std::memmove(buf_.data(), buf_.data() + pos_, end_ - pos_);
-    end_ -= pos_;
-    pos_ = 0;
-  }
-  std::size_t room = buf_.size() - end_;
-  if (room > chunk_) room = chunk_;
-  ssize_t n;
-  do {
-    n = ::read(fd_, buf_.data() + end_, room);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) throw FatalError(Problem::kIoFailure, path_ + ": read error: " + std::strerror(errno));
-  if (n == 0) {
-    eof_ = true;
-    return false;
-  }
-  sha_.update(std::string_view(buf_.data() + end_, static_cast<std::size_t>(n)));
-  end_ += static_cast<std::size_t>(n);
-  return true;
-}
-
-// A line is too long when its text (without '\n' and one trailing '\r') has more than
-// max_line_ bytes, wherever the reads happen to end: whether the whole line is in the
-// buffer or not must not change how it is reported (a test reads at every chunk size).
 bool ExtractReader::Next(Line& line) {
-  const std::size_t head = std::min(max_line_ + 1, kTooLongHead);
-  auto too_long = [&](const char* s) {
-    head_.assign(s, head);  // the buffer is about to be overwritten
-    line = Line{head_, ++line_, true};
-    return true;
-  };
-  auto hand_out = [&](const char* s, std::size_t len) {
-    if (len > 0 && s[len - 1] == '\r') --len;
-    if (len > max_line_) return too_long(s);
-    line = Line{std::string_view(s, len), ++line_, false};
-    return true;
-  };
-  if (!start_checked_) {  // a UTF-8 byte order mark (Windows tools write one) is not data
-    start_checked_ = true;
-    while (end_ < 3 && Fill()) {
-    }
-    if (end_ >= 3 && std::memcmp(buf_.data(), "\xEF\xBB\xBF", 3) == 0) pos_ = consumed_ = 3;
-  }
-  for (;;) {
-    const char* start = buf_.data() + pos_;
-    const void* nl = pos_ < end_ ? std::memchr(start, '\n', end_ - pos_) : nullptr;
-    if (nl) {
-      std::size_t len = static_cast<std::size_t>(static_cast<const char*>(nl) - start);
-      consumed_ += len + 1;
-      pos_ += len + 1;
-      return hand_out(start, len);
-    }
-    // max_line_ bytes and a '\r' may still end in a '\n' not yet read; one byte more may not.
-    if (end_ - pos_ > max_line_ + 1) {
-      // Too long to be a record: skip to the end of the line, keeping only its head.
-      head_.assign(start, head);
-      consumed_ += end_ - pos_;
-      pos_ = end_ = 0;
-      while (Fill()) {
-        const void* e = std::memchr(buf_.data(), '\n', end_);
-        if (e) {
-          std::size_t len = static_cast<std::size_t>(static_cast<const char*>(e) - buf_.data());
-          consumed_ += len + 1;
-          pos_ = len + 1;
-          break;
-        }
-        consumed_ += end_;
-        pos_ = end_ = 0;
-      }
-      line = Line{head_, ++line_, true};
-      return true;
-    }
-    if (!Fill()) {
-      if (pos_ >= end_) return false;
-      // The last line has no '\n'.
-      std::size_t len = end_ - pos_;
-      consumed_ += len;
-      const char* s = buf_.data() + pos_;
-      pos_ = end_;
-      return hand_out(s, len);
-    }
-  }
+  if (lines_->Next(line)) return true;
+  if (lines_->error() != 0)
+    throw FatalError(Problem::kIoFailure, path_ + ": read error: " + std::strerror(lines_->error()));
+  return false;
 }
 
 std::string ExtractReader::Sha256Hex() { return sha_.hex_digest(); }

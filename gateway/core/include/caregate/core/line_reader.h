@@ -1,0 +1,59 @@
+#pragma once
+// Lines of an NDJSON text, read in fixed-size chunks (never the whole input), one at a
+// time with its 1-based line number. The one set of rules for every NDJSON input (the
+// export's extract, `translate` and `ingest` files, request bodies):
+//   - '\n' ends a line; one '\r' before it is dropped (CRLF); the last line may lack it;
+//   - a UTF-8 byte order mark at the very start is skipped (it is not part of line 1),
+//     but counted in consumed() and hashed;
+//   - a line whose text has more than `max_line` bytes is "too long" wherever the reads
+//     happen to end; it is skipped without being buffered, except for its first
+//     min(max_line + 1, kTooLongHead) bytes (enough to say whose record it was).
+// Memory: one chunk plus max_line + 2 bytes, whatever the input.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace caregate {
+
+class Sha256;
+
+class LineReader {
+ public:
+  static constexpr std::size_t kDefaultChunk = std::size_t{512} << 10;
+  static constexpr std::size_t kTooLongHead = 4096;
+
+  struct Line {
+    std::string_view text;  // without '\n' and a trailing '\r'; valid until the next call
+    std::uint64_t number = 0;
+    bool too_long = false;  // `text` is then only the line's head (see above)
+  };
+
+  // Reads `fd`, which the reader closes. `chunk`: bytes per read (tests use tiny ones to
+  // put a read's end everywhere). `hash`, when given, receives every byte read.
+  LineReader(int fd, std::size_t max_line, std::size_t chunk = kDefaultChunk, Sha256* hash = nullptr);
+  // Reads an in-memory text.
+  LineReader(std::string text, std::size_t max_line);
+  ~LineReader();
+  LineReader(const LineReader&) = delete;
+  LineReader& operator=(const LineReader&) = delete;
+
+  // False at the end of the input, or at a read error: error() is then its errno.
+  bool Next(Line& line);
+  std::uint64_t consumed() const { return consumed_; }  // bytes handed out so far, BOM included
+  int error() const { return error_; }
+
+ private:
+  bool Fill();  // false at the end of the input
+  int fd_ = -1;
+  std::size_t max_line_, chunk_;
+  Sha256* hash_ = nullptr;
+  std::string buf_;
+  std::string head_;  // of the last too-long line
+  std::size_t pos_ = 0, end_ = 0;
+  bool eof_ = false, start_checked_ = false;
+  int error_ = 0;
+  std::uint64_t consumed_ = 0, line_ = 0;
+};
+
+}  // namespace caregate

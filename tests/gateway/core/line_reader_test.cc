@@ -1,0 +1,150 @@
+// LineReader (every NDJSON input's line splitter) against a reference splitter, for
+// every chunk size from 1 byte up and for an in-memory text: wherever a read ends
+// (inside a line, between '\r' and '\n', inside a BOM, on a line that is too long), the
+// lines, their numbers, the too-long flags, the bytes consumed and the hash of every
+// byte read must come out the same. A line is too long exactly when its text (without
+// '\n' and one trailing '\r') has more than max_line bytes, wherever it falls; its text
+// is then its first bytes only.
+#include "caregate/core/line_reader.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "caregate/core/hash.h"
+
+namespace caregate {
+namespace {
+
+struct Got {
+  std::string text;
+  std::uint64_t number;
+  bool too_long;
+  std::uint64_t consumed;
+  bool operator==(const Got&) const = default;
+};
+
+std::ostream& operator<<(std::ostream& os, const Got& g) {
+  return os << "{line " << g.number << " '" << g.text << "' too_long " << g.too_long << " consumed " << g.consumed
+            << "}";
+}
+
+// What the reader must hand out: NDJSON split by hand.
+std::vector<Got> Reference(const std::string& content, std::size_t max_line) {
+  std::vector<Got> out;
+  std::size_t pos = content.rfind("\xEF\xBB\xBF", 0) == 0 ? 3 : 0;  // a UTF-8 BOM at the start is skipped
+  std::uint64_t n = 0;
+  while (pos < content.size()) {
+    std::size_t nl = content.find('\n', pos);
+    std::size_t end = nl == std::string::npos ? content.size() : nl;
+    std::string text = content.substr(pos, end - pos);
+    if (!text.empty() && text.back() == '\r') text.pop_back();
+    pos = nl == std::string::npos ? content.size() : nl + 1;
+    const bool too_long = text.size() > max_line;
+    if (too_long) text.resize(std::min(max_line + 1, LineReader::kTooLongHead));
+    out.push_back({text, ++n, too_long, pos});
+  }
+  return out;
+}
+
+std::vector<Got> Drain(LineReader& reader) {
+  std::vector<Got> out;
+  LineReader::Line line;
+  while (reader.Next(line)) out.push_back({std::string(line.text), line.number, line.too_long, reader.consumed()});
+  EXPECT_FALSE(reader.Next(line)) << "the end stays the end";
+  EXPECT_EQ(reader.error(), 0);
+  return out;
+}
+
+// An in-memory file holding `content`, read from the start.
+int MemFile(const std::string& content) {
+  const int fd = ::memfd_create("line-reader-test", MFD_CLOEXEC);
+  EXPECT_GE(fd, 0);
+  EXPECT_EQ(::write(fd, content.data(), content.size()), static_cast<ssize_t>(content.size()));
+  EXPECT_EQ(::lseek(fd, 0, SEEK_SET), 0);
+  return fd;
+}
+
+// Every chunk size from 1 to a little more than the content, then the text in memory.
+void ExpectLikeReference(const std::string& content, std::size_t max_line) {
+  const std::vector<Got> want = Reference(content, max_line);
+  const std::string want_sha = Sha256Hex(content);
+  for (std::size_t chunk = 1; chunk <= content.size() + 2; ++chunk) {
+    Sha256 sha;
+    LineReader reader(MemFile(content), max_line, chunk, &sha);
+    ASSERT_EQ(Drain(reader), want) << "chunk " << chunk << ", max_line " << max_line;
+    ASSERT_EQ(sha.hex_digest(), want_sha) << "chunk " << chunk;
+  }
+  LineReader memory(content, max_line);
+  ASSERT_EQ(Drain(memory), want) << "in memory, max_line " << max_line;
+}
+
+TEST(LineReader, PlainLinesAtEveryChunkSize) { ExpectLikeReference("{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n", 16); }
+
+TEST(LineReader, CrLfBlankLinesAndNoFinalNewline) {
+  ExpectLikeReference("one\r\n\r\n\ntwo\rx\r\nthree\r", 16);
+  ExpectLikeReference("\n\n", 16);
+  ExpectLikeReference("", 16);
+  ExpectLikeReference("last line without a newline", 64);
+}
+
+// A UTF-8 byte order mark at the start (Windows tools write one) is not part of line 1;
+// anywhere else it is part of its line (and the JSON parser names it).
+TEST(LineReader, ByteOrderMarkAtTheStartIsSkipped) {
+  ExpectLikeReference("\xEF\xBB\xBF{\"a\":1}\n\xEF\xBB\xBF{\"b\":2}\n", 16);
+  ExpectLikeReference("\xEF\xBB\xBF", 16);
+  ExpectLikeReference("\xEF\xBB\xBF\n", 16);
+  ExpectLikeReference("\xEF\xBB", 16);  // not a whole BOM: kept
+  LineReader reader(MemFile("\xEF\xBB\xBF{}\n"), 16, 1);
+  std::vector<Got> got = Drain(reader);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].text, "{}");
+  EXPECT_EQ(got[0].consumed, 6u) << "the BOM's bytes count as read";
+}
+
+TEST(LineReader, LinesAtAndAroundTheLimit) {
+  const std::size_t max = 8;
+  const std::string at(max, 'a'), over(max + 1, 'b'), far_over(5 * max + 3, 'c');
+  // At the limit: with '\n', with "\r\n" (the '\r' is not part of the text), at the end.
+  ExpectLikeReference(at + "\n" + at + "\r\n" + at, max);
+  // One byte over, with and without '\r', between short lines and at the end.
+  ExpectLikeReference("x\n" + over + "\ny\n" + over + "\r\nz\n" + over, max);
+  // Much longer than the limit and than any chunk: skipped without being kept.
+  ExpectLikeReference(far_over + "\nshort\n" + far_over + "\r\n" + far_over, max);
+}
+
+// A 64 MiB line is skipped to its end (the reader holds one chunk plus the limit), and
+// the next line is read as usual.
+TEST(LineReader, AGiantLineIsSkippedToItsEnd) {
+  const std::string giant(std::size_t{64} << 20, 'x');
+  LineReader reader(MemFile(giant + "\n{}\n"), 1 << 20, 1 << 16);
+  LineReader::Line line;
+  ASSERT_TRUE(reader.Next(line));
+  EXPECT_TRUE(line.too_long);
+  EXPECT_EQ(line.text.size(), LineReader::kTooLongHead);
+  ASSERT_TRUE(reader.Next(line));
+  EXPECT_EQ(line.text, "{}");
+  EXPECT_EQ(line.number, 2u);
+  EXPECT_EQ(reader.consumed(), giant.size() + 4);
+}
+
+// A read error ends the lines without handing out the partial one, and says why.
+TEST(LineReader, ReadErrorEndsWithoutAPartialLine) {
+  const int fd = ::open(std::filesystem::temp_directory_path().c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  LineReader reader(fd, 16);
+  LineReader::Line line;
+  EXPECT_FALSE(reader.Next(line));
+  EXPECT_EQ(reader.error(), EISDIR);
+}
+
+}  // namespace
+}  // namespace caregate
