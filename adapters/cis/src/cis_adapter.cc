@@ -6,125 +6,89 @@
 #include <cerrno>
 #include <cstring>
 
+#include "caregate/core/line_reader.h"
 #include "caregate/core/text.h"
 #include "caregate/format/json.h"
 #include "caregate/format/sinks.h"
 
 namespace caregate::adapters {
 
-Expected<std::unique_ptr<NdjsonLineReader>> NdjsonLineReader::OpenFile(const std::string& path) {
-  int fd = path == "-" ? ::dup(0) : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return FieldError{path, std::string("cannot open for reading: ") + std::strerror(errno)};
-  std::unique_ptr<NdjsonLineReader> r(new NdjsonLineReader());
-  r->fd_ = fd;
-  return r;
-}
-
-std::unique_ptr<NdjsonLineReader> NdjsonLineReader::FromBuffer(std::string bytes) {
-  std::unique_ptr<NdjsonLineReader> r(new NdjsonLineReader());
-  r->buf_ = std::move(bytes);
-  r->eof_ = true;
-  return r;
-}
-
-NdjsonLineReader::~NdjsonLineReader() {
-  if (fd_ >= 0) ::close(fd_);
-}
-
-bool NdjsonLineReader::Fill() {
-  if (eof_) return false;
-  if (pos_ > 0) {
-    buf_.erase(0, pos_);
-    pos_ = 0;
-  }
-  size_t old = buf_.size();
-  buf_.resize(old + (1 << 20));
-  ssize_t n;
-  do {
-    n = ::read(fd_, buf_.data() + old, 1 << 20);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) {
-    failed_ = true;
-    n = 0;
-  }
-  buf_.resize(old + static_cast<size_t>(n));
-  if (n == 0) eof_ = true;
-  return n > 0;
-}
-
-bool NdjsonLineReader::Next(std::string& line, std::size_t& line_number) {
-  for (;;) {
-    size_t nl = buf_.find('\n', pos_);
-    if (nl != std::string::npos) {
-      line.assign(buf_, pos_, nl - pos_);
-      offset_ += nl - pos_ + 1;
-      pos_ = nl + 1;
-      break;
-    }
-    if (!Fill()) {
-      if (pos_ >= buf_.size()) return false;
-      line.assign(buf_, pos_, std::string::npos);
-      offset_ += buf_.size() - pos_;
-      pos_ = buf_.size();
-      break;
-    }
-  }
-  if (!line.empty() && line.back() == '\r') line.pop_back();
-  line_number = ++line_;
-  return true;
-}
-
 namespace {
 
 // NDJSON: one record per non-blank line. A document whose first non-blank line does not
-// end with '}' is a single pretty-printed record and is read whole.
+// end with '}' is a single pretty-printed record and is read whole. Lines come from
+// core's LineReader: a BOM at the start is skipped, and neither an over-long line nor a
+// whole document over the JSON size limit is ever held in memory.
 class NdjsonStream : public RecordStream {
  public:
-  explicit NdjsonStream(std::unique_ptr<NdjsonLineReader> lines) : lines_(std::move(lines)) {}
+  explicit NdjsonStream(std::unique_ptr<LineReader> lines) : lines_(std::move(lines)) {}
   bool Next(StreamRecord& out) override {
-    std::string line;
-    std::size_t number = 0;
+    LineReader::Line line;
     for (;;) {
-      if (!lines_->Next(line, number)) {
-        if (lines_->failed() && !reported_failure_) {
+      if (!lines_->Next(line)) {
+        if (lines_->error() != 0 && !reported_failure_) {
           reported_failure_ = true;
           out.index = ++count_;
-          out.tree = FieldError{"", "read error"};
+          out.line = 0;  // not a line's fault
+          out.tree = FieldError{"", std::string("read error: ") + std::strerror(lines_->error())};
           return true;
         }
-        if (!whole_.empty()) {
+        if (whole_mode_) {
+          whole_mode_ = false;
           out.index = ++count_;
           out.line = whole_start_;
-          out.tree = format::ParseJson(whole_);
+          out.tree = whole_too_big_ ? Expected<SourceNode>(FieldError{"", "JSON document larger than the limit of " +
+                                                                              std::to_string(kMaxBytes) + " bytes"})
+                                    : format::ParseJson(whole_);
           whole_.clear();
           return true;
         }
         return false;
       }
       if (whole_mode_) {
-        whole_ += line;
-        whole_ += '\n';
+        Gather(line);
         continue;
       }
-      std::string_view t = Trim(line);
+      if (line.too_long) {
+        out.index = ++count_;
+        out.line = line.number;
+        out.tree = FieldError{"", "line longer than " + std::to_string(kMaxBytes) + " bytes, the limit for one record"};
+        return true;
+      }
+      std::string_view t = Trim(line.text);
       if (t.empty()) continue;
       if (count_ == 0 && t.back() != '}') {
         whole_mode_ = true;
-        whole_start_ = number;
-        whole_ = line + "\n";
+        whole_start_ = line.number;
+        Gather(line);
         continue;
       }
       out.index = ++count_;
-      out.line = number;
-      out.tree = format::ParseJson(line);
+      out.line = line.number;
+      out.tree = format::ParseJson(line.text);
       return true;
     }
   }
 
  private:
-  std::unique_ptr<NdjsonLineReader> lines_;
+  static constexpr std::size_t kMaxBytes = format::JsonLimits{}.max_bytes;
+  // One more line of a whole document, until it passes the size limit: then only the
+  // fact that it did is kept.
+  void Gather(const LineReader::Line& line) {
+    if (whole_too_big_) return;
+    if (line.too_long || whole_.size() + line.text.size() + 1 > kMaxBytes) {
+      whole_too_big_ = true;
+      whole_.clear();
+      whole_.shrink_to_fit();
+      return;
+    }
+    whole_ += line.text;
+    whole_ += '\n';
+  }
+
+  std::unique_ptr<LineReader> lines_;
   std::size_t count_ = 0, whole_start_ = 0;
-  bool whole_mode_ = false, reported_failure_ = false;
+  bool whole_mode_ = false, whole_too_big_ = false, reported_failure_ = false;
   std::string whole_;
 };
 
@@ -146,12 +110,14 @@ class CisAdapter : public Adapter {
   }
 
   Expected<std::unique_ptr<RecordStream>> OpenFile(const std::string& path) const override {
-    auto lines = NdjsonLineReader::OpenFile(path);
-    if (!lines) return lines.errors();
-    return std::unique_ptr<RecordStream>(std::make_unique<NdjsonStream>(std::move(lines.value())));
+    const int fd = path == "-" ? ::dup(0) : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return FieldError{path, std::string("cannot open for reading: ") + std::strerror(errno)};
+    auto lines = std::make_unique<LineReader>(fd, format::JsonLimits{}.max_bytes);
+    return std::unique_ptr<RecordStream>(std::make_unique<NdjsonStream>(std::move(lines)));
   }
   Expected<std::unique_ptr<RecordStream>> OpenBuffer(std::string bytes) const override {
-    return std::unique_ptr<RecordStream>(std::make_unique<NdjsonStream>(NdjsonLineReader::FromBuffer(std::move(bytes))));
+    auto lines = std::make_unique<LineReader>(std::move(bytes), format::JsonLimits{}.max_bytes);
+    return std::unique_ptr<RecordStream>(std::make_unique<NdjsonStream>(std::move(lines)));
   }
   void AppendRecord(std::string& out, const SourceNode& tree, bool /*in_batch*/) const override {
     format::AppendJson(out, tree);
