@@ -1,6 +1,8 @@
 #include "caregate/format/xml.h"
 #include "caregate/format/sinks.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -903,9 +905,15 @@ XmlStreamReader::~XmlStreamReader() = default;
 Expected<std::unique_ptr<XmlStreamReader>> XmlStreamReader::OpenFile(const std::string& path,
                                                                      const XmlLimits& limits) {
   auto impl = std::make_unique<Impl>(limits);
-  impl->name = path;
-  impl->file = std::fopen(path.c_str(), "rb");
-  if (impl->file == nullptr) return FieldError{"", "cannot open " + path + ": " + std::strerror(errno)};
+  impl->name = path == "-" ? "stdin" : path;
+  if (path == "-") {  // standard input, streamed like a file
+    const int fd = ::dup(0);
+    impl->file = fd < 0 ? nullptr : ::fdopen(fd, "rb");
+    if (impl->file == nullptr && fd >= 0) ::close(fd);
+  } else {
+    impl->file = std::fopen(path.c_str(), "rb");
+  }
+  if (impl->file == nullptr) return FieldError{"", "cannot open " + impl->name + ": " + std::strerror(errno)};
   auto primed = Prime(std::move(impl));
   if (!primed) return primed.errors();
   return std::unique_ptr<XmlStreamReader>(new XmlStreamReader(std::move(primed.value())));

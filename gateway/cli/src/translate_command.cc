@@ -1,7 +1,5 @@
 #include <cstdio>
 #include <fstream>
-#include <iostream>
-#include <iterator>
 
 #include "caregate/cli/cli.h"
 #include "caregate/engine/engine.h"
@@ -32,13 +30,8 @@ Command AddTranslateCommand(CLI::App& root, std::string& mappings_dir) {
             auto engine = engine::Engine::Load(mappings_dir);
             const auto& from = engine->adapter(o->from);
             std::string name = o->input == "-" ? "stdin" : o->input;
-            Expected<std::unique_ptr<adapters::RecordStream>> stream = FieldErrors{};
-            if (o->input == "-") {
-              std::string bytes((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
-              stream = from.OpenBuffer(std::move(bytes));
-            } else {
-              stream = from.OpenFile(o->input);
-            }
+            // A file or standard input ("-"), streamed: a batch is never held whole.
+            Expected<std::unique_ptr<adapters::RecordStream>> stream = from.OpenFile(o->input);
             if (!stream) {
               for (const auto& e : stream.errors()) Error(name, e.path.empty() ? e.problem : e.path + ": " + e.problem);
               return kExitDataErr;
