@@ -8,6 +8,7 @@
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <tuple>
 
 namespace fs = std::filesystem;
 
@@ -62,6 +63,19 @@ TEST(CliTranslate, ReadsStdinWithDash) {
   auto r = Caregate("translate --from cis --to systmone -", Slurp(Spec("cis-record.json")));
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.out.find("<Sex>M</Sex>"), std::string::npos);
+}
+
+// Standard input is streamed like a file, for both formats: the same output either way.
+TEST(CliTranslate, StdinGivesWhatTheFileGives) {
+  for (const auto& [from, to, file] : {std::tuple{"systmone", "cis", "samples/systmone/batch.xml"},
+                                       std::tuple{"cis", "systmone", "samples/cis/extract.ndjson"}}) {
+    const std::string args = std::string("translate --from ") + from + " --to " + to;
+    auto by_name = Caregate(args + " " + Source(file));
+    auto by_stdin = Caregate(args + " -", Slurp(Source(file)));
+    EXPECT_FALSE(by_name.out.empty()) << file;
+    EXPECT_EQ(by_stdin.out, by_name.out) << file;
+    EXPECT_EQ(by_stdin.status, by_name.status) << file;
+  }
 }
 
 TEST(CliTranslate, InvalidRecordWritesNothingAndExits65) {
