@@ -132,6 +132,7 @@ DeltaState::~DeltaState() {
 
 std::vector<RunRecord> DeltaState::Candidates(std::string_view run_date, bool full, std::string_view mapping_version,
                                               std::uint64_t input_bytes) {
+  std::lock_guard<std::mutex> lock(db_mutex_);  // also called during a run, beside the staging thread
   store::Statement q(*db_, std::string("SELECT ") + kRunColumns +
                                " FROM export_runs WHERE run_date = ?1 AND full = ?2 AND mapping_version = ?3 AND "
                                "input_bytes = ?4 ORDER BY seq DESC");

@@ -65,7 +65,8 @@ class DeltaState {
   ~DeltaState();
 
   // Completed runs that could be this one (same run date, flags, tables, input size);
-  // the caller compares the input SHA-256.
+  // the caller compares the input SHA-256. Before a run, or during one (an input whose
+  // size is only known once it has been read).
   std::vector<RunRecord> Candidates(std::string_view run_date, bool full, std::string_view mapping_version,
                                     std::uint64_t input_bytes);
   std::optional<RunRecord> LastCompleted();

@@ -323,12 +323,15 @@ ExportResult RunExport(const engine::Engine& engine, const ExportOptions& option
   const std::string& mapping_version = engine.plan().version();
 
   // The same run, completed before? (Hashing the extract costs a pass over it, so only
-  // when a completed run matches on everything cheaper first.)
-  auto candidates = state->Candidates(run_date, options.full, mapping_version, reader.size());
-  if (!candidates.empty()) {
-    std::string sha = Sha256File(options.input);
-    for (const auto& c : candidates)
-      if (c.input_sha256 == sha) return FinishCompleted(c, out_abs, db_path, t0);
+  // when a completed run matches on everything cheaper first.) A pipe can be read only
+  // once: it is checked after the run has read it (below).
+  if (reader.regular_file()) {
+    auto candidates = state->Candidates(run_date, options.full, mapping_version, reader.size());
+    if (!candidates.empty()) {
+      std::string sha = Sha256File(options.input);
+      for (const auto& c : candidates)
+        if (c.input_sha256 == sha) return FinishCompleted(c, out_abs, db_path, t0);
+    }
   }
 
   // A new run.
@@ -468,6 +471,20 @@ ExportResult RunExport(const engine::Engine& engine, const ExportOptions& option
   progress.Clear();
   s1.Append(s1_adapter.BatchEnd());
   const std::string input_sha = reader.Sha256Hex();
+
+  // A piped extract that a completed run already exported: now that it has been read
+  // and hashed, this run's files are dropped unpublished and nothing is committed, so the
+  // rerun changes nothing (rather than publishing an empty delta over the night's files).
+  if (!reader.regular_file()) {
+    for (const auto& c : state->Candidates(run_date, options.full, mapping_version, reader.consumed()))
+      if (c.input_sha256 == input_sha) {
+        s1.Discard();
+        for (auto& f : csv) f->Discard();
+        rejects.Discard();
+        state.reset();  // the staged rows and the read snapshot go with it
+        return FinishCompleted(c, out_abs, db_path, t0);
+      }
+  }
 
   // Durable under temporary names first.
   std::vector<OutputFile*> files;

@@ -20,7 +20,8 @@ ExtractReader::ExtractReader(const std::string& path, std::size_t max_line, std:
       ::close(fd);
       throw FatalError(Problem::kIoFailure, path + ": cannot read the extract: it is a directory");
     }
-    size_ = static_cast<std::uint64_t>(st.st_size);
+    regular_ = S_ISREG(st.st_mode);
+    size_ = regular_ ? static_cast<std::uint64_t>(st.st_size) : 0;
   }
   ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
   lines_ = std::make_unique<LineReader>(fd, max_line, chunk, &sha_);

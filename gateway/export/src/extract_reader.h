@@ -27,6 +27,9 @@ class ExtractReader {
   // False at the end of the input. Throws FatalError(kIoFailure) on a read error.
   bool Next(Line& line);
 
+  // A regular file: its size is known before reading, and it can be read twice (the
+  // "already completed" check hashes it first). Not so for a pipe (--in /dev/stdin).
+  bool regular_file() const { return regular_; }
   std::uint64_t size() const { return size_; }                    // file size at open (for progress)
   std::uint64_t consumed() const { return lines_->consumed(); }  // bytes handed out so far
   // SHA-256 (hex) of every byte read; call once, after Next returned false.
@@ -35,6 +38,7 @@ class ExtractReader {
  private:
   std::string path_;
   std::uint64_t size_ = 0;
+  bool regular_ = false;
   Sha256 sha_;  // of every byte read
   std::unique_ptr<LineReader> lines_;
 };

@@ -8,6 +8,7 @@
 #include <libxml/xmlschemas.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -527,6 +528,59 @@ TEST_F(ExportTest, RerunOfACompletedRunChangesNothing) {
   EXPECT_EQ(DataFiles(dir_ / "out"), files);
   for (const auto& [path, t] : times) EXPECT_EQ(fs::last_write_time(path), t) << path;
   EXPECT_EQ(DbCount(dir_ / "state.db", "SELECT count(*) FROM export_runs"), 1);
+}
+
+// An extract fed through a pipe (`zcat extract.gz | caregate export --in /dev/stdin`)
+// has no size to match before it is read, and it cannot be read twice. The rerun of a
+// completed night is recognised once the input has been read and hashed: its own files
+// are dropped unpublished and nothing is committed. (Before, it published a second,
+// empty delta run over the night's files.) A different extract through the same pipe
+// is a new run.
+TEST_F(ExportTest, RerunThroughAPipeChangesNothing) {
+  const fs::path fifo = dir_ / "in.fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  auto through_pipe = [&](const std::string& extract, const std::string& date) {
+    std::thread feeder([&] {
+      std::ofstream f(fifo, std::ios::binary);
+      f << extract;
+    });
+    Proc p = Export(fifo, dir_ / "out", dir_ / "state.db", {"--run-date", date});
+    feeder.join();
+    return p;
+  };
+  const std::string extract = Synth(300, 4, 40);
+  Proc first = through_pipe(extract, "2024-05-01");
+  ASSERT_EQ(first.code, 0) << first.err;
+  EXPECT_NE(first.out.find("completed: read 300"), std::string::npos) << first.out;
+  std::map<std::string, fs::file_time_type> times;
+  for (const auto& e : fs::recursive_directory_iterator(dir_ / "out"))
+    if (e.is_regular_file()) times[e.path().string()] = fs::last_write_time(e.path());
+  const std::string manifest = ReadFile(dir_ / "out" / "manifest.json");
+  const auto files = DataFiles(dir_ / "out");
+  ASSERT_GT(Count(Manifest(dir_ / "out"), "exported"), 0u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+
+  Proc again = through_pipe(extract, "2024-05-01");
+  ASSERT_EQ(again.code, 0) << again.err;
+  EXPECT_NE(again.out.find("already completed"), std::string::npos) << again.out;
+  EXPECT_NE(again.out.find("nothing changed"), std::string::npos) << again.out;
+  EXPECT_EQ(ReadFile(dir_ / "out" / "manifest.json"), manifest);
+  EXPECT_EQ(DataFiles(dir_ / "out"), files);
+  std::size_t entries = 0;
+  for (const auto& e : fs::recursive_directory_iterator(dir_ / "out")) {
+    if (!e.is_regular_file()) continue;
+    ++entries;
+    EXPECT_EQ(fs::last_write_time(e.path()), times[e.path().string()]) << e.path();
+  }
+  EXPECT_EQ(entries, times.size()) << "no partial file left behind";
+  EXPECT_EQ(DbCount(dir_ / "state.db", "SELECT count(*) FROM export_runs"), 1);
+
+  auto lines = Lines(extract);
+  lines.resize(250);
+  Proc other = through_pipe(JoinLines(lines), "2024-05-01");
+  ASSERT_EQ(other.code, 0) << other.err;
+  EXPECT_NE(other.out.find("completed: read 250"), std::string::npos) << other.out;
+  EXPECT_EQ(DbCount(dir_ / "state.db", "SELECT count(*) FROM export_runs"), 2);
 }
 
 // The line and content hashes are keyed with the database's own random seed (export
