@@ -1,19 +1,66 @@
 #include <cstdio>
-#include <fstream>
+#include <optional>
+#include <string>
+#include <string_view>
 
 #include "caregate/cli/cli.h"
 #include "caregate/engine/engine.h"
 
 namespace caregate::cli {
 
-// Writes `data` to `path` (or stdout when empty); false on failure.
-bool WriteOutput(const std::string& path, const std::string& data) {
-  if (path.empty()) {
-    return std::fwrite(data.data(), 1, data.size(), stdout) == data.size() && std::fflush(stdout) == 0;
+namespace {
+
+// Where translate's output goes: stdout, or --out FILE through a temporary file beside it
+// that is renamed into place only when everything was written (a failed or interrupted
+// run never leaves half a file under the name asked for).
+class Output {
+ public:
+  explicit Output(std::string path) : path_(std::move(path)) {
+    if (path_.empty()) {
+      file_ = stdout;
+      return;
+    }
+    partial_ = path_ + ".partial";
+    file_ = std::fopen(partial_.c_str(), "wb");
   }
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f.write(data.data(), static_cast<std::streamsize>(data.size()));
-  return static_cast<bool>(f.flush());
+  ~Output() {
+    if (!path_.empty() && !committed_) {
+      if (file_) std::fclose(file_);
+      std::remove(partial_.c_str());
+    }
+  }
+  Output(const Output&) = delete;
+  Output& operator=(const Output&) = delete;
+
+  const std::string& name() const { return path_.empty() ? kStdout : path_; }
+  bool Write(std::string_view s) {
+    ok_ = ok_ && file_ && std::fwrite(s.data(), 1, s.size(), file_) == s.size();
+    return ok_;
+  }
+  bool Commit() {
+    if (path_.empty()) return ok_ && std::fflush(stdout) == 0;
+    if (!file_) return false;
+    const bool closed = std::fclose(file_) == 0;
+    file_ = nullptr;
+    if (!(ok_ && closed) || std::rename(partial_.c_str(), path_.c_str()) != 0) return false;
+    committed_ = true;
+    return true;
+  }
+
+ private:
+  inline static const std::string kStdout = "stdout";
+  std::string path_, partial_;
+  std::FILE* file_ = nullptr;
+  bool ok_ = true, committed_ = false;
+};
+
+}  // namespace
+
+// Writes `data` to `path` (or stdout when empty), the file atomically; false on failure.
+// (Also used by `caregate mappings`.)
+bool WriteOutput(const std::string& path, const std::string& data) {
+  Output out(path);
+  return out.Write(data) && out.Commit();
 }
 
 Command AddTranslateCommand(CLI::App& root, std::string& mappings_dir) {
@@ -36,15 +83,32 @@ Command AddTranslateCommand(CLI::App& root, std::string& mappings_dir) {
               for (const auto& e : stream.errors()) Error(name, e.path.empty() ? e.problem : e.path + ": " + e.problem);
               return kExitDataErr;
             }
-            // translate is interactive-sized: records are kept so the output can be a
-            // single document or a batch. The streaming path is `caregate export`.
-            std::vector<model::CareRecord> good;
+            // Streamed: one record of lookahead decides between a single document and a
+            // batch (more than one record in the input), then each valid record is
+            // rendered and written as it comes, so memory stays flat however long the input.
+            Output output(o->out);
+            const bool wrapped = o->to != "canonical";
+            const auto& to = engine->adapter(o->to == "canonical" ? o->from : o->to);
+            std::optional<model::CareRecord> first;
+            std::string out;
+            bool write_failed = false;
+            auto write = [&](bool force) {
+              if (!write_failed && (force || out.size() >= (std::size_t{1} << 20))) {
+                write_failed = !output.Write(out);
+                out.clear();
+              }
+            };
             size_t records = 0, invalid = 0;
             adapters::StreamRecord rec;
             while (stream.value()->Next(rec)) {
               ++records;
               Expected<model::CareRecord> cr = rec.tree.ok() ? engine->Read(o->from, rec.tree.value(), o->to == "canonical")
                                                              : Expected<model::CareRecord>(rec.tree.errors());
+              if (records == 2) {  // a batch: open it, then the first record
+                if (wrapped) out += to.BatchBegin();
+                if (first) engine->Render(out, *first, o->to, true);
+                first.reset();
+              }
               if (!cr) {
                 ++invalid;
                 std::string where = name + ": record " + std::to_string(rec.index);
@@ -52,20 +116,23 @@ Command AddTranslateCommand(CLI::App& root, std::string& mappings_dir) {
                 for (const auto& e : cr.errors()) Error(where, (e.path.empty() ? "(record)" : e.path) + ": " + e.problem);
                 continue;
               }
-              good.push_back(std::move(cr.value()));
+              if (records == 1) {
+                first = std::move(cr.value());
+                continue;
+              }
+              engine->Render(out, cr.value(), o->to, true);
+              write(false);
             }
             if (records == 0) {
               Error(name, "no records found");
               return kExitDataErr;
             }
             if (records == 1 && invalid == 1) return kExitDataErr;  // nothing on stdout
-            bool batch = records > 1;
-            std::string out;
-            if (batch && o->to != "canonical") out += engine->adapter(o->to).BatchBegin();
-            for (const auto& r : good) engine->Render(out, r, o->to, batch);
-            if (batch && o->to != "canonical") out += engine->adapter(o->to).BatchEnd();
-            if (!WriteOutput(o->out, out)) {
-              Error(o->out.empty() ? "stdout" : o->out, "write failed");
+            if (records == 1) engine->Render(out, *first, o->to, false);
+            if (records > 1 && wrapped) out += to.BatchEnd();
+            write(true);
+            if (write_failed || !output.Commit()) {
+              Error(output.name(), "write failed");
               return kExitFailure;
             }
             if (invalid > 0) {
