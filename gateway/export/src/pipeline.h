@@ -107,13 +107,13 @@ struct PipelineOptions {
   std::size_t batch_bytes = 1 << 20;
 };
 
-// Runs reader and workers; calls `consume` on the calling thread for every batch in
-// input order. An exception from any of them stops the others and is rethrown here.
 // Appends the reader's next lines to an emptied batch until it holds `max_lines` lines
 // or at least `max_bytes` bytes of input; false when the input ended first. (The
 // pipeline's reader thread, and the export fuzz target, which cuts its input the same way.)
 bool FillBatch(ExtractReader& reader, Batch& b, std::size_t max_lines, std::size_t max_bytes);
 
+// Runs reader and workers; calls `consume` on the calling thread for every batch in
+// input order. An exception from any of them stops the others and is rethrown here.
 void RunPipeline(const engine::Engine& engine, const std::string& mapping_version, ExtractReader& reader,
                  const PipelineOptions& options, const std::function<void(const Batch&)>& consume);
 
