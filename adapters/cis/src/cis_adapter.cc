@@ -52,7 +52,7 @@ class NdjsonStream : public RecordStream {
       if (line.too_long) {
         out.index = ++count_;
         out.line = line.number;
-        out.tree = FieldError{"", "line longer than " + std::to_string(kMaxBytes) + " bytes, the limit for one record"};
+        out.tree = FieldError{"", LineReader::TooLongProblem(kMaxBytes)};
         return true;
       }
       std::string_view t = Trim(line.text);

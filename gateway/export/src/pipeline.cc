@@ -10,6 +10,7 @@
 #include <mutex>
 #include <thread>
 
+#include "caregate/core/line_reader.h"
 #include "caregate/core/text.h"
 #include "caregate/export/warehouse.h"
 #include "caregate/format/json.h"
@@ -184,8 +185,7 @@ void RecordProcessor::ProcessLine(Batch& batch, const Batch::LineRef& ref) {
   };
   if (ref.too_long) {  // `text` is the line's head only: enough to name the person
     Reject(batch, rec, PersonId([&](std::string_view k) { return ScanStringMember(text, k); }),
-           {FieldError{"", "line longer than " + std::to_string(format::JsonLimits{}.max_bytes) +
-                               " bytes, the limit for one record"}});
+           {FieldError{"", LineReader::TooLongProblem(format::JsonLimits{}.max_bytes)}});
     close();
     return;
   }

@@ -40,6 +40,10 @@ class LineReader {
 
   // False at the end of the input, or at a read error: error() is then its errno.
   bool Next(Line& line);
+  // The problem every reader of NDJSON records reports for a too-long line.
+  static std::string TooLongProblem(std::size_t max_line) {
+    return "line longer than " + std::to_string(max_line) + " bytes, the limit for one record";
+  }
   std::uint64_t consumed() const { return consumed_; }  // bytes handed out so far, BOM included
   int error() const { return error_; }
 
