@@ -87,8 +87,8 @@ Command AddTranslateCommand(CLI::App& root, std::string& mappings_dir) {
             // batch (more than one record in the input), then each valid record is
             // rendered and written as it comes, so memory stays flat however long the input.
             Output output(o->out);
-            const bool wrapped = o->to != "canonical";
-            const auto& to = engine->adapter(o->to == "canonical" ? o->from : o->to);
+            // A batch of SystmOne or CIS records has the target's wrapper; canonical has none.
+            const adapters::Adapter* wrapper = o->to == "canonical" ? nullptr : &engine->adapter(o->to);
             std::optional<model::CareRecord> first;
             std::string out;
             bool write_failed = false;
@@ -105,7 +105,7 @@ Command AddTranslateCommand(CLI::App& root, std::string& mappings_dir) {
               Expected<model::CareRecord> cr = rec.tree.ok() ? engine->Read(o->from, rec.tree.value(), o->to == "canonical")
                                                              : Expected<model::CareRecord>(rec.tree.errors());
               if (records == 2) {  // a batch: open it, then the first record
-                if (wrapped) out += to.BatchBegin();
+                if (wrapper) out += wrapper->BatchBegin();
                 if (first) engine->Render(out, *first, o->to, true);
                 first.reset();
               }
@@ -129,7 +129,7 @@ Command AddTranslateCommand(CLI::App& root, std::string& mappings_dir) {
             }
             if (records == 1 && invalid == 1) return kExitDataErr;  // nothing on stdout
             if (records == 1) engine->Render(out, *first, o->to, false);
-            if (records > 1 && wrapped) out += to.BatchEnd();
+            if (records > 1 && wrapper) out += wrapper->BatchEnd();
             write(true);
             if (write_failed || !output.Commit()) {
               Error(output.name(), "write failed");
