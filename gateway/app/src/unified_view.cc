@@ -42,6 +42,9 @@ void RedactContactDetails(model::CareRecord& r) {
   r.person.phone_alternate.clear();
   r.person.email.clear();
   std::erase_if(r.lineage, [](const model::Provenance& p) { return IsContact(p.field); });
+  // Source data no rule maps may hold an address, a phone number or an email under a key
+  // nothing recognises (a "Previous_Address", a "Phone_Work"): none of it is shown.
+  r.unmapped.clear();
 }
 
 std::optional<UnifiedView> BuildUnifiedView(const identity::PersonSnapshot& person, const ViewRequest& req) {

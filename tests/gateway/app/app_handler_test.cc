@@ -291,6 +291,41 @@ TEST_F(AppRoutes, SensitiveRecordShowsNoContactDetailsToTheOtherOrganisation) {
   EXPECT_NE(r.body.find("Mill Lane"), std::string::npos);
 }
 
+// Source data no rule maps is kept with the record, and nothing tells which of it is an
+// address, a phone number or an email: a sensitive record shows none of it to the other
+// organisation, in any view. Its owner still sees it, and so do IG officers (lineage).
+TEST_F(AppRoutes, SensitiveRecordShowsNoUnmappedSourceDataToTheOtherOrganisation) {
+  // Extra keys before the record's closing brace.
+  auto with = [](std::string json, const std::string& more) { return json.substr(0, json.size() - 1) + more + "}"; };
+  const std::string cis = with(CisJson(PersonFields{.cis = "C-7", .sensitive = "true"}),
+                               ",\"Phone_Work\":\"0113 999 1234\",\"Previous_Address\":{\"Line_1\":\"99 Secret Road\","
+                               "\"Postcode\":\"LS9 9ZZ\"},\"Email_Secondary\":\"secret@example.net\"");
+  ASSERT_EQ(IngestCis(cis).status, 201);
+  std::string s1 = S1Xml(PersonFields{.s1 = "S-7", .sensitive = "true"});
+  const std::string after = "</Demographics>";
+  s1.insert(s1.find(after), "<PreviousAddress><Road>Hidden Lane</Road><Postcode>LS8 8XX</Postcode></PreviousAddress>");
+  ASSERT_EQ(IngestS1(s1).status, 201);
+  const char* cis_secrets[] = {"0113 999 1234", "Secret Road", "LS9 9ZZ", "secret@example.net"};
+  const char* s1_secrets[] = {"Hidden Lane", "LS8 8XX"};
+  for (const char* view : {"", "?view=canonical", "?view=cis", "?view=systmone"}) {
+    auto r = Call("GET", std::string("/v1/persons/cis:C-7") + view, kHealth);
+    ASSERT_EQ(r.status, 200) << view;
+    for (const char* s : cis_secrets) EXPECT_EQ(r.body.find(s), std::string::npos) << view << ": " << s;
+    r = Call("GET", std::string("/v1/persons/s1:S-7") + view, kCouncil);
+    ASSERT_EQ(r.status, 200) << view;
+    for (const char* s : s1_secrets) EXPECT_EQ(r.body.find(s), std::string::npos) << view << ": " << s;
+  }
+  // The owners see their own unmapped data.
+  auto r = Call("GET", "/v1/persons/cis:C-7?view=canonical", kCouncil);
+  for (const char* s : cis_secrets) EXPECT_NE(r.body.find(s), std::string::npos) << s;
+  r = Call("GET", "/v1/persons/s1:S-7?view=canonical", kHealth);
+  for (const char* s : s1_secrets) EXPECT_NE(r.body.find(s), std::string::npos) << s;
+  // A record that is not sensitive keeps its unmapped data in the other organisation's view.
+  ASSERT_EQ(IngestCis(with(CisJson(PersonFields{.cis = "C-8"}), ",\"Phone_Work\":\"0113 999 5678\"")).status, 201);
+  r = Call("GET", "/v1/persons/cis:C-8?view=canonical", kHealth);
+  EXPECT_NE(r.body.find("0113 999 5678"), std::string::npos);
+}
+
 TEST_F(AppRoutes, RoleByRoute) {
   struct Case {
     const char* method;

@@ -36,7 +36,8 @@ struct ViewRequest {
 // withholds consent.
 std::optional<UnifiedView> BuildUnifiedView(const identity::PersonSnapshot& person, const ViewRequest& request);
 
-// Removes address, phone numbers and email (a sensitive record seen by another organisation).
+// Removes address, phone numbers and email, and all unmapped source data, which may hold
+// any of them under a key no rule knows (a sensitive record seen by another organisation).
 void RedactContactDetails(model::CareRecord& record);
 
 }  // namespace caregate::app
