@@ -297,6 +297,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 
   void OnHeader(beast::error_code ec) {
     if (ec) return ReadFailed(ec);
+    if (std::string bad = FramingProblem(); !bad.empty()) return SendError(caregate::Problem::kMalformed, bad);
     const auto length = parser_->content_length();
     if (length && *length > engine_.options().body_limit) return ReadFailed(http::error::body_limit);
     const auto& req = parser_->get();
@@ -311,6 +312,24 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
                                });
     }
     ReadBody();
+  }
+
+  // What Beast's parser lets through but RFC 9112 refuses; empty when the head is fine.
+  // The answer is 400 and the connection closes, so nothing after the head is read as a
+  // request of its own.
+  std::string FramingProblem() const {
+    const auto& req = parser_->get();
+    // 6.3: without chunked as the final coding, the body's length cannot be known (Beast
+    // would read the request as bodiless, and its body as the next request).
+    if (req.count(http::field::transfer_encoding) > 0 && !parser_->chunked())
+      return "the request's Transfer-Encoding does not end in chunked, so its body's length is unknown";
+    // 3.2: an HTTP/1.1 request has exactly one Host field.
+    if (req.version() >= 11) {
+      const auto hosts = req.count(http::field::host);
+      if (hosts == 0) return "the HTTP/1.1 request has no Host header field";
+      if (hosts > 1) return "the HTTP/1.1 request has more than one Host header field";
+    }
+    return {};
   }
 
   void ReadBody() {

@@ -286,6 +286,49 @@ TEST(Server, ConnectionCapFollowsTheDescriptorLimitByDefault) {
   EXPECT_GE(s.max_connections(), 1u);
 }
 
+// RFC 9112 6.3: a request whose Transfer-Encoding does not end in chunked has no body
+// length anyone can agree on. Reading it as bodiless would run its body as the next
+// request (smuggling it past a proxy that reads the header the other way): 400, closed.
+TEST(ServerSocket, TransferEncodingThatIsNotChunkedIs400AndCloses) {
+  RunningServer s(TestOptions(), MakeHandler());
+  for (const char* coding : {"gzip", "identity", "xchunked", "chunked, gzip"}) {
+    Conn c(s.port());
+    c.Send(std::string("POST /v1/echo HTTP/1.1\r\nHost: x\r\n") + kAuth + "Transfer-Encoding: " + coding +
+           "\r\n\r\nGET /v1/echo?n=smuggled HTTP/1.1\r\nHost: x\r\n" + kAuth + "\r\n");
+    auto r = c.Read();
+    ASSERT_TRUE(r) << coding;
+    EXPECT_EQ(r->status, 400) << coding;
+    EXPECT_NE(r->body.find("Transfer-Encoding"), std::string::npos) << r->body;
+    EXPECT_TRUE(c.ClosedWithin(3s)) << coding << ": the rest was read as another request";
+  }
+  Conn c(s.port());  // chunked is read as before
+  c.Send(std::string("POST /v1/echo HTTP/1.1\r\nHost: x\r\n") + kAuth +
+         "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+  auto r = c.Read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "len=3");
+}
+
+// RFC 9112 3.2: an HTTP/1.1 request without a Host field, or with more than one, is 400.
+TEST(ServerSocket, HttpOneOneWithoutExactlyOneHostIs400) {
+  RunningServer s(TestOptions(), MakeHandler());
+  for (const char* head : {"GET /healthz HTTP/1.1\r\n\r\n", "GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"}) {
+    Conn c(s.port());
+    c.Send(head);
+    auto r = c.Read();
+    ASSERT_TRUE(r) << head;
+    EXPECT_EQ(r->status, 400) << head;
+    EXPECT_NE(r->body.find("Host"), std::string::npos) << r->body;
+    EXPECT_TRUE(c.ClosedWithin(3s));
+  }
+  Conn c(s.port());  // HTTP/1.0 needs none
+  c.Send("GET /healthz HTTP/1.0\r\n\r\n");
+  auto r = c.Read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+}
+
 TEST(ServerSocket, HttpTenClosesAfterResponse) {
   RunningServer s(TestOptions(), MakeHandler());
   Conn c(s.port());
