@@ -1085,9 +1085,9 @@ const std::vector<RecordRule>& RecordRules() {
 
 namespace {
 const FieldDef* const* WatchedFields() {
-  static const FieldDef* kWatched[] = {model::FindField("person.death_date"), model::FindField("person.address.line_1"),
-                                       model::FindField("person.address.road"),
-                                       model::FindField("person.address.house_name"), nullptr};
+  // The date of death's path names it in the DATE-3 error. (The address rule's lineage
+  // takes its paths from the lineage recorded, when there is one.)
+  static const FieldDef* kWatched[] = {model::FindField("person.death_date"), nullptr};
   return kWatched;
 }
 }  // namespace
@@ -1131,23 +1131,55 @@ bool SystemPlan::Finish(ReadState& st) const {
   auto& a = person.address;
   bool has_structure = !(a.house_name.empty() && a.house_number.empty() && a.road.empty() && a.locality.empty());
   bool has_lines = !(a.line_1.empty() && a.line_2.empty() && a.line_3.empty());
+  // Lineage of a part made from others names the source paths it was made from (read
+  // from the lineage already recorded for them: no path is tracked when there is none).
+  auto source_of = [&](std::string_view field) -> std::string {
+    for (const auto& p : rec.lineage)
+      if (p.field == field) return p.source_path;
+    return {};
+  };
   if (has_lines && !has_structure) {
-    auto s = SplitAddressLines(a.line_1, a.line_2, a.line_3);
-    std::string from = FindPath(rec, "person.address.line_1");
+    AddressLineSources from;
+    auto s = SplitAddressLines(a.line_1, a.line_2, a.line_3, &from);
     a.house_name = s.house_name;
     a.house_number = s.house_number;
     a.road = s.road;
     a.locality = s.locality;
-    for (const char* f : {"house_name", "house_number", "road", "locality"})
-      if (with_lineage && !model::FindField(std::string("person.address.") + f)->get(&rec).empty())
-        rec.lineage.push_back({std::string("person.address.") + f, from, "ADDR-4.3", false});
+    if (with_lineage) {
+      const std::pair<const char*, int> parts[] = {
+          {"house_name", from.house_name}, {"house_number", from.house_number}, {"road", from.road},
+          {"locality", from.locality}};
+      for (const auto& [f, line] : parts)
+        if (line >= 0)
+          rec.lineage.push_back({std::string("person.address.") + f,
+                                 source_of("person.address.line_" + std::to_string(line + 1)), "ADDR-4.3", false});
+    }
   } else if (has_structure && !has_lines) {
-    JoinAddressLines({a.house_name, a.house_number, a.road, a.locality}, a.line_1, a.line_2, a.line_3);
-    std::string from = FindPath(rec, "person.address.road");
-    if (from.empty()) from = FindPath(rec, "person.address.house_name");
-    for (const char* f : {"line_1", "line_2", "line_3"})
-      if (with_lineage && !model::FindField(std::string("person.address.") + f)->get(&rec).empty())
-        rec.lineage.push_back({std::string("person.address.") + f, from, "ADDR-4.3", false});
+    std::array<std::pair<AddressPart, AddressPart>, 3> from;
+    JoinAddressLines({a.house_name, a.house_number, a.road, a.locality}, a.line_1, a.line_2, a.line_3, &from);
+    if (with_lineage) {
+      auto path_of = [&](AddressPart part) -> std::string {
+        switch (part) {
+          case AddressPart::kHouseName: return source_of("person.address.house_name");
+          case AddressPart::kHouseNumber: return source_of("person.address.house_number");
+          case AddressPart::kRoad: return source_of("person.address.road");
+          case AddressPart::kLocality: return source_of("person.address.locality");
+          case AddressPart::kNone: break;
+        }
+        return {};
+      };
+      for (int line = 0; line < 3; ++line) {
+        if (from[line].first == AddressPart::kNone) continue;
+        std::string path = path_of(from[line].first);
+        // "HouseNumber Road" comes from two elements: an XPath union names both.
+        if (from[line].second != AddressPart::kNone) {
+          const std::string second = path_of(from[line].second);
+          if (profile.path_style == PathStyle::kXPath && !path.empty() && !second.empty()) path += " | " + second;
+          else if (path.empty()) path = second;
+        }
+        rec.lineage.push_back({"person.address.line_" + std::to_string(line + 1), path, "ADDR-4.3", false});
+      }
+    }
   }
   if (person.consent.empty()) {
     person.consent = "not_asked";

@@ -236,33 +236,57 @@ bool SplitNumbered(std::string_view line, std::string& number, std::string& road
 }
 }  // namespace
 
-StructuredAddress SplitAddressLines(std::string_view l1, std::string_view l2, std::string_view l3) {
+StructuredAddress SplitAddressLines(std::string_view l1, std::string_view l2, std::string_view l3,
+                                    AddressLineSources* sources) {
   std::array<std::string_view, 3> lines = {Trim(l1), Trim(l2), Trim(l3)};
   StructuredAddress a;
-  for (size_t i = 0; i < 3; ++i) {
+  AddressLineSources from;
+  auto take = [&](std::string& part, int& source, int line) {
+    part = std::string(lines[line]);
+    if (!part.empty()) source = line;
+  };
+  bool numbered = false;
+  for (int i = 0; i < 3 && !numbered; ++i) {
     if (SplitNumbered(lines[i], a.house_number, a.road)) {
-      if (i > 0) a.house_name = std::string(lines[i - 1]);
-      if (i + 1 < 3) a.locality = std::string(lines[i + 1]);
-      return a;
+      numbered = true;
+      from.house_number = from.road = i;
+      if (i > 0) take(a.house_name, from.house_name, i - 1);
+      if (i + 1 < 3) take(a.locality, from.locality, i + 1);
     }
   }
-  a.house_name = std::string(lines[0]);
-  a.road = std::string(lines[1]);
-  a.locality = std::string(lines[2]);
+  if (!numbered) {
+    take(a.house_name, from.house_name, 0);
+    take(a.road, from.road, 1);
+    take(a.locality, from.locality, 2);
+  }
+  if (sources) *sources = from;
   return a;
 }
 
-void JoinAddressLines(const StructuredAddress& a, std::string& l1, std::string& l2, std::string& l3) {
+void JoinAddressLines(const StructuredAddress& a, std::string& l1, std::string& l2, std::string& l3,
+                      std::array<std::pair<AddressPart, AddressPart>, 3>* sources) {
   std::array<std::string, 3> parts;
+  std::array<std::pair<AddressPart, AddressPart>, 3> from{};
   size_t n = 0;
-  if (!a.house_name.empty()) parts[n++] = a.house_name;
+  if (!a.house_name.empty()) {
+    from[n] = {AddressPart::kHouseName, AddressPart::kNone};
+    parts[n++] = a.house_name;
+  }
   std::string numbered = a.house_number;
   if (!a.road.empty()) numbered += (numbered.empty() ? "" : " ") + a.road;
-  if (!numbered.empty()) parts[n++] = numbered;
-  if (!a.locality.empty()) parts[n++] = a.locality;
+  if (!numbered.empty()) {
+    from[n] = {a.house_number.empty() ? AddressPart::kRoad : AddressPart::kHouseNumber,
+               a.house_number.empty() || a.road.empty() ? AddressPart::kNone : AddressPart::kRoad};
+    parts[n++] = numbered;
+  }
+  if (!a.locality.empty()) {
+    from[n] = {AddressPart::kLocality, AddressPart::kNone};
+    parts[n++] = a.locality;
+  }
   l1 = parts[0];
   l2 = parts[1];
   l3 = parts[2];
+  if (sources) *sources = from;
 }
 
 }  // namespace caregate::mapping

@@ -122,6 +122,43 @@ TEST(AddressLines, JoinSkipsEmptyPartsAndRoundTrips) {
   EXPECT_EQ(back2.house_number, "7");
 }
 
+// Lineage names the line or element each derived part was made from.
+TEST(AddressLines, SplitSaysWhichLineEachPartCameFrom) {
+  AddressLineSources from;
+  SplitAddressLines("Rose Cottage", "12A Mill Lane", "Armley", &from);
+  EXPECT_EQ(from.house_name, 0);
+  EXPECT_EQ(from.house_number, 1);
+  EXPECT_EQ(from.road, 1);
+  EXPECT_EQ(from.locality, 2);
+  SplitAddressLines("", "", "12 Bridge Road", &from);  // the line before is empty
+  EXPECT_EQ(from.house_name, -1);
+  EXPECT_EQ(from.house_number, 2);
+  EXPECT_EQ(from.road, 2);
+  EXPECT_EQ(from.locality, -1);
+  SplitAddressLines("The Old Vicarage", "", "Headingley", &from);
+  EXPECT_EQ(from.house_name, 0);
+  EXPECT_EQ(from.house_number, -1);
+  EXPECT_EQ(from.road, -1);
+  EXPECT_EQ(from.locality, 2);
+}
+
+TEST(AddressLines, JoinSaysWhichPartsEachLineWasMadeOf) {
+  using P = AddressPart;
+  std::string l1, l2, l3;
+  std::array<std::pair<AddressPart, AddressPart>, 3> from;
+  JoinAddressLines({"", "22", "Mill Lane", "Armley"}, l1, l2, l3, &from);
+  EXPECT_EQ(from[0], std::make_pair(P::kHouseNumber, P::kRoad));
+  EXPECT_EQ(from[1], std::make_pair(P::kLocality, P::kNone));
+  EXPECT_EQ(from[2], std::make_pair(P::kNone, P::kNone));
+  JoinAddressLines({"Ty Gwyn", "", "Tong Road", "Armley"}, l1, l2, l3, &from);
+  EXPECT_EQ(from[0], std::make_pair(P::kHouseName, P::kNone));
+  EXPECT_EQ(from[1], std::make_pair(P::kRoad, P::kNone));
+  EXPECT_EQ(from[2], std::make_pair(P::kLocality, P::kNone));
+  JoinAddressLines({"", "7", "", ""}, l1, l2, l3, &from);
+  EXPECT_EQ(l1, "7");
+  EXPECT_EQ(from[0], std::make_pair(P::kHouseNumber, P::kNone));
+}
+
 TEST(DateTime, RejectsSixtySecondsAndRequiresOffsetWhereAsked) {
   EXPECT_NE(CheckDateTime("2024-07-02T11:05:60"), "");
   EXPECT_EQ(CheckOffsetDateTime("2024-07-02T11:05:00+01:00"), "");

@@ -1,6 +1,7 @@
 #pragma once
 // Value rules of the contract (spec sections 3 and 4.3): NHS numbers, calendar dates,
 // date-times, postcodes and the address-line split.
+#include <array>
 #include <string>
 #include <string_view>
 
@@ -24,9 +25,19 @@ std::string NormalisePostcode(std::string_view s);  // upper case, one space bef
 struct StructuredAddress {
   std::string house_name, house_number, road, locality;
 };
+// The parts of an address, in StructuredAddress's order: where a value came from (lineage).
+enum class AddressPart { kNone, kHouseName, kHouseNumber, kRoad, kLocality };
+// Which line (0..2) each part came from; -1 for a part left empty.
+struct AddressLineSources {
+  int house_name = -1, house_number = -1, road = -1, locality = -1;
+};
 // CIS Line_1..3 -> SystmOne structure (spec 4.3).
-StructuredAddress SplitAddressLines(std::string_view l1, std::string_view l2, std::string_view l3);
+StructuredAddress SplitAddressLines(std::string_view l1, std::string_view l2, std::string_view l3,
+                                    AddressLineSources* sources = nullptr);
 // SystmOne structure -> CIS lines: non-empty HouseName, "HouseNumber Road", Locality in order.
-void JoinAddressLines(const StructuredAddress& a, std::string& l1, std::string& l2, std::string& l3);
+// `sources`, when given, gets the parts each line was made of (kNone for an empty line;
+// "HouseNumber Road" is both, a line of one of them is that one).
+void JoinAddressLines(const StructuredAddress& a, std::string& l1, std::string& l2, std::string& l3,
+                      std::array<std::pair<AddressPart, AddressPart>, 3>* sources = nullptr);
 
 }  // namespace caregate::mapping
