@@ -39,6 +39,16 @@ std::atomic<std::size_t> g_chunk_size{kChunkSize};  // see SetChunkSizeForTestin
 constexpr int kHardDepth = 256;
 constexpr int kLinearAttributeScan = 16;  // libxml2's own default (xmlParserMaxDepth)
 
+// A name outside the document's namespace: "{uri}local" (James Clark's notation), "{}local"
+// for no namespace. '{' cannot start an XML name, so it never equals one of ours.
+std::string ExpandedName(const xmlChar* uri, const xmlChar* local) {
+  std::string name = "{";
+  if (uri != nullptr) name += reinterpret_cast<const char*>(uri);
+  name += '}';
+  name += reinterpret_cast<const char*>(local);
+  return name;
+}
+
 void InitLibxml() {
   static std::once_flag once;
   std::call_once(once, [] { xmlInitParser(); });
@@ -251,7 +261,7 @@ class SaxBuilder {
     }
   }
 
-  static void OnStartElement(void* ctx, const xmlChar* localname, const xmlChar* prefix, const xmlChar* uri, int,
+  static void OnStartElement(void* ctx, const xmlChar* localname, const xmlChar*, const xmlChar* uri, int,
                              const xmlChar**, int nb_attributes, int, const xmlChar** attributes) {
     SaxBuilder& b = From(ctx);
     b.cdata_cr_ = false;
@@ -295,36 +305,38 @@ class SaxBuilder {
       b.RecordFail("element name '" + std::string(C(localname)) + "' is not a valid qualified name");
       return;
     }
-    // Names are read as local names, so an element from another vocabulary would be
-    // taken for ours (<x:NHSNumber xmlns:x="urn:other">): everything must be in the
-    // document's own namespace (the root's, usually none).
-    if (!b.InDocumentNamespace(uri)) {
-      b.RecordFail(b.ForeignNamespace("element", prefix, localname, uri));
-      return;
-    }
     if (b.depth_ > 0) b.frames_[b.depth_ - 1].has_elements = true;
     Frame& f = b.Push();
-    f.node.name = C(localname);
+    // Names in the document's own namespace (the root's, usually none) are read as local
+    // names. One from another vocabulary is kept under its expanded name, "{uri}local"
+    // ("{}local" for no namespace in a document that has one), which no rule of ours
+    // can match: <x:NHSNumber xmlns:x="urn:other"> is unmapped source data, never our
+    // NHS number, and does not make the record invalid (spec 1).
+    if (b.InDocumentNamespace(uri)) f.node.name = C(localname);
+    else f.node.name = ExpandedName(uri, localname);
     f.node.line = static_cast<std::uint32_t>(b.Line());
     if (nb_attributes > 0) {
       f.node.children.reserve(static_cast<std::size_t>(nb_attributes) + 4);
+      if (nb_attributes > kLinearAttributeScan) b.attr_names_.clear();
       for (int i = 0; i < nb_attributes; ++i) {
         const xmlChar** a = attributes + 5 * i;
         if (std::strchr(C(a[0]), ':') != nullptr) {
           b.RecordFail("attribute name '" + std::string(C(a[0])) + "' is not a valid qualified name");
           return;
         }
-        if (a[2] != nullptr && !b.InDocumentNamespace(a[2])) {  // unprefixed attributes have none
-          b.RecordFail(b.ForeignNamespace("attribute", a[1], a[0], a[2]));
-          return;
-        }
+        // Unprefixed attributes are in no namespace, and are ours; a prefixed one in
+        // another namespace keeps its expanded name, as elements do.
+        auto foreign = [&](const xmlChar** at) { return at[2] != nullptr && !b.InDocumentNamespace(at[2]); };
+        const bool is_foreign = foreign(a);
         // Local names come from the parser's dictionary, so equal names are equal
-        // pointers; libxml2 has already refused equal qualified names.
+        // pointers; libxml2 has already refused equal qualified names (and two equal
+        // expanded names).
         bool clash = false;
-        if (nb_attributes <= kLinearAttributeScan) {
-          for (int k = 0; k < i && !clash; ++k) clash = attributes[5 * k] == a[0];
+        if (is_foreign) {
+          // an expanded name cannot clash with a local one
+        } else if (nb_attributes <= kLinearAttributeScan) {
+          for (int k = 0; k < i && !clash; ++k) clash = attributes[5 * k] == a[0] && !foreign(attributes + 5 * k);
         } else {
-          if (i == 0) b.attr_names_.clear();
           clash = !b.attr_names_.insert(a[0]).second;
         }
         if (clash) {
@@ -333,7 +345,8 @@ class SaxBuilder {
           return;
         }
         std::string name = "@";
-        name += C(a[0]);
+        if (is_foreign) name += ExpandedName(a[2], a[0]);
+        else name += C(a[0]);
         // Without entity substitution libxml2 hands '&' in attribute values over as
         // the character reference "&#38;" (every '&' left in the value starts one).
         std::string_view raw(C(a[3]), static_cast<std::size_t>(a[4] - a[3]));
@@ -450,14 +463,6 @@ class SaxBuilder {
   bool InDocumentNamespace(const xmlChar* uri) const {
     if (uri == nullptr) return !root_uri_.has_value();
     return root_uri_.has_value() && *root_uri_ == C(uri);
-  }
-  std::string ForeignNamespace(const char* what, const xmlChar* prefix, const xmlChar* local,
-                               const xmlChar* uri) const {
-    std::string name = prefix ? std::string(C(prefix)) + ":" + C(local) : std::string(C(local));
-    std::string theirs = uri ? "namespace '" + std::string(C(uri)) + "'" : std::string("no namespace");
-    std::string ours = root_uri_ ? "namespace '" + *root_uri_ + "'" : std::string("no namespace");
-    return std::string(what) + " '" + name + "' is in " + theirs + ", but the document is in " + ours +
-           ": other vocabularies are not read";
   }
   bool batch_ = false;
   std::string root_name_;
@@ -700,24 +705,52 @@ void Indent(std::string& out, int level, bool pretty) {
   if (pretty) out.append(static_cast<std::size_t>(level) * 2, ' ');
 }
 
-void AppendElement(std::string& out, std::string_view name, const SourceNode& node, int level, bool pretty) {
+// An expanded name ("{uri}local", see ExpandedName) is written with a prefix bound on the
+// element itself: `p`, and `a1`, `a2`... for its attributes; "{}local" as `local` with
+// `xmlns=""`. Other names are written as they are.
+struct XmlName {
+  std::string_view uri, local;
+  bool expanded = false;
+};
+XmlName SplitName(std::string_view name) {
+  if (name.empty() || name[0] != '{') return {{}, name, false};
+  const std::size_t close = name.find('}');
+  if (close == std::string_view::npos) return {{}, name, false};
+  return {name.substr(1, close - 1), name.substr(close + 1), true};
+}
+
+void AppendTagName(std::string& out, const XmlName& n) {
+  if (n.expanded && !n.uri.empty()) out += "p:";
+  out += n.local;
+}
+
+void AppendNamespaceDeclaration(std::string& out, const XmlName& n) {
+  if (!n.expanded) return;
+  out += n.uri.empty() ? " xmlns=\"" : " xmlns:p=\"";
+  AppendEscaped<true>(out, n.uri);
+  out += '"';
+}
+
+void AppendElement(std::string& out, std::string_view raw_name, const SourceNode& node, int level, bool pretty) {
+  const XmlName name = SplitName(raw_name);
   switch (node.kind) {
     case NodeKind::kNull: return;
     case NodeKind::kArray:
-      for (const auto& item : node.children) AppendElement(out, name, item, level, pretty);
+      for (const auto& item : node.children) AppendElement(out, raw_name, item, level, pretty);
       return;
     case NodeKind::kObject: break;
     default:  // scalars
       Indent(out, level, pretty);
       out += '<';
-      out += name;
+      AppendTagName(out, name);
+      AppendNamespaceDeclaration(out, name);
       if (node.value.empty()) {
         out += "/>";
       } else {
         out += '>';
         AppendEscaped<false>(out, node.value);
         out += "</";
-        out += name;
+        AppendTagName(out, name);
         out += '>';
       }
       if (pretty) out += '\n';
@@ -725,13 +758,22 @@ void AppendElement(std::string& out, std::string_view name, const SourceNode& no
   }
   Indent(out, level, pretty);
   out += '<';
-  out += name;
+  AppendTagName(out, name);
+  AppendNamespaceDeclaration(out, name);
   bool has_elements = false, has_text = false;
+  int attribute_prefixes = 0;
   for (const auto& c : node.children) {
     if (IsAttribute(c)) {
       if (c.kind == NodeKind::kNull || !c.is_scalar()) continue;
       out += ' ';
-      out.append(c.name, 1);
+      const XmlName attr = SplitName(std::string_view(c.name).substr(1));
+      if (attr.expanded && !attr.uri.empty()) {
+        const std::string prefix = "a" + std::to_string(++attribute_prefixes);
+        out += "xmlns:" + prefix + "=\"";
+        AppendEscaped<true>(out, attr.uri);
+        out += "\" " + prefix + ":";
+      }
+      out += attr.local;
       out += "=\"";
       AppendEscaped<true>(out, c.value);
       out += '"';
@@ -759,7 +801,7 @@ void AppendElement(std::string& out, std::string_view name, const SourceNode& no
   }
   if (nested_pretty) Indent(out, level, true);
   out += "</";
-  out += name;
+  AppendTagName(out, name);
   out += '>';
   if (pretty) out += '\n';
 }

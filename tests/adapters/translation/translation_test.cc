@@ -183,6 +183,28 @@ TEST(UnknownData, SystmOneUnknownElementsAreKeptAsUnmapped) {
   EXPECT_NE(canonical.find("Dog in house"), std::string::npos);
 }
 
+// Spec 1: unknown elements never make a record invalid, vendor extensions in their own
+// namespace included. They are unmapped data under their expanded names; one that shares
+// a local name with ours is never read as ours.
+TEST(UnknownData, SystmOneElementsFromAnotherNamespaceAreKeptAsUnmapped) {
+  std::string xml = SpecExample("systmone-record.xml");
+  const std::string nhs = ReadOk("systmone", xml).person.nhs_number;
+  xml.replace(xml.find("<RecordState>"), 13,
+              "<ext:Flag xmlns:ext=\"urn:vendor:ext\" ext:level=\"2\">1</ext:Flag><RecordState>");
+  xml.replace(xml.find("<NHSNumber>"), 11, "<x:NHSNumber xmlns:x=\"urn:other\">9434765919</x:NHSNumber><NHSNumber>");
+  xml.replace(xml.find("<Surname>"), 9, "<Surname xmlns=\"urn:other\">Impostor</Surname><Surname>");
+  auto rec = ReadOk("systmone", xml);
+  EXPECT_EQ(rec.person.nhs_number, nhs);
+  EXPECT_NE(rec.person.family_name, "Impostor");
+  std::map<std::string, std::string> unmapped;
+  for (const auto& u : rec.unmapped) unmapped[u.source_path] = u.value;
+  const std::string r = "/ClientIntegrationResponse/Response";
+  EXPECT_EQ(unmapped[r + "/{urn:vendor:ext}Flag/#text"], "1");  // with attributes, as for ours
+  EXPECT_EQ(unmapped[r + "/{urn:vendor:ext}Flag/@{urn:vendor:ext}level"], "2");
+  EXPECT_EQ(unmapped[r + "/Identity/{urn:other}NHSNumber"], "9434765919");
+  EXPECT_EQ(unmapped[r + "/Demographics/{urn:other}Surname"], "Impostor");
+}
+
 TEST(UnknownData, CisUnknownKeysAreKeptAsUnmapped) {
   std::string json = SpecExample("cis-record.json");
   json.insert(json.rfind('}'), ",\"Key_Safe\":{\"Code\":\"1234\"}");
