@@ -317,18 +317,23 @@ Response RequestHandler::Dispatch(const Request& request, RequestContext& ctx, c
     }
   }
 
+  // Under /v1 the caller is known by now: every refusal is audited (spec 8), also for a
+  // path or method the API does not have. Elsewhere nobody is known and nothing is
+  // personal.
+  auto refuse = [&](caregate::Problem problem, std::string detail) {
+    return v1 ? Refuse(problem, std::move(detail), ctx) : Problem(problem, std::move(detail), ctx);
+  };
   switch (match.outcome) {
     case Router::Outcome::kNotFound:
-      return Problem(caregate::Problem::kNotFound, "no resource at this path", ctx);
+      return refuse(caregate::Problem::kNotFound, "no resource at this path");
     case Router::Outcome::kMethodNotAllowed: {
-      Response r = Problem(caregate::Problem::kMethodNotAllowed,
-                           fmt::format("{} does not allow {}; it allows {}", match.pattern, ctx.method, match.allow),
-                           ctx);
-      r.headers.Set("Allow", match.allow);
+      Response r = refuse(caregate::Problem::kMethodNotAllowed,
+                          fmt::format("{} does not allow {}; it allows {}", match.pattern, ctx.method, match.allow));
+      if (r.status == 405) r.headers.Set("Allow", match.allow);
       return r;
     }
     case Router::Outcome::kBadEncoding:
-      return Problem(caregate::Problem::kMalformed, "a path segment is not valid percent-encoded UTF-8", ctx);
+      return refuse(caregate::Problem::kMalformed, "a path segment is not valid percent-encoded UTF-8");
     case Router::Outcome::kFound: break;
   }
 
@@ -338,7 +343,7 @@ Response RequestHandler::Dispatch(const Request& request, RequestContext& ctx, c
                   fmt::format("role {} may not call {} {}", RoleName(ctx.principal->role), route.method, route.pattern),
                   ctx);
   auto params = ParseQuery(query);
-  if (!params) return Problem(caregate::Problem::kMalformed, "the query string is not valid percent-encoded UTF-8", ctx);
+  if (!params) return refuse(caregate::Problem::kMalformed, "the query string is not valid percent-encoded UTF-8");
   ctx.query = std::move(*params);
   ctx.path_params = std::move(match.params);
   to_invoke = &route;

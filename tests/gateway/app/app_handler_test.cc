@@ -385,9 +385,37 @@ TEST_F(AppRoutes, PublicRoutesNeedNoToken) {
   EXPECT_NE(r.body.find("caregate_audit_write_seconds_bucket"), std::string::npos);
 }
 
-TEST_F(AppRoutes, MethodNotAllowedAndUnknownPath) {
-  EXPECT_EQ(Call("DELETE", "/v1/persons/cis:C-1", kHealth).status, 405);
-  EXPECT_EQ(Call("GET", "/v1/nothing", kHealth).status, 404);
+// Spec 8: every refusal leaves an audit event, also for a method or path the API does
+// not have (the caller is known: /v1 authenticates first).
+TEST_F(AppRoutes, MethodNotAllowedAndUnknownPathAreAuditedRefusals) {
+  struct Case {
+    const char* method;
+    const char* target;
+    int status;
+    const char* outcome;
+    std::vector<std::string> ids;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"DELETE", "/v1/persons/cis:C-1", 405, "405 method-not-allowed", {"cis:C-1"}},
+           {"GET", "/v1/nothing", 404, "404 not-found", {}},
+           {"GET", "/v1/persons/s1:%FF", 400, "400 malformed", {}},
+           {"GET", "/v1/persons/s1:S-1?view=%FF", 400, "400 malformed", {"s1:S-1"}},
+       }) {
+    const auto before = Events().size();
+    auto r = Call(c.method, c.target, kHealth);
+    EXPECT_EQ(r.status, c.status) << c.target;
+    auto events = Events();
+    ASSERT_EQ(events.size(), before + 1) << c.method << " " << c.target << " not audited";
+    EXPECT_EQ(events.back().action, "refused");
+    EXPECT_EQ(events.back().outcome, c.outcome);
+    EXPECT_EQ(events.back().user, "amy.jones");
+    EXPECT_EQ(events.back().person_ids, c.ids) << c.target;
+    EXPECT_EQ(events.back().request_id, Header(r, "X-Request-Id"));
+  }
+  // Outside /v1 nothing is personal and nobody is known: not audited.
+  const auto before = Events().size();
+  EXPECT_EQ(Call("GET", "/nothing", nullptr).status, 404);
+  EXPECT_EQ(Events().size(), before);
 }
 
 TEST_F(AppRoutes, TranslateIsStatelessAndAudited) {
