@@ -285,7 +285,7 @@ struct App::Impl {
     w.Key("view");
     Str(w, "canonical");
     w.Key("person_ids");
-    StrArray(w, person.ids);
+    StrArray(w, uv.person_ids);
     w.Key("sources");
     w.StartArray();
     for (const auto& s : uv.systems) {

@@ -1,5 +1,6 @@
 #include "caregate/app/unified_view.h"
 
+#include <algorithm>
 #include <set>
 
 #include "caregate/model/field_registry.h"
@@ -111,8 +112,23 @@ std::optional<UnifiedView> BuildUnifiedView(const identity::PersonSnapshot& pers
     UnionByReference(m.entries, o.entries, "entries", systems[s], v);
     UnionByReference(m.tasks, o.tasks, "tasks", systems[s], v);
   }
-  // Ids from both systems, and those learnt by linking.
+  // Ids from both systems, and those learnt by linking; but not the ids only a withheld
+  // record carries: that the other organisation knows the person is part of its record.
+  std::vector<std::string> withheld_ids;
+  if (v.consent_withheld_other)
+    for (int i = 0; i < 2; ++i)
+      if (const model::CareRecord* r = person.record(systems[i]); r != nullptr && !shown[i])
+        withheld_ids = r->person_ids();
+  std::vector<std::string> shown_ids = m.person_ids();
+  if (shown[s]) {
+    auto more = shown[s]->person_ids();
+    shown_ids.insert(shown_ids.end(), more.begin(), more.end());
+  }
   for (const auto& id : person.ids) {
+    const bool only_withheld = std::find(withheld_ids.begin(), withheld_ids.end(), id) != withheld_ids.end() &&
+                               std::find(shown_ids.begin(), shown_ids.end(), id) == shown_ids.end();
+    if (only_withheld) continue;
+    v.person_ids.push_back(id);
     if (id.starts_with("nhs:") && m.person.nhs_number.empty()) m.person.nhs_number = id.substr(4);
     if (id.starts_with("s1:") && m.person.s1_id.empty()) m.person.s1_id = id.substr(3);
     if (id.starts_with("cis:") && m.person.cis_id.empty()) m.person.cis_id = id.substr(4);

@@ -272,6 +272,26 @@ TEST_F(AppRoutes, ConsentWithheldRecordIsLeftOutWhenTheCallersOwnRecordExists) {
   EXPECT_NE(r.body.find("White: Irish"), std::string::npos);
 }
 
+// A withheld record's ids are part of it: that the council knows the person (its CIS id)
+// is not shown to health through the identity index either. An id the caller's own
+// record carries still shows.
+TEST_F(AppRoutes, ConsentWithheldRecordsIdsAreNotShown) {
+  ASSERT_EQ(IngestS1(S1Xml(PersonFields{.nhs = "9912003888", .s1 = "S-1"})).status, 201);
+  ASSERT_EQ(IngestCis(CisJson(PersonFields{.nhs = "9912003888", .cis = "C-SECRET", .consent = "No"})).status, 201);
+  for (const char* view : {"systmone", "cis", "canonical"}) {
+    auto r = Call("GET", std::string("/v1/persons/nhs:9912003888?view=") + view, kHealth);
+    ASSERT_EQ(r.status, 200) << view;
+    EXPECT_EQ(r.body.find("C-SECRET"), std::string::npos) << view << ": " << r.body;
+  }
+  // The council's own view has it.
+  EXPECT_NE(Call("GET", "/v1/persons/nhs:9912003888?view=canonical", kCouncil).body.find("C-SECRET"),
+            std::string::npos);
+  // Health's own record naming the CIS id: health's data, shown.
+  ASSERT_EQ(IngestS1(S1Xml(PersonFields{.nhs = "9912003888", .s1 = "S-1", .cis = "C-SECRET"})).status, 200);
+  auto r = Call("GET", "/v1/persons/nhs:9912003888?view=canonical", kHealth);
+  EXPECT_NE(r.body.find("\"cis:C-SECRET\""), std::string::npos) << r.body;
+}
+
 TEST_F(AppRoutes, SensitiveRecordShowsNoContactDetailsToTheOtherOrganisation) {
   PersonFields p{.cis = "C-1", .sensitive = "true", .phone = "0113 496 7777"};
   ASSERT_EQ(IngestCis(CisJson(p)).status, 201);

@@ -22,6 +22,7 @@ struct UnifiedView {
   std::string primary;       // system whose values come first
   std::vector<std::string> systems;                              // records used
   std::vector<std::pair<std::string, std::string>> field_sources;  // canonical field -> system
+  std::vector<std::string> person_ids;  // the person's ids this caller may see
   bool consent_withheld_other = false;  // the other organisation's record was left out
   bool redacted_other = false;          // its address/phones/email were removed (sensitive)
 };
