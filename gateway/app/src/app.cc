@@ -581,9 +581,16 @@ struct App::Impl {
   }
 
   // ---- refusals made by the framework (401, 403 forbidden-role, 413 body-too-large) ----
+  // A known person's refusal names every id the person is known by, so that an IG
+  // officer asking about the person by any of them finds it (the caller learns nothing:
+  // the answer is the same refusal either way).
   void OnRefused(const RequestContext& ctx, caregate::Problem problem, const Response& refusal) {
     std::vector<std::string> ids;
-    if (auto id = PersonIdFromPath(ctx.path); !id.empty()) ids.push_back(id);
+    if (auto id = PersonIdFromPath(ctx.path); !id.empty()) {
+      auto person = store.Find(id);
+      if (person && !person->ids.empty()) ids = person->ids;
+      if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+    }
     Audit(ctx, "refused", std::move(ids), "", Outcome(refusal.status, problem),
           std::string(ctx.method) + " " + std::string(ctx.route.empty() ? ctx.path : ctx.route));
   }

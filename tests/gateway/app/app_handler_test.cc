@@ -394,6 +394,23 @@ TEST_F(AppRoutes, MissingOrBadTokenIs401AndAudited) {
   EXPECT_EQ(LastEvent().outcome, "401 unauthenticated");
 }
 
+// An IG officer asking who tried to reach a person finds the refused attempts whichever
+// of the person's ids they used: a refusal names every id the person is known by.
+TEST_F(AppRoutes, RefusalsNameEveryIdOfAKnownPerson) {
+  ASSERT_EQ(IngestS1(S1Xml(PersonFields{.nhs = "9912003888", .s1 = "S-1"})).status, 201);
+  EXPECT_EQ(Call("GET", "/v1/persons/s1:S-1", nullptr).status, 401);
+  EXPECT_EQ(LastEvent().person_ids, (std::vector<std::string>{"nhs:9912003888", "s1:S-1"}));
+  EXPECT_EQ(Call("GET", "/v1/persons/s1:S-1", kIg).status, 403);
+  EXPECT_EQ(LastEvent().person_ids, (std::vector<std::string>{"nhs:9912003888", "s1:S-1"}));
+  auto r = Call("GET", "/v1/audit/events?person=nhs:9912003888", kIg);
+  ASSERT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("401 unauthenticated"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("403 forbidden-role"), std::string::npos) << r.body;
+  // An id nobody has is named as it was asked for.
+  EXPECT_EQ(Call("GET", "/v1/persons/s1:NOBODY", nullptr).status, 401);
+  EXPECT_EQ(LastEvent().person_ids, std::vector<std::string>{"s1:NOBODY"});
+}
+
 TEST_F(AppRoutes, PublicRoutesNeedNoToken) {
   EXPECT_EQ(Call("GET", "/healthz", nullptr).status, 200);
   IngestCis(CisJson(PersonFields{.cis = "C-1"}));
