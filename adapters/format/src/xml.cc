@@ -714,7 +714,8 @@ struct XmlName {
 };
 XmlName SplitName(std::string_view name) {
   if (name.empty() || name[0] != '{') return {{}, name, false};
-  const std::size_t close = name.find('}');
+  // A namespace name may hold '}', a local name (an NCName) may not: the last one ends it.
+  const std::size_t close = name.rfind('}');
   if (close == std::string_view::npos) return {{}, name, false};
   return {name.substr(1, close - 1), name.substr(close + 1), true};
 }

@@ -148,6 +148,18 @@ TEST(XmlWriter, WritesExpandedNamesAsNamespacedXml) {
   EXPECT_EQ(Names(*second->child("{urn:x}B")), "@{urn:x}k,@{urn:y}k,@k,C");
 }
 
+// Found by fuzzing: a namespace name may hold '}' (the local name never does).
+TEST(XmlWriter, NamespaceNameWithABraceRoundTrips) {
+  auto first = ParseXml("<r xmlns:s=\"u}n:x\"><s:a s:k=\"1\">t</s:a></r>");
+  ASSERT_TRUE(first.ok()) << FormatErrors(first.errors());
+  EXPECT_EQ(Names(*first), "{u}n:x}a");
+  const std::string written = WriteXmlDocument(*first);
+  auto second = ParseXml(written);
+  ASSERT_TRUE(second.ok()) << written << ": " << FormatErrors(second.errors());
+  EXPECT_EQ(WriteXmlDocument(*second), written);
+  EXPECT_EQ(Names(*second->child("{u}n:x}a")), "@{u}n:x}k,#text");
+}
+
 TEST(XmlReader, RejectsClashingAttributeLocalNames) {
   // (Two prefixes of two namespaces cannot both be the document's: refused before this.)
   auto r = ParseXml("<x:a xmlns:x=\"urn:x\" b=\"1\" x:b=\"2\"/>");
