@@ -708,6 +708,8 @@ void Indent(std::string& out, int level, bool pretty) {
 // An expanded name ("{uri}local", see ExpandedName) is written with a prefix bound on the
 // element itself: `p`, and `a1`, `a2`... for its attributes; "{}local" as `local` with
 // `xmlns=""`. Other names are written as they are.
+constexpr std::string_view kXmlNamespace = "http://www.w3.org/XML/1998/namespace";
+
 struct XmlName {
   std::string_view uri, local;
   bool expanded = false;
@@ -768,7 +770,9 @@ void AppendElement(std::string& out, std::string_view raw_name, const SourceNode
       if (c.kind == NodeKind::kNull || !c.is_scalar()) continue;
       out += ' ';
       const XmlName attr = SplitName(std::string_view(c.name).substr(1));
-      if (attr.expanded && !attr.uri.empty()) {
+      if (attr.expanded && attr.uri == kXmlNamespace) {
+        out += "xml:";  // bound in every document, and to no other prefix
+      } else if (attr.expanded && !attr.uri.empty()) {
         const std::string prefix = "a" + std::to_string(++attribute_prefixes);
         out += "xmlns:" + prefix + "=\"";
         AppendEscaped<true>(out, attr.uri);

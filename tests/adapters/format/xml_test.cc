@@ -148,6 +148,19 @@ TEST(XmlWriter, WritesExpandedNamesAsNamespacedXml) {
   EXPECT_EQ(Names(*second->child("{urn:x}B")), "@{urn:x}k,@{urn:y}k,@k,C");
 }
 
+// Found by fuzzing: the xml: prefix is bound in every document and may not be bound
+// again, so xml:lang is written back as xml:lang.
+TEST(XmlWriter, XmlNamespaceAttributesKeepTheXmlPrefix) {
+  auto first = ParseXml("<r><a xml:lang=\"en\">t</a></r>");
+  ASSERT_TRUE(first.ok()) << FormatErrors(first.errors());
+  EXPECT_EQ(Names(*first->child("a")), "@{http://www.w3.org/XML/1998/namespace}lang,#text");
+  const std::string written = WriteXmlDocument(*first);
+  EXPECT_NE(written.find("<a xml:lang=\"en\">"), std::string::npos) << written;
+  auto second = ParseXml(written);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(WriteXmlDocument(*second), written);
+}
+
 // Found by fuzzing: a namespace name may hold '}' (the local name never does).
 TEST(XmlWriter, NamespaceNameWithABraceRoundTrips) {
   auto first = ParseXml("<r xmlns:s=\"u}n:x\"><s:a s:k=\"1\">t</s:a></r>");
