@@ -1,5 +1,13 @@
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include "caregate/format/xml.h"
 #include "caregate/model/canonical_json.h"
 #include "caregate/model/field_registry.h"
 #include "caregate/synth/synth.h"
@@ -203,6 +211,102 @@ TEST(UnknownData, SystmOneElementsFromAnotherNamespaceAreKeptAsUnmapped) {
   EXPECT_EQ(unmapped[r + "/{urn:vendor:ext}Flag/@{urn:vendor:ext}level"], "2");
   EXPECT_EQ(unmapped[r + "/Identity/{urn:other}NHSNumber"], "9434765919");
   EXPECT_EQ(unmapped[r + "/Demographics/{urn:other}Surname"], "Impostor");
+}
+
+// Attributes and child elements no rule knows, on an element of ours that holds a value,
+// are unmapped data; the element's text is still its value.
+TEST(UnknownData, UnknownAttributesAndChildrenOfAValueElementAreUnmapped) {
+  std::string xml = SpecExample("systmone-record.xml");
+  const auto plain = ReadOk("systmone", xml);
+  xml.replace(xml.find("<Surname>"), 9, "<Surname xml:lang=\"en\" verified=\"yes\">");
+  xml.replace(xml.find("<NHSNumber>"), 11, "<NHSNumber type=\"x\">");
+  xml.replace(xml.find("<FirstName>"), 11, "<FirstName><Preferred>Molly</Preferred>");
+  auto rec = ReadOk("systmone", xml);
+  EXPECT_EQ(rec.person.family_name, plain.person.family_name);
+  EXPECT_EQ(rec.person.nhs_number, plain.person.nhs_number);
+  EXPECT_EQ(rec.person.given_name, plain.person.given_name);  // the text beside <Preferred>
+  std::map<std::string, std::string> unmapped;
+  for (const auto& u : rec.unmapped) unmapped[u.source_path] = u.value;
+  const std::string d = "/ClientIntegrationResponse/Response/Demographics";
+  EXPECT_EQ(unmapped[d + "/Surname/@{http://www.w3.org/XML/1998/namespace}lang"], "en");
+  EXPECT_EQ(unmapped[d + "/Surname/@verified"], "yes");
+  EXPECT_EQ(unmapped["/ClientIntegrationResponse/Response/Identity/NHSNumber/@type"], "x");
+  EXPECT_EQ(unmapped[d + "/FirstName/Preferred"], "Molly");
+  // JSON has no attributes: an object where a value belongs is still a type error.
+  std::string json = SpecExample("cis-record.json");
+  const auto at = json.find("\"Surname\"");
+  json.replace(at, json.find(',', at) - at, "\"Surname\": {\"First\": \"x\"}");
+  auto bad = TheEngine().Read("cis", json);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_TRUE(caregate::testing::HasError(bad.errors(), "/Surname", "expected a single value"))
+      << FormatErrors(bad.errors());
+}
+
+// A value element of ours given twice would have its first value replaced unseen: the
+// record is refused, naming the second (as JSON's duplicate keys are).
+TEST(UnknownData, AValueElementGivenTwiceIsRefused) {
+  std::string xml = SpecExample("systmone-record.xml");
+  xml.replace(xml.find("</NHSNumber>"), 12, "</NHSNumber><NHSNumber>9434765919</NHSNumber><NHSNumber>1</NHSNumber>");
+  auto r = TheEngine().Read("systmone", xml);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(caregate::testing::HasError(r.errors(), "/ClientIntegrationResponse/Response/Identity/NHSNumber[2]",
+                                          "appears more than once"))
+      << FormatErrors(r.errors());
+  EXPECT_EQ(r.errors().size(), 1u) << FormatErrors(r.errors());  // once per name, not per repeat
+  // A container too: a second <Response>.
+  std::string twice = SpecExample("systmone-record.xml");
+  twice.replace(twice.find("</ClientIntegrationResponse>"), 28,
+                "<Response><Identity><NHSNumber>9434765919</NHSNumber></Identity></Response></ClientIntegrationResponse>");
+  auto r2 = TheEngine().Read("systmone", twice);
+  ASSERT_FALSE(r2.ok());
+  EXPECT_TRUE(caregate::testing::HasError(r2.errors(), "/ClientIntegrationResponse/Response[2]", "appears more than once"))
+      << FormatErrors(r2.errors());
+  // Repeating elements (collections, narrative lines) are not affected: the spec example
+  // has several, and reads.
+  ReadOk("systmone", SpecExample("systmone-record.xml"));
+}
+
+// Unknown siblings are indexed in one pass: 200,000 of them used to take minutes (each
+// one scanned all the others); the unmapped items stop at 1,000.
+TEST(UnknownData, ManyUnknownSiblingsReadInLinearTime) {
+  std::string xml = SpecExample("systmone-record.xml");
+  std::string many;
+  for (int i = 0; i < 200000; ++i) many += "<X>a</X>";
+  xml.replace(xml.find("<RecordState>"), 13, many + "<RecordState>");
+  const auto t0 = std::chrono::steady_clock::now();
+  auto rec = ReadOk("systmone", xml);
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_LT(s, 20.0) << "quadratic again? (linear: well under a second; quadratic: minutes)";
+  EXPECT_EQ(rec.unmapped.size(), 1000u);
+  EXPECT_EQ(rec.unmapped.front().source_path, "/ClientIntegrationResponse/Response/X[1]");
+}
+
+// Spec 3: parsers cap document size. A SystmOne file streams record by record, and each
+// record is capped as one sent over HTTP is: one over the cap is refused by name, and the
+// batch goes on (a 100 MB record used to be read whole, 441 MB of memory).
+TEST(FileInput, ASystmOneRecordOverTheCapIsRefusedAndTheBatchGoesOn) {
+  const std::string ok =
+      "<ClientIntegrationResponse><Response><Identity><NHSNumber>9912003888</NHSNumber></Identity></Response>"
+      "</ClientIntegrationResponse>";
+  std::string big = ok;
+  big.replace(big.find("</Response>"), 11, "<X>" + std::string(format::XmlLimits{}.max_bytes, 'a') + "</X></Response>");
+  const auto path = std::filesystem::temp_directory_path() / ("caregate-big-" + std::to_string(::getpid()) + ".xml");
+  {
+    std::ofstream f(path, std::ios::binary);
+    f << "<ClientIntegrationBatch>" << ok << big << ok << "</ClientIntegrationBatch>";
+  }
+  auto stream = TheEngine().adapter("systmone").OpenFile(path.string());
+  ASSERT_TRUE(stream.ok());
+  std::vector<std::string> seen;
+  adapters::StreamRecord rec;
+  while ((*stream)->Next(rec)) seen.push_back(rec.tree.ok() ? "ok" : FormatErrors(rec.tree.errors()));
+  std::filesystem::remove(path);
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_EQ(seen[0], "ok");
+  EXPECT_NE(seen[1].find("record larger than " + std::to_string(format::XmlLimits{}.max_bytes) + " bytes"),
+            std::string::npos)
+      << seen[1];
+  EXPECT_EQ(seen[2], "ok");
 }
 
 TEST(UnknownData, CisUnknownKeysAreKeptAsUnmapped) {
