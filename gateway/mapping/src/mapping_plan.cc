@@ -1182,13 +1182,22 @@ bool SystemPlan::Finish(ReadState& st) const {
     a.road = s.road;
     a.locality = s.locality;
     if (with_lineage) {
-      const std::pair<const char*, int> parts[] = {
+      const std::pair<const char*, unsigned> parts[] = {
           {"house_name", from.house_name}, {"house_number", from.house_number}, {"road", from.road},
           {"locality", from.locality}};
-      for (const auto& [f, line] : parts)
-        if (line >= 0)
-          rec.lineage.push_back({std::string("person.address.") + f,
-                                 source_of("person.address.line_" + std::to_string(line + 1)), "ADDR-4.3", false});
+      for (const auto& [f, lines] : parts) {
+        if (lines == 0) continue;
+        // A part joined from two lines names both (" | ", as an XPath union does) and is
+        // lossy: SystmOne back to CIS gives one line where there were two.
+        std::string path;
+        for (int line = 0; line < 3; ++line)
+          if (lines & (1u << line)) {
+            if (!path.empty()) path += " | ";
+            path += source_of("person.address.line_" + std::to_string(line + 1));
+          }
+        const bool joined = (lines & (lines - 1)) != 0;
+        rec.lineage.push_back({std::string("person.address.") + f, path, "ADDR-4.3", joined});
+      }
     }
   } else if (has_structure && !has_lines) {
     std::array<std::pair<AddressPart, AddressPart>, 3> from;

@@ -241,23 +241,32 @@ StructuredAddress SplitAddressLines(std::string_view l1, std::string_view l2, st
   std::array<std::string_view, 3> lines = {Trim(l1), Trim(l2), Trim(l3)};
   StructuredAddress a;
   AddressLineSources from;
-  auto take = [&](std::string& part, int& source, int line) {
-    part = std::string(lines[line]);
-    if (!part.empty()) source = line;
-  };
-  bool numbered = false;
-  for (int i = 0; i < 3 && !numbered; ++i) {
-    if (SplitNumbered(lines[i], a.house_number, a.road)) {
-      numbered = true;
-      from.house_number = from.road = i;
-      if (i > 0) take(a.house_name, from.house_name, i - 1);
-      if (i + 1 < 3) take(a.locality, from.locality, i + 1);
+  int numbered = -1;
+  for (int i = 0; i < 3 && numbered < 0; ++i)
+    if (SplitNumbered(lines[i], a.house_number, a.road)) numbered = i;
+  if (numbered < 0) {  // positional: nothing can be lost
+    for (int i = 0; i < 3; ++i) {
+      std::string& part = i == 0 ? a.house_name : i == 1 ? a.road : a.locality;
+      unsigned& mask = i == 0 ? from.house_name : i == 1 ? from.road : from.locality;
+      part = std::string(lines[i]);
+      if (!part.empty()) mask = 1u << i;
     }
-  }
-  if (!numbered) {
-    take(a.house_name, from.house_name, 0);
-    take(a.road, from.road, 1);
-    take(a.locality, from.locality, 2);
+  } else {
+    a.house_name.clear();
+    a.locality.clear();
+    from.house_number = from.road = 1u << numbered;
+    // The lines before the numbered one are the house name, the lines after it the
+    // locality. Blank lines between them count for nothing; two lines on one side (a
+    // shape SystmOne's structure cannot hold) are joined with ", ", so nothing is lost,
+    // and the part is marked as joined.
+    for (int i = 0; i < 3; ++i) {
+      if (i == numbered || lines[i].empty()) continue;
+      std::string& part = i < numbered ? a.house_name : a.locality;
+      unsigned& mask = i < numbered ? from.house_name : from.locality;
+      if (!part.empty()) part += ", ";
+      part += lines[i];
+      mask |= 1u << i;
+    }
   }
   if (sources) *sources = from;
   return a;

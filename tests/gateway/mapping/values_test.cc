@@ -123,23 +123,45 @@ TEST(AddressLines, JoinSkipsEmptyPartsAndRoundTrips) {
 }
 
 // Lineage names the line or element each derived part was made from.
-TEST(AddressLines, SplitSaysWhichLineEachPartCameFrom) {
+TEST(AddressLines, SplitSaysWhichLinesEachPartCameFrom) {
   AddressLineSources from;
   SplitAddressLines("Rose Cottage", "12A Mill Lane", "Armley", &from);
-  EXPECT_EQ(from.house_name, 0);
-  EXPECT_EQ(from.house_number, 1);
-  EXPECT_EQ(from.road, 1);
-  EXPECT_EQ(from.locality, 2);
+  EXPECT_EQ(from.house_name, 1u);
+  EXPECT_EQ(from.house_number, 2u);
+  EXPECT_EQ(from.road, 2u);
+  EXPECT_EQ(from.locality, 4u);
   SplitAddressLines("", "", "12 Bridge Road", &from);  // the line before is empty
-  EXPECT_EQ(from.house_name, -1);
-  EXPECT_EQ(from.house_number, 2);
-  EXPECT_EQ(from.road, 2);
-  EXPECT_EQ(from.locality, -1);
+  EXPECT_EQ(from.house_name, 0u);
+  EXPECT_EQ(from.house_number, 4u);
+  EXPECT_EQ(from.road, 4u);
+  EXPECT_EQ(from.locality, 0u);
   SplitAddressLines("The Old Vicarage", "", "Headingley", &from);
-  EXPECT_EQ(from.house_name, 0);
-  EXPECT_EQ(from.house_number, -1);
-  EXPECT_EQ(from.road, -1);
-  EXPECT_EQ(from.locality, 2);
+  EXPECT_EQ(from.house_name, 1u);
+  EXPECT_EQ(from.house_number, 0u);
+  EXPECT_EQ(from.road, 0u);
+  EXPECT_EQ(from.locality, 4u);
+}
+
+// Spec 4.3: "a line before it is HouseName, a line after it is Locality". A blank line
+// between does not lose the line after it, and two lines on one side (which SystmOne's
+// one element cannot hold apart) are joined rather than dropped.
+TEST(AddressLines, NoLineIsDropped) {
+  AddressLineSources from;
+  auto a = SplitAddressLines("22 Mill Lane", "", "Armley", &from);
+  EXPECT_EQ(a.house_number, "22");
+  EXPECT_EQ(a.road, "Mill Lane");
+  EXPECT_EQ(a.locality, "Armley");
+  EXPECT_EQ(from.locality, 4u);
+  a = SplitAddressLines("Flat 3", "Rose Court", "22 Mill Lane", &from);
+  EXPECT_EQ(a.house_name, "Flat 3, Rose Court");
+  EXPECT_EQ(a.house_number, "22");
+  EXPECT_EQ(from.house_name, 3u);
+  a = SplitAddressLines("22 Mill Lane", "Armley", "Upper Armley", &from);
+  EXPECT_EQ(a.locality, "Armley, Upper Armley");
+  EXPECT_EQ(from.locality, 6u);
+  a = SplitAddressLines("Rose Cottage", "", "22 Mill Lane", &from);
+  EXPECT_EQ(a.house_name, "Rose Cottage");
+  EXPECT_EQ(a.locality, "");
 }
 
 TEST(AddressLines, JoinSaysWhichPartsEachLineWasMadeOf) {

@@ -27,11 +27,15 @@ struct StructuredAddress {
 };
 // The parts of an address, in StructuredAddress's order: where a value came from (lineage).
 enum class AddressPart { kNone, kHouseName, kHouseNumber, kRoad, kLocality };
-// Which line (0..2) each part came from; -1 for a part left empty.
+// Which lines each part came from: bit i for Line_(i+1); 0 for a part left empty. A part
+// made of two lines (see SplitAddressLines) has two bits.
 struct AddressLineSources {
-  int house_name = -1, house_number = -1, road = -1, locality = -1;
+  unsigned house_name = 0, house_number = 0, road = 0, locality = 0;
 };
-// CIS Line_1..3 -> SystmOne structure (spec 4.3).
+// CIS Line_1..3 -> SystmOne structure (spec 4.3): the first line that starts with a house
+// number splits into HouseNumber and Road, the non-blank lines before it are HouseName and
+// those after it Locality (two on one side are joined with ", ": SystmOne has one
+// element for them); with no numbered line, Line_1..3 are HouseName, Road, Locality.
 StructuredAddress SplitAddressLines(std::string_view l1, std::string_view l2, std::string_view l3,
                                     AddressLineSources* sources = nullptr);
 // SystmOne structure -> CIS lines: non-empty HouseName, "HouseNumber Road", Locality in order.
