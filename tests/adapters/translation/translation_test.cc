@@ -309,6 +309,25 @@ TEST(FileInput, ASystmOneRecordOverTheCapIsRefusedAndTheBatchGoesOn) {
   EXPECT_EQ(seen[2], "ok");
 }
 
+// An event without Event_Type has no SystmOne element of its own: it travels in the
+// CouncilEvent extension, as assessments do, instead of vanishing from the SystmOne file.
+TEST(Episodes, AnEventWithoutATypeSurvivesTheTripThroughSystmOne) {
+  const std::string json =
+      R"({"Record_Type":"CIS_Client","NHS_Number":"9912003888","Events":[{"Event_Reference":"E1",)"
+      R"("Event_Start_Date":"2024-01-01","Event_Outcome":"Progress to reablement/ST-Max"}]})";
+  auto rec = ReadOk("cis", json);
+  ASSERT_EQ(rec.episodes.size(), 1u);
+  EXPECT_EQ(rec.episodes[0].kind, "");
+  const std::string xml = Render(rec, "systmone");
+  EXPECT_NE(xml.find("<EventUID>E1</EventUID>"), std::string::npos) << xml;
+  auto back = ReadOk("systmone", xml);
+  ASSERT_EQ(back.episodes.size(), 1u);
+  EXPECT_EQ(back.episodes[0].reference, "E1");
+  EXPECT_EQ(back.episodes[0].start_date, "2024-01-01");
+  EXPECT_EQ(back.episodes[0].outcome, rec.episodes[0].outcome);
+  EXPECT_EQ(back.episodes[0].kind, "");
+}
+
 TEST(UnknownData, CisUnknownKeysAreKeptAsUnmapped) {
   std::string json = SpecExample("cis-record.json");
   json.insert(json.rfind('}'), ",\"Key_Safe\":{\"Code\":\"1234\"}");
