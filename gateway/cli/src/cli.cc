@@ -1,6 +1,12 @@
 #include "caregate/cli/cli.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <vector>
 
 namespace caregate::cli {
@@ -13,6 +19,20 @@ void Error(const std::string& input, const std::string& message) {
     if (c == '\n') c = ' ';
   line += '\n';
   std::fwrite(line.data(), 1, line.size(), stderr);
+}
+
+bool InputReadable(const std::string& path) {
+  if (path == "-") return true;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    Error(path, std::string("cannot open the input: ") + std::strerror(errno));
+    return false;
+  }
+  struct stat st {};
+  const bool directory = ::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
+  ::close(fd);
+  if (directory) Error(path, "cannot read the input: it is a directory");
+  return !directory;
 }
 
 int RunCli(int argc, char** argv) {

@@ -43,7 +43,7 @@ Command AddIngestCommand(CLI::App& root, std::string& mappings_dir) {
             identity::PersonStore store(db);
             audit::AuditLog audit(db);
             const std::string user = CliUser();
-            std::size_t stored = 0, created = 0, updated = 0, rejected = 0;
+            std::size_t stored = 0, created = 0, updated = 0, rejected = 0, not_read = 0;
             std::vector<model::CareRecord> chunk;
             auto flush = [&] {
               if (chunk.empty()) return;
@@ -68,6 +68,12 @@ Command AddIngestCommand(CLI::App& root, std::string& mappings_dir) {
             };
             const auto& adapter = engine->adapter(o->from);
             for (const auto& file : o->files) {
+              // A file that cannot be opened is named and skipped; the others are still
+              // stored, and the run exits 1 at the end (docs/decisions.md).
+              if (!InputReadable(file)) {
+                ++not_read;
+                continue;
+              }
               auto stream = adapter.OpenFile(file);
               if (!stream) {
                 for (const auto& e : stream.errors()) Error(file, e.path.empty() ? e.problem : e.path + ": " + e.problem);
@@ -91,8 +97,14 @@ Command AddIngestCommand(CLI::App& root, std::string& mappings_dir) {
             }
             flush();
             audit.Close();
-            std::printf("stored %zu (new %zu, updated %zu), rejected %zu\n", stored, created, updated, rejected);
+            std::string summary = "stored " + std::to_string(stored) + " (new " + std::to_string(created) +
+                                  ", updated " + std::to_string(updated) + "), rejected " + std::to_string(rejected);
+            if (not_read > 0)
+              summary += "; " + std::to_string(not_read) + " of " + std::to_string(o->files.size()) + " files not read";
+            summary += '\n';
+            std::fwrite(summary.data(), 1, summary.size(), stdout);
             std::fflush(stdout);
+            if (not_read > 0) return kExitFailure;  // outweighs rejected records: 65 would hide it
             return rejected > 0 ? kExitDataErr : kExitOk;
           }};
 }

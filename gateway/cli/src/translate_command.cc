@@ -77,6 +77,7 @@ Command AddTranslateCommand(CLI::App& root, std::string& mappings_dir) {
             auto engine = engine::Engine::Load(mappings_dir);
             const auto& from = engine->adapter(o->from);
             std::string name = o->input == "-" ? "stdin" : o->input;
+            if (!InputReadable(o->input)) return kExitFailure;
             // A file or standard input ("-"), streamed: a batch is never held whole.
             Expected<std::unique_ptr<adapters::RecordStream>> stream = from.OpenFile(o->input);
             if (!stream) {

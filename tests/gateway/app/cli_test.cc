@@ -93,6 +93,55 @@ TEST(CliIngest, DefaultDatabaseIsCaregateDbInTheWorkingDirectory) {
   EXPECT_TRUE(std::filesystem::exists(dir.file("caregate.db")));
 }
 
+// An input that cannot be opened or is a directory is not invalid data: exit 1 (spec 6,
+// "other failure") with one stderr line naming the input and the problem, worded as the
+// export words its extract's.
+TEST(CliInput, AMissingOrDirectoryInputIsAnOtherFailureNamingIt) {
+  TempDir dir;
+  const std::string missing = dir.file("nonexistent.json"), folder = dir.path().string();
+  for (const char* from : {"cis", "systmone"}) {
+    SCOPED_TRACE(from);
+    auto r = Caregate(dir, {"translate", "--from", from, "--to", "cis", missing});
+    EXPECT_EQ(r.status, 1) << r.err;
+    EXPECT_EQ(r.out, "");
+    EXPECT_EQ(r.err, "caregate: " + missing + ": cannot open the input: No such file or directory\n");
+    r = Caregate(dir, {"translate", "--from", from, "--to", "cis", folder});
+    EXPECT_EQ(r.status, 1) << r.err;
+    EXPECT_EQ(r.out, "");
+    EXPECT_EQ(r.err, "caregate: " + folder + ": cannot read the input: it is a directory\n");
+  }
+  const std::string db = dir.file("c.db");
+  auto r = Caregate(dir, {"ingest", "--from", "cis", "--db", db, missing});
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_EQ(r.err, "caregate: " + missing + ": cannot open the input: No such file or directory\n");
+  EXPECT_EQ(r.out, "stored 0 (new 0, updated 0), rejected 0; 1 of 1 files not read\n");
+  r = Caregate(dir, {"ingest", "--from", "systmone", "--db", db, folder});
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_EQ(r.err, "caregate: " + folder + ": cannot read the input: it is a directory\n");
+}
+
+// ingest of several files, one of them missing: the others are still stored, the missing
+// one is named, and the run exits 1 at the end, also when records were rejected besides
+// (a file not read at all outweighs invalid records: 65 would hide it).
+TEST(CliInput, IngestStoresTheOtherFilesWhenOneIsMissing) {
+  TempDir dir;
+  const std::string db = dir.file("c.db"), missing = dir.file("missing.ndjson");
+  Write(dir.file("a.json"), CisJson(PersonFields{.cis = "C-1"}));
+  Write(dir.file("b.ndjson"), CisJson(PersonFields{.cis = "C-2"}) + "\n" + CisJson(PersonFields{.cis = "C-3"}) + "\n");
+  auto r = Caregate(dir, {"ingest", "--from", "cis", "--db", db, dir.file("a.json"), missing, dir.file("b.ndjson")});
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_EQ(r.out, "stored 3 (new 3, updated 0), rejected 0; 1 of 3 files not read\n");
+  EXPECT_EQ(r.err, "caregate: " + missing + ": cannot open the input: No such file or directory\n");
+  identity::PersonStore store(db);
+  EXPECT_EQ(store.SourceRecordCount(), 3);
+
+  Write(dir.file("bad.ndjson"), CisJson(PersonFields{.nhs = "9912003889", .cis = "C-4"}) + "\n");
+  r = Caregate(dir, {"ingest", "--from", "cis", "--db", db, missing, dir.file("bad.ndjson")});
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_EQ(r.out, "stored 0 (new 0, updated 0), rejected 1; 1 of 2 files not read\n");
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 2) << r.err;
+}
+
 class CliAudit : public ::testing::Test {
  protected:
   void SetUp() override {

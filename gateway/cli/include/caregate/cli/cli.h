@@ -26,6 +26,13 @@ struct Command {
 // One line on stderr: "caregate: <input>: <what>".
 void Error(const std::string& input, const std::string& message);
 
+// Whether the input file `path` can be opened for reading ("-", standard input, always
+// can). When it cannot (missing, unreadable, a directory), writes the one error line
+// "caregate: <path>: cannot open the input: <reason>" (or "cannot read the input: it is a
+// directory"), worded as the export words its extract's, and returns false: the caller
+// exits 1 (spec 6, other failure), not 65, since no data was read to be invalid.
+bool InputReadable(const std::string& path);
+
 Command AddTranslateCommand(CLI::App& root, std::string& mappings_dir);
 Command AddMappingsCommand(CLI::App& root, std::string& mappings_dir);
 Command AddSynthCommand(CLI::App& root, std::string& mappings_dir);
