@@ -10,9 +10,6 @@ namespace caregate::app {
 namespace {
 
 bool IsAddress(std::string_view field) { return field.starts_with("person.address."); }
-bool IsContact(std::string_view field) {
-  return IsAddress(field) || field.starts_with("person.phone_") || field == "person.email";
-}
 
 template <typename T>
 void UnionByReference(std::vector<T>& into, const std::vector<T>& from, std::string_view collection,
@@ -35,14 +32,8 @@ std::string_view OwnSystemOf(std::string_view organisation) {
   return "";
 }
 
-void RedactContactDetails(model::CareRecord& r) {
-  r.person.address = model::Address{};
-  r.person.phone_home.clear();
-  r.person.phone_work.clear();
-  r.person.phone_mobile.clear();
-  r.person.phone_alternate.clear();
-  r.person.email.clear();
-  std::erase_if(r.lineage, [](const model::Provenance& p) { return IsContact(p.field); });
+void RedactForOtherOrganisation(model::CareRecord& r) {
+  model::RedactContactDetails(r);
   // Source data no rule maps may hold an address, a phone number or an email under a key
   // nothing recognises (a "Previous_Address", a "Phone_Work"): none of it is shown.
   r.unmapped.clear();
@@ -64,7 +55,7 @@ std::optional<UnifiedView> BuildUnifiedView(const identity::PersonSnapshot& pers
     }
     shown[i] = *r;
     if (other && !req.unrestricted && r->is_sensitive()) {
-      RedactContactDetails(*shown[i]);
+      RedactForOtherOrganisation(*shown[i]);
       v.redacted_other = true;
     }
   }

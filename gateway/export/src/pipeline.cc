@@ -255,7 +255,16 @@ void RecordProcessor::ProcessLine(Batch& batch, const Batch::LineRef& ref) {
     // One compact ClientIntegrationResponse per line inside the batch root.
     s1_sink_.Rebind(batch.s1);
     s1_sink_.Open(engine_.plan().Profile("systmone")->root_name);
-    engine_.plan().WriteTo("systmone", r, s1_sink_);
+    // The file goes to health, the other organisation: a sensitive record goes without
+    // its address, phone numbers and email (spec 8; the warehouse, the council's own,
+    // keeps them). A copy: the record belongs to the reader.
+    const model::CareRecord* shown = &r;
+    if (r.is_sensitive()) {
+      redacted_ = r;
+      model::RedactContactDetails(redacted_);
+      shown = &redacted_;
+    }
+    engine_.plan().WriteTo("systmone", *shown, s1_sink_);
     s1_sink_.Close();
     batch.s1 += '\n';
   }

@@ -96,6 +96,8 @@ class RecordProcessor {
   // Writes the SystmOne fragments; bound to each batch's buffer in turn.
   TextBuffer unbound_;
   format::XmlTextSink s1_sink_{unbound_, 0, /*pretty=*/false};
+  // A sensitive record's copy without contact details, for the SystmOne file; reused.
+  model::CareRecord redacted_;
 };
 
 struct PipelineOptions {

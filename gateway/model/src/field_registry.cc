@@ -257,6 +257,19 @@ std::vector<std::string> CareRecord::person_ids() const {
   return ids;
 }
 
+void RedactContactDetails(CareRecord& r) {
+  r.person.address = Address{};
+  r.person.phone_home.clear();
+  r.person.phone_work.clear();
+  r.person.phone_mobile.clear();
+  r.person.phone_alternate.clear();
+  r.person.email.clear();
+  std::erase_if(r.lineage, [](const Provenance& p) {
+    const std::string_view f = p.field;
+    return f.starts_with("person.address.") || f.starts_with("person.phone_") || f == "person.email";
+  });
+}
+
 void Reset(CareRecord& r) {
   static const std::vector<const FieldDef*> kRecordFields = FieldsOf(Entity::kRecord);  // envelope and person
   for (const FieldDef* f : kRecordFields) f->get(&r).clear();

@@ -509,6 +509,34 @@ TEST_F(ExportTest, ConsentNoIsWithheldFromSystmOneButKeptInTheWarehouse) {
   EXPECT_EQ(ReadFile(dir_ / "out" / "rejects.ndjson"), "");
 }
 
+// The SystmOne file is the council's records going to health, the other organisation:
+// a sensitive record goes without its address, phone numbers and email (spec 8's rule,
+// as consent follows spec 8 here too). The council's own warehouse keeps them.
+TEST_F(ExportTest, SensitiveRecordsGoToSystmOneWithoutContactDetails) {
+  const std::string base =
+      R"({"Record_Type":"CIS_Client","LA_Person_Unique_Identifier":"C-%d","Surname":"Smith",)"
+      R"("Address":{"Line_1":"Flat %d, Secret House","Town":"Leeds","Postcode":"LS9 9ZZ"},)"
+      R"("Phone_Home":"0113 999 %04d","Phone_Mobile":"07700 90%04d","Email":"p%d@example.net",)"
+      R"("Consent_To_Share":"Yes","Sensitive_Record":%s})";
+  auto line = [&](int i, const char* sensitive) {
+    char buf[512];
+    std::snprintf(buf, sizeof buf, base.c_str(), i, i, i, i, i, sensitive);
+    return std::string(buf);
+  };
+  WriteFile(dir_ / "in.ndjson", line(1, "true") + "\n" + line(2, "false") + "\n");
+  Proc p = Export(dir_ / "in.ndjson", dir_ / "out", dir_ / "state.db", {"--run-date", "2024-05-01"});
+  ASSERT_EQ(p.code, 0) << p.err;
+  const std::string s1 = ReadFile(dir_ / "out" / "systmone-import.xml");
+  EXPECT_EQ(S1Ids(dir_ / "out"), (std::set<std::string>{"cis:C-1", "cis:C-2"}));
+  for (const char* secret : {"Flat 1, Secret House", "0113 999 0001", "07700 900001", "p1@example.net"})
+    EXPECT_EQ(s1.find(secret), std::string::npos) << secret;
+  for (const char* open : {"Flat 2, Secret House", "0113 999 0002", "07700 900002", "p2@example.net"})
+    EXPECT_NE(s1.find(open), std::string::npos) << open;
+  const std::string persons = ReadFile(dir_ / "out" / "warehouse" / "persons.csv");
+  for (const char* kept : {"Flat 1, Secret House", "0113 999 0001", "p1@example.net"})
+    EXPECT_NE(persons.find(kept), std::string::npos) << kept;
+}
+
 TEST_F(ExportTest, RerunOfACompletedRunChangesNothing) {
   WriteFile(dir_ / "in.ndjson", Synth(400, 2, 50));
   Proc first = Export(dir_ / "in.ndjson", dir_ / "out", dir_ / "state.db", {"--run-date", "2024-05-01"});

@@ -39,6 +39,6 @@ std::optional<UnifiedView> BuildUnifiedView(const identity::PersonSnapshot& pers
 
 // Removes address, phone numbers and email, and all unmapped source data, which may hold
 // any of them under a key no rule knows (a sensitive record seen by another organisation).
-void RedactContactDetails(model::CareRecord& record);
+void RedactForOtherOrganisation(model::CareRecord& record);
 
 }  // namespace caregate::app

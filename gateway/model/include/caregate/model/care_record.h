@@ -114,4 +114,9 @@ struct CareRecord {
   std::vector<std::string> person_ids() const;
 };
 
+// Spec 8: "a sensitive record shows no address, phone or email to the other
+// organisation". Clears the address, every phone number and the email, and their
+// lineage. (What else a view must hide, such as unmapped source data, is the caller's.)
+void RedactContactDetails(CareRecord& record);
+
 }  // namespace caregate::model
