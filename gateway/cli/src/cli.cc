@@ -7,7 +7,10 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <string_view>
 #include <vector>
+
+#include "caregate/core/text.h"
 
 namespace caregate::cli {
 
@@ -64,7 +67,16 @@ int RunCli(int argc, char** argv) {
     for (auto& c : commands)
       if (c.app->parsed()) return c.run();
   } catch (const FatalError& e) {
-    Error("", e.what());
+    // A message of several lines (refused mapping tables: a heading, then one problem a
+    // line) stays one stderr line per problem (spec 6).
+    const std::string msg = e.what();
+    for (std::size_t start = 0; start <= msg.size();) {
+      std::size_t end = msg.find('\n', start);
+      if (end == std::string::npos) end = msg.size();
+      const std::string_view line = Trim(std::string_view(msg).substr(start, end - start));
+      if (!line.empty() || start == 0) Error("", std::string(line));
+      start = end + 1;
+    }
     switch (e.problem()) {
       case Problem::kUsage: return kExitUsage;
       case Problem::kMappingTables:

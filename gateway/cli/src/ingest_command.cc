@@ -88,7 +88,7 @@ Command AddIngestCommand(CLI::App& root, std::string& mappings_dir) {
                   ++rejected;
                   std::string where = file + ": record " + std::to_string(rec.index);
                   if (rec.line) where += " (line " + std::to_string(rec.line) + ")";
-                  Error(where, FormatErrors(cr.errors()));
+                  for (const auto& e : cr.errors()) Error(where, (e.path.empty() ? "(record)" : e.path) + ": " + e.problem);
                   continue;
                 }
                 chunk.push_back(std::move(cr.value()));

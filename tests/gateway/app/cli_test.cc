@@ -7,6 +7,7 @@
 
 #include <fstream>
 #include <regex>
+#include <sstream>
 
 #include "../identity/records.h"
 #include "../server/test_client.h"
@@ -140,6 +141,67 @@ TEST(CliInput, IngestStoresTheOtherFilesWhenOneIsMissing) {
   EXPECT_EQ(r.status, 1) << r.err;
   EXPECT_EQ(r.out, "stored 0 (new 0, updated 0), rejected 1; 1 of 2 files not read\n");
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 2) << r.err;
+}
+
+// Spec 6: errors go to stderr one line each. ingest wrote a record's errors on one line
+// joined by "; "; it now writes what translate writes for the same record, line for line.
+TEST(CliErrors, IngestWritesEachErrorOfARecordOnItsOwnLineAsTranslateDoes) {
+  TempDir dir;
+  std::string bad = CisJson(PersonFields{.cis = "C-1", .dob = "1950-02-30"});
+  bad.replace(bad.find("\"Gender\":\"2\""), 12, "\"Gender\":\"M\"");
+  const std::string file = dir.file("in.ndjson");
+  Write(file, CisJson(PersonFields{.cis = "C-0"}) + "\n" + bad + "\n");
+  auto r = Caregate(dir, {"ingest", "--from", "cis", "--db", dir.file("c.db"), file});
+  EXPECT_EQ(r.status, 65) << r.err;
+  EXPECT_EQ(r.out, "stored 1 (new 1, updated 0), rejected 1\n");
+  const std::string where = "caregate: " + file + ": record 2 (line 2): ";
+  std::istringstream lines(r.err);
+  std::string line;
+  ASSERT_TRUE(std::getline(lines, line));
+  EXPECT_EQ(line.rfind(where + "/Date_of_Birth: not a real calendar date", 0), 0u) << r.err;
+  ASSERT_TRUE(std::getline(lines, line));
+  EXPECT_EQ(line.rfind(where + "/Gender: 'M'", 0), 0u) << r.err;
+  EXPECT_FALSE(std::getline(lines, line)) << r.err;
+  // translate reports the same record in the same lines (then its count of rejections).
+  auto t = Caregate(dir, {"translate", "--from", "cis", "--to", "cis", file});
+  EXPECT_EQ(t.status, 65);
+  EXPECT_EQ(t.err, r.err + "caregate: " + file + ": 1 of 2 records rejected\n");
+}
+
+// Refused mapping tables: a first line saying so, then one line per problem naming the
+// file and line (they were all on the first line, each after two spaces).
+TEST(CliErrors, RefusedMappingTablesGiveOneLinePerProblem) {
+  TempDir dir;
+  const std::filesystem::path tables = dir.path() / "mappings";
+  std::filesystem::copy(std::string(CAREGATE_SOURCE_DIR) + "/mappings", tables, std::filesystem::copy_options::recursive);
+  auto edit = [](const std::filesystem::path& p, const std::string& from, const std::string& to) {
+    std::string text = ReadFile(p.string());
+    text.replace(text.find(from), from.size(), to);
+    Write(p.string(), text);
+  };
+  edit(tables / "cis.csv", "person.family_name", "person.familyname");
+  edit(tables / "systmone.csv", "person.given_name", "person.givenname");
+  Write(dir.file("c.json"), CisJson(PersonFields{.cis = "C-1"}));
+  for (std::vector<std::string> args : {std::vector<std::string>{"translate", "--from", "cis", "--to", "cis",
+                                                                 dir.file("c.json")},
+                                        std::vector<std::string>{"ingest", "--from", "cis", "--db",
+                                                                 dir.file("c.db"), dir.file("c.json")}}) {
+    SCOPED_TRACE(args[0]);
+    args.insert(args.begin(), {"--mappings", tables.string()});
+    auto r = Caregate(dir, args);
+    EXPECT_EQ(r.status, 1);
+    EXPECT_EQ(r.out, "");
+    std::istringstream lines(r.err);
+    std::vector<std::string> got;
+    for (std::string line; std::getline(lines, line);) got.push_back(line);
+    ASSERT_EQ(got.size(), 3u) << r.err;
+    EXPECT_EQ(got[0], "caregate: mapping tables refused:");
+    std::sort(got.begin() + 1, got.end());
+    EXPECT_EQ(got[1].rfind("caregate: " + (tables / "cis.csv").string() + ":", 0), 0u) << got[1];
+    EXPECT_NE(got[1].find("'person.familyname'"), std::string::npos) << got[1];
+    EXPECT_EQ(got[2].rfind("caregate: " + (tables / "systmone.csv").string() + ":", 0), 0u) << got[2];
+    EXPECT_NE(got[2].find("'person.givenname'"), std::string::npos) << got[2];
+  }
 }
 
 class CliAudit : public ::testing::Test {
