@@ -1,52 +1,156 @@
 #include <cstdio>
 
 #include "caregate/cli/cli.h"
-#include "caregate/mapping/report.h"
+#include "caregate/core/text.h"
 #include "caregate/engine/engine.h"
+#include "caregate/mapping/report.h"
 
 namespace caregate::cli {
 
 bool WriteOutput(const std::string& path, const std::string& data);
 
+namespace {
+
+// What `mappings check` found: the compiled plan, or every problem (file:line, problem).
+struct CheckResult {
+  std::string dir;
+  std::shared_ptr<const mapping::MappingPlan> plan;  // null when refused
+  FieldErrors errors;
+};
+
+CheckResult CheckTables(const std::string& mappings_dir) {
+  CheckResult r;
+  r.dir = mappings_dir.empty() ? mapping::DefaultMappingsDir() : mappings_dir;
+  // As engine::Engine::Load does, but keeping the problems apart rather than in one message.
+  adapters::AdapterRegistry registry;
+  adapters::RegisterBuiltinAdapters(registry);
+  auto plan = mapping::MappingPlan::Compile(r.dir, registry.profiles());
+  if (plan) r.plan = plan.value();
+  else r.errors = plan.errors();
+  return r;
+}
+
+void Str(std::string& out, std::string_view s) {
+  out += '"';
+  AppendJsonEscaped(out, s);
+  out += '"';
+}
+
+std::string Html(std::string_view s) {
+  std::string out;
+  AppendXmlEscaped(out, s);
+  return out;
+}
+
+std::size_t RuleCount(const mapping::MappingPlan& plan) {
+  std::size_t rules = 0;
+  for (const auto& sys : plan.systems()) rules += plan.Rules(sys).size();
+  return rules;
+}
+
+// The text line (no --format), as before.
+std::string CheckText(const CheckResult& c) {
+  const auto& plan = *c.plan;
+  std::string per;
+  for (const auto& sys : plan.systems())
+    per += (per.empty() ? "" : ", ") + sys + " " + std::to_string(plan.Rules(sys).size());
+  return "mapping tables OK: " + std::to_string(RuleCount(plan)) + " rules (" + per + "), " +
+         std::to_string(plan.code_sets().size()) + " code sets, version " + plan.version() + " (" + plan.dir() + ")\n";
+}
+
+// {"ok":true,"dir":D,"version":V,"rules":N,"systems":[{"name":S,"rules":N},...],"code_sets":N,"errors":[]}
+// {"ok":false,"dir":D,"errors":[{"source":"FILE:LINE","problem":P},...]}
+std::string CheckJson(const CheckResult& c) {
+  std::string out = c.plan ? "{\"ok\":true,\"dir\":" : "{\"ok\":false,\"dir\":";
+  Str(out, c.plan ? c.plan->dir() : c.dir);
+  if (c.plan) {
+    const auto& plan = *c.plan;
+    out += ",\"version\":";
+    Str(out, plan.version());
+    out += ",\"rules\":" + std::to_string(RuleCount(plan)) + ",\"systems\":[";
+    bool first = true;
+    for (const auto& sys : plan.systems()) {
+      if (!first) out += ',';
+      first = false;
+      out += "{\"name\":";
+      Str(out, sys);
+      out += ",\"rules\":" + std::to_string(plan.Rules(sys).size()) + '}';
+    }
+    out += "],\"code_sets\":" + std::to_string(plan.code_sets().size());
+  }
+  out += ",\"errors\":[";
+  bool first = true;
+  for (const auto& e : c.errors) {
+    if (!first) out += ',';
+    first = false;
+    out += "{\"source\":";
+    Str(out, e.path);
+    out += ",\"problem\":";
+    Str(out, e.problem);
+    out += '}';
+  }
+  out += "]}\n";
+  return out;
+}
+
+// A small self-contained page: the verdict, then the rule counts or the problems.
+std::string CheckHtml(const CheckResult& c) {
+  std::string out =
+      "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>caregate mapping tables check</title>\n"
+      "<style>body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}"
+      "th,td{border:1px solid #bbb;padding:4px 8px;text-align:left;vertical-align:top;font-size:14px}"
+      "th{background:#eef}.ok{color:#1b5e20}.refused{color:#b71c1c}code{font-size:13px}</style></head><body>\n"
+      "<h1>caregate mapping tables check</h1>\n";
+  if (c.plan) {
+    const auto& plan = *c.plan;
+    out += "<p class=\"ok\"><strong>OK</strong>: the tables in <code>" + Html(plan.dir()) +
+           "</code> load and compile.</p>\n<p>Tables version (SHA-256 of every table file): <code>" +
+           Html(plan.version()) + "</code>.</p>\n<table><tr><th>System</th><th>Rules</th></tr>\n";
+    for (const auto& sys : plan.systems())
+      out += "<tr><td>" + Html(sys) + "</td><td>" + std::to_string(plan.Rules(sys).size()) + "</td></tr>\n";
+    out += "<tr><th>Total</th><th>" + std::to_string(RuleCount(plan)) + "</th></tr>\n</table>\n<p>" +
+           std::to_string(plan.code_sets().size()) + " code sets.</p>\n";
+  } else {
+    out += "<p class=\"refused\"><strong>Refused</strong>: the tables in <code>" + Html(c.dir) + "</code> have " +
+           std::to_string(c.errors.size()) + (c.errors.size() == 1 ? " problem" : " problems") +
+           ".</p>\n<table><tr><th>Where</th><th>Problem</th></tr>\n";
+    for (const auto& e : c.errors)
+      out += "<tr><td><code>" + Html(e.path) + "</code></td><td>" + Html(e.problem) + "</td></tr>\n";
+    out += "</table>\n";
+  }
+  out += "</body></html>\n";
+  return out;
+}
+
+}  // namespace
+
 Command AddMappingsCommand(CLI::App& root, std::string& mappings_dir) {
   auto* app = root.add_subcommand("mappings", "Check or report the mapping tables");
   struct Opts {
-    std::string action, format = "json", out;
+    std::string action, format, out;
   };
   auto o = std::make_shared<Opts>();
   app->add_option("action", o->action, "check | report")->required()->check(CLI::IsMember({"check", "report"}));
-  app->add_option("--format", o->format, "json | html")->check(CLI::IsMember({"json", "html"}));
+  app->add_option("--format", o->format, "json | html (report: json by default; check: a text line by default)")
+      ->check(CLI::IsMember({"json", "html"}));
   app->add_option("--out", o->out, "Write the report to this file");
   return {app, [o, &mappings_dir]() -> int {
-            std::shared_ptr<const engine::Engine> engine;
-            try {
-              engine = engine::Engine::Load(mappings_dir);
-            } catch (const FatalError& e) {
-              if (o->action != "check") throw;
-              // One line per problem, each naming file and line.
-              std::string msg = e.what();
-              size_t start = msg.find('\n');
-              while (start != std::string::npos) {
-                size_t end = msg.find('\n', start + 1);
-                std::string line = msg.substr(start + 3, end == std::string::npos ? std::string::npos : end - start - 3);
-                Error("", line);
-                start = end;
-              }
-              return kExitDataErr;
-            }
-            const auto& plan = engine->plan();
             if (o->action == "check") {
-              size_t rules = 0;
-              std::string per;
-              for (const auto& sys : plan.systems()) {
-                rules += plan.Rules(sys).size();
-                per += (per.empty() ? "" : ", ") + sys + " " + std::to_string(plan.Rules(sys).size());
+              CheckResult c = CheckTables(mappings_dir);
+              // One stderr line per problem, each naming file and line, whatever the format.
+              for (const auto& e : c.errors) Error("", e.path.empty() ? e.problem : e.path + ": " + e.problem);
+              std::string doc = o->format == "json" ? CheckJson(c)
+                                : o->format == "html" ? CheckHtml(c)
+                                : c.plan              ? CheckText(c)
+                                                      : std::string();
+              if (!doc.empty() && !WriteOutput(o->out, doc)) {
+                Error(o->out.empty() ? "stdout" : o->out, "write failed");
+                return kExitFailure;
               }
-              std::string msg = "mapping tables OK: " + std::to_string(rules) + " rules (" + per + "), " +
-                                std::to_string(plan.code_sets().size()) + " code sets, version " + plan.version() +
-                                " (" + plan.dir() + ")\n";
-              return WriteOutput(o->out, msg) ? kExitOk : kExitFailure;
+              return c.plan ? kExitOk : kExitDataErr;
             }
+            auto engine = engine::Engine::Load(mappings_dir);
+            const auto& plan = engine->plan();
             std::string report = o->format == "html" ? mapping::RenderMappingsHtml(plan) : mapping::RenderMappingsJson(plan);
             return WriteOutput(o->out, report) ? kExitOk : kExitFailure;
           }};

@@ -204,6 +204,69 @@ TEST(CliErrors, RefusedMappingTablesGiveOneLinePerProblem) {
   }
 }
 
+// `mappings check` honours --format (synopsis: `mappings check|report [--format
+// json|html]`); without it, the text line as before. A refusal keeps exit 65 and its
+// stderr lines whatever the format.
+TEST(CliMappingsCheck, FormatJsonAndHtml) {
+  TempDir dir;
+  auto text = Caregate(dir, {"mappings", "check"});
+  EXPECT_EQ(text.status, 0) << text.err;
+  EXPECT_EQ(text.out.rfind("mapping tables OK: ", 0), 0u) << text.out;
+
+  auto json = Caregate(dir, {"mappings", "check", "--format", "json"});
+  EXPECT_EQ(json.status, 0) << json.err;
+  EXPECT_EQ(json.err, "");
+  static const std::regex ok_shape(
+      R"(\{"ok":true,"dir":"[^"]+","version":"[0-9a-f]{64}","rules":[0-9]+,"systems":\[\{"name":"cis","rules":[0-9]+\},)"
+      R"(\{"name":"systmone","rules":[0-9]+\}\],"code_sets":[0-9]+,"errors":\[\]\}\n)");
+  EXPECT_TRUE(std::regex_match(json.out, ok_shape)) << json.out;
+  // The same numbers as the text line.
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(text.out, m, std::regex(R"(OK: ([0-9]+) rules \(cis ([0-9]+), systmone ([0-9]+)\), ([0-9]+) code sets, version ([0-9a-f]+))")));
+  EXPECT_NE(json.out.find("\"rules\":" + m[1].str() + ",\"systems\":[{\"name\":\"cis\",\"rules\":" + m[2].str() +
+                          "},{\"name\":\"systmone\",\"rules\":" + m[3].str() + "}],\"code_sets\":" + m[4].str()),
+            std::string::npos)
+      << json.out;
+  EXPECT_NE(json.out.find("\"version\":\"" + m[5].str() + "\""), std::string::npos);
+
+  auto html = Caregate(dir, {"mappings", "check", "--format", "html"});
+  EXPECT_EQ(html.status, 0) << html.err;
+  EXPECT_EQ(html.out.rfind("<!DOCTYPE html>", 0), 0u) << html.out;
+  EXPECT_NE(html.out.find("</html>"), std::string::npos);
+  EXPECT_NE(html.out.find("OK"), std::string::npos);
+  EXPECT_NE(html.out.find(m[5].str()), std::string::npos);
+  EXPECT_EQ(html.out.find("mapping tables OK: "), std::string::npos);
+
+  // Broken tables: exit 65, the problems in the document and on stderr.
+  const std::filesystem::path tables = dir.path() / "mappings";
+  std::filesystem::copy(std::string(CAREGATE_SOURCE_DIR) + "/mappings", tables, std::filesystem::copy_options::recursive);
+  std::string cis = ReadFile((tables / "cis.csv").string());
+  cis.replace(cis.find("person.family_name"), 18, "person.fam<ily>name");
+  Write((tables / "cis.csv").string(), cis);
+  const std::string where = (tables / "cis.csv").string() + ":";
+  for (const char* format : {"", "json", "html"}) {
+    SCOPED_TRACE(format);
+    std::vector<std::string> args = {"--mappings", tables.string(), "mappings", "check"};
+    if (*format) args.insert(args.end(), {"--format", format});
+    auto r = Caregate(dir, args);
+    EXPECT_EQ(r.status, 65);
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_EQ(r.err.rfind("caregate: " + where, 0), 0u) << r.err;
+    EXPECT_NE(r.err.find("'person.fam<ily>name'"), std::string::npos) << r.err;
+    if (std::string(format) == "json") {
+      static const std::regex bad_shape(
+          R"(\{"ok":false,"dir":"[^"]+","errors":\[\{"source":"[^"]+cis\.csv:[0-9]+","problem":"[^"]*'person\.fam<ily>name'[^"]*"\}\]\}\n)");
+      EXPECT_TRUE(std::regex_match(r.out, bad_shape)) << r.out;
+    } else if (std::string(format) == "html") {
+      EXPECT_EQ(r.out.rfind("<!DOCTYPE html>", 0), 0u) << r.out;
+      EXPECT_NE(r.out.find("person.fam&lt;ily&gt;name"), std::string::npos) << r.out;
+      EXPECT_EQ(r.out.find("<ily>"), std::string::npos) << r.out;
+    } else {
+      EXPECT_EQ(r.out, "");
+    }
+  }
+}
+
 class CliAudit : public ::testing::Test {
  protected:
   void SetUp() override {
