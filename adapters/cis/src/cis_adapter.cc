@@ -15,8 +15,11 @@ namespace caregate::adapters {
 
 namespace {
 
-// NDJSON: one record per non-blank line. A document whose first non-blank line does not
-// end with '}' is a single pretty-printed record and is read whole. Lines come from
+// NDJSON: one record per non-blank line. A document whose first non-blank line, trimmed,
+// is exactly "{" (what pretty printers write: json.dumps(indent=...),
+// JSON.stringify(x, null, 2), jq) is a single pretty-printed record and is read whole;
+// anything else is NDJSON, so a first line cut short is one bad record and the lines
+// after it are still read. Lines come from
 // core's LineReader: a BOM at the start is skipped, and neither an over-long line nor a
 // whole document over the JSON size limit is ever held in memory.
 class NdjsonStream : public RecordStream {
@@ -57,7 +60,7 @@ class NdjsonStream : public RecordStream {
       }
       std::string_view t = Trim(line.text);
       if (t.empty()) continue;
-      if (count_ == 0 && t.back() != '}') {
+      if (count_ == 0 && t == "{") {
         whole_mode_ = true;
         whole_start_ = line.number;
         Gather(line);

@@ -12,6 +12,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -135,6 +136,48 @@ TEST_F(CisStreamTest, APrettyPrintedRecordOverTheLimitIsRefusedWithoutBeingHeld)
   auto small = Read("{\n  \"a\": [1,\n 2]\n}\n");
   ASSERT_EQ(small.size(), 1u);
   EXPECT_EQ(small[0].result, "ok");
+}
+
+// One pretty-printed record only when the first non-blank line, trimmed, is exactly "{"
+// (what json.dumps(indent=...), JSON.stringify(x, null, 2) and jq write); anything else is
+// NDJSON. A truncated first line used to make the whole input one record, which failed
+// to parse: the valid lines after it were lost.
+TEST_F(CisStreamTest, ATruncatedFirstLineIsOneBadRecordAndTheRestAreRead) {
+  auto got = Read("{\"Record_Type\":\"CIS_Client\",\"NHS_Num\n{\"a\":1}\n{\"b\":2}\n");
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(got[0].line, 1u);
+  EXPECT_NE(got[0].result, "ok");
+  EXPECT_EQ(got[1].line, 2u);
+  EXPECT_EQ(got[1].result, "ok");
+  EXPECT_EQ(got[2].line, 3u);
+  EXPECT_EQ(got[2].result, "ok");
+  EXPECT_EQ(got[2].index, 3u);
+  // A first line that is not JSON at all, or an object split over lines without a lone
+  // "{": each line is a record.
+  got = Read("garbage\n{\"a\":1}\n");
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_NE(got[0].result, "ok");
+  EXPECT_EQ(got[1].result, "ok");
+  got = Read("{\"a\": 1,\n \"b\": 2}\n");
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_NE(got[0].result, "ok");
+  EXPECT_NE(got[1].result, "ok");
+}
+
+TEST_F(CisStreamTest, AFirstLineOfOnlyABraceIsOnePrettyPrintedRecord) {
+  for (const std::string& doc : {std::string("{\n  \"a\": 1,\n  \"b\": {\n    \"c\": 2\n  }\n}\n"),
+                                 std::string("\n  \t{  \r\n\"a\": [1,\n2]}\n\n"), std::string("{\n}\n")}) {
+    auto got = Read(doc);
+    ASSERT_EQ(got.size(), 1u) << doc;
+    EXPECT_EQ(got[0].result, "ok") << doc;
+  }
+  auto spec = Read([] {
+    std::ifstream f(std::string(CAREGATE_SPEC_DIR) + "/examples/cis-record.json", std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(f), {});
+  }());
+  ASSERT_EQ(spec.size(), 1u);
+  EXPECT_EQ(spec[0].line, 1u);
+  EXPECT_EQ(spec[0].result, "ok");
 }
 
 TEST_F(CisStreamTest, ADirectoryIsAReadErrorThatSaysWhy) {

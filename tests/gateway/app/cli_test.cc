@@ -267,6 +267,36 @@ TEST(CliMappingsCheck, FormatJsonAndHtml) {
   }
 }
 
+// NDJSON whose first line is cut short: that line is one rejected record and the valid
+// lines after it are translated and stored (as the export does). The input used to be
+// read as one pretty-printed record: translate wrote nothing, ingest stored nothing.
+TEST(CliNdjson, ATruncatedFirstLineLosesOnlyThatLine) {
+  TempDir dir;
+  const std::string file = dir.file("extract.ndjson");
+  Write(file, "{\"Record_Type\":\"CIS_Client\",\"NHS_Num\n" + CisJson(PersonFields{.cis = "C-1"}) + "\n" +
+                  CisJson(PersonFields{.cis = "C-2", .surname = "Second"}) + "\n");
+  auto t = Caregate(dir, {"translate", "--from", "cis", "--to", "cis", file});
+  EXPECT_EQ(t.status, 65) << t.err;
+  EXPECT_EQ(std::count(t.out.begin(), t.out.end(), '\n'), 2) << t.out;
+  EXPECT_NE(t.out.find("\"C-1\""), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find("\"C-2\""), std::string::npos) << t.out;
+  EXPECT_EQ(t.err.rfind("caregate: " + file + ": record 1 (line 1): ", 0), 0u) << t.err;
+  EXPECT_NE(t.err.find("caregate: " + file + ": 1 of 3 records rejected\n"), std::string::npos) << t.err;
+  EXPECT_EQ(std::count(t.err.begin(), t.err.end(), '\n'), 2) << t.err;
+
+  auto r = Caregate(dir, {"ingest", "--from", "cis", "--db", dir.file("c.db"), file});
+  EXPECT_EQ(r.status, 65) << r.err;
+  EXPECT_EQ(r.out, "stored 2 (new 2, updated 0), rejected 1\n");
+  EXPECT_EQ(r.err.rfind("caregate: " + file + ": record 1 (line 1): ", 0), 0u) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+
+  // The contract's pretty-printed example is still one record.
+  auto one = Caregate(dir, {"translate", "--from", "cis", "--to", "systmone",
+                            std::string(CAREGATE_SPEC_DIR) + "/examples/cis-record.json"});
+  EXPECT_EQ(one.status, 0) << one.err;
+  EXPECT_EQ(one.out.find("<ClientIntegrationBatch>"), std::string::npos);
+}
+
 class CliAudit : public ::testing::Test {
  protected:
   void SetUp() override {
