@@ -37,7 +37,8 @@ std::string CheckDate(std::string_view s) {
     return "not a date in the form YYYY-MM-DD";
   int y = Num(s.substr(0, 4)), m = Num(s.substr(5, 2)), d = Num(s.substr(8, 2));
   static constexpr std::array<int, 12> kDays = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  if (y < 1800 || m < 1 || m > 12 || d < 1) return "not a real calendar date";
+  // Every real date of the four-digit years 0001-9999 (proleptic Gregorian); no year 0000.
+  if (y < 1 || m < 1 || m > 12 || d < 1) return "not a real calendar date";
   bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
   int max = kDays[static_cast<size_t>(m - 1)] + (m == 2 && leap ? 1 : 0);
   if (d > max) return "not a real calendar date";

@@ -297,6 +297,27 @@ TEST(CliNdjson, ATruncatedFirstLineLosesOnlyThatLine) {
   EXPECT_EQ(one.out.find("<ClientIntegrationBatch>"), std::string::npos);
 }
 
+// A real date before 1800 is a date like any other (spec 3), both ways and into the store.
+TEST(CliDates, ADateBefore1800TranslatesAndIsStored) {
+  TempDir dir;
+  Write(dir.file("c.json"), CisJson(PersonFields{.cis = "C-1", .dob = "1799-12-31"}));
+  auto s1 = Caregate(dir, {"translate", "--from", "cis", "--to", "systmone", dir.file("c.json")});
+  ASSERT_EQ(s1.status, 0) << s1.err;
+  EXPECT_NE(s1.out.find("<DateOfBirth>1799-12-31</DateOfBirth>"), std::string::npos) << s1.out;
+  Write(dir.file("s1.xml"), s1.out);
+  auto back = Caregate(dir, {"translate", "--from", "systmone", "--to", "cis", dir.file("s1.xml")});
+  ASSERT_EQ(back.status, 0) << back.err;
+  EXPECT_NE(back.out.find("\"Date_of_Birth\":\"1799-12-31\""), std::string::npos) << back.out;
+  Write(dir.file("y1.json"), CisJson(PersonFields{.cis = "C-2", .dob = "0001-01-01"}));
+  auto r = Caregate(dir, {"ingest", "--from", "cis", "--db", dir.file("c.db"), dir.file("c.json"), dir.file("y1.json")});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "stored 2 (new 2, updated 0), rejected 0\n");
+  Write(dir.file("y0.json"), CisJson(PersonFields{.cis = "C-3", .dob = "0000-01-01"}));
+  r = Caregate(dir, {"translate", "--from", "cis", "--to", "cis", dir.file("y0.json")});
+  EXPECT_EQ(r.status, 65);
+  EXPECT_NE(r.err.find("/Date_of_Birth: not a real calendar date"), std::string::npos) << r.err;
+}
+
 class CliAudit : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -1,5 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <cstdio>
+#include <string>
+
 #include "caregate/mapping/values.h"
 
 using namespace caregate::mapping;
@@ -35,6 +39,35 @@ TEST(CalendarDate, KnowsLeapYears) {
   EXPECT_NE(CheckDate("2024-13-01"), "");
   EXPECT_NE(CheckDate("2024-1-01"), "");
   EXPECT_NE(CheckDate("14/03/1941"), "");
+}
+
+// Spec 3 rejects only a date that "is not a real calendar date": every real date of the
+// four-digit years 0001-9999 is accepted (a y < 1800 check refused 1799-12-31 and the
+// like); year 0000 and impossible days are not. Checked against std::chrono over the
+// leap-year edges, as the schemas are (tests/schemas).
+TEST(CalendarDate, EveryRealDateFromYear1To9999) {
+  EXPECT_EQ(CheckDate("0001-01-01"), "");
+  EXPECT_EQ(CheckDate("1799-12-31"), "");
+  EXPECT_EQ(CheckDate("1752-09-03"), "");  // proleptic Gregorian: no gap for the 1752 reform
+  EXPECT_EQ(CheckDate("1600-02-29"), "");
+  EXPECT_EQ(CheckDate("9999-12-31"), "");
+  EXPECT_EQ(CheckDate("0000-01-01"), "not a real calendar date");
+  EXPECT_EQ(CheckDate("1700-02-29"), "not a real calendar date");
+  EXPECT_EQ(CheckDate("0004-02-30"), "not a real calendar date");
+  int checked = 0;
+  for (int y : {0, 1, 4, 100, 400, 1582, 1600, 1700, 1752, 1799, 1800, 1900, 2000, 2024, 2100, 9996, 9999})
+    for (int m = 0; m <= 13; ++m)
+      for (int d = 0; d <= 32; ++d) {
+        char date[40];  // room for any int, as -Wformat-truncation counts it (ASan build, -O1)
+        std::snprintf(date, sizeof date, "%04d-%02d-%02d", y, m, d);
+        using namespace std::chrono;
+        const bool real = y >= 1 && m >= 1 && m <= 12 && d >= 1 &&
+                          year_month_day{year{y}, month{static_cast<unsigned>(m)}, day{static_cast<unsigned>(d)}}.ok();
+        EXPECT_EQ(CheckDate(date).empty(), real) << date;
+        EXPECT_EQ(CheckDateTime(std::string(date) + "T10:15:00Z").empty(), real) << date;
+        ++checked;
+      }
+  EXPECT_EQ(checked, 17 * 14 * 33);
 }
 
 TEST(DateTime, AcceptsIso8601WithAndWithoutOffset) {
