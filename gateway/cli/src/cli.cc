@@ -18,8 +18,8 @@ void Error(const std::string& input, const std::string& message) {
   std::string line = "caregate: ";
   if (!input.empty()) line += input + ": ";
   line += message;
-  for (auto& c : line)
-    if (c == '\n') c = ' ';
+  for (auto& c : line)  // one line, whatever the data quoted in it holds
+    if (c == '\n' || c == '\r') c = ' ';
   line += '\n';
   std::fwrite(line.data(), 1, line.size(), stderr);
 }
@@ -43,6 +43,9 @@ int RunCli(int argc, char** argv) {
   app.require_subcommand(1);
   std::string mappings_dir;
   app.add_option("--mappings", mappings_dir, "Directory of mapping tables (default: the shipped tables)");
+  // ...before or after the command's name: an option a command does not know falls
+  // through to this one (README: every command takes --mappings DIR).
+  app.fallthrough();
   std::vector<Command> commands;
   commands.push_back(AddTranslateCommand(app, mappings_dir));
   commands.push_back(AddMappingsCommand(app, mappings_dir));

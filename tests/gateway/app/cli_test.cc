@@ -297,6 +297,64 @@ TEST(CliNdjson, ATruncatedFirstLineLosesOnlyThatLine) {
   EXPECT_EQ(one.out.find("<ClientIntegrationBatch>"), std::string::npos);
 }
 
+// Spec 1 and 2: unknown data is "reported, never silently dropped". Translating to a
+// system's format, which cannot carry it, names each item on stderr (exit 0: nothing
+// is wrong with the record); --to canonical carries it, and says nothing.
+TEST(CliTranslate, UnmappedDataNotCarriedIsNamedOnStderr) {
+  TempDir dir;
+  const std::string file = dir.file("c.json");
+  std::string json = CisJson(PersonFields{.cis = "C-1"});
+  json = json.substr(0, json.size() - 1) + ",\"Key_Safe\":{\"Code\":\"1234\"},\"Pets\":\"dog\"}";
+  Write(file, json + "\n");
+  auto t = Caregate(dir, {"translate", "--from", "cis", "--to", "systmone", file});
+  EXPECT_EQ(t.status, 0) << t.err;
+  EXPECT_NE(t.out.find("<ClientIntegrationResponse>"), std::string::npos);
+  EXPECT_EQ(t.err,
+            "caregate: " + file + ": record 1 (line 1): /Key_Safe/Code: not carried to systmone (no rule maps it; "
+            "--to canonical keeps it)\n"
+            "caregate: " + file + ": record 1 (line 1): /Pets: not carried to systmone (no rule maps it; "
+            "--to canonical keeps it)\n");
+  auto c = Caregate(dir, {"translate", "--from", "cis", "--to", "canonical", file});
+  EXPECT_EQ(c.status, 0);
+  EXPECT_EQ(c.err, "");
+  EXPECT_NE(c.out.find("/Key_Safe/Code"), std::string::npos);
+  // Many items: ten named, then how many more.
+  std::string many = CisJson(PersonFields{.cis = "C-2"});
+  many.pop_back();
+  for (int i = 0; i < 25; ++i) many += ",\"X" + std::to_string(i) + "\":\"v\"";
+  Write(file, many + "}\n");
+  auto m = Caregate(dir, {"translate", "--from", "cis", "--to", "cis", file});
+  EXPECT_EQ(m.status, 0);
+  EXPECT_EQ(std::count(m.err.begin(), m.err.end(), '\n'), 11) << m.err;
+  EXPECT_NE(m.err.find("record 1 (line 1): 15 more items not carried to cis\n"), std::string::npos) << m.err;
+}
+
+// An error line is one line: a carriage return in the data does not start another.
+TEST(CliErrors, ACarriageReturnInTheDataStaysOnTheLine) {
+  TempDir dir;
+  const std::string file = dir.file("c.json");
+  Write(file, "{\"Record_Type\":\"CIS_Client\",\"NHS_Number\":\"9912003888\",\"Gender\":\"1\\r2\"}\n");
+  auto t = Caregate(dir, {"translate", "--from", "cis", "--to", "cis", file});
+  EXPECT_EQ(t.status, 65);
+  EXPECT_EQ(t.err.find('\r'), std::string::npos) << t.err;
+  EXPECT_NE(t.err.find("/Gender: '1 2'"), std::string::npos) << t.err;
+  EXPECT_EQ(std::count(t.err.begin(), t.err.end(), '\n'), 1) << t.err;
+}
+
+// README: every command takes --mappings DIR, before or after the command's name.
+TEST(CliOptions, MappingsGoesBeforeOrAfterTheCommand) {
+  TempDir dir;
+  const std::string tables = std::string(CAREGATE_SOURCE_DIR) + "/mappings";
+  auto before = Caregate(dir, {"--mappings", tables, "mappings", "check"});
+  auto after = Caregate(dir, {"mappings", "check", "--mappings", tables});
+  EXPECT_EQ(before.status, 0) << before.err;
+  EXPECT_EQ(after.status, 0) << after.err;
+  EXPECT_EQ(after.out, before.out);
+  auto missing = Caregate(dir, {"mappings", "check", "--mappings", dir.file("nowhere")});
+  EXPECT_NE(missing.status, 0);
+  EXPECT_NE(missing.err.find("nowhere"), std::string::npos) << missing.err;
+}
+
 // A real date before 1800 is a date like any other (spec 3), both ways and into the store.
 TEST(CliDates, ADateBefore1800TranslatesAndIsStored) {
   TempDir dir;
