@@ -152,7 +152,11 @@ Command AddMappingsCommand(CLI::App& root, std::string& mappings_dir) {
             auto engine = engine::Engine::Load(mappings_dir);
             const auto& plan = engine->plan();
             std::string report = o->format == "html" ? mapping::RenderMappingsHtml(plan) : mapping::RenderMappingsJson(plan);
-            return WriteOutput(o->out, report) ? kExitOk : kExitFailure;
+            if (!WriteOutput(o->out, report)) {
+              Error(o->out.empty() ? "stdout" : o->out, "write failed");
+              return kExitFailure;
+            }
+            return kExitOk;
           }};
 }
 

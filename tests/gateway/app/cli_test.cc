@@ -341,6 +341,14 @@ TEST(CliErrors, ACarriageReturnInTheDataStaysOnTheLine) {
   EXPECT_EQ(std::count(t.err.begin(), t.err.end(), '\n'), 1) << t.err;
 }
 
+// A report that cannot be written says so, as every other failure does.
+TEST(CliMappingsReport, AnUnwritableOutIsNamed) {
+  TempDir dir;
+  auto r = Caregate(dir, {"mappings", "report", "--out", dir.file("no/such/dir/report.json")});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("no/such/dir/report.json: write failed"), std::string::npos) << r.err;
+}
+
 // README: every command takes --mappings DIR, before or after the command's name.
 TEST(CliOptions, MappingsGoesBeforeOrAfterTheCommand) {
   TempDir dir;
