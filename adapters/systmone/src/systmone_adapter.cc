@@ -13,6 +13,7 @@ class XmlRecordStream : public RecordStream {
  public:
   explicit XmlRecordStream(std::unique_ptr<format::XmlStreamReader> reader, std::string owned = {})
       : owned_(std::move(owned)), reader_(std::move(reader)) {}
+  bool batch() const override { return reader_->is_batch(); }
   bool Next(StreamRecord& out) override {
     if (done_) return false;
     if (!started_) {

@@ -85,8 +85,10 @@ Command AddTranslateCommand(CLI::App& root, std::string& mappings_dir) {
               return kExitDataErr;
             }
             // Streamed: one record of lookahead decides between a single document and a
-            // batch (more than one record in the input), then each valid record is
-            // rendered and written as it comes, so memory stays flat however long the input.
+            // batch (more than one record in the input, or a SystmOne batch of any size),
+            // then each valid record is rendered and written as it comes, so memory stays
+            // flat however long the input.
+            const bool batch_form = stream.value()->batch();
             Output output(o->out);
             // A batch of SystmOne or CIS records has the target's wrapper; canonical has none.
             const adapters::Adapter* wrapper = o->to == "canonical" ? nullptr : &engine->adapter(o->to);
@@ -100,12 +102,14 @@ Command AddTranslateCommand(CLI::App& root, std::string& mappings_dir) {
               }
             };
             size_t records = 0, invalid = 0;
+            bool opened = false;  // the batch wrapper is written
             adapters::StreamRecord rec;
             while (stream.value()->Next(rec)) {
               ++records;
               Expected<model::CareRecord> cr = rec.tree.ok() ? engine->Read(o->from, rec.tree.value(), o->to == "canonical")
                                                              : Expected<model::CareRecord>(rec.tree.errors());
-              if (records == 2) {  // a batch: open it, then the first record
+              if (records == 2 || (batch_form && !opened && cr)) {  // a batch: open it, then the first record
+                opened = true;
                 if (wrapper) out += wrapper->BatchBegin();
                 if (first) engine->Render(out, *first, o->to, true);
                 first.reset();
@@ -130,20 +134,21 @@ Command AddTranslateCommand(CLI::App& root, std::string& mappings_dir) {
                 if (items.size() > kNamed)
                   Error(where, std::to_string(items.size() - kNamed) + " more items not carried to " + o->to);
               }
-              if (records == 1) {
+              if (records == 1 && !opened) {
                 first = std::move(cr.value());
                 continue;
               }
               engine->Render(out, cr.value(), o->to, true);
               write(false);
             }
-            if (records == 0) {
+            if (records == 0 && !batch_form) {
               Error(name, "no records found");
               return kExitDataErr;
             }
             if (records == 1 && invalid == 1) return kExitDataErr;  // nothing on stdout
-            if (records == 1) engine->Render(out, *first, o->to, false);
-            if (records > 1 && wrapper) out += wrapper->BatchEnd();
+            if (records == 0 && wrapper) out += wrapper->BatchBegin();  // an empty batch
+            if (records == 1 && !opened) engine->Render(out, *first, o->to, false);
+            if ((records > 1 || batch_form) && wrapper) out += wrapper->BatchEnd();
             write(true);
             if (write_failed || !output.Commit()) {
               Error(output.name(), "write failed");

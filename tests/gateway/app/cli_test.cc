@@ -341,6 +341,39 @@ TEST(CliErrors, ACarriageReturnInTheDataStaysOnTheLine) {
   EXPECT_EQ(std::count(t.err.begin(), t.err.end(), '\n'), 1) << t.err;
 }
 
+// A SystmOne batch is a batch by its form, whatever the number of records in it: a
+// batch of one translates to a batch of one (a job that loads batches gets one), and an
+// empty batch to an empty batch. A single document stays a single document.
+TEST(CliTranslate, ABatchOfOneIsStillABatch) {
+  TempDir dir;
+  const std::string one = dir.file("one.xml"), empty = dir.file("empty.xml"), single = dir.file("single.xml");
+  const std::string record = S1Xml(PersonFields{.nhs = "9912003888", .s1 = "S-1"});
+  Write(one, "<ClientIntegrationBatch>" + record + "</ClientIntegrationBatch>");
+  Write(empty, "<ClientIntegrationBatch></ClientIntegrationBatch>");
+  Write(single, record);
+  auto b = Caregate(dir, {"translate", "--from", "systmone", "--to", "systmone", one});
+  EXPECT_EQ(b.status, 0) << b.err;
+  EXPECT_NE(b.out.find("<ClientIntegrationBatch>"), std::string::npos) << b.out;
+  EXPECT_EQ(std::count(b.out.begin(), b.out.end(), '\n') > 0, true);
+  auto c = Caregate(dir, {"translate", "--from", "systmone", "--to", "cis", one});
+  EXPECT_EQ(c.status, 0) << c.err;
+  EXPECT_EQ(std::count(c.out.begin(), c.out.end(), '\n'), 1) << c.out;  // one NDJSON line
+  EXPECT_EQ(c.out.front(), '{');
+  auto e = Caregate(dir, {"translate", "--from", "systmone", "--to", "systmone", empty});
+  EXPECT_EQ(e.status, 0) << e.err;
+  EXPECT_NE(e.out.find("<ClientIntegrationBatch>"), std::string::npos) << e.out;
+  EXPECT_NE(e.out.find("</ClientIntegrationBatch>"), std::string::npos) << e.out;
+  EXPECT_EQ(e.err, "");
+  auto s1 = Caregate(dir, {"translate", "--from", "systmone", "--to", "systmone", single});
+  EXPECT_EQ(s1.status, 0);
+  EXPECT_EQ(s1.out.find("<ClientIntegrationBatch>"), std::string::npos) << s1.out;
+  // Spec 6: one invalid record writes nothing, batch or not.
+  Write(one, "<ClientIntegrationBatch>" + S1Xml(PersonFields{.nhs = "9912003889"}) + "</ClientIntegrationBatch>");
+  auto bad = Caregate(dir, {"translate", "--from", "systmone", "--to", "systmone", one});
+  EXPECT_EQ(bad.status, 65);
+  EXPECT_EQ(bad.out, "");
+}
+
 // A report that cannot be written says so, as every other failure does.
 TEST(CliMappingsReport, AnUnwritableOutIsNamed) {
   TempDir dir;

@@ -29,6 +29,9 @@ class RecordStream {
   // False at the end of the stream. A fatal stream error (unreadable file, a batch that
   // stops being well-formed) is returned once as a record with errors, then false.
   virtual bool Next(StreamRecord& out) = 0;
+  // The input is a batch by its form (a SystmOne ClientIntegrationBatch), whatever the
+  // number of records in it. NDJSON has no such form: a one-line file is one record.
+  virtual bool batch() const { return false; }
 };
 
 class Adapter {
