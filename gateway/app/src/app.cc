@@ -387,6 +387,11 @@ struct App::Impl {
     std::string lossy;
     for (const auto& l : report.lossy) lossy += (lossy.empty() ? "" : ", ") + l.field;
     if (!lossy.empty()) r.headers.Add("X-Caregate-Lossy-Fields", lossy);
+    // Unknown keys or elements a system's format cannot carry (spec 1 and 2: reported,
+    // never silently dropped). Only their number: their names are the sender's bytes, and
+    // to=canonical lists them.
+    if (to != "canonical" && !record->unmapped.empty())
+      r.headers.Add("X-Caregate-Unmapped-Items", std::to_string(record->unmapped.size()));
     Audit(ctx, "translate", record->person_ids(), to, "200", "from " + from);
     return r;
   }

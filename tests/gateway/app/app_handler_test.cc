@@ -470,6 +470,21 @@ TEST_F(AppRoutes, TranslateIsStatelessAndAudited) {
   EXPECT_EQ(LastEvent().outcome, "422 invalid-record");
 }
 
+// What a system's format cannot carry is counted in a header (names: to=canonical).
+TEST_F(AppRoutes, TranslateCountsTheUnmappedItemsItCannotCarry) {
+  std::string json = SpecExample("cis-record.json");
+  json.insert(json.rfind('}'), ",\"Key_Safe\":{\"Code\":\"1234\"},\"Pets\":\"dog\"");
+  auto r = Call("POST", "/v1/translate?from=cis&to=systmone", kCouncil, json);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Header(r, "X-Caregate-Unmapped-Items"), "2");
+  r = Call("POST", "/v1/translate?from=cis&to=canonical", kCouncil, json);
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(Header(r, "X-Caregate-Unmapped-Items"), "");
+  EXPECT_NE(r.body.find("/Key_Safe/Code"), std::string::npos);
+  r = Call("POST", "/v1/translate?from=cis&to=systmone", kCouncil, SpecExample("cis-record.json"));
+  EXPECT_EQ(Header(r, "X-Caregate-Unmapped-Items"), "");
+}
+
 TEST_F(AppRoutes, LineageNamesSystemPathRuleAndLossyWithoutValues) {
   ASSERT_EQ(IngestCis(CisJson(PersonFields{.nhs = "9912003888", .cis = "C-1", .surname = "Zebedee",
                                            .ethnicity = "White: Roma"}))
