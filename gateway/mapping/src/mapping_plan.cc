@@ -409,6 +409,7 @@ class SystemPlan {
       // the value, and the rest is unmapped source data (spec 1: unknown content never
       // makes a record invalid). <Surname xml:lang="en">Smith</Surname> reads "Smith".
       const SourceNode* text = nullptr;
+      bool has_elements = false;
       const std::vector<int> positions = SiblingPositions(n);
       for (std::size_t i = 0; i < n.children.size(); ++i) {
         const SourceNode& c = n.children[i];
@@ -416,12 +417,21 @@ class SystemPlan {
           text = &c;
           continue;
         }
+        has_elements = has_elements || !c.name.starts_with('@');
         Mark m(st.path);
         PushChild(st.path, c.name, positions[i]);
         CollectUnmapped(st, c);
       }
-      if (text != nullptr && text->is_scalar()) ReadScalar(st, fa, text->kind, text->value, entity);
-      else NoteConst(st, f);
+      if (text != nullptr && text->is_scalar()) {
+        std::string_view v = text->value;
+        if (has_elements) {  // the text around child elements holds the document's indentation
+          const auto first = v.find_first_not_of(" \t\r\n");
+          v = first == std::string_view::npos ? std::string_view() : v.substr(first, v.find_last_not_of(" \t\r\n") - first + 1);
+        }
+        ReadScalar(st, fa, text->kind, v, entity);
+      } else {
+        NoteConst(st, f);
+      }
       return;
     }
     if (!n.is_scalar()) {
@@ -468,7 +478,15 @@ class SystemPlan {
                                 f.rule->lossy && f.t.kind != TKind::kCode});
   }
 
-  void ReadNode(ReadState& st, const SourceNode& node, const TrieNode& trie, void* entity) const {
+  // Value elements already read into the current entity, and how often each was met:
+  // one value is expected per element, even across repeated containers (a second
+  // <Identity> holding another <NHSNumber>).
+  using ValuesSeen = std::vector<std::pair<const TrieNode*, int>>;
+
+  void ReadNode(ReadState& st, const SourceNode& node, const TrieNode& trie, void* entity,
+                ValuesSeen* entity_values = nullptr) const {
+    ValuesSeen own_values;  // a new entity: nothing of it read yet
+    ValuesSeen& values = entity_values ? *entity_values : own_values;
     // XPath indexes count same-named siblings; only repeating names need them. Known
     // names are few (the table's), so a short list counts them.
     std::vector<std::pair<const TrieNode*, int>> seen;
@@ -483,17 +501,20 @@ class SystemPlan {
         auto it = std::find_if(seen.begin(), seen.end(), [&](auto& p) { return p.first == t; });
         const int occurrence = it == seen.end() ? (seen.push_back({t, 1}), 1) : ++it->second;
         const bool repeats = t->group || (!t->fields.empty() && t->fields[0].f->t.kind == TKind::kLines);
-        if (repeats) {
-          xpath_index = occurrence;
-        } else if (occurrence > 1) {
-          // One value is expected here: a second one would replace the first unseen (JSON's
-          // duplicate keys are refused by the parser the same way).
-          if (occurrence == 2) {
-            Mark m(st.path);
-            PushChild(st.path, child.name, 2);
-            st.errors.push_back({st.path, "appears more than once; one is expected"});
+        if (repeats || occurrence > 1) xpath_index = occurrence;  // containers may repeat: their contents merge
+        if (!repeats && !t->fields.empty()) {
+          auto v = std::find_if(values.begin(), values.end(), [&](auto& p) { return p.first == t; });
+          const int times = v == values.end() ? (values.push_back({t, 1}), 1) : ++v->second;
+          if (times > 1) {
+            // One value is expected here: a second one would replace the first unseen
+            // (JSON's duplicate keys are refused by the parser the same way).
+            if (times == 2) {
+              Mark m(st.path);
+              PushChild(st.path, child.name, xpath_index);
+              st.errors.push_back({st.path, "appears more than once; one is expected"});
+            }
+            continue;
           }
-          continue;
         }
       }
       Mark path_mark(st.path);
@@ -542,7 +563,7 @@ class SystemPlan {
       }
       // A container.
       if (child.kind == NodeKind::kObject) {
-        ReadNode(st, child, *t, entity);
+        ReadNode(st, child, *t, entity, &values);
       } else if (!(child.kind == NodeKind::kNull || (child.kind == NodeKind::kString && child.value.empty()))) {
         st.errors.push_back({st.path, xpath ? "expected child elements, found text" : "expected an object"});
       }

@@ -242,6 +242,23 @@ TEST(UnknownData, UnknownAttributesAndChildrenOfAValueElementAreUnmapped) {
       << FormatErrors(bad.errors());
 }
 
+// Found in review: the text around an unknown child element holds the document's
+// indentation, which is not part of the value.
+TEST(UnknownData, AValueBesideAnUnknownChildInAnIndentedDocumentReads) {
+  std::string xml = SpecExample("systmone-record.xml");
+  const auto plain = ReadOk("systmone", xml);
+  const auto at = xml.find("<NHSNumber>");
+  const auto end = xml.find("</NHSNumber>");
+  xml.replace(at, end - at,
+              "<NHSNumber>\n          <ext:Checked xmlns:ext=\"urn:x\">yes</ext:Checked>\n          " +
+                  plain.person.nhs_number + "\n        ");
+  auto rec = ReadOk("systmone", xml);
+  EXPECT_EQ(rec.person.nhs_number, plain.person.nhs_number);
+  bool kept = false;
+  for (const auto& u : rec.unmapped) kept = kept || u.source_path.ends_with("/NHSNumber/{urn:x}Checked");
+  EXPECT_TRUE(kept);
+}
+
 // A value element of ours given twice would have its first value replaced unseen: the
 // record is refused, naming the second (as JSON's duplicate keys are).
 TEST(UnknownData, AValueElementGivenTwiceIsRefused) {
@@ -253,14 +270,20 @@ TEST(UnknownData, AValueElementGivenTwiceIsRefused) {
                                           "appears more than once"))
       << FormatErrors(r.errors());
   EXPECT_EQ(r.errors().size(), 1u) << FormatErrors(r.errors());  // once per name, not per repeat
-  // A container too: a second <Response>.
+  // Also across a repeated container: a second <Response> holding another NHS number.
   std::string twice = SpecExample("systmone-record.xml");
   twice.replace(twice.find("</ClientIntegrationResponse>"), 28,
                 "<Response><Identity><NHSNumber>9434765919</NHSNumber></Identity></Response></ClientIntegrationResponse>");
   auto r2 = TheEngine().Read("systmone", twice);
   ASSERT_FALSE(r2.ok());
-  EXPECT_TRUE(caregate::testing::HasError(r2.errors(), "/ClientIntegrationResponse/Response[2]", "appears more than once"))
+  EXPECT_TRUE(caregate::testing::HasError(r2.errors(), "/ClientIntegrationResponse/Response[2]/Identity/NHSNumber",
+                                          "appears more than once"))
       << FormatErrors(r2.errors());
+  // A repeated container whose contents do not clash merges, as it always did: an empty
+  // second <Clinical/>, a second <Sharing> with what the first lacks.
+  std::string merged = SpecExample("systmone-record.xml");
+  merged.replace(merged.find("<RecordState>"), 13, "<Clinical/><RecordState>");
+  ReadOk("systmone", merged);
   // Repeating elements (collections, narrative lines) are not affected: the spec example
   // has several, and reads.
   ReadOk("systmone", SpecExample("systmone-record.xml"));
