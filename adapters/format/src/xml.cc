@@ -41,6 +41,14 @@ constexpr int kLinearAttributeScan = 16;  // libxml2's own default (xmlParserMax
 
 // A name outside the document's namespace: "{uri}local" (James Clark's notation), "{}local"
 // for no namespace. '{' cannot start an XML name, so it never equals one of ours.
+// "prefix:local", for a prefix that was never declared.
+std::string QualifiedName(const xmlChar* prefix, const xmlChar* local) {
+  std::string name = reinterpret_cast<const char*>(prefix);
+  name += ':';
+  name += reinterpret_cast<const char*>(local);
+  return name;
+}
+
 std::string ExpandedName(const xmlChar* uri, const xmlChar* local) {
   std::string name = "{";
   if (uri != nullptr) name += reinterpret_cast<const char*>(uri);
@@ -261,7 +269,7 @@ class SaxBuilder {
     }
   }
 
-  static void OnStartElement(void* ctx, const xmlChar* localname, const xmlChar*, const xmlChar* uri, int,
+  static void OnStartElement(void* ctx, const xmlChar* localname, const xmlChar* prefix, const xmlChar* uri, int,
                              const xmlChar**, int nb_attributes, int, const xmlChar** attributes) {
     SaxBuilder& b = From(ctx);
     b.cdata_cr_ = false;
@@ -312,7 +320,11 @@ class SaxBuilder {
     // ("{}local" for no namespace in a document that has one), which no rule of ours
     // can match: <x:NHSNumber xmlns:x="urn:other"> is unmapped source data, never our
     // NHS number, and does not make the record invalid (spec 1).
-    if (b.InDocumentNamespace(uri)) f.node.name = C(localname);
+    // A prefix never declared has no namespace at all (libxml2 only warns): such a name
+    // keeps its prefix ("x:NHSNumber"), which no rule of ours matches either, below the
+    // root (whose name says what the document is).
+    if (prefix != nullptr && uri == nullptr && b.doc_depth_ > 1) f.node.name = QualifiedName(prefix, localname);
+    else if (b.InDocumentNamespace(uri)) f.node.name = C(localname);
     else f.node.name = ExpandedName(uri, localname);
     f.node.line = static_cast<std::uint32_t>(b.Line());
     if (nb_attributes > 0) {
@@ -327,15 +339,18 @@ class SaxBuilder {
         // Unprefixed attributes are in no namespace, and are ours; a prefixed one in
         // another namespace keeps its expanded name, as elements do.
         auto foreign = [&](const xmlChar** at) { return at[2] != nullptr && !b.InDocumentNamespace(at[2]); };
+        auto undeclared = [&](const xmlChar** at) { return at[1] != nullptr && at[2] == nullptr; };
         const bool is_foreign = foreign(a);
+        const bool is_undeclared = undeclared(a);
         // Local names come from the parser's dictionary, so equal names are equal
         // pointers; libxml2 has already refused equal qualified names (and two equal
         // expanded names).
         bool clash = false;
-        if (is_foreign) {
-          // an expanded name cannot clash with a local one
+        if (is_foreign || is_undeclared) {
+          // an expanded or prefixed name cannot clash with a local one
         } else if (nb_attributes <= kLinearAttributeScan) {
-          for (int k = 0; k < i && !clash; ++k) clash = attributes[5 * k] == a[0] && !foreign(attributes + 5 * k);
+          for (int k = 0; k < i && !clash; ++k)
+            clash = attributes[5 * k] == a[0] && !foreign(attributes + 5 * k) && !undeclared(attributes + 5 * k);
         } else {
           clash = !b.attr_names_.insert(a[0]).second;
         }
@@ -346,6 +361,7 @@ class SaxBuilder {
         }
         std::string name = "@";
         if (is_foreign) name += ExpandedName(a[2], a[0]);
+        else if (is_undeclared) name += QualifiedName(a[1], a[0]);
         else name += C(a[0]);
         // Without entity substitution libxml2 hands '&' in attribute values over as
         // the character reference "&#38;" (every '&' left in the value starts one).
@@ -723,12 +739,13 @@ XmlName SplitName(std::string_view name) {
 }
 
 void AppendTagName(std::string& out, const XmlName& n) {
-  if (n.expanded && !n.uri.empty()) out += "p:";
+  if (n.expanded && n.uri == kXmlNamespace) out += "xml:";  // bound everywhere, to nothing else
+  else if (n.expanded && !n.uri.empty()) out += "p:";
   out += n.local;
 }
 
 void AppendNamespaceDeclaration(std::string& out, const XmlName& n) {
-  if (!n.expanded) return;
+  if (!n.expanded || n.uri == kXmlNamespace) return;
   out += n.uri.empty() ? " xmlns=\"" : " xmlns:p=\"";
   AppendEscaped<true>(out, n.uri);
   out += '"';

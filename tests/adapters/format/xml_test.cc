@@ -161,6 +161,18 @@ TEST(XmlWriter, XmlNamespaceAttributesKeepTheXmlPrefix) {
   EXPECT_EQ(WriteXmlDocument(*second), written);
 }
 
+// Found in review: an element in the XML namespace is written with xml:, as attributes are.
+TEST(XmlWriter, XmlNamespaceElementsKeepTheXmlPrefix) {
+  auto first = ParseXml("<r><xml:foo>1</xml:foo></r>");
+  ASSERT_TRUE(first.ok()) << FormatErrors(first.errors());
+  EXPECT_EQ(Names(*first), "{http://www.w3.org/XML/1998/namespace}foo");
+  const std::string written = WriteXmlDocument(*first);
+  EXPECT_NE(written.find("<xml:foo>1</xml:foo>"), std::string::npos) << written;
+  auto second = ParseXml(written);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(WriteXmlDocument(*second), written);
+}
+
 // Found by fuzzing: a namespace name may hold '}' (the local name never does).
 TEST(XmlWriter, NamespaceNameWithABraceRoundTrips) {
   auto first = ParseXml("<r xmlns:s=\"u}n:x\"><s:a s:k=\"1\">t</s:a></r>");
@@ -188,11 +200,17 @@ TEST(XmlReader, RejectsNamesWithTwoColons) {
     ASSERT_FALSE(r.ok()) << text;
     EXPECT_NE(Problem(r).find("is not a valid qualified name"), std::string::npos) << Problem(r);
   }
-  // A prefix that was never declared is dropped like any other.
-  auto undeclared = ParseXml("<y:a y:b=\"1\"/>");
-  ASSERT_TRUE(undeclared.ok());
+  // A prefix that was never declared has no namespace: below the root the name keeps
+  // its prefix, so <x:NHSNumber> is never read as our NHSNumber (found in review).
+  auto undeclared = ParseXml("<y:a y:b=\"1\" b=\"2\"><x:NHSNumber>9912003888</x:NHSNumber></y:a>");
+  ASSERT_TRUE(undeclared.ok()) << FormatErrors(undeclared.errors());
   EXPECT_EQ(undeclared->name, "a");
-  EXPECT_EQ(Names(*undeclared), "@b");
+  EXPECT_EQ(Names(*undeclared), "@y:b,@b,x:NHSNumber");
+  const std::string written = WriteXmlDocument(*undeclared);
+  auto again = ParseXml(written);
+  ASSERT_TRUE(again.ok()) << written;
+  EXPECT_EQ(WriteXmlDocument(*again), written);
+  EXPECT_EQ(Names(*again), "@y:b,@b,x:NHSNumber");
 }
 
 TEST(XmlReader, AcceptsUtf8DeclarationAndBom) {

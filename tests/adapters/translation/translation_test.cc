@@ -201,9 +201,11 @@ TEST(UnknownData, SystmOneElementsFromAnotherNamespaceAreKeptAsUnmapped) {
               "<ext:Flag xmlns:ext=\"urn:vendor:ext\" ext:level=\"2\">1</ext:Flag><RecordState>");
   xml.replace(xml.find("<NHSNumber>"), 11, "<x:NHSNumber xmlns:x=\"urn:other\">9434765919</x:NHSNumber><NHSNumber>");
   xml.replace(xml.find("<Surname>"), 9, "<Surname xmlns=\"urn:other\">Impostor</Surname><Surname>");
+  xml.replace(xml.find("<FirstName>"), 11, "<u:FirstName>Undeclared</u:FirstName><FirstName>");
   auto rec = ReadOk("systmone", xml);
   EXPECT_EQ(rec.person.nhs_number, nhs);
   EXPECT_NE(rec.person.family_name, "Impostor");
+  EXPECT_NE(rec.person.given_name, "Undeclared");
   std::map<std::string, std::string> unmapped;
   for (const auto& u : rec.unmapped) unmapped[u.source_path] = u.value;
   const std::string r = "/ClientIntegrationResponse/Response";
@@ -211,6 +213,7 @@ TEST(UnknownData, SystmOneElementsFromAnotherNamespaceAreKeptAsUnmapped) {
   EXPECT_EQ(unmapped[r + "/{urn:vendor:ext}Flag/@{urn:vendor:ext}level"], "2");
   EXPECT_EQ(unmapped[r + "/Identity/{urn:other}NHSNumber"], "9434765919");
   EXPECT_EQ(unmapped[r + "/Demographics/{urn:other}Surname"], "Impostor");
+  EXPECT_EQ(unmapped[r + "/Demographics/u:FirstName"], "Undeclared");  // a prefix never declared
 }
 
 // Attributes and child elements no rule knows, on an element of ours that holds a value,
