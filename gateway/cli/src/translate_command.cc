@@ -131,8 +131,9 @@ Command AddTranslateCommand(CLI::App& root, std::string& mappings_dir) {
                 for (std::size_t i = 0; i < items.size() && i < kNamed; ++i)
                   Error(where, items[i].source_path + ": not carried to " + o->to +
                                    " (no rule maps it; --to canonical keeps it)");
-                if (items.size() > kNamed)
-                  Error(where, std::to_string(items.size() - kNamed) + " more items not carried to " + o->to);
+                if (items.size() > kNamed)  // the record keeps kMaxUnmappedItems at most
+                  Error(where, std::string(items.size() >= mapping::kMaxUnmappedItems ? "at least " : "") +
+                                   std::to_string(items.size() - kNamed) + " more items not carried to " + o->to);
               }
               if (records == 1 && !opened) {
                 first = std::move(cr.value());

@@ -301,7 +301,7 @@ class SystemPlan {
   }
 
   void CollectUnmapped(ReadState& st, const SourceNode& n) const {
-    if (st.rec.unmapped.size() >= 1000) return;
+    if (st.rec.unmapped.size() >= kMaxUnmappedItems) return;
     if (n.is_scalar()) {
       if (n.kind != NodeKind::kNull && !n.value.empty()) st.rec.unmapped.push_back({st.path, n.value});
       return;
@@ -310,7 +310,7 @@ class SystemPlan {
     // Repeated elements get [n] so their fields stay together.
     const std::vector<int> positions = xpath && n.kind != NodeKind::kArray ? SiblingPositions(n) : std::vector<int>();
     for (std::size_t i = 0; i < n.children.size(); ++i) {
-      if (st.rec.unmapped.size() >= 1000) return;
+      if (st.rec.unmapped.size() >= kMaxUnmappedItems) return;
       const SourceNode& c = n.children[i];
       Mark m(st.path);
       if (n.kind == NodeKind::kArray) PushIndex(st.path, i);
@@ -1441,7 +1441,7 @@ class RecordReader::Impl : private SystemPlan::ReadState::LazyPath {
     }
     const TrieNode* t = p.trie->Find(name, p.hint);
     if (!t) {
-      if (st_.rec.unmapped.size() < 1000 && kind != NodeKind::kNull && !value.empty())
+      if (st_.rec.unmapped.size() < kMaxUnmappedItems && kind != NodeKind::kNull && !value.empty())
         st_.rec.unmapped.push_back({SystemPlan::Path(st_), std::string(value)});
       return;
     }

@@ -327,6 +327,14 @@ TEST(CliTranslate, UnmappedDataNotCarriedIsNamedOnStderr) {
   EXPECT_EQ(m.status, 0);
   EXPECT_EQ(std::count(m.err.begin(), m.err.end(), '\n'), 11) << m.err;
   EXPECT_NE(m.err.find("record 1 (line 1): 15 more items not carried to cis\n"), std::string::npos) << m.err;
+  // Past what a record keeps, the count is a lower bound, and says so.
+  std::string huge = CisJson(PersonFields{.cis = "C-3"});
+  huge.pop_back();
+  for (int i = 0; i < 1500; ++i) huge += ",\"Y" + std::to_string(i) + "\":\"v\"";
+  Write(file, huge + "}\n");
+  auto h = Caregate(dir, {"translate", "--from", "cis", "--to", "cis", file});
+  EXPECT_EQ(h.status, 0);
+  EXPECT_NE(h.err.find("record 1 (line 1): at least 990 more items not carried to cis\n"), std::string::npos) << h.err;
 }
 
 // An error line is one line: a carriage return in the data does not start another.

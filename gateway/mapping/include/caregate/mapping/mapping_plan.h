@@ -30,6 +30,10 @@ namespace caregate::mapping {
 enum class PathStyle { kXPath, kJsonPointer };
 
 // What the engine needs to know about a system; supplied by its adapter.
+// A record keeps at most this many unmapped source items (the rest are not kept: a
+// record of a million unknown elements must not take a million items of memory).
+inline constexpr std::size_t kMaxUnmappedItems = 1000;
+
 struct SystemProfile {
   std::string name;          // "systmone"; its table is mappings/<name>.csv
   std::string display_name;  // "SystmOne"
