@@ -65,8 +65,9 @@ class SystmOneAdapter : public Adapter {
   Expected<SourceNode> Parse(std::string_view bytes) const override { return format::ParseXml(bytes); }
 
   Expected<std::unique_ptr<RecordStream>> OpenFile(const std::string& path) const override {
-    // A batch file streams, and each record is capped as one sent over HTTP is (4 MiB,
-    // 64 levels): a record over the cap is refused by name and the batch goes on.
+    // A batch file streams, and each record is capped by the XML parser's limits (4 MiB,
+    // 64 levels; an HTTP body is capped at 1 MiB by the server before it is parsed): a
+    // record over the cap is refused by name and the batch goes on.
     auto reader = format::XmlStreamReader::OpenFile(path, format::XmlLimits{});
     if (!reader) return reader.errors();
     return std::unique_ptr<RecordStream>(std::make_unique<XmlRecordStream>(std::move(reader.value())));
