@@ -297,7 +297,9 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 
   void OnHeader(beast::error_code ec) {
     if (ec) return ReadFailed(ec);
-    if (std::string bad = FramingProblem(); !bad.empty()) return SendError(caregate::Problem::kMalformed, bad);
+    // The head is known: the refusal goes through the handler, authenticated if it can be
+    // and audited, as a 413 does, then the connection closes.
+    if (std::string bad = FramingProblem(); !bad.empty()) return RefuseUnread(caregate::Problem::kMalformed, bad);
     const auto length = parser_->content_length();
     if (length && *length > engine_.options().body_limit) return ReadFailed(http::error::body_limit);
     const auto& req = parser_->get();

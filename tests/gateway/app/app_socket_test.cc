@@ -97,6 +97,29 @@ TEST_F(AppSocket, MalformedRequestIs400AndTheServerKeepsServing) {
   EXPECT_EQ(r->status, 200);
 }
 
+// A request refused for its framing (RFC 9112: Transfer-Encoding without chunked last)
+// has a known head: audited with who sent it, like a 413, and its body is never run.
+TEST_F(AppSocket, AFramingRefusalIsAuditedWithTheCaller) {
+  ASSERT_EQ(IngestCis(CisJson(PersonFields{.cis = "C-1"})).status, 201);
+  RunningServer s(TestOptions(), handler_);
+  Conn c(s.port());
+  const auto before = Events().size();
+  ASSERT_TRUE(c.Send("GET /v1/persons/cis:C-1 HTTP/1.1\r\nHost: x\r\n" + Auth(kHealth) +
+                     "Transfer-Encoding: gzip\r\n\r\nGET /v1/persons/cis:C-1 HTTP/1.1\r\nHost: x\r\n" +
+                     Auth(kHealth) + "\r\n"));
+  auto r = c.Read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  EXPECT_TRUE(c.ClosedWithin(std::chrono::seconds(3)));
+  auto events = Events();
+  ASSERT_EQ(events.size(), before + 1);  // the refusal, and no read of the smuggled request
+  EXPECT_EQ(events.back().action, "refused");
+  EXPECT_EQ(events.back().outcome, "400 malformed");
+  EXPECT_EQ(events.back().user, "amy.jones");
+  EXPECT_EQ(events.back().person_ids, std::vector<std::string>{"cis:C-1"});
+  EXPECT_EQ(events.back().request_id, r->header("x-request-id"));
+}
+
 TEST_F(AppSocket, SlowRequestIsCutOffWithoutReachingTheApplication) {
   RunningServer s(TestOptions(), handler_);  // header timeout 600 ms
   const auto before = Events().size();
