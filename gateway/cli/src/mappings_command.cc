@@ -11,22 +11,24 @@ bool WriteOutput(const std::string& path, const std::string& data);
 
 namespace {
 
-// What `mappings check` found: the compiled plan, or every problem (file:line, problem).
+// What `mappings check` found: the loaded tables, or every problem (file:line, problem).
 struct CheckResult {
   std::string dir;
-  std::shared_ptr<const mapping::MappingPlan> plan;  // null when refused
+  std::shared_ptr<const engine::Engine> engine;  // null when refused
+  const mapping::MappingPlan* plan = nullptr;    // the engine's, when loaded
   FieldErrors errors;
 };
 
 CheckResult CheckTables(const std::string& mappings_dir) {
   CheckResult r;
   r.dir = mappings_dir.empty() ? mapping::DefaultMappingsDir() : mappings_dir;
-  // As engine::Engine::Load does, but keeping the problems apart rather than in one message.
-  adapters::AdapterRegistry registry;
-  adapters::RegisterBuiltinAdapters(registry);
-  auto plan = mapping::MappingPlan::Compile(r.dir, registry.profiles());
-  if (plan) r.plan = plan.value();
-  else r.errors = plan.errors();
+  auto engine = engine::Engine::TryLoad(mappings_dir);  // the problems kept apart, not thrown as one
+  if (engine) {
+    r.engine = engine.value();
+    r.plan = &r.engine->plan();
+  } else {
+    r.errors = engine.errors();
+  }
   return r;
 }
 

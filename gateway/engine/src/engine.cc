@@ -4,18 +4,24 @@
 
 namespace caregate::engine {
 
-std::shared_ptr<const Engine> Engine::Load(const std::string& mappings_dir) {
+Expected<std::shared_ptr<const Engine>> Engine::TryLoad(const std::string& mappings_dir) {
   auto e = std::make_shared<Engine>();
   adapters::RegisterBuiltinAdapters(e->registry_);
   std::string dir = mappings_dir.empty() ? mapping::DefaultMappingsDir() : mappings_dir;
   auto plan = mapping::MappingPlan::Compile(dir, e->registry_.profiles());
-  if (!plan) {
+  if (!plan) return plan.errors();
+  e->plan_ = plan.value();
+  return std::shared_ptr<const Engine>(std::move(e));
+}
+
+std::shared_ptr<const Engine> Engine::Load(const std::string& mappings_dir) {
+  auto engine = TryLoad(mappings_dir);
+  if (!engine) {
     std::string msg = "mapping tables refused:";
-    for (const auto& err : plan.errors()) msg += "\n  " + err.path + ": " + err.problem;
+    for (const auto& err : engine.errors()) msg += "\n  " + err.path + ": " + err.problem;
     throw FatalError(Problem::kMappingTables, msg);
   }
-  e->plan_ = plan.value();
-  return e;
+  return engine.value();
 }
 
 const adapters::Adapter& Engine::adapter(std::string_view system) const {

@@ -17,6 +17,8 @@ class Engine {
  public:
   // Throws FatalError(kMappingTables) listing every problem (file:line: problem).
   static std::shared_ptr<const Engine> Load(const std::string& mappings_dir = {});
+  // The same, with the problems returned one by one (path "file:line") instead of thrown.
+  static Expected<std::shared_ptr<const Engine>> TryLoad(const std::string& mappings_dir = {});
 
   const adapters::AdapterRegistry& registry() const { return registry_; }
   const mapping::MappingPlan& plan() const { return *plan_; }
