@@ -44,6 +44,7 @@ std::optional<UnifiedView> BuildUnifiedView(const identity::PersonSnapshot& pers
   UnifiedView v;
   // The records this caller may see, with the other organisation's rules applied.
   std::optional<model::CareRecord> shown[2];
+  std::vector<std::string> withheld_ids;  // the ids the withheld record carries
   const char* systems[2] = {"systmone", "cis"};
   for (int i = 0; i < 2; ++i) {
     const model::CareRecord* r = person.record(systems[i]);
@@ -51,6 +52,7 @@ std::optional<UnifiedView> BuildUnifiedView(const identity::PersonSnapshot& pers
     const bool other = systems[i] != own;
     if (other && !req.unrestricted && r->consent_withheld()) {
       v.consent_withheld_other = true;
+      withheld_ids = r->person_ids();
       continue;
     }
     shown[i] = *r;
@@ -105,11 +107,6 @@ std::optional<UnifiedView> BuildUnifiedView(const identity::PersonSnapshot& pers
   }
   // Ids from both systems, and those learnt by linking; but not the ids only a withheld
   // record carries: that the other organisation knows the person is part of its record.
-  std::vector<std::string> withheld_ids;
-  if (v.consent_withheld_other)
-    for (int i = 0; i < 2; ++i)
-      if (const model::CareRecord* r = person.record(systems[i]); r != nullptr && !shown[i])
-        withheld_ids = r->person_ids();
   std::vector<std::string> shown_ids = m.person_ids();
   if (shown[s]) {
     auto more = shown[s]->person_ids();
