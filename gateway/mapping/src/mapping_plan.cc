@@ -423,12 +423,8 @@ class SystemPlan {
         CollectUnmapped(st, c);
       }
       if (text != nullptr && text->is_scalar()) {
-        std::string_view v = text->value;
-        if (has_elements) {  // the text around child elements holds the document's indentation
-          const auto first = v.find_first_not_of(" \t\r\n");
-          v = first == std::string_view::npos ? std::string_view() : v.substr(first, v.find_last_not_of(" \t\r\n") - first + 1);
-        }
-        ReadScalar(st, fa, text->kind, v, entity);
+        // The text around child elements holds the document's indentation.
+        ReadScalar(st, fa, text->kind, has_elements ? Trim(text->value) : std::string_view(text->value), entity);
       } else {
         NoteConst(st, f);
       }
@@ -1190,10 +1186,17 @@ bool SystemPlan::Finish(ReadState& st) const {
   bool has_lines = !(a.line_1.empty() && a.line_2.empty() && a.line_3.empty());
   // Lineage of a part made from others names the source paths it was made from (read
   // from the lineage already recorded for them: no path is tracked when there is none).
-  auto source_of = [&](std::string_view field) -> std::string {
-    for (const auto& p : rec.lineage)
-      if (p.field == field) return p.source_path;
-    return {};
+  // A part made of several names them all, as an XPath union does (" | ").
+  auto sources_of = [&](std::initializer_list<std::string> fields) {
+    std::string path;
+    for (const auto& field : fields)
+      for (const auto& p : rec.lineage)
+        if (p.field == field && !p.source_path.empty()) {
+          if (!path.empty()) path += " | ";
+          path += p.source_path;
+          break;
+        }
+    return path;
   };
   if (has_lines && !has_structure) {
     AddressLineSources from;
@@ -1210,40 +1213,32 @@ bool SystemPlan::Finish(ReadState& st) const {
         if (lines == 0) continue;
         // A part joined from two lines names both (" | ", as an XPath union does) and is
         // lossy: SystmOne back to CIS gives one line where there were two.
-        std::string path;
-        for (int line = 0; line < 3; ++line)
-          if (lines & (1u << line)) {
-            if (!path.empty()) path += " | ";
-            path += source_of("person.address.line_" + std::to_string(line + 1));
-          }
+        auto line = [&](int i) { return lines & (1u << i) ? "person.address.line_" + std::to_string(i + 1) : ""; };
         const bool joined = (lines & (lines - 1)) != 0;
-        rec.lineage.push_back({std::string("person.address.") + f, path, "ADDR-4.3", joined});
+        rec.lineage.push_back(
+            {std::string("person.address.") + f, sources_of({line(0), line(1), line(2)}), "ADDR-4.3", joined});
       }
     }
   } else if (has_structure && !has_lines) {
     std::array<std::pair<AddressPart, AddressPart>, 3> from;
     JoinAddressLines({a.house_name, a.house_number, a.road, a.locality}, a.line_1, a.line_2, a.line_3, &from);
     if (with_lineage) {
-      auto path_of = [&](AddressPart part) -> std::string {
+      auto field_of = [](AddressPart part) -> std::string {
         switch (part) {
-          case AddressPart::kHouseName: return source_of("person.address.house_name");
-          case AddressPart::kHouseNumber: return source_of("person.address.house_number");
-          case AddressPart::kRoad: return source_of("person.address.road");
-          case AddressPart::kLocality: return source_of("person.address.locality");
+          case AddressPart::kHouseName: return "person.address.house_name";
+          case AddressPart::kHouseNumber: return "person.address.house_number";
+          case AddressPart::kRoad: return "person.address.road";
+          case AddressPart::kLocality: return "person.address.locality";
           case AddressPart::kNone: break;
         }
         return {};
       };
       for (int line = 0; line < 3; ++line) {
         if (from[line].first == AddressPart::kNone) continue;
-        std::string path = path_of(from[line].first);
-        // "HouseNumber Road" comes from two elements: an XPath union names both.
-        if (from[line].second != AddressPart::kNone) {
-          const std::string second = path_of(from[line].second);
-          if (profile.path_style == PathStyle::kXPath && !path.empty() && !second.empty()) path += " | " + second;
-          else if (path.empty()) path = second;
-        }
-        rec.lineage.push_back({"person.address.line_" + std::to_string(line + 1), path, "ADDR-4.3", false});
+        // "HouseNumber Road" comes from two elements, and names both.
+        rec.lineage.push_back({"person.address.line_" + std::to_string(line + 1),
+                               sources_of({field_of(from[line].first), field_of(from[line].second)}), "ADDR-4.3",
+                               false});
       }
     }
   }
