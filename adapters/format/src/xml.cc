@@ -39,8 +39,6 @@ std::atomic<std::size_t> g_chunk_size{kChunkSize};  // see SetChunkSizeForTestin
 constexpr int kHardDepth = 256;
 constexpr int kLinearAttributeScan = 16;  // libxml2's own default (xmlParserMaxDepth)
 
-// A name outside the document's namespace: "{uri}local" (James Clark's notation), "{}local"
-// for no namespace. '{' cannot start an XML name, so it never equals one of ours.
 // "prefix:local", for a prefix that was never declared.
 std::string QualifiedName(const xmlChar* prefix, const xmlChar* local) {
   std::string name = reinterpret_cast<const char*>(prefix);
@@ -49,6 +47,8 @@ std::string QualifiedName(const xmlChar* prefix, const xmlChar* local) {
   return name;
 }
 
+// A name outside the document's namespace: "{uri}local" (James Clark's notation), "{}local"
+// for no namespace. '{' cannot start an XML name, so it never equals one of ours.
 std::string ExpandedName(const xmlChar* uri, const xmlChar* local) {
   std::string name = "{";
   if (uri != nullptr) name += reinterpret_cast<const char*>(uri);
@@ -738,9 +738,19 @@ XmlName SplitName(std::string_view name) {
   return {name.substr(1, close - 1), name.substr(close + 1), true};
 }
 
+// The prefix an expanded name is written with: `xml` for the XML namespace, which is bound
+// in every document and may be bound to nothing else (so it is never declared), none for
+// no namespace, else `bound`, which the writer declares.
+std::string_view PrefixOf(const XmlName& n, std::string_view bound) {
+  if (!n.expanded || n.uri.empty()) return {};
+  return n.uri == kXmlNamespace ? std::string_view("xml") : bound;
+}
+
 void AppendTagName(std::string& out, const XmlName& n) {
-  if (n.expanded && n.uri == kXmlNamespace) out += "xml:";  // bound everywhere, to nothing else
-  else if (n.expanded && !n.uri.empty()) out += "p:";
+  if (const std::string_view prefix = PrefixOf(n, "p"); !prefix.empty()) {
+    out += prefix;
+    out += ':';
+  }
   out += n.local;
 }
 
@@ -787,13 +797,19 @@ void AppendElement(std::string& out, std::string_view raw_name, const SourceNode
       if (c.kind == NodeKind::kNull || !c.is_scalar()) continue;
       out += ' ';
       const XmlName attr = SplitName(std::string_view(c.name).substr(1));
-      if (attr.expanded && attr.uri == kXmlNamespace) {
-        out += "xml:";  // bound in every document, and to no other prefix
-      } else if (attr.expanded && !attr.uri.empty()) {
-        const std::string prefix = "a" + std::to_string(++attribute_prefixes);
-        out += "xmlns:" + prefix + "=\"";
-        AppendEscaped<true>(out, attr.uri);
-        out += "\" " + prefix + ":";
+      if (attr.expanded) {
+        const std::string bound = "a" + std::to_string(attribute_prefixes + 1);
+        const std::string_view prefix = PrefixOf(attr, bound);
+        if (prefix == bound) {  // declared just before its use
+          ++attribute_prefixes;
+          out += "xmlns:" + bound + "=\"";
+          AppendEscaped<true>(out, attr.uri);
+          out += "\" ";
+        }
+        if (!prefix.empty()) {
+          out += prefix;
+          out += ':';
+        }
       }
       out += attr.local;
       out += "=\"";
