@@ -114,25 +114,25 @@ Command AddTranslateCommand(CLI::App& root, std::string& mappings_dir) {
                 if (first) engine->Render(out, *first, o->to, true);
                 first.reset();
               }
+              auto where = [&] {  // only when there is something to say
+                return name + ": record " + std::to_string(rec.index) +
+                       (rec.line ? " (line " + std::to_string(rec.line) + ")" : "");
+              };
               if (!cr) {
                 ++invalid;
-                std::string where = name + ": record " + std::to_string(rec.index);
-                if (rec.line) where += " (line " + std::to_string(rec.line) + ")";
-                for (const auto& e : cr.errors()) Error(where, (e.path.empty() ? "(record)" : e.path) + ": " + e.problem);
+                for (const auto& e : cr.errors()) Error(where(), (e.path.empty() ? "(record)" : e.path) + ": " + e.problem);
                 continue;
               }
               // Spec 1 and 2: unknown data is reported, never silently dropped. A system's
               // format cannot carry it; the canonical form does (no note needed there).
               if (o->to != "canonical" && !cr.value().unmapped.empty()) {
-                std::string where = name + ": record " + std::to_string(rec.index);
-                if (rec.line) where += " (line " + std::to_string(rec.line) + ")";
                 const auto& items = cr.value().unmapped;
                 constexpr std::size_t kNamed = 10;
                 for (std::size_t i = 0; i < items.size() && i < kNamed; ++i)
-                  Error(where, items[i].source_path + ": not carried to " + o->to +
+                  Error(where(), items[i].source_path + ": not carried to " + o->to +
                                    " (no rule maps it; --to canonical keeps it)");
                 if (items.size() > kNamed)  // the record keeps kMaxUnmappedItems at most
-                  Error(where, std::string(items.size() >= mapping::kMaxUnmappedItems ? "at least " : "") +
+                  Error(where(), std::string(items.size() >= mapping::kMaxUnmappedItems ? "at least " : "") +
                                    std::to_string(items.size() - kNamed) + " more items not carried to " + o->to);
               }
               if (records == 1 && !opened) {
