@@ -1,6 +1,7 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
+#include <string>
 
 #include "caregate/app/app.h"
 #include "caregate/cli/cli.h"
@@ -20,7 +21,7 @@ Command AddServeCommand(CLI::App& root, std::string& mappings_dir) {
   auto o = std::make_shared<Opts>();
   app->add_option("--db", o->db, "Database (default: $CAREGATE_DB, else ./caregate.db)");
   app->add_option("--listen", o->server.listen, "HOST:PORT (default 127.0.0.1:8080; port 0 picks one)");
-  app->add_option("--tokens", o->tokens, "Tokens file (sha256:<hex> <role> <user-id> per line)")->required();
+  app->add_option("--tokens", o->tokens, "Tokens file (sha256:<hex> <role> <user-id> per line); read again on SIGHUP")->required();
   app->add_option("--tls-cert", o->server.tls_cert, "PEM certificate chain (TLS with --tls-key)");
   app->add_option("--tls-key", o->server.tls_key, "PEM private key");
   // Every count is range-checked: besides its bounds, that makes CLI11 refuse an empty
@@ -62,7 +63,24 @@ Command AddServeCommand(CLI::App& root, std::string& mappings_dir) {
                            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
             }
             auto handler = application.MakeHandler(std::move(tokens));
-            server::Server srv(o->server, handler);
+            // Token rotation without a restart: on SIGHUP the tokens file is read again.
+            // A file that cannot be read or has a bad line changes nothing. (The callback
+            // lives in this run's options, not in `o`, which it must not hold.)
+            server::ServerOptions options = o->server;
+            options.on_reload = [path = o->tokens, handler] {
+              try {
+                handler->ReplaceTokens(server::TokenStore::LoadFile(path));
+                std::fprintf(stderr, "caregate server: SIGHUP: %zu tokens loaded from %s\n", handler->token_count(),
+                             path.c_str());
+              } catch (const std::exception& e) {
+                std::string why = e.what();
+                for (char& c : why)  // one line, whatever the file held
+                  if (c == '\n' || c == '\r') c = ' ';
+                std::fprintf(stderr, "caregate server: SIGHUP: tokens not reloaded, the %zu in use stay: %s\n",
+                             handler->token_count(), why.c_str());
+              }
+            };
+            server::Server srv(std::move(options), handler);
             std::fprintf(stderr, "serving at most %zu connections at once\n", srv.max_connections());
             std::printf("listening on %s\n", srv.endpoint().c_str());
             std::fflush(stdout);

@@ -82,7 +82,7 @@ constexpr std::string_view kFailureDetail = "the request could not be completed;
 
 RequestHandler::RequestHandler(Router router, TokenStore tokens, std::shared_ptr<Metrics> metrics)
     : router_(std::move(router)),
-      tokens_(std::move(tokens)),
+      tokens_(std::make_shared<const TokenStore>(std::move(tokens))),
       metrics_(metrics ? std::move(metrics) : std::make_shared<Metrics>()),
       id_prefix_(RandomHex(8)) {
   if (!router_.Has("GET", "/healthz"))
@@ -219,7 +219,7 @@ void RequestHandler::RefuseAsync(Request head, caregate::Problem problem, std::s
     auto header = req.headers.Find("Authorization");
     if (header && req.headers.Count("Authorization") == 1) {
       const std::string_view token = BearerToken(*header);
-      if (!token.empty()) ctx.principal = tokens_.Authenticate(token);
+      if (!token.empty()) ctx.principal = Authenticate(token);
     }
     call->response = Refuse(problem, std::move(detail), ctx);
   } catch (const std::exception& e) {  // only allocation failures can get here
@@ -309,7 +309,7 @@ Response RequestHandler::Dispatch(const Request& request, RequestContext& ctx, c
       return r;
     }
     const std::string_view token = BearerToken(*header);
-    if (!token.empty()) ctx.principal = tokens_.Authenticate(token);
+    if (!token.empty()) ctx.principal = Authenticate(token);
     if (!ctx.principal) {
       Response r = Refuse(caregate::Problem::kUnauthenticated, "the bearer token is not valid", ctx);
       if (r.status == 401) r.headers.Set("WWW-Authenticate", "Bearer realm=\"caregate\", error=\"invalid_token\"");
@@ -348,6 +348,16 @@ Response RequestHandler::Dispatch(const Request& request, RequestContext& ctx, c
   ctx.path_params = std::move(match.params);
   to_invoke = &route;
   return {};
+}
+
+void RequestHandler::ReplaceTokens(TokenStore tokens) {
+  tokens_.store(std::make_shared<const TokenStore>(std::move(tokens)), std::memory_order_release);
+}
+
+std::size_t RequestHandler::token_count() const { return tokens_.load(std::memory_order_acquire)->size(); }
+
+std::optional<Principal> RequestHandler::Authenticate(std::string_view token) const {
+  return tokens_.load(std::memory_order_acquire)->Authenticate(token);
 }
 
 Response RequestHandler::Refuse(caregate::Problem problem, std::string detail, RequestContext& ctx) const {

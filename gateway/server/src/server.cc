@@ -161,6 +161,7 @@ class Engine {
   void OnAccept(beast::error_code ec, asio::io_context& target, Socket socket);
   void Refuse(Socket socket);
   void StopNow();  // on context 0
+  void WaitForReload();  // on context 0: SIGHUP -> options_.on_reload, again and again
 
   ServerOptions options_;
   std::shared_ptr<RequestHandler> handler_;
@@ -185,6 +186,7 @@ class Engine {
   // These live on context 0.
   tcp::acceptor acceptor_;
   asio::signal_set signals_;
+  asio::signal_set reload_signals_;  // SIGHUP, with ServerOptions::on_reload
   asio::steady_timer grace_timer_;
   asio::steady_timer retry_timer_;
   std::unique_ptr<asio::thread_pool> pool_;  // destroyed first: its work refers to sessions
@@ -569,6 +571,7 @@ Engine::Engine(ServerOptions options, std::shared_ptr<RequestHandler> handler)
       iocs_(MakeContexts(io_threads_)),
       acceptor_(*iocs_[0]),
       signals_(*iocs_[0]),
+      reload_signals_(*iocs_[0]),
       grace_timer_(*iocs_[0]),
       retry_timer_(*iocs_[0]) {
   if (!handler_) throw FatalError(caregate::Problem::kUsage, "the server needs a request handler");
@@ -633,6 +636,10 @@ Engine::Engine(ServerOptions options, std::shared_ptr<RequestHandler> handler)
       fmt::print(stderr, "caregate server: signal {} received, stopping\n", signal);
       Stop();
     });
+    if (options_.on_reload) {
+      reload_signals_.add(SIGHUP);
+      WaitForReload();
+    }
   }
   asio::post(*iocs_[0], [this] { DoAccept(); });
 }
@@ -770,6 +777,14 @@ void Engine::Unregister(std::list<std::weak_ptr<SessionBase>>::iterator it) {
   if (last) asio::post(*iocs_[0], [this] { grace_timer_.cancel(); });
 }
 
+void Engine::WaitForReload() {
+  reload_signals_.async_wait([this](beast::error_code sec, int) {
+    if (sec || stopping_.load(std::memory_order_acquire)) return;
+    options_.on_reload();
+    WaitForReload();
+  });
+}
+
 void Engine::Stop() {
   if (stopping_.exchange(true, std::memory_order_acq_rel)) return;
   handler_->SetReady(false);
@@ -780,6 +795,7 @@ void Engine::StopNow() {
   beast::error_code ec;
   acceptor_.close(ec);
   signals_.cancel(ec);
+  reload_signals_.cancel(ec);
   retry_timer_.cancel();
   std::vector<std::shared_ptr<SessionBase>> live;
   {

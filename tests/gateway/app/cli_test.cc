@@ -619,5 +619,70 @@ TEST(CliServe, KillDuringIngestLosesNoAcknowledgedWrite) {
   EXPECT_EQ(r.status, 0) << r.out << r.err;
 }
 
+// Token rotation without a restart: SIGHUP reads the tokens file again; a bad file
+// changes nothing. A kept-alive connection's next request meets the new tokens.
+TEST(CliServe, SighupReloadsTheTokensFile) {
+  TempDir dir;
+  const std::string tokens = dir.file("tokens"), out = dir.file("serve.out");
+  Write(tokens, "sha256:" + Sha256Hex("old") + " ig carol\n");
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ::dup2(o, 1);
+    ::dup2(o, 2);
+    ::execl(CAREGATE_BIN, CAREGATE_BIN, "serve", "--db", dir.file("c.db").c_str(), "--tokens", tokens.c_str(),
+            "--listen", "127.0.0.1:0", "--warm-persons", "0", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  std::uint16_t port = 0;
+  for (int i = 0; i < 200 && port == 0; ++i) {
+    std::smatch m;
+    const std::string text = ReadFile(out);
+    static const std::regex re("listening on 127\\.0\\.0\\.1:([0-9]+)");
+    if (std::regex_search(text, m, re)) port = static_cast<std::uint16_t>(std::stoi(m[1]));
+    else std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_NE(port, 0) << ReadFile(out);
+  server::testing::Conn kept(port);
+  auto status = [&](const std::string& token) {
+    const std::string req = "GET /v1/mappings HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + token + "\r\n\r\n";
+    if (!kept.Send(req)) return -1;
+    auto r = kept.Read(std::chrono::seconds(5));
+    return r ? r->status : -1;
+  };
+  // Waits for the server to say it handled the n-th SIGHUP.
+  auto hup = [&](int n) {
+    ::kill(pid, SIGHUP);
+    for (int i = 0; i < 200; ++i) {
+      const std::string text = ReadFile(out);
+      int seen = 0;
+      for (std::size_t p = text.find("SIGHUP"); p != std::string::npos; p = text.find("SIGHUP", p + 1)) ++seen;
+      if (seen >= n) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+    ADD_FAILURE() << "no word of SIGHUP " << n << ": " << ReadFile(out);
+  };
+  EXPECT_EQ(status("old"), 200);
+  EXPECT_EQ(status("new"), 401);
+
+  Write(tokens, "sha256:" + Sha256Hex("new") + " ig carol\n");
+  hup(1);
+  EXPECT_NE(ReadFile(out).find("SIGHUP: 1 tokens loaded from " + tokens), std::string::npos) << ReadFile(out);
+  EXPECT_EQ(status("old"), 401);
+  EXPECT_EQ(status("new"), 200);
+
+  Write(tokens, "sha256:" + Sha256Hex("other") + " admin dave\n");  // no such role
+  hup(2);
+  EXPECT_NE(ReadFile(out).find("SIGHUP: tokens not reloaded, the 1 in use stay: " + tokens + ":1"), std::string::npos)
+      << ReadFile(out);
+  EXPECT_EQ(status("new"), 200);
+  EXPECT_EQ(status("other"), 401);
+
+  ::kill(pid, SIGTERM);
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st << ": " << ReadFile(out);
+}
+
 }  // namespace
 }  // namespace caregate::testing

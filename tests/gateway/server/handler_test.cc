@@ -156,6 +156,55 @@ TEST_F(HandlerTest, InvalidTokenIs401) {
   EXPECT_EQ(Call("GET", "/v1/persons/nhs:1", {}, {}, lower).status, 200);
 }
 
+TEST_F(HandlerTest, ReplacedTokensApplyToTheNextRequest) {
+  EXPECT_EQ(Call("GET", "/v1/persons/nhs:1", "t-health").status, 200);
+  EXPECT_EQ(handler().token_count(), 4u);
+  TokenStore rotated;
+  rotated.Add(Sha256Hex("t-health-2"), Role::kHealth, "alice");
+  rotated.Add(Sha256Hex("t-ig"), Role::kCouncil, "carol");  // the same token, another role
+  handler().ReplaceTokens(std::move(rotated));
+  EXPECT_EQ(handler().token_count(), 2u);
+  ExpectProblem(Call("GET", "/v1/persons/nhs:1", "t-health"), 401, "unauthenticated");
+  ExpectProblem(Call("POST", "/v1/ingest/cis", "t-svc", "{}"), 401, "unauthenticated");
+  EXPECT_EQ(Call("GET", "/v1/persons/nhs:1", "t-health-2").status, 200);
+  EXPECT_EQ(seen_.user, "alice");
+  EXPECT_EQ(Call("GET", "/v1/persons/nhs:1", "t-ig").status, 200);
+  EXPECT_EQ(seen_.role, "council");
+}
+
+// Requests authenticate while the tokens are replaced over and over (run under the
+// sanitizers in CI): each sees one whole token set, old or new, never a torn one.
+TEST_F(HandlerTest, TokensReplacedWhileRequestsRun) {
+  router_.Add("GET", "/v1/whoami", Access::AnyRole(),
+              [](const RequestContext& ctx) { return Response::Text(200, ctx.principal->user_id); });
+  TokenStore first;
+  first.Add(Sha256Hex("t-rot"), Role::kIg, "user-a");
+  handler().ReplaceTokens(std::move(first));
+  std::atomic<bool> stop{false};
+  std::atomic<int> bad{0}, calls{0};
+  std::vector<std::thread> callers;
+  for (int t = 0; t < 2; ++t)
+    callers.emplace_back([&] {
+      while (!stop) {
+        Request r;
+        r.method = "GET";
+        r.target = "/v1/whoami";
+        r.headers.Add("Authorization", "Bearer t-rot");
+        Response res = handler().Handle(r);
+        if (!(res.status == 200 && (res.body == "user-a" || res.body == "user-b"))) ++bad;
+        ++calls;
+      }
+    });
+  for (int i = 0; calls < 5000; ++i) {
+    TokenStore next;
+    next.Add(Sha256Hex("t-rot"), Role::kIg, i % 2 ? "user-a" : "user-b");
+    handler().ReplaceTokens(std::move(next));
+  }
+  stop = true;
+  for (auto& c : callers) c.join();
+  EXPECT_EQ(bad.load(), 0) << "of " << calls.load() << " calls";
+}
+
 TEST_F(HandlerTest, WrongRoleIs403) {
   ExpectProblem(Call("GET", "/v1/persons/nhs:1", "t-ig"), 403, "forbidden-role");
   ExpectProblem(Call("GET", "/v1/persons/nhs:1", "t-svc"), 403, "forbidden-role");

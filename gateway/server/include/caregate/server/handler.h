@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -33,6 +34,12 @@ class RequestHandler {
 
   // Set before serving.
   void OnRefused(RefusalHook hook) { on_refused_ = std::move(hook); }
+  // Thread-safe, at any time: the tokens every request from now on is authenticated
+  // against (a token rotation; `caregate serve` on SIGHUP). A request already past
+  // authentication finishes as it began; on a kept-alive connection the next request is
+  // checked against the new tokens.
+  void ReplaceTokens(TokenStore tokens);
+  std::size_t token_count() const;
   // /healthz answers 200 {"status":"ready"} when ready, 503 problem+json otherwise.
   // Starts ready; Server clears it when it begins to stop.
   void SetReady(bool ready) { ready_.store(ready, std::memory_order_relaxed); }
@@ -95,8 +102,10 @@ class RequestHandler {
   };
   MetricCounter& StatusCounter(std::string_view route, int status) const;
 
+  std::optional<Principal> Authenticate(std::string_view token) const;
+
   Router router_;
-  TokenStore tokens_;
+  std::atomic<std::shared_ptr<const TokenStore>> tokens_;
   std::shared_ptr<Metrics> metrics_;
   std::unordered_map<std::string_view, std::unique_ptr<RouteMetrics>> route_metrics_;  // keys: router_ patterns
   RefusalHook on_refused_;

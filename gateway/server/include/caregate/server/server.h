@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -43,6 +44,9 @@ struct ServerOptions {
   // 65,536), less 256 kept back for the database, logs and TLS files.
   std::size_t max_connections = 0;
   bool handle_signals = true;    // SIGINT/SIGTERM -> Stop()
+  // With handle_signals: called on every SIGHUP, on an I/O thread, while the server
+  // serves (`caregate serve` reloads its tokens file). Must not throw or block for long.
+  std::function<void()> on_reload;
 };
 
 // Splits "HOST:PORT" / "[IPV6]:PORT". Throws FatalError(kUsage) when malformed.
