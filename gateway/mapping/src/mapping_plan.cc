@@ -1209,7 +1209,8 @@ bool SystemPlan::Finish(ReadState& st) const {
       const std::pair<const char*, unsigned> parts[] = {
           {"house_name", from.house_name}, {"house_number", from.house_number}, {"road", from.road},
           {"locality", from.locality}};
-      for (const auto& [f, lines] : parts) {
+      for (const auto& [f, used] : parts) {
+        const unsigned lines = used;  // a variable of its own: clang before 16 cannot capture a structured binding
         if (lines == 0) continue;
         // A part joined from two lines names both (" | ", as an XPath union does) and is
         // lossy: SystmOne back to CIS gives one line where there were two.
