@@ -23,13 +23,13 @@ struct Run {
   std::string out, err;
 };
 
-// Runs the caregate binary with `args`, stdout and stderr to files.
-Run Caregate(const TempDir& dir, std::vector<std::string> args) {
-  const std::string out = dir.file("stdout"), err = dir.file("stderr");
+// Starts the caregate binary with `args` as a child, stdout to `out` and stderr to `err`
+// (the same file when they are equal).
+pid_t Spawn(std::vector<std::string> args, const std::string& out, const std::string& err) {
   pid_t pid = ::fork();
   if (pid == 0) {
     int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int e = err == out ? o : ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     ::dup2(o, 1);
     ::dup2(e, 2);
     std::vector<char*> argv;
@@ -39,6 +39,13 @@ Run Caregate(const TempDir& dir, std::vector<std::string> args) {
     ::execv(CAREGATE_BIN, argv.data());
     ::_exit(127);
   }
+  return pid;
+}
+
+// Runs the caregate binary with `args`, stdout and stderr to files.
+Run Caregate(const TempDir& dir, std::vector<std::string> args) {
+  const std::string out = dir.file("stdout"), err = dir.file("stderr");
+  const pid_t pid = Spawn(std::move(args), out, err);
   Run r;
   int st = 0;
   ::waitpid(pid, &st, 0);
@@ -553,6 +560,28 @@ TEST(CliIngest, KillMidwayLeavesAWholeDatabaseAndTheRerunStoresEverything) {
 // (201/200) is in the store after the restart, with its audit event, and the chain verifies.
 // A warm-up count that is not a non-negative number is a usage error naming the option,
 // before anything is opened (a negative one was once read as "all").
+// Starts `caregate serve ARGS --listen 127.0.0.1:0` as a child, stdout and stderr to
+// `out`, and waits for it to say where it listens: its pid and port (0 if it never said).
+struct Served {
+  pid_t pid;
+  std::uint16_t port;
+};
+Served StartServe(std::vector<std::string> args, const std::string& out) {
+  args.insert(args.begin(), "serve");
+  args.push_back("--listen");
+  args.push_back("127.0.0.1:0");
+  const pid_t pid = Spawn(std::move(args), out, out);
+  std::uint16_t port = 0;
+  for (int i = 0; i < 200 && port == 0; ++i) {
+    std::smatch m;
+    const std::string text = ReadFile(out);
+    static const std::regex re("listening on 127\\.0\\.0\\.1:([0-9]+)");
+    if (std::regex_search(text, m, re)) port = static_cast<std::uint16_t>(std::stoi(m[1]));
+    else std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return {pid, port};
+}
+
 TEST(CliServe, WarmPersonsMustBeANonNegativeNumber) {
   TempDir dir;
   Write(dir.file("tokens"), "sha256:" + Sha256Hex("svc") + " service job\n");
@@ -571,23 +600,9 @@ TEST(CliServe, KillDuringIngestLosesNoAcknowledgedWrite) {
   const std::string db = dir.file("c.db");
   Write(dir.file("tokens"), "sha256:" + Sha256Hex("svc") + " service job\n");
   const std::string out = dir.file("serve.out");
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    ::dup2(o, 1);
-    ::dup2(o, 2);
-    ::execl(CAREGATE_BIN, CAREGATE_BIN, "serve", "--db", db.c_str(), "--tokens", dir.file("tokens").c_str(),
-            "--listen", "127.0.0.1:0", static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  std::uint16_t port = 0;
-  for (int i = 0; i < 200 && port == 0; ++i) {
-    std::smatch m;
-    const std::string text = ReadFile(out);
-    static const std::regex re("listening on 127\\.0\\.0\\.1:([0-9]+)");
-    if (std::regex_search(text, m, re)) port = static_cast<std::uint16_t>(std::stoi(m[1]));
-    else std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  const Served served = StartServe({"--db", db, "--tokens", dir.file("tokens")}, out);
+  const pid_t pid = served.pid;
+  const std::uint16_t port = served.port;
   ASSERT_NE(port, 0) << ReadFile(out);
 
   std::atomic<int> acknowledged{0};
@@ -625,23 +640,9 @@ TEST(CliServe, SighupReloadsTheTokensFile) {
   TempDir dir;
   const std::string tokens = dir.file("tokens"), out = dir.file("serve.out");
   Write(tokens, "sha256:" + Sha256Hex("old") + " ig carol\n");
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    ::dup2(o, 1);
-    ::dup2(o, 2);
-    ::execl(CAREGATE_BIN, CAREGATE_BIN, "serve", "--db", dir.file("c.db").c_str(), "--tokens", tokens.c_str(),
-            "--listen", "127.0.0.1:0", "--warm-persons", "0", static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  std::uint16_t port = 0;
-  for (int i = 0; i < 200 && port == 0; ++i) {
-    std::smatch m;
-    const std::string text = ReadFile(out);
-    static const std::regex re("listening on 127\\.0\\.0\\.1:([0-9]+)");
-    if (std::regex_search(text, m, re)) port = static_cast<std::uint16_t>(std::stoi(m[1]));
-    else std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  const Served served = StartServe({"--db", dir.file("c.db"), "--tokens", tokens, "--warm-persons", "0"}, out);
+  const pid_t pid = served.pid;
+  const std::uint16_t port = served.port;
   ASSERT_NE(port, 0) << ReadFile(out);
   server::testing::Conn kept(port);
   auto status = [&](const std::string& token) {
