@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <array>
 #include <csignal>
+#include <future>
 #include <ctime>
 #include <list>
 #include <thread>
@@ -122,7 +123,27 @@ class SessionBase {
  public:
   virtual ~SessionBase() = default;
   virtual void Shutdown() = 0;  // any thread
+  // A TLS session keeps the context it was made with, which a reload may replace.
+  std::shared_ptr<const ssl::context> tls_context;
 };
+
+// The server's TLS context from its certificate chain and key files. Throws
+// FatalError(kIoFailure) naming the file that cannot be loaded.
+std::shared_ptr<ssl::context> MakeTlsContext(const std::string& cert, const std::string& key) {
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
+  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                   ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 | ssl::context::single_dh_use);
+  beast::error_code ec;
+  ctx->use_certificate_chain_file(cert, ec);
+  if (ec)
+    throw FatalError(caregate::Problem::kIoFailure,
+                     fmt::format("{}: cannot load the TLS certificate: {}", cert, ec.message()));
+  ctx->use_private_key_file(key, ssl::context::pem, ec);
+  if (ec || SSL_CTX_check_private_key(ctx->native_handle()) != 1)
+    throw FatalError(caregate::Problem::kIoFailure,
+                     fmt::format("{}: cannot load the TLS key, or it does not match the certificate", key));
+  return ctx;
+}
 
 class Engine {
  public:
@@ -148,7 +169,14 @@ class Engine {
   }
   bool stopping() const { return stopping_.load(std::memory_order_acquire); }
   const tcp::endpoint& bound() const { return bound_; }
-  bool tls() const { return ssl_ctx_.has_value(); }
+  bool tls() const { return tls_; }
+  // SIGHUP's work: the TLS files read again (a failure keeps the context in use), then
+  // ServerOptions::on_reload. On context 0.
+  void Reload();
+  template <class F>
+  void PostToFirstContext(F&& f) {
+    asio::post(*iocs_[0], std::forward<F>(f));
+  }
   // Connections counted against the cap: from accept to the session's end.
   void ConnectionEnded() { connections_.fetch_sub(1, std::memory_order_relaxed); }
   std::size_t max_connections() const { return max_connections_; }
@@ -176,7 +204,8 @@ class Engine {
   std::mutex sessions_mutex_;
   std::list<std::weak_ptr<SessionBase>> sessions_;
   bool closed_ = false;  // under sessions_mutex_: the engine is being destroyed
-  std::optional<ssl::context> ssl_ctx_;
+  std::shared_ptr<ssl::context> ssl_ctx_;  // on context 0: replaced by Reload
+  bool tls_ = false;
 
   unsigned io_threads_ = 1;
   std::vector<std::unique_ptr<asio::io_context>> iocs_;
@@ -583,21 +612,8 @@ Engine::Engine(ServerOptions options, std::shared_ptr<RequestHandler> handler)
 
   if (options_.tls_cert.empty() != options_.tls_key.empty())
     throw FatalError(caregate::Problem::kUsage, "TLS needs both a certificate file and a key file");
-  if (!options_.tls_cert.empty()) {
-    ssl_ctx_.emplace(ssl::context::tls_server);
-    ssl_ctx_->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
-                          ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 | ssl::context::single_dh_use);
-    beast::error_code ec;
-    ssl_ctx_->use_certificate_chain_file(options_.tls_cert, ec);
-    if (ec)
-      throw FatalError(caregate::Problem::kIoFailure,
-                       fmt::format("{}: cannot load the TLS certificate: {}", options_.tls_cert, ec.message()));
-    ssl_ctx_->use_private_key_file(options_.tls_key, ssl::context::pem, ec);
-    if (ec || SSL_CTX_check_private_key(ssl_ctx_->native_handle()) != 1)
-      throw FatalError(caregate::Problem::kIoFailure,
-                       fmt::format("{}: cannot load the TLS key, or it does not match the certificate",
-                                   options_.tls_key));
-  }
+  if (!options_.tls_cert.empty()) ssl_ctx_ = MakeTlsContext(options_.tls_cert, options_.tls_key);
+  tls_ = ssl_ctx_ != nullptr;
 
   const HostPort hp = ParseHostPort(options_.listen);
   beast::error_code ec;
@@ -636,7 +652,7 @@ Engine::Engine(ServerOptions options, std::shared_ptr<RequestHandler> handler)
       fmt::print(stderr, "caregate server: signal {} received, stopping\n", signal);
       Stop();
     });
-    if (options_.on_reload) {
+    if (options_.on_reload || tls_) {
       reload_signals_.add(SIGHUP);
       WaitForReload();
     }
@@ -688,7 +704,9 @@ void Engine::OnAccept(beast::error_code ec, asio::io_context& target, Socket soc
   std::string remote = FormatEndpoint(socket.remote_endpoint(ec));
   if (ssl_ctx_) {
     using TlsStream = beast::ssl_stream<PlainStream>;
-    std::make_shared<Session<TlsStream>>(*this, target, std::move(remote), std::move(socket), *ssl_ctx_)->Start();
+    auto session = std::make_shared<Session<TlsStream>>(*this, target, std::move(remote), std::move(socket), *ssl_ctx_);
+    session->tls_context = ssl_ctx_;
+    session->Start();
   } else {
     std::make_shared<Session<PlainStream>>(*this, target, std::move(remote), std::move(socket))->Start();
   }
@@ -749,7 +767,7 @@ void Engine::Refuse(Socket socket) {
   refused_connections_->Inc();
   // Over TLS a plain-text answer means nothing before the handshake: closed at once, as
   // is every refusal beyond 64 still lingering (a flood must not hold descriptors).
-  if (ssl_ctx_ || refusing_.load(std::memory_order_relaxed) >= 64) {
+  if (tls_ || refusing_.load(std::memory_order_relaxed) >= 64) {
     beast::error_code ignored;
     socket.close(ignored);
     return;
@@ -780,9 +798,24 @@ void Engine::Unregister(std::list<std::weak_ptr<SessionBase>>::iterator it) {
 void Engine::WaitForReload() {
   reload_signals_.async_wait([this](beast::error_code sec, int) {
     if (sec || stopping_.load(std::memory_order_acquire)) return;
-    options_.on_reload();
+    Reload();
     WaitForReload();
   });
+}
+
+void Engine::Reload() {
+  if (tls_) {
+    try {
+      ssl_ctx_ = MakeTlsContext(options_.tls_cert, options_.tls_key);
+      fmt::print(stderr, "caregate server: SIGHUP: TLS certificate loaded from {}\n", options_.tls_cert);
+    } catch (const FatalError& e) {
+      std::string why = e.what();
+      for (char& c : why)
+        if (c == '\n' || c == '\r') c = ' ';
+      fmt::print(stderr, "caregate server: SIGHUP: TLS certificate not reloaded, the one in use stays: {}\n", why);
+    }
+  }
+  if (options_.on_reload) options_.on_reload();
 }
 
 void Engine::Stop() {
@@ -904,5 +937,15 @@ std::uint64_t Server::connections_refused() const { return impl_->engine.connect
 void Server::Run() { impl_->engine.Run(); }
 
 void Server::Stop() { impl_->engine.Stop(); }
+
+void Server::Reload() {
+  auto& engine = impl_->engine;
+  std::promise<void> done;
+  engine.PostToFirstContext([&] {
+    engine.Reload();
+    done.set_value();
+  });
+  done.get_future().wait();
+}
 
 }  // namespace caregate::server

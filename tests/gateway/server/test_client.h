@@ -67,6 +67,7 @@ class Conn {
 
   bool connected() const { return connected_; }
   int fd() const { return fd_; }
+  SSL* ssl() const { return ssl_; }
 
   // Client side of TLS; the server's certificate is not verified (the test made it).
   bool StartTls(SSL_CTX* ctx) {

@@ -30,12 +30,12 @@ using testing::TestOptions;
 using caregate::testing::TempDir;
 
 // Writes a P-256 key and a one-day self-signed certificate for CN=localhost.
-bool MakeSelfSigned(const std::string& cert_path, const std::string& key_path) {
+bool MakeSelfSigned(const std::string& cert_path, const std::string& key_path, long serial = 1) {
   EVP_PKEY* key = EVP_EC_gen("P-256");
   X509* cert = X509_new();
   bool ok = key != nullptr && cert != nullptr;
   if (ok) {
-    ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
+    ASN1_INTEGER_set(X509_get_serialNumber(cert), serial);
     X509_gmtime_adj(X509_getm_notBefore(cert), -60);
     X509_gmtime_adj(X509_getm_notAfter(cert), 24 * 3600);
     X509_set_pubkey(cert, key);
@@ -118,6 +118,52 @@ TEST(ServerTls, PlainHttpToTheTlsPortGetsNoAnswer) {
   auto r = after.Read();
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
+}
+
+// The serial number of the certificate a new TLS connection to `port` is shown.
+long ServedSerial(std::uint16_t port, SSL_CTX* client) {
+  Conn c(port);
+  if (!c.StartTls(client)) return -1;
+  X509* cert = SSL_get1_peer_certificate(c.ssl());
+  const long serial = cert ? ASN1_INTEGER_get(X509_get_serialNumber(cert)) : -1;
+  X509_free(cert);
+  return serial;
+}
+
+// Certificate renewal without a restart (SIGHUP in `caregate serve`): new connections
+// get the new certificate, a connection already open keeps working, and files that do
+// not load keep the certificate in use.
+TEST(ServerTls, ReloadServesTheRenewedCertificate) {
+  TempDir dir;
+  const std::string cert = dir.file("cert.pem"), key = dir.file("key.pem");
+  ASSERT_TRUE(MakeSelfSigned(cert, key, 1));
+  auto options = TestOptions();
+  options.tls_cert = cert;
+  options.tls_key = key;
+  int reloads = 0;
+  options.on_reload = [&reloads] { ++reloads; };
+  RunningServer s(options, MakeHandler());
+  ClientCtx client;
+  EXPECT_EQ(ServedSerial(s.port(), client.ctx), 1);
+  Conn open(s.port());
+  ASSERT_TRUE(open.StartTls(client.ctx));
+
+  ASSERT_TRUE(MakeSelfSigned(cert, key, 2));
+  s.server().Reload();
+  EXPECT_EQ(reloads, 1);
+  EXPECT_EQ(ServedSerial(s.port(), client.ctx), 2);
+  ASSERT_TRUE(open.Send(Get("/healthz")));  // made with the old certificate's context
+  auto r = open.Read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+
+  ASSERT_TRUE(MakeSelfSigned(dir.file("other.pem"), key, 3));  // a key that is not cert's
+  s.server().Reload();
+  EXPECT_EQ(reloads, 2);
+  EXPECT_EQ(ServedSerial(s.port(), client.ctx), 2);
+  std::filesystem::remove(cert);
+  s.server().Reload();
+  EXPECT_EQ(ServedSerial(s.port(), client.ctx), 2);
 }
 
 TEST(ServerTls, MissingOrMismatchedFilesAreFatal) {

@@ -44,8 +44,9 @@ struct ServerOptions {
   // 65,536), less 256 kept back for the database, logs and TLS files.
   std::size_t max_connections = 0;
   bool handle_signals = true;    // SIGINT/SIGTERM -> Stop()
-  // With handle_signals: called on every SIGHUP, on an I/O thread, while the server
-  // serves (`caregate serve` reloads its tokens file). Must not throw or block for long.
+  // Called on every SIGHUP (with handle_signals) and Server::Reload(), on an I/O thread,
+  // after the TLS files are read again (`caregate serve` reloads its tokens file). Must
+  // not throw or block for long.
   std::function<void()> on_reload;
 };
 
@@ -77,6 +78,11 @@ class Server {
   void Run();
   // Thread-safe, idempotent, non-blocking; fine before Run() (Run then returns at once).
   void Stop();
+  // What SIGHUP does, for callers that do not use signals: reads the TLS certificate and
+  // key files again (new connections use them; a file that fails to load keeps the one in
+  // use, said on stderr), then calls ServerOptions::on_reload. Waits until done, so call
+  // it while Run() runs and not from an I/O thread.
+  void Reload();
 
  private:
   struct Impl;
