@@ -16,6 +16,7 @@ char* Put(char* p, std::string_view s) {
 }  // namespace
 
 char* XmlTextSink::Indent(char* p, std::size_t depth) const {
+  if (!pretty_) return p;  // compact: not even a call to memset for nothing
   const std::size_t width = IndentWidth(depth);
   std::memset(p, ' ', width);
   return p + width;
