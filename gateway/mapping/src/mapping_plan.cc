@@ -575,6 +575,7 @@ class SystemPlan {
     WriteReport* report;
     bool json;
     std::string canon;  // only maintained when a report is wanted
+    std::string& converted;  // a value's text converted for the output, used at once
   };
 
   // The intermediate objects open below an entity's node (rarely more than a few: kept
@@ -622,7 +623,6 @@ class SystemPlan {
         if (!f.out) continue;
         std::string_view value = f.t.kind == TKind::kConst ? std::string_view(f.t.constant)
                                                            : (f.field ? std::string_view(f.field->At(entity)) : std::string_view());
-        std::string converted;
         NodeKind kind = NodeKind::kString;
         if (!value.empty()) {
           switch (f.t.kind) {
@@ -643,8 +643,8 @@ class SystemPlan {
             case TKind::kNumber:
             case TKind::kInteger: kind = ws.json ? NodeKind::kNumber : NodeKind::kString; break;
             case TKind::kLocalDateTime:
-              converted = OffsetToUkLocal(value);
-              value = converted;
+              OffsetToUkLocal(value, ws.converted);
+              value = ws.converted;
               break;
             default: break;
           }
@@ -1274,7 +1274,8 @@ void MappingPlan::WriteTo(std::string_view system, const CareRecord& record, Tre
                           WriteReport* report) const {
   const SystemPlan& sp = Plan(system);
   auto* rec = const_cast<CareRecord*>(&record);  // accessors are non-const; nothing is modified
-  SystemPlan::WriteState ws{sink, report, sp.profile.path_style == PathStyle::kJsonPointer, {}};
+  thread_local std::string converted;  // kept, so that converting a value allocates nothing
+  SystemPlan::WriteState ws{sink, report, sp.profile.path_style == PathStyle::kJsonPointer, {}, converted};
   sp.WriteEntity(rec, sp.root(), ws);
   if (report) sp.ReportNotCarried(rec, model::Entity::kRecord, {&sp.root()}, "", *report);
 }

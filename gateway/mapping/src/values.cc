@@ -153,12 +153,13 @@ Parsed ParseDateTime(std::string_view s) {
   }
   return p;
 }
-std::string Format(long minutes, std::string_view seconds) {
+// Into `out` (replacing what it held): a caller that keeps `out` allocates nothing.
+void FormatInto(long minutes, std::string_view seconds, std::string& out) {
   long days = minutes >= 0 ? minutes / 1440 : -((-minutes + 1439) / 1440);
   long rem = minutes - days * 1440;
   int y, m, d;
   CivilFromDays(days, y, m, d);
-  std::string out;
+  out.clear();
   out.reserve(16 + seconds.size());
   if (y < 0 || y > 9999) {  // out of the 4-digit range only by an extreme offset
     char buf[64];
@@ -173,8 +174,8 @@ std::string Format(long minutes, std::string_view seconds) {
     out.assign(buf, 16);
   }
   out += seconds;
-  return out;
 }
+
 }  // namespace
 
 std::string UkLocalToOffset(std::string_view local) {
@@ -187,11 +188,20 @@ std::string UkLocalToOffset(std::string_view local) {
 }
 
 std::string OffsetToUkLocal(std::string_view datetime) {
+  std::string out;
+  OffsetToUkLocal(datetime, out);
+  return out;
+}
+
+void OffsetToUkLocal(std::string_view datetime, std::string& out) {
   Parsed p = ParseDateTime(datetime);
-  if (!p.has_offset) return std::string(datetime);
+  if (!p.has_offset) {
+    out.assign(datetime);
+    return;
+  }
   long utc = DaysFromCivil(p.y, p.mo, p.d) * 1440 + p.h * 60 + p.mi - p.offset_minutes;
   long local = utc + (InBst(utc, p.y) ? 60 : 0);
-  return Format(local, p.seconds);
+  FormatInto(local, p.seconds, out);
 }
 
 std::string NormalisePostcode(std::string_view s) {

@@ -20,6 +20,7 @@ std::string CheckInteger(std::string_view s);
 std::string UkLocalToOffset(std::string_view local);
 // Any ISO 8601 date-time -> UK wall-clock time without offset (seconds kept if given).
 std::string OffsetToUkLocal(std::string_view datetime);
+void OffsetToUkLocal(std::string_view datetime, std::string& out);  // the same into `out`, reusing its storage
 std::string NormalisePostcode(std::string_view s);  // upper case, one space before the inward code
 
 struct StructuredAddress {
