@@ -1,4 +1,5 @@
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -51,6 +52,10 @@ Command AddServeCommand(CLI::App& root, std::string& mappings_dir) {
               Error("", "usage: --tls-cert and --tls-key go together");
               return kExitUsage;
             }
+            // SIGHUP asks for a reload (below), never for the end of the process: until the
+            // server handles it, and after, it is ignored (its default would end the server
+            // during a long warm start or the audit log's close).
+            std::signal(SIGHUP, SIG_IGN);
             auto engine = engine::Engine::Load(mappings_dir);
             auto tokens = server::TokenStore::LoadFile(o->tokens);
             app::App application(engine, o->db.empty() ? app::DefaultDatabasePath() : o->db,
@@ -64,27 +69,35 @@ Command AddServeCommand(CLI::App& root, std::string& mappings_dir) {
             }
             auto handler = application.MakeHandler(std::move(tokens));
             // Token rotation without a restart: on SIGHUP the tokens file is read again.
-            // A file that cannot be read or has a bad line changes nothing. (The callback
-            // lives in this run's options, not in `o`, which it must not hold.)
+            // A file that cannot be read, has a bad line or holds no token changes nothing.
+            // (The callback lives in this run's options, not in `o`, which it must not hold.)
             server::ServerOptions options = o->server;
             options.on_reload = [path = o->tokens, handler] {
+              auto keep = [&](const std::string& why) {
+                std::string line = why;
+                for (char& c : line)  // one line, whatever the file held
+                  if (c == '\n' || c == '\r') c = ' ';
+                std::fprintf(stderr, "caregate server: SIGHUP: tokens not reloaded, the %zu in use stay: %s\n",
+                             handler->token_count(), line.c_str());
+              };
               try {
-                handler->ReplaceTokens(server::TokenStore::LoadFile(path));
+                server::TokenStore next = server::TokenStore::LoadFile(path);
+                if (next.size() == 0) return keep(path + ": holds no token (a file being rewritten?)");
+                handler->ReplaceTokens(std::move(next));
                 std::fprintf(stderr, "caregate server: SIGHUP: %zu tokens loaded from %s\n", handler->token_count(),
                              path.c_str());
               } catch (const std::exception& e) {
-                std::string why = e.what();
-                for (char& c : why)  // one line, whatever the file held
-                  if (c == '\n' || c == '\r') c = ' ';
-                std::fprintf(stderr, "caregate server: SIGHUP: tokens not reloaded, the %zu in use stay: %s\n",
-                             handler->token_count(), why.c_str());
+                keep(e.what());
               }
             };
-            server::Server srv(std::move(options), handler);
-            std::fprintf(stderr, "serving at most %zu connections at once\n", srv.max_connections());
-            std::printf("listening on %s\n", srv.endpoint().c_str());
-            std::fflush(stdout);
-            srv.Run();
+            {
+              server::Server srv(std::move(options), handler);
+              std::fprintf(stderr, "serving at most %zu connections at once\n", srv.max_connections());
+              std::printf("listening on %s\n", srv.endpoint().c_str());
+              std::fflush(stdout);
+              srv.Run();
+            }
+            std::signal(SIGHUP, SIG_IGN);  // the server's handler is gone with it
             application.audit().Close();
             return kExitOk;
           }};

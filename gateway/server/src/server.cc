@@ -172,7 +172,10 @@ class Engine {
   bool tls() const { return tls_; }
   // SIGHUP's work: the TLS files read again (a failure keeps the context in use), then
   // ServerOptions::on_reload. On context 0.
-  void Reload();
+  void Reload() noexcept;
+  bool serving() const {
+    return started_.load(std::memory_order_acquire) && !stopping_.load(std::memory_order_acquire);
+  }
   template <class F>
   void PostToFirstContext(F&& f) {
     asio::post(*iocs_[0], std::forward<F>(f));
@@ -798,24 +801,34 @@ void Engine::Unregister(std::list<std::weak_ptr<SessionBase>>::iterator it) {
 void Engine::WaitForReload() {
   reload_signals_.async_wait([this](beast::error_code sec, int) {
     if (sec || stopping_.load(std::memory_order_acquire)) return;
+    WaitForReload();  // first, so that nothing Reload does can stop the next SIGHUP's
     Reload();
-    WaitForReload();
   });
 }
 
-void Engine::Reload() {
+void Engine::Reload() noexcept {
+  auto one_line = [](std::string why) {
+    for (char& c : why)
+      if (c == '\n' || c == '\r') c = ' ';
+    return why;
+  };
   if (tls_) {
     try {
       ssl_ctx_ = MakeTlsContext(options_.tls_cert, options_.tls_key);
       fmt::print(stderr, "caregate server: SIGHUP: TLS certificate loaded from {}\n", options_.tls_cert);
-    } catch (const FatalError& e) {
-      std::string why = e.what();
-      for (char& c : why)
-        if (c == '\n' || c == '\r') c = ' ';
-      fmt::print(stderr, "caregate server: SIGHUP: TLS certificate not reloaded, the one in use stays: {}\n", why);
+    } catch (const std::exception& e) {  // FatalError for the files; OpenSSL's or memory's
+      fmt::print(stderr, "caregate server: SIGHUP: TLS certificate not reloaded, the one in use stays: {}\n",
+                 one_line(e.what()));
     }
   }
-  if (options_.on_reload) options_.on_reload();
+  if (!options_.on_reload) return;
+  try {
+    options_.on_reload();
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "caregate server: SIGHUP: the reload failed: {}\n", one_line(e.what()));
+  } catch (...) {
+    fmt::print(stderr, "caregate server: SIGHUP: the reload failed\n");
+  }
 }
 
 void Engine::Stop() {
@@ -938,14 +951,19 @@ void Server::Run() { impl_->engine.Run(); }
 
 void Server::Stop() { impl_->engine.Stop(); }
 
-void Server::Reload() {
+bool Server::Reload() {
   auto& engine = impl_->engine;
-  std::promise<void> done;
-  engine.PostToFirstContext([&] {
+  if (!engine.serving()) return false;
+  auto done = std::make_shared<std::promise<void>>();
+  std::future<void> finished = done->get_future();
+  engine.PostToFirstContext([&engine, done] {
     engine.Reload();
-    done.set_value();
+    done->set_value();
   });
-  done.get_future().wait();
+  // A stop after the check above may leave the job never run: stop waiting then.
+  while (finished.wait_for(std::chrono::milliseconds(50)) != std::future_status::ready)
+    if (!engine.serving()) return false;
+  return true;
 }
 
 }  // namespace caregate::server

@@ -556,10 +556,6 @@ TEST(CliIngest, KillMidwayLeavesAWholeDatabaseAndTheRerunStoresEverything) {
   EXPECT_EQ(verify.status, 0) << verify.out << verify.err;
 }
 
-// kill -9 while a client is ingesting over HTTP: every record the server acknowledged
-// (201/200) is in the store after the restart, with its audit event, and the chain verifies.
-// A warm-up count that is not a non-negative number is a usage error naming the option,
-// before anything is opened (a negative one was once read as "all").
 // Starts `caregate serve ARGS --listen 127.0.0.1:0` as a child, stdout and stderr to
 // `out`, and waits for it to say where it listens: its pid and port (0 if it never said).
 struct Served {
@@ -582,6 +578,8 @@ Served StartServe(std::vector<std::string> args, const std::string& out) {
   return {pid, port};
 }
 
+// A warm-up count that is not a non-negative number is a usage error naming the option,
+// before anything is opened (a negative one was once read as "all").
 TEST(CliServe, WarmPersonsMustBeANonNegativeNumber) {
   TempDir dir;
   Write(dir.file("tokens"), "sha256:" + Sha256Hex("svc") + " service job\n");
@@ -595,6 +593,8 @@ TEST(CliServe, WarmPersonsMustBeANonNegativeNumber) {
   EXPECT_FALSE(std::filesystem::exists(dir.file("c.db")));
 }
 
+// kill -9 while a client is ingesting over HTTP: every record the server acknowledged
+// (201/200) is in the store after the restart, with its audit event, and the chain verifies.
 TEST(CliServe, KillDuringIngestLosesNoAcknowledgedWrite) {
   TempDir dir;
   const std::string db = dir.file("c.db");
@@ -678,6 +678,12 @@ TEST(CliServe, SighupReloadsTheTokensFile) {
       << ReadFile(out);
   EXPECT_EQ(status("new"), 200);
   EXPECT_EQ(status("other"), 401);
+
+  Write(tokens, "# being rewritten\n");  // no token at all: never a server that lets nobody in
+  hup(3);
+  EXPECT_NE(ReadFile(out).find("the 1 in use stay: " + tokens + ": holds no token"), std::string::npos)
+      << ReadFile(out);
+  EXPECT_EQ(status("new"), 200);
 
   ::kill(pid, SIGTERM);
   int st = 0;

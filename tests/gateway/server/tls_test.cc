@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <stdexcept>
 
 #include <openssl/ec.h>
 #include <openssl/evp.h>
@@ -149,21 +150,47 @@ TEST(ServerTls, ReloadServesTheRenewedCertificate) {
   ASSERT_TRUE(open.StartTls(client.ctx));
 
   ASSERT_TRUE(MakeSelfSigned(cert, key, 2));
-  s.server().Reload();
+  EXPECT_TRUE(s.server().Reload());
   EXPECT_EQ(reloads, 1);
   EXPECT_EQ(ServedSerial(s.port(), client.ctx), 2);
-  ASSERT_TRUE(open.Send(Get("/healthz")));  // made with the old certificate's context
+  ASSERT_TRUE(open.Send(Get("/healthz")));  // begun with the old certificate
   auto r = open.Read();
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
 
   ASSERT_TRUE(MakeSelfSigned(dir.file("other.pem"), key, 3));  // a key that is not cert's
-  s.server().Reload();
+  EXPECT_TRUE(s.server().Reload());
   EXPECT_EQ(reloads, 2);
   EXPECT_EQ(ServedSerial(s.port(), client.ctx), 2);
   std::filesystem::remove(cert);
-  s.server().Reload();
+  EXPECT_TRUE(s.server().Reload());
   EXPECT_EQ(ServedSerial(s.port(), client.ctx), 2);
+
+  s.StopAndJoin();
+  EXPECT_FALSE(s.server().Reload());  // at once: nothing runs the reload any more
+  EXPECT_EQ(reloads, 3);
+}
+
+// A reload whose callback throws is reported on stderr: Reload still returns, and the
+// next reload runs (an exception used to escape into the I/O loop, and Reload waited
+// for ever).
+TEST(ServerTls, AFailingReloadCallbackDoesNotStopTheNext) {
+  TempDir dir;
+  ASSERT_TRUE(MakeSelfSigned(dir.file("cert.pem"), dir.file("key.pem")));
+  auto options = TestOptions();
+  options.tls_cert = dir.file("cert.pem");
+  options.tls_key = dir.file("key.pem");
+  int calls = 0;
+  options.on_reload = [&calls] {
+    if (++calls == 1) throw std::runtime_error("tokens file vanished");
+  };
+  RunningServer s(options, MakeHandler());
+  ClientCtx client;
+  ASSERT_EQ(ServedSerial(s.port(), client.ctx), 1);
+  EXPECT_TRUE(s.server().Reload());
+  EXPECT_TRUE(s.server().Reload());
+  EXPECT_EQ(calls, 2);
+  EXPECT_EQ(ServedSerial(s.port(), client.ctx), 1);
 }
 
 TEST(ServerTls, MissingOrMismatchedFilesAreFatal) {

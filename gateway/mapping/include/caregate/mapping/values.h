@@ -20,7 +20,8 @@ std::string CheckInteger(std::string_view s);
 std::string UkLocalToOffset(std::string_view local);
 // Any ISO 8601 date-time -> UK wall-clock time without offset (seconds kept if given).
 std::string OffsetToUkLocal(std::string_view datetime);
-void OffsetToUkLocal(std::string_view datetime, std::string& out);  // the same into `out`, reusing its storage
+// The same into `out`, reusing its storage; `datetime` must not point into `out`.
+void OffsetToUkLocal(std::string_view datetime, std::string& out);
 std::string NormalisePostcode(std::string_view s);  // upper case, one space before the inward code
 
 struct StructuredAddress {

@@ -80,9 +80,10 @@ class Server {
   void Stop();
   // What SIGHUP does, for callers that do not use signals: reads the TLS certificate and
   // key files again (new connections use them; a file that fails to load keeps the one in
-  // use, said on stderr), then calls ServerOptions::on_reload. Waits until done, so call
-  // it while Run() runs and not from an I/O thread.
-  void Reload();
+  // use, said on stderr), then calls ServerOptions::on_reload. Waits until done, and
+  // returns true then; false at once when the server is not serving (Run() not called
+  // yet, or stopping). Not from an I/O thread.
+  bool Reload();
 
  private:
   struct Impl;
