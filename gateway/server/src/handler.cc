@@ -351,13 +351,20 @@ Response RequestHandler::Dispatch(const Request& request, RequestContext& ctx, c
 }
 
 void RequestHandler::ReplaceTokens(TokenStore tokens) {
-  tokens_.store(std::make_shared<const TokenStore>(std::move(tokens)), std::memory_order_release);
+  auto next = std::make_shared<const TokenStore>(std::move(tokens));
+  std::lock_guard lock(tokens_mutex_);
+  tokens_.swap(next);  // the old set is freed outside the lock, by its last reader
 }
 
-std::size_t RequestHandler::token_count() const { return tokens_.load(std::memory_order_acquire)->size(); }
+std::shared_ptr<const TokenStore> RequestHandler::Tokens() const {
+  std::lock_guard lock(tokens_mutex_);
+  return tokens_;
+}
+
+std::size_t RequestHandler::token_count() const { return Tokens()->size(); }
 
 std::optional<Principal> RequestHandler::Authenticate(std::string_view token) const {
-  return tokens_.load(std::memory_order_acquire)->Authenticate(token);
+  return Tokens()->Authenticate(token);
 }
 
 Response RequestHandler::Refuse(caregate::Problem problem, std::string detail, RequestContext& ctx) const {

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -105,7 +106,12 @@ class RequestHandler {
   std::optional<Principal> Authenticate(std::string_view token) const;
 
   Router router_;
-  std::atomic<std::shared_ptr<const TokenStore>> tokens_;
+  // Replaced whole by ReplaceTokens; a request copies the pointer under the mutex and
+  // authenticates against its copy. (Not std::atomic<std::shared_ptr>: libstdc++ 12's
+  // load releases its lock with a relaxed store, a data race ThreadSanitizer reports.)
+  mutable std::mutex tokens_mutex_;
+  std::shared_ptr<const TokenStore> tokens_;
+  std::shared_ptr<const TokenStore> Tokens() const;
   std::shared_ptr<Metrics> metrics_;
   std::unordered_map<std::string_view, std::unique_ptr<RouteMetrics>> route_metrics_;  // keys: router_ patterns
   RefusalHook on_refused_;
