@@ -27,12 +27,14 @@ class NdjsonStream : public RecordStream {
   explicit NdjsonStream(std::unique_ptr<LineReader> lines) : lines_(std::move(lines)) {}
   bool Next(StreamRecord& out) override {
     LineReader::Line line;
+    out.read_failed = false;
     for (;;) {
       if (!lines_->Next(line)) {
         if (lines_->error() != 0 && !reported_failure_) {
           reported_failure_ = true;
           out.index = ++count_;
           out.line = 0;  // not a line's fault
+          out.read_failed = true;
           out.tree = FieldError{"", std::string("read error: ") + std::strerror(lines_->error())};
           return true;
         }

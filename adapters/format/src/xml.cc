@@ -974,7 +974,8 @@ namespace {
 Expected<std::unique_ptr<XmlStreamReader::Impl>> Prime(std::unique_ptr<XmlStreamReader::Impl> impl) {
   if (!impl->Start()) return *impl->start_error;
   while (!impl->builder.root_seen() && !impl->finished) impl->Feed();
-  if (impl->builder.fatal() && !impl->builder.root_seen()) return impl->builder.fatal_error();
+  // A read error is the input's failure, not bad XML: Next reports it (read_failed).
+  if (impl->builder.fatal() && !impl->builder.root_seen() && !impl->read_error) return impl->builder.fatal_error();
   return impl;
 }
 }  // namespace
@@ -1012,6 +1013,7 @@ Expected<std::unique_ptr<XmlStreamReader>> XmlStreamReader::OpenMemory(std::stri
 const std::string& XmlStreamReader::root_name() const { return impl_->builder.root_name(); }
 bool XmlStreamReader::is_batch() const { return impl_->builder.batch(); }
 std::size_t XmlStreamReader::records_yielded() const { return impl_->yielded; }
+bool XmlStreamReader::read_failed() const { return impl_->read_error; }
 void XmlStreamReader::SetChunkSizeForTesting(std::size_t bytes) {
   g_chunk_size.store(bytes == 0 ? kChunkSize : std::min(bytes, kChunkSize));
 }

@@ -15,9 +15,20 @@ class XmlRecordStream : public RecordStream {
       : owned_(std::move(owned)), reader_(std::move(reader)) {}
   bool batch() const override { return reader_->is_batch(); }
   bool Next(StreamRecord& out) override {
+    out.read_failed = false;
     if (done_) return false;
     if (!started_) {
       started_ = true;
+      if (reader_->read_failed()) {  // before the root element: nothing else to say
+        Expected<SourceNode> rec = FieldErrors{};
+        reader_->Next(rec);
+        out.index = 1;
+        out.line = 0;
+        out.read_failed = true;
+        out.tree = std::move(rec);
+        done_ = true;
+        return true;
+      }
       const std::string& root = reader_->root_name();
       if (root != kRecordRoot && root != kBatchRoot) {
         out.index = 1;
@@ -33,6 +44,7 @@ class XmlRecordStream : public RecordStream {
     }
     out.index = ++count_;
     out.line = rec.ok() ? rec->line : 0;
+    out.read_failed = !rec.ok() && reader_->read_failed();
     if (rec.ok() && rec->name != kRecordRoot) {
       out.tree = FieldError{"/" + std::string(kBatchRoot) + "/" + rec->name + "[" + std::to_string(count_) + "]",
                             "a batch may only hold ClientIntegrationResponse elements"};

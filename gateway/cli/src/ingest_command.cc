@@ -82,6 +82,11 @@ Command AddIngestCommand(CLI::App& root, std::string& mappings_dir) {
               }
               adapters::StreamRecord rec;
               while (stream.value()->Next(rec)) {
+                if (rec.read_failed) {  // the records before it are stored; the file counts as not read
+                  for (const auto& e : rec.tree.errors()) Error(file, e.problem);
+                  ++not_read;
+                  break;
+                }
                 auto cr = rec.tree.ok() ? engine->Read(o->from, rec.tree.value(), true)
                                         : Expected<model::CareRecord>(rec.tree.errors());
                 if (!cr) {

@@ -103,8 +103,14 @@ Command AddTranslateCommand(CLI::App& root, std::string& mappings_dir) {
             };
             size_t records = 0, invalid = 0;
             bool opened = false;  // the batch wrapper is written
+            bool read_failed = false;
             adapters::StreamRecord rec;
             while (stream.value()->Next(rec)) {
+              if (rec.read_failed) {  // the input, not a record: spec 6's "other failure"
+                read_failed = true;
+                for (const auto& e : rec.tree.errors()) Error(name, e.problem);
+                break;
+              }
               ++records;
               Expected<model::CareRecord> cr = rec.tree.ok() ? engine->Read(o->from, rec.tree.value(), o->to == "canonical")
                                                              : Expected<model::CareRecord>(rec.tree.errors());
@@ -142,6 +148,9 @@ Command AddTranslateCommand(CLI::App& root, std::string& mappings_dir) {
               engine->Render(out, cr.value(), o->to, true);
               write(false);
             }
+            // What was written to stdout stays; a --out file is not published (Output
+            // removes its .partial), since the input was not read to the end.
+            if (read_failed) return kExitFailure;
             if (records == 0 && !batch_form) {
               Error(name, "no records found");
               return kExitDataErr;

@@ -128,6 +128,36 @@ TEST(CliInput, AMissingOrDirectoryInputIsAnOtherFailureNamingIt) {
   EXPECT_EQ(r.err, "caregate: " + folder + ": cannot read the input: it is a directory\n");
 }
 
+// Spec 6: 65 is for invalid data, 1 for other failures. An input that fails while it
+// is read (EIO: a failing disk or a network share gone) is not invalid data. Reading
+// /proc/self/mem at offset 0 fails with EIO after a successful open.
+TEST(CliInput, AReadErrorIsAnOtherFailureNotInvalidData) {
+  TempDir dir;
+  const std::string failing = "/proc/self/mem";
+  for (const char* from : {"cis", "systmone"}) {
+    SCOPED_TRACE(from);
+    const std::string out = dir.file(std::string("out-") + from);
+    auto r = Caregate(dir, {"translate", "--from", from, "--to", "canonical", "--out", out, failing});
+    EXPECT_EQ(r.status, 1) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_EQ(r.err.rfind("caregate: " + failing + ": ", 0), 0u) << r.err;
+    EXPECT_NE(r.err.find("Input/output error"), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("record"), std::string::npos) << "not a record's fault: " << r.err;
+    EXPECT_FALSE(std::filesystem::exists(out)) << "a partial output was published";
+    EXPECT_FALSE(std::filesystem::exists(out + ".partial"));
+
+    // ingest: the other files are stored, the failing one counts as not read.
+    const std::string good = dir.file(std::string("good-") + from);
+    Write(good, std::string(from) == "cis" ? CisJson(PersonFields{.cis = "R-1"})
+                                           : S1Xml(PersonFields{.nhs = "9912003888", .s1 = "R-1"}));
+    r = Caregate(dir, {"ingest", "--from", from, "--db", dir.file("c.db"), failing, good});
+    EXPECT_EQ(r.status, 1) << r.err;
+    EXPECT_EQ(r.out.rfind("stored 1 (", 0), 0u) << r.out;
+    EXPECT_NE(r.out.find("rejected 0; 1 of 2 files not read"), std::string::npos) << r.out;
+    EXPECT_NE(r.err.find("Input/output error"), std::string::npos) << r.err;
+  }
+}
+
 // ingest of several files, one of them missing: the others are still stored, the missing
 // one is named, and the run exits 1 at the end, also when records were rejected besides
 // (a file not read at all outweighs invalid records: 65 would hide it).

@@ -21,6 +21,10 @@ struct StreamRecord {
   Expected<SourceNode> tree = FieldErrors{};
   std::size_t index = 0;  // 1-based position in the stream
   std::size_t line = 0;   // 1-based line where the record starts, when known
+  // The input could not be read any further (an I/O error such as EIO, not a bad
+  // record): `tree` holds the error, and the stream ends after this one. Callers exit 1
+  // for it (spec 6: other failure), not 65.
+  bool read_failed = false;
 };
 
 class RecordStream {

@@ -61,8 +61,8 @@ Expected<SourceNode> ParseXml(std::string_view text, const XmlLimits& limits = {
 // the line. Next returns false when the stream is finished.
 class XmlStreamReader {
  public:
-  // Errors in the prolog (DOCTYPE, encoding, empty file, unreadable file) and a
-  // malformed root start tag are reported here.
+  // Errors in the prolog (DOCTYPE, encoding, empty file, a file that cannot be opened)
+  // and a malformed root start tag are reported here; a read error is not (read_failed).
   static Expected<std::unique_ptr<XmlStreamReader>> OpenFile(const std::string& path, const XmlLimits& limits = {});
   // Copies `text`, so the caller's buffer need not outlive the reader.
   static Expected<std::unique_ptr<XmlStreamReader>> OpenMemory(std::string_view text, const XmlLimits& limits = {});
@@ -75,6 +75,9 @@ class XmlStreamReader {
   bool is_batch() const;                 // root is ClientIntegrationBatch
   bool Next(Expected<SourceNode>& out);
   std::size_t records_yielded() const;   // records and record errors so far
+  // The input could not be read (an I/O error): the fatal error Next reports last says
+  // so. OpenFile succeeds in that case, so that callers can tell it from bad XML.
+  bool read_failed() const;
 
   // Test hook: bytes handed to libxml2 per parse step by readers opened afterwards
   // (default 64 KiB; 0 restores it), so tests and fuzzers can exercise records
