@@ -77,12 +77,19 @@ struct ClientCtx {
   SSL_CTX* ctx;
 };
 
-TEST(ServerTls, ServesHttpsWithASelfSignedCertificate) {
-  TempDir dir;
-  ASSERT_TRUE(MakeSelfSigned(dir.file("cert.pem"), dir.file("key.pem")));
+// Test options serving TLS with a fresh self-signed certificate (serial 1) in `dir`:
+// cert.pem and key.pem.
+ServerOptions TlsOptions(const TempDir& dir) {
+  EXPECT_TRUE(MakeSelfSigned(dir.file("cert.pem"), dir.file("key.pem")));
   auto options = TestOptions();
   options.tls_cert = dir.file("cert.pem");
   options.tls_key = dir.file("key.pem");
+  return options;
+}
+
+TEST(ServerTls, ServesHttpsWithASelfSignedCertificate) {
+  TempDir dir;
+  auto options = TlsOptions(dir);
   RunningServer s(options, MakeHandler());
   EXPECT_TRUE(s.server().tls());
 
@@ -104,10 +111,7 @@ TEST(ServerTls, ServesHttpsWithASelfSignedCertificate) {
 
 TEST(ServerTls, PlainHttpToTheTlsPortGetsNoAnswer) {
   TempDir dir;
-  ASSERT_TRUE(MakeSelfSigned(dir.file("cert.pem"), dir.file("key.pem")));
-  auto options = TestOptions();
-  options.tls_cert = dir.file("cert.pem");
-  options.tls_key = dir.file("key.pem");
+  auto options = TlsOptions(dir);
   RunningServer s(options, MakeHandler());
   Conn c(s.port());
   c.Send(Get("/healthz"));
@@ -137,10 +141,7 @@ long ServedSerial(std::uint16_t port, SSL_CTX* client) {
 TEST(ServerTls, ReloadServesTheRenewedCertificate) {
   TempDir dir;
   const std::string cert = dir.file("cert.pem"), key = dir.file("key.pem");
-  ASSERT_TRUE(MakeSelfSigned(cert, key, 1));
-  auto options = TestOptions();
-  options.tls_cert = cert;
-  options.tls_key = key;
+  auto options = TlsOptions(dir);
   int reloads = 0;
   options.on_reload = [&reloads] { ++reloads; };
   RunningServer s(options, MakeHandler());
@@ -176,10 +177,7 @@ TEST(ServerTls, ReloadServesTheRenewedCertificate) {
 // for ever).
 TEST(ServerTls, AFailingReloadCallbackDoesNotStopTheNext) {
   TempDir dir;
-  ASSERT_TRUE(MakeSelfSigned(dir.file("cert.pem"), dir.file("key.pem")));
-  auto options = TestOptions();
-  options.tls_cert = dir.file("cert.pem");
-  options.tls_key = dir.file("key.pem");
+  auto options = TlsOptions(dir);
   int calls = 0;
   options.on_reload = [&calls] {
     if (++calls == 1) throw std::runtime_error("tokens file vanished");
