@@ -6,7 +6,9 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -22,6 +24,11 @@ void Error(const std::string& input, const std::string& message) {
     if (c == '\n' || c == '\r') c = ' ';
   line += '\n';
   std::fwrite(line.data(), 1, line.size(), stderr);
+}
+
+std::string CliUser() {
+  if (const char* u = std::getenv("USER"); u && *u) return u;
+  return "uid-" + std::to_string(::getuid());
 }
 
 bool InputReadable(const std::string& path) {

@@ -20,10 +20,6 @@ namespace {
 // which nothing has acknowledged yet.
 constexpr std::size_t kChunk = 256;
 
-std::string CliUser() {
-  if (const char* u = std::getenv("USER"); u && *u) return u;
-  return "uid-" + std::to_string(::getuid());
-}
 
 }  // namespace
 

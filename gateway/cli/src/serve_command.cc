@@ -1,15 +1,43 @@
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <iterator>
 #include <memory>
 #include <string>
 
 #include "caregate/app/app.h"
+#include "caregate/audit/audit_log.h"
 #include "caregate/cli/cli.h"
 #include "caregate/engine/engine.h"
 #include "caregate/server/server.h"
 
 namespace caregate::cli {
+
+namespace {
+
+// "; access added: bob (council); removed: alice (health)", or "" when the same users have
+// the same roles (a token rotated for the same user and role is not a change of access).
+std::string AccessChanges(const std::vector<std::pair<std::string, server::Role>>& before,
+                          const std::vector<std::pair<std::string, server::Role>>& after) {
+  auto list = [](const std::vector<std::pair<std::string, server::Role>>& a,
+                 const std::vector<std::pair<std::string, server::Role>>& b) {
+    std::vector<std::pair<std::string, server::Role>> only;
+    std::set_difference(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(only));
+    std::string out;
+    for (const auto& [user, role] : only) {
+      if (!out.empty()) out += ", ";
+      out += user + " (" + std::string(server::RoleName(role)) + ")";
+    }
+    return out;
+  };
+  std::string out;
+  if (auto added = list(after, before); !added.empty()) out += "; access added: " + added;
+  if (auto removed = list(before, after); !removed.empty()) out += "; removed: " + removed;
+  return out;
+}
+
+}  // namespace
 
 Command AddServeCommand(CLI::App& root, std::string& mappings_dir) {
   auto* app = root.add_subcommand("serve", "Serve the HTTP API (spec section 8)");
@@ -70,25 +98,42 @@ Command AddServeCommand(CLI::App& root, std::string& mappings_dir) {
             auto handler = application.MakeHandler(std::move(tokens));
             // Token rotation without a restart: on SIGHUP the tokens file is read again.
             // A file that cannot be read, has a bad line or holds no token changes nothing.
-            // (The callback lives in this run's options, not in `o`, which it must not hold.)
+            // Either way the audit trail records it, with who was let in or out, so an IG
+            // officer sees when access changed. (The callback lives in this run's options,
+            // not in `o`, which it must not hold.)
             server::ServerOptions options = o->server;
-            options.on_reload = [path = o->tokens, handler] {
+            options.on_reload = [path = o->tokens, handler, audit = &application.audit(), user = CliUser()] {
+              audit::AuditEvent e;
+              e.user = user;
+              e.role = "service";
+              e.organisation = "caregate";
+              e.action = "tokens-reload";
               auto keep = [&](const std::string& why) {
                 std::string line = why;
                 for (char& c : line)  // one line, whatever the file held
                   if (c == '\n' || c == '\r') c = ' ';
                 std::fprintf(stderr, "caregate server: SIGHUP: tokens not reloaded, the %zu in use stay: %s\n",
                              handler->token_count(), line.c_str());
+                e.outcome = "400 tokens-file-refused";
+                e.detail = "SIGHUP: " + line + "; the " + std::to_string(handler->token_count()) + " tokens in use stay";
               };
               try {
                 server::TokenStore next = server::TokenStore::LoadFile(path);
-                if (next.size() == 0) return keep(path + ": holds no token (a file being rewritten?)");
-                handler->ReplaceTokens(std::move(next));
-                std::fprintf(stderr, "caregate server: SIGHUP: %zu tokens loaded from %s\n", handler->token_count(),
-                             path.c_str());
-              } catch (const std::exception& e) {
-                keep(e.what());
+                if (next.size() == 0) {
+                  keep(path + ": holds no token (a file being rewritten?)");
+                } else {
+                  const auto before = handler->Principals(), after = next.Principals();
+                  handler->ReplaceTokens(std::move(next));
+                  std::fprintf(stderr, "caregate server: SIGHUP: %zu tokens loaded from %s\n", handler->token_count(),
+                               path.c_str());
+                  e.outcome = "200";
+                  e.detail = "SIGHUP: " + std::to_string(handler->token_count()) + " tokens loaded from " + path +
+                             AccessChanges(before, after);
+                }
+              } catch (const std::exception& e2) {
+                keep(e2.what());
               }
+              audit->Append(std::move(e), [](std::int64_t, std::exception_ptr) {});  // never waited for on the I/O thread
             };
             {
               server::Server srv(std::move(options), handler);

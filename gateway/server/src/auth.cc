@@ -146,4 +146,12 @@ std::vector<Role> TokenStore::Roles() const {
   return out;
 }
 
+std::vector<std::pair<std::string, Role>> TokenStore::Principals() const {
+  std::vector<std::pair<std::string, Role>> out;
+  for (const auto& e : entries_) out.emplace_back(e.user_id, e.role);
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
 }  // namespace caregate::server

@@ -363,6 +363,8 @@ std::shared_ptr<const TokenStore> RequestHandler::Tokens() const {
 
 std::size_t RequestHandler::token_count() const { return Tokens()->size(); }
 
+std::vector<std::pair<std::string, Role>> RequestHandler::Principals() const { return Tokens()->Principals(); }
+
 std::optional<Principal> RequestHandler::Authenticate(std::string_view token) const {
   return Tokens()->Authenticate(token);
 }

@@ -696,29 +696,48 @@ TEST(CliServe, SighupReloadsTheTokensFile) {
   EXPECT_EQ(status("old"), 200);
   EXPECT_EQ(status("new"), 401);
 
-  Write(tokens, "sha256:" + Sha256Hex("new") + " ig carol\n");
+  Write(tokens, "sha256:" + Sha256Hex("new") + " ig carol\nsha256:" + Sha256Hex("dave") + " council dave\n");
   hup(1);
-  EXPECT_NE(ReadFile(out).find("SIGHUP: 1 tokens loaded from " + tokens), std::string::npos) << ReadFile(out);
+  EXPECT_NE(ReadFile(out).find("SIGHUP: 2 tokens loaded from " + tokens), std::string::npos) << ReadFile(out);
   EXPECT_EQ(status("old"), 401);
   EXPECT_EQ(status("new"), 200);
 
   Write(tokens, "sha256:" + Sha256Hex("other") + " admin dave\n");  // no such role
   hup(2);
-  EXPECT_NE(ReadFile(out).find("SIGHUP: tokens not reloaded, the 1 in use stay: " + tokens + ":1"), std::string::npos)
+  EXPECT_NE(ReadFile(out).find("SIGHUP: tokens not reloaded, the 2 in use stay: " + tokens + ":1"), std::string::npos)
       << ReadFile(out);
   EXPECT_EQ(status("new"), 200);
   EXPECT_EQ(status("other"), 401);
 
   Write(tokens, "# being rewritten\n");  // no token at all: never a server that lets nobody in
   hup(3);
-  EXPECT_NE(ReadFile(out).find("the 1 in use stay: " + tokens + ": holds no token"), std::string::npos)
+  EXPECT_NE(ReadFile(out).find("the 2 in use stay: " + tokens + ": holds no token"), std::string::npos)
       << ReadFile(out);
+  EXPECT_EQ(status("new"), 200);
+
+  Write(tokens, "sha256:" + Sha256Hex("new") + " ig carol\n");
+  hup(4);
   EXPECT_EQ(status("new"), 200);
 
   ::kill(pid, SIGTERM);
   int st = 0;
   ::waitpid(pid, &st, 0);
   EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st << ": " << ReadFile(out);
+
+  // The audit trail says when access changed, and to whom: an IG officer's view of it.
+  std::vector<audit::AuditEvent> reloads;
+  for (auto& e : audit::QueryAuditTrail(dir.file("c.db"), {}))
+    if (e.action == "tokens-reload") reloads.push_back(e);
+  ASSERT_EQ(reloads.size(), 4u);
+  EXPECT_EQ(reloads[0].outcome, "200");
+  EXPECT_EQ(reloads[0].detail, "SIGHUP: 2 tokens loaded from " + tokens + "; access added: dave (council)");
+  EXPECT_EQ(reloads[1].outcome, "400 tokens-file-refused");
+  EXPECT_NE(reloads[1].detail.find("the 2 tokens in use stay"), std::string::npos) << reloads[1].detail;
+  EXPECT_EQ(reloads[2].outcome, "400 tokens-file-refused");
+  EXPECT_EQ(reloads[3].detail, "SIGHUP: 1 tokens loaded from " + tokens + "; removed: dave (council)");
+  EXPECT_EQ(reloads[3].role, "service");
+  EXPECT_EQ(reloads[3].organisation, "caregate");
+  EXPECT_EQ(Caregate(dir, {"audit", "verify", "--db", dir.file("c.db")}).status, 0);
 }
 
 }  // namespace

@@ -33,6 +33,9 @@ void Error(const std::string& input, const std::string& message);
 // exits 1 (spec 6, other failure), not 65, since no data was read to be invalid.
 bool InputReadable(const std::string& path);
 
+// Who runs the command, for its audit events: $USER, else "uid-<n>".
+std::string CliUser();
+
 Command AddTranslateCommand(CLI::App& root, std::string& mappings_dir);
 Command AddMappingsCommand(CLI::App& root, std::string& mappings_dir);
 Command AddSynthCommand(CLI::App& root, std::string& mappings_dir);

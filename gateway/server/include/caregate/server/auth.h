@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace caregate::server {
@@ -52,6 +53,8 @@ class TokenStore {
   std::size_t size() const { return entries_.size(); }
   // The roles that at least one token has, each once, in Role order.
   std::vector<Role> Roles() const;
+  // Who the tokens let in: each (user id, role) once, sorted; never a digest.
+  std::vector<std::pair<std::string, Role>> Principals() const;
 
  private:
   struct Entry {

@@ -41,6 +41,7 @@ class RequestHandler {
   // checked against the new tokens.
   void ReplaceTokens(TokenStore tokens);
   std::size_t token_count() const;
+  std::vector<std::pair<std::string, Role>> Principals() const;  // of the tokens in use (TokenStore::Principals)
   // /healthz answers 200 {"status":"ready"} when ready, 503 problem+json otherwise.
   // Starts ready; Server clears it when it begins to stop.
   void SetReady(bool ready) { ready_.store(ready, std::memory_order_relaxed); }
