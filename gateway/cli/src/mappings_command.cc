@@ -97,12 +97,7 @@ std::string CheckJson(const CheckResult& c) {
 
 // A small self-contained page: the verdict, then the rule counts or the problems.
 std::string CheckHtml(const CheckResult& c) {
-  std::string out =
-      "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>caregate mapping tables check</title>\n"
-      "<style>body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}"
-      "th,td{border:1px solid #bbb;padding:4px 8px;text-align:left;vertical-align:top;font-size:14px}"
-      "th{background:#eef}.ok{color:#1b5e20}.refused{color:#b71c1c}code{font-size:13px}</style></head><body>\n"
-      "<h1>caregate mapping tables check</h1>\n";
+  std::string out = mapping::MappingsPageHead("caregate mapping tables check", ".ok{color:#1b5e20}.refused{color:#b71c1c}");
   if (c.plan) {
     const auto& plan = *c.plan;
     out += "<p class=\"ok\"><strong>OK</strong>: the tables in <code>" + Html(plan.dir()) +

@@ -135,14 +135,18 @@ std::string RenderMappingsJson(const MappingPlan& plan) {
   return out;
 }
 
+std::string MappingsPageHead(std::string_view title, std::string_view extra_css) {
+  const std::string t = Html(title);
+  return "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>" + t +
+         "</title>\n<style>body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse;"
+         "margin:1em 0}th,td{border:1px solid #bbb;padding:4px 8px;text-align:left;vertical-align:top;"
+         "font-size:14px}th{background:#eef}" +
+         std::string(extra_css) + "code{font-size:13px}</style></head><body>\n<h1>" + t + "</h1>\n";
+}
+
 std::string RenderMappingsHtml(const MappingPlan& plan) {
-  std::string out =
-      "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>caregate mapping tables</title>\n"
-      "<style>body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}"
-      "th,td{border:1px solid #bbb;padding:4px 8px;text-align:left;vertical-align:top;font-size:14px}"
-      "th{background:#eef}tr.lossy td{background:#fff3e0}code{font-size:13px}</style></head><body>\n"
-      "<h1>caregate mapping tables</h1>\n<p>Tables version (SHA-256 of every table file): <code>" +
-      Html(plan.version()) + "</code>. Loaded from <code>" + Html(plan.dir()) +
+  std::string out = MappingsPageHead("caregate mapping tables", "tr.lossy td{background:#fff3e0}") +
+      "<p>Tables version (SHA-256 of every table file): <code>" + Html(plan.version()) + "</code>. Loaded from <code>" + Html(plan.dir()) +
       "</code>. Rows highlighted are <strong>lossy</strong>: a value mapped through them may lose detail, and "
       "a lossy value is never written back over the source system's own value.</p>\n";
   out += "<h2>Record rules</h2><table><tr><th>Rule</th><th>What it does</th></tr>\n";
