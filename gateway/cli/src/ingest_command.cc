@@ -1,7 +1,4 @@
-#include <unistd.h>
-
 #include <cstdio>
-#include <cstdlib>
 #include <future>
 #include <memory>
 
@@ -19,7 +16,6 @@ namespace {
 // events are durable before the next starts, so a kill loses at most the open chunk,
 // which nothing has acknowledged yet.
 constexpr std::size_t kChunk = 256;
-
 
 }  // namespace
 
