@@ -26,6 +26,12 @@ void Error(const std::string& input, const std::string& message) {
   std::fwrite(line.data(), 1, line.size(), stderr);
 }
 
+std::string RecordPlace(const std::string& input, std::size_t index, std::size_t line) {
+  std::string where = input + ": record " + std::to_string(index);
+  if (line) where += " (line " + std::to_string(line) + ")";
+  return where;
+}
+
 std::string CliUser() {
   if (const char* u = std::getenv("USER"); u && *u) return u;
   return "uid-" + std::to_string(::getuid());

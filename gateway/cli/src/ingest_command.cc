@@ -83,9 +83,8 @@ Command AddIngestCommand(CLI::App& root, std::string& mappings_dir) {
                                         : Expected<model::CareRecord>(rec.tree.errors());
                 if (!cr) {
                   ++rejected;
-                  std::string where = file + ": record " + std::to_string(rec.index);
-                  if (rec.line) where += " (line " + std::to_string(rec.line) + ")";
-                  for (const auto& e : cr.errors()) Error(where, (e.path.empty() ? "(record)" : e.path) + ": " + e.problem);
+                  const std::string where = RecordPlace(file, rec.index, rec.line);
+                  for (const auto& e : cr.errors()) Error(where, FormatError(e));
                   continue;
                 }
                 chunk.push_back(std::move(cr.value()));

@@ -120,13 +120,10 @@ Command AddTranslateCommand(CLI::App& root, std::string& mappings_dir) {
                 if (first) engine->Render(out, *first, o->to, true);
                 first.reset();
               }
-              auto where = [&] {  // only when there is something to say
-                return name + ": record " + std::to_string(rec.index) +
-                       (rec.line ? " (line " + std::to_string(rec.line) + ")" : "");
-              };
+              auto where = [&] { return RecordPlace(name, rec.index, rec.line); };  // only when there is something to say
               if (!cr) {
                 ++invalid;
-                for (const auto& e : cr.errors()) Error(where(), (e.path.empty() ? "(record)" : e.path) + ": " + e.problem);
+                for (const auto& e : cr.errors()) Error(where(), FormatError(e));
                 continue;
               }
               // Spec 1 and 2: unknown data is reported, never silently dropped. A system's

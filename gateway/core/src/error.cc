@@ -11,13 +11,13 @@ const ProblemInfo& Describe(Problem p) {
   return kTable[static_cast<int>(p)];
 }
 
+std::string FormatError(const FieldError& e) { return (e.path.empty() ? std::string("(record)") : e.path) + ": " + e.problem; }
+
 std::string FormatErrors(const FieldErrors& errors) {
   std::string out;
   for (const auto& e : errors) {
     if (!out.empty()) out += "; ";
-    out += e.path.empty() ? std::string("(record)") : e.path;
-    out += ": ";
-    out += e.problem;
+    out += FormatError(e);
   }
   return out;
 }

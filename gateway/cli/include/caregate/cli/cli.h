@@ -1,5 +1,6 @@
 #pragma once
 // The `caregate` command line (spec section 6). main() only calls RunCli.
+#include <cstddef>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -32,6 +33,9 @@ void Error(const std::string& input, const std::string& message);
 // directory"), worded as the export words its extract's, and returns false: the caller
 // exits 1 (spec 6, other failure), not 65, since no data was read to be invalid.
 bool InputReadable(const std::string& path);
+
+// Where a record's errors and notes are: "<input>: record N (line L)", the line when known.
+std::string RecordPlace(const std::string& input, std::size_t index, std::size_t line);
 
 // Who runs the command, for its audit events: $USER, else "uid-<n>".
 std::string CliUser();

@@ -34,6 +34,7 @@ struct FieldError {
 };
 using FieldErrors = std::vector<FieldError>;
 
+std::string FormatError(const FieldError& e);         // "path: problem" ("(record)" for no path)
 std::string FormatErrors(const FieldErrors& errors);  // "path: problem; path: problem"
 
 // A value or the list of everything wrong with the input.
