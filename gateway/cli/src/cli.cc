@@ -20,8 +20,7 @@ void Error(const std::string& input, const std::string& message) {
   std::string line = "caregate: ";
   if (!input.empty()) line += input + ": ";
   line += message;
-  for (auto& c : line)  // one line, whatever the data quoted in it holds
-    if (c == '\n' || c == '\r') c = ' ';
+  line = OneLine(std::move(line));
   line += '\n';
   std::fwrite(line.data(), 1, line.size(), stderr);
 }

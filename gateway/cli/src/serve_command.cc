@@ -9,6 +9,7 @@
 #include "caregate/app/app.h"
 #include "caregate/audit/audit_log.h"
 #include "caregate/cli/cli.h"
+#include "caregate/core/text.h"
 #include "caregate/engine/engine.h"
 #include "caregate/server/server.h"
 
@@ -109,9 +110,7 @@ Command AddServeCommand(CLI::App& root, std::string& mappings_dir) {
               e.organisation = "caregate";
               e.action = "tokens-reload";
               auto keep = [&](const std::string& why) {
-                std::string line = why;
-                for (char& c : line)  // one line, whatever the file held
-                  if (c == '\n' || c == '\r') c = ' ';
+                const std::string line = OneLine(why);
                 std::fprintf(stderr, "caregate server: SIGHUP: tokens not reloaded, the %zu in use stay: %s\n",
                              handler->token_count(), line.c_str());
                 e.outcome = "400 tokens-file-refused";

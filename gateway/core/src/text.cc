@@ -73,6 +73,12 @@ std::string ToLower(std::string_view s) {
   return out;
 }
 
+std::string OneLine(std::string s) {
+  for (char& c : s)
+    if (c == '\n' || c == '\r') c = ' ';
+  return s;
+}
+
 void AppendXmlEscaped(std::string& out, std::string_view s) {
   for (char c : s) {
     switch (c) {

@@ -42,6 +42,7 @@
 #include <openssl/ssl.h>
 
 #include "caregate/core/error.h"
+#include "caregate/core/text.h"
 
 namespace caregate::server {
 
@@ -807,25 +808,20 @@ void Engine::WaitForReload() {
 }
 
 void Engine::Reload() noexcept {
-  auto one_line = [](std::string why) {
-    for (char& c : why)
-      if (c == '\n' || c == '\r') c = ' ';
-    return why;
-  };
   if (tls_) {
     try {
       ssl_ctx_ = MakeTlsContext(options_.tls_cert, options_.tls_key);
       fmt::print(stderr, "caregate server: SIGHUP: TLS certificate loaded from {}\n", options_.tls_cert);
     } catch (const std::exception& e) {  // FatalError for the files; OpenSSL's or memory's
       fmt::print(stderr, "caregate server: SIGHUP: TLS certificate not reloaded, the one in use stays: {}\n",
-                 one_line(e.what()));
+                 OneLine(e.what()));
     }
   }
   if (!options_.on_reload) return;
   try {
     options_.on_reload();
   } catch (const std::exception& e) {
-    fmt::print(stderr, "caregate server: SIGHUP: the reload failed: {}\n", one_line(e.what()));
+    fmt::print(stderr, "caregate server: SIGHUP: the reload failed: {}\n", OneLine(e.what()));
   } catch (...) {
     fmt::print(stderr, "caregate server: SIGHUP: the reload failed\n");
   }

@@ -13,6 +13,9 @@ std::string_view Trim(std::string_view s);
 std::vector<std::string_view> Split(std::string_view s, char sep);
 std::string ToUpper(std::string_view s);
 std::string ToLower(std::string_view s);
+// `s` on one line: line feeds and carriage returns become spaces (an error or log line
+// that quotes data, whatever the data holds).
+std::string OneLine(std::string s);
 // Escapes for XML text and attribute values (&, <, >, ", ').
 void AppendXmlEscaped(std::string& out, std::string_view s);
 // JSON string body escaping (no quotes added).
