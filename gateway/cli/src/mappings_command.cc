@@ -32,18 +32,6 @@ CheckResult CheckTables(const std::string& mappings_dir) {
   return r;
 }
 
-void Str(std::string& out, std::string_view s) {
-  out += '"';
-  AppendJsonEscaped(out, s);
-  out += '"';
-}
-
-std::string Html(std::string_view s) {
-  std::string out;
-  AppendXmlEscaped(out, s);
-  return out;
-}
-
 std::size_t RuleCount(const mapping::MappingPlan& plan) {
   std::size_t rules = 0;
   for (const auto& sys : plan.systems()) rules += plan.Rules(sys).size();
@@ -64,18 +52,18 @@ std::string CheckText(const CheckResult& c) {
 // {"ok":false,"dir":D,"errors":[{"source":"FILE:LINE","problem":P},...]}
 std::string CheckJson(const CheckResult& c) {
   std::string out = c.plan ? "{\"ok\":true,\"dir\":" : "{\"ok\":false,\"dir\":";
-  Str(out, c.plan ? c.plan->dir() : c.dir);
+  AppendJsonString(out, c.plan ? c.plan->dir() : c.dir);
   if (c.plan) {
     const auto& plan = *c.plan;
     out += ",\"version\":";
-    Str(out, plan.version());
+    AppendJsonString(out, plan.version());
     out += ",\"rules\":" + std::to_string(RuleCount(plan)) + ",\"systems\":[";
     bool first = true;
     for (const auto& sys : plan.systems()) {
       if (!first) out += ',';
       first = false;
       out += "{\"name\":";
-      Str(out, sys);
+      AppendJsonString(out, sys);
       out += ",\"rules\":" + std::to_string(plan.Rules(sys).size()) + '}';
     }
     out += "],\"code_sets\":" + std::to_string(plan.code_sets().size());
@@ -86,9 +74,9 @@ std::string CheckJson(const CheckResult& c) {
     if (!first) out += ',';
     first = false;
     out += "{\"source\":";
-    Str(out, e.path);
+    AppendJsonString(out, e.path);
     out += ",\"problem\":";
-    Str(out, e.problem);
+    AppendJsonString(out, e.problem);
     out += '}';
   }
   out += "]}\n";
@@ -100,19 +88,19 @@ std::string CheckHtml(const CheckResult& c) {
   std::string out = mapping::MappingsPageHead("caregate mapping tables check", ".ok{color:#1b5e20}.refused{color:#b71c1c}");
   if (c.plan) {
     const auto& plan = *c.plan;
-    out += "<p class=\"ok\"><strong>OK</strong>: the tables in <code>" + Html(plan.dir()) +
+    out += "<p class=\"ok\"><strong>OK</strong>: the tables in <code>" + XmlEscaped(plan.dir()) +
            "</code> load and compile.</p>\n<p>Tables version (SHA-256 of every table file): <code>" +
-           Html(plan.version()) + "</code>.</p>\n<table><tr><th>System</th><th>Rules</th></tr>\n";
+           XmlEscaped(plan.version()) + "</code>.</p>\n<table><tr><th>System</th><th>Rules</th></tr>\n";
     for (const auto& sys : plan.systems())
-      out += "<tr><td>" + Html(sys) + "</td><td>" + std::to_string(plan.Rules(sys).size()) + "</td></tr>\n";
+      out += "<tr><td>" + XmlEscaped(sys) + "</td><td>" + std::to_string(plan.Rules(sys).size()) + "</td></tr>\n";
     out += "<tr><th>Total</th><th>" + std::to_string(RuleCount(plan)) + "</th></tr>\n</table>\n<p>" +
            std::to_string(plan.code_sets().size()) + " code sets.</p>\n";
   } else {
-    out += "<p class=\"refused\"><strong>Refused</strong>: the tables in <code>" + Html(c.dir) + "</code> have " +
+    out += "<p class=\"refused\"><strong>Refused</strong>: the tables in <code>" + XmlEscaped(c.dir) + "</code> have " +
            std::to_string(c.errors.size()) + (c.errors.size() == 1 ? " problem" : " problems") +
            ".</p>\n<table><tr><th>Where</th><th>Problem</th></tr>\n";
     for (const auto& e : c.errors)
-      out += "<tr><td><code>" + Html(e.path) + "</code></td><td>" + Html(e.problem) + "</td></tr>\n";
+      out += "<tr><td><code>" + XmlEscaped(e.path) + "</code></td><td>" + XmlEscaped(e.problem) + "</td></tr>\n";
     out += "</table>\n";
   }
   out += "</body></html>\n";

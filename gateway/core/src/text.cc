@@ -117,6 +117,18 @@ void AppendJsonEscaped(std::string& out, std::string_view s) {
   }
 }
 
+void AppendJsonString(std::string& out, std::string_view s) {
+  out += '"';
+  AppendJsonEscaped(out, s);
+  out += '"';
+}
+
+std::string XmlEscaped(std::string_view s) {
+  std::string out;
+  AppendXmlEscaped(out, s);
+  return out;
+}
+
 char* WriteCsvField(char* out, std::string_view s) {
   if (swar::CsvPlain(s)) {
     swar::CopyBytes(out, s.data(), s.size());

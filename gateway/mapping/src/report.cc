@@ -17,12 +17,6 @@ const char* DirectionName(Direction d) {
   return "?";
 }
 
-void Str(std::string& out, std::string_view s) {
-  out += '"';
-  AppendJsonEscaped(out, s);
-  out += '"';
-}
-
 struct Coverage {
   size_t mapped = 0, total = 0;
   std::vector<std::string> unmapped;
@@ -41,17 +35,11 @@ Coverage CoverageOf(const MappingPlan& plan, const std::string& system) {
   return c;
 }
 
-std::string Html(std::string_view s) {
-  std::string out;
-  AppendXmlEscaped(out, s);
-  return out;
-}
-
 }  // namespace
 
 std::string RenderMappingsJson(const MappingPlan& plan) {
   std::string out = "{\"version\":";
-  Str(out, plan.version());
+  AppendJsonString(out, plan.version());
   out += ",\"systems\":[";
   bool first_sys = true;
   for (const auto& sys : plan.systems()) {
@@ -59,29 +47,29 @@ std::string RenderMappingsJson(const MappingPlan& plan) {
     first_sys = false;
     const SystemProfile* p = plan.Profile(sys);
     out += "{\"name\":";
-    Str(out, sys);
+    AppendJsonString(out, sys);
     out += ",\"display_name\":";
-    Str(out, p->display_name);
+    AppendJsonString(out, p->display_name);
     out += ",\"rules\":[";
     bool first = true;
     for (const auto& r : plan.Rules(sys)) {
       if (!first) out += ',';
       first = false;
       out += "{\"rule\":";
-      Str(out, r.id);
+      AppendJsonString(out, r.id);
       out += ",\"canonical\":";
-      Str(out, r.canonical);
+      AppendJsonString(out, r.canonical);
       out += ",\"path\":";
-      Str(out, r.path);
+      AppendJsonString(out, r.path);
       out += ",\"transform\":";
-      Str(out, r.transform);
+      AppendJsonString(out, r.transform);
       out += ",\"direction\":";
-      Str(out, DirectionName(r.direction));
+      AppendJsonString(out, DirectionName(r.direction));
       out += r.lossy ? ",\"lossy\":true" : ",\"lossy\":false";
       out += ",\"purpose\":";
-      Str(out, r.purpose);
+      AppendJsonString(out, r.purpose);
       out += ",\"source\":";
-      Str(out, r.file + ":" + std::to_string(r.line));
+      AppendJsonString(out, r.file + ":" + std::to_string(r.line));
       out += '}';
     }
     Coverage c = CoverageOf(plan, sys);
@@ -89,7 +77,7 @@ std::string RenderMappingsJson(const MappingPlan& plan) {
            ",\"mapped\":" + std::to_string(c.mapped) + ",\"not_mapped\":[";
     for (size_t i = 0; i < c.unmapped.size(); ++i) {
       if (i) out += ',';
-      Str(out, c.unmapped[i]);
+      AppendJsonString(out, c.unmapped[i]);
     }
     out += "]}}";
   }
@@ -99,21 +87,21 @@ std::string RenderMappingsJson(const MappingPlan& plan) {
     if (!first_set) out += ',';
     first_set = false;
     out += "{\"name\":";
-    Str(out, name);
+    AppendJsonString(out, name);
     out += ",\"codes\":[";
     bool first = true;
     for (const auto& e : set->entries()) {
       if (!first) out += ',';
       first = false;
       out += "{\"code\":";
-      Str(out, e.code);
+      AppendJsonString(out, e.code);
       out += ",\"meaning\":";
-      Str(out, e.meaning);
+      AppendJsonString(out, e.meaning);
       for (const auto& [sys, v] : e.systems) {
         out += ',';
-        Str(out, sys);
+        AppendJsonString(out, sys);
         out += ":{\"value\":";
-        Str(out, v.value);
+        AppendJsonString(out, v.value);
         out += v.lossy ? ",\"lossy\":true}" : ",\"lossy\":false}";
       }
       out += '}';
@@ -126,9 +114,9 @@ std::string RenderMappingsJson(const MappingPlan& plan) {
     if (!first_rule) out += ',';
     first_rule = false;
     out += "{\"rule\":";
-    Str(out, r.id);
+    AppendJsonString(out, r.id);
     out += ",\"description\":";
-    Str(out, r.description);
+    AppendJsonString(out, r.description);
     out += '}';
   }
   out += "]}\n";
@@ -136,7 +124,7 @@ std::string RenderMappingsJson(const MappingPlan& plan) {
 }
 
 std::string MappingsPageHead(std::string_view title, std::string_view extra_css) {
-  const std::string t = Html(title);
+  const std::string t = XmlEscaped(title);
   return "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>" + t +
          "</title>\n<style>body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse;"
          "margin:1em 0}th,td{border:1px solid #bbb;padding:4px 8px;text-align:left;vertical-align:top;"
@@ -146,53 +134,53 @@ std::string MappingsPageHead(std::string_view title, std::string_view extra_css)
 
 std::string RenderMappingsHtml(const MappingPlan& plan) {
   std::string out = MappingsPageHead("caregate mapping tables", "tr.lossy td{background:#fff3e0}") +
-      "<p>Tables version (SHA-256 of every table file): <code>" + Html(plan.version()) + "</code>. Loaded from <code>" + Html(plan.dir()) +
+      "<p>Tables version (SHA-256 of every table file): <code>" + XmlEscaped(plan.version()) + "</code>. Loaded from <code>" + XmlEscaped(plan.dir()) +
       "</code>. Rows highlighted are <strong>lossy</strong>: a value mapped through them may lose detail, and "
       "a lossy value is never written back over the source system's own value.</p>\n";
   out += "<h2>Record rules</h2><table><tr><th>Rule</th><th>What it does</th></tr>\n";
   for (const auto& r : RecordRules())
-    out += "<tr><td><code>" + Html(r.id) + "</code></td><td>" + Html(r.description) + "</td></tr>\n";
+    out += "<tr><td><code>" + XmlEscaped(r.id) + "</code></td><td>" + XmlEscaped(r.description) + "</td></tr>\n";
   out += "</table>\n";
   for (const auto& sys : plan.systems()) {
     const SystemProfile* p = plan.Profile(sys);
     Coverage c = CoverageOf(plan, sys);
-    out += "<h2>" + Html(p->display_name) + " field rules</h2>\n<p>" + std::to_string(c.mapped) + " of " +
-           std::to_string(c.total) + " canonical fields are mapped for " + Html(p->display_name) + ".</p>\n";
-    out += "<table><tr><th>Rule</th><th>Canonical field</th><th>" + Html(p->display_name) +
+    out += "<h2>" + XmlEscaped(p->display_name) + " field rules</h2>\n<p>" + std::to_string(c.mapped) + " of " +
+           std::to_string(c.total) + " canonical fields are mapped for " + XmlEscaped(p->display_name) + ".</p>\n";
+    out += "<table><tr><th>Rule</th><th>Canonical field</th><th>" + XmlEscaped(p->display_name) +
            " path</th><th>Transform</th><th>Direction</th><th>Lossy</th><th>Purpose</th><th>Source</th></tr>\n";
     for (const auto& r : plan.Rules(sys)) {
       out += r.lossy ? "<tr class=\"lossy\">" : "<tr>";
-      out += "<td><code>" + Html(r.id) + "</code></td><td><code>" + Html(r.canonical) + "</code></td><td><code>" +
-             Html(r.path) + "</code></td><td><code>" + Html(r.transform) + "</code></td><td>" +
-             DirectionName(r.direction) + "</td><td>" + (r.lossy ? "yes" : "no") + "</td><td>" + Html(r.purpose) +
-             "</td><td>" + Html(r.file + ":" + std::to_string(r.line)) + "</td></tr>\n";
+      out += "<td><code>" + XmlEscaped(r.id) + "</code></td><td><code>" + XmlEscaped(r.canonical) + "</code></td><td><code>" +
+             XmlEscaped(r.path) + "</code></td><td><code>" + XmlEscaped(r.transform) + "</code></td><td>" +
+             DirectionName(r.direction) + "</td><td>" + (r.lossy ? "yes" : "no") + "</td><td>" + XmlEscaped(r.purpose) +
+             "</td><td>" + XmlEscaped(r.file + ":" + std::to_string(r.line)) + "</td></tr>\n";
     }
     out += "</table>\n";
     if (!c.unmapped.empty()) {
-      out += "<details><summary>Canonical fields " + Html(p->display_name) + " does not carry (" +
+      out += "<details><summary>Canonical fields " + XmlEscaped(p->display_name) + " does not carry (" +
              std::to_string(c.unmapped.size()) + ")</summary><p>";
-      for (size_t i = 0; i < c.unmapped.size(); ++i) out += (i ? ", " : "") + std::string("<code>") + Html(c.unmapped[i]) + "</code>";
+      for (size_t i = 0; i < c.unmapped.size(); ++i) out += (i ? ", " : "") + std::string("<code>") + XmlEscaped(c.unmapped[i]) + "</code>";
       out += "</p></details>\n";
     }
   }
   out += "<h2>Code sets</h2>\n";
   for (const auto& [name, set] : plan.code_sets()) {
-    out += "<h3 id=\"" + Html(name) + "\">" + Html(name) + "</h3><table><tr><th>Canonical code</th>";
+    out += "<h3 id=\"" + XmlEscaped(name) + "\">" + XmlEscaped(name) + "</h3><table><tr><th>Canonical code</th>";
     std::vector<std::string> systems;
     for (const auto& sys : plan.systems())
       if (set->HasSystem(sys)) systems.push_back(sys);
-    for (const auto& sys : systems) out += "<th>" + Html(plan.Profile(sys)->display_name) + "</th>";
+    for (const auto& sys : systems) out += "<th>" + XmlEscaped(plan.Profile(sys)->display_name) + "</th>";
     out += "<th>Meaning</th></tr>\n";
     for (const auto& e : set->entries()) {
       bool lossy = false;
       for (const auto& [s, v] : e.systems) lossy = lossy || v.lossy;
       out += lossy ? "<tr class=\"lossy\">" : "<tr>";
-      out += "<td><code>" + Html(e.code) + "</code></td>";
+      out += "<td><code>" + XmlEscaped(e.code) + "</code></td>";
       for (const auto& sys : systems) {
         auto it = e.systems.find(sys);
-        out += "<td>" + (it == e.systems.end() ? std::string() : Html(it->second.value) + (it->second.lossy ? " <em>(lossy)</em>" : "")) + "</td>";
+        out += "<td>" + (it == e.systems.end() ? std::string() : XmlEscaped(it->second.value) + (it->second.lossy ? " <em>(lossy)</em>" : "")) + "</td>";
       }
-      out += "<td>" + Html(e.meaning) + "</td></tr>\n";
+      out += "<td>" + XmlEscaped(e.meaning) + "</td></tr>\n";
     }
     out += "</table>\n";
   }

@@ -20,6 +20,10 @@ std::string OneLine(std::string s);
 void AppendXmlEscaped(std::string& out, std::string_view s);
 // JSON string body escaping (no quotes added).
 void AppendJsonEscaped(std::string& out, std::string_view s);
+// A JSON string: quotes and the escaped body.
+void AppendJsonString(std::string& out, std::string_view s);
+// `s` escaped for XML or HTML text (AppendXmlEscaped into a string of its own).
+std::string XmlEscaped(std::string_view s);
 // RFC 4180 field: quoted when it contains comma, quote, CR or LF.
 void AppendCsvField(std::string& out, std::string_view s);
 // The same field written into raw room of at least CsvFieldMax(s) bytes; returns the
