@@ -209,7 +209,7 @@ class Engine {
   std::list<std::weak_ptr<SessionBase>> sessions_;
   bool closed_ = false;  // under sessions_mutex_: the engine is being destroyed
   std::shared_ptr<ssl::context> ssl_ctx_;  // on context 0: replaced by Reload
-  bool tls_ = false;
+  bool tls_ = false;  // set once: tls() is read from any thread, ssl_ctx_ only on context 0
 
   unsigned io_threads_ = 1;
   std::vector<std::unique_ptr<asio::io_context>> iocs_;
