@@ -344,6 +344,49 @@ std::exception_ptr MakeError(Problem p, std::string message) {
 
 }  // namespace
 
+void PrepareAuditTables(Database& db) { MigrateAudit(db); }
+
+std::int64_t AppendInTransaction(Database& db, AuditEvent& e) {
+  if (!db.InTransaction())
+    throw FatalError(Problem::kInternal, "audit: AppendInTransaction outside a write transaction");
+  if (e.time_utc.empty()) {
+    e.time_utc = UtcNowRfc3339();
+  } else {
+    auto normal = NormaliseAuditTime(e.time_utc);
+    if (!normal)
+      throw FatalError(Problem::kInternal, "audit: time_utc \"" + e.time_utc + "\" is not an RFC 3339 time");
+    e.time_utc = std::move(*normal);
+  }
+  Statement head(db, "SELECT seq, hash FROM audit_head WHERE id = 1");
+  if (!head.Step()) throw FatalError(Problem::kIoFailure, db.path() + ": the audit chain head record is missing");
+  e.seq = head.ColumnInt64(0) + 1;
+  e.prev_hash = head.ColumnText(1);
+  head.Reset();
+  e.hash = ComputeAuditHash(e);
+  Statement event(db, InsertEventHead() + " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  event.Bind(1, e.seq)
+      .Bind(2, e.time_utc)
+      .Bind(3, e.user)
+      .Bind(4, e.role)
+      .Bind(5, e.organisation)
+      .Bind(6, e.action)
+      .Bind(7, e.view)
+      .Bind(8, e.outcome)
+      .Bind(9, e.request_id)
+      .Bind(10, e.detail)
+      .Bind(11, e.prev_hash)
+      .Bind(12, e.hash)
+      .Run();
+  Statement person(db, "INSERT INTO audit_event_persons(seq, pos, person_id) VALUES (?, ?, ?)");
+  for (std::size_t pos = 0; pos < e.person_ids.size(); ++pos) {
+    person.Reset();
+    person.Bind(1, e.seq).Bind(2, static_cast<std::int64_t>(pos)).Bind(3, e.person_ids[pos]).Run();
+  }
+  Statement move(db, "UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1");
+  move.Bind(1, e.seq).Bind(2, e.hash).Run();
+  return e.seq;
+}
+
 FieldErrors CheckAuditQuery(const AuditQuery& q) {
   FieldErrors errors;
   if (!q.from.empty() && !NormaliseAuditTime(q.from))

@@ -38,6 +38,7 @@ Command AddExportCommand(CLI::App& root, std::string& mappings_dir) {
               return kExitUsage;
             }
             o->progress = ::isatty(STDERR_FILENO) == 1;
+            o->user = CliUser();
             exporter::ExportResult r = exporter::RunExport(*engine, *o);
             std::string line = exporter::SummaryLine(r) + "\n";
             std::fwrite(line.data(), 1, line.size(), stdout);

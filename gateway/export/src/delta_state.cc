@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "caregate/audit/audit_log.h"
 #include "caregate/core/error.h"
 #include "caregate/store/database.h"
 #include "caregate/store/statement.h"
@@ -101,6 +102,7 @@ DeltaState::DeltaState(const std::string& path, std::size_t pending_rows, std::i
   options.busy_timeout_ms = 60000;  // a nightly job would rather wait for a busy server than fail
   db_ = std::make_unique<store::Database>(path, options);
   db_->Migrate("export", {{200, kSchemaV200}, {201, kSchemaV201}, {202, kSchemaV202}});
+  audit::PrepareAuditTables(*db_);
   {
     store::Statement q(*db_, "SELECT seed FROM export_hash_seed WHERE id = 1");
     if (!q.Step()) throw FatalError(Problem::kIoFailure, path + ": the export state has no hash seed");
@@ -358,7 +360,7 @@ bool StateReader::LineUnchanged(std::int64_t key, const ContentHash& line_hash) 
   return same;
 }
 
-std::int64_t DeltaState::Complete(RunRecord run) {
+std::int64_t DeltaState::Complete(RunRecord run, audit::AuditEvent event) {
   if (stage_) {
     JoinWriter();
     Insert(filling_);
@@ -398,6 +400,8 @@ std::int64_t DeltaState::Complete(RunRecord run) {
                         "line_lo = excluded.line_lo, run_seq = excluded.run_seq");
   copy.Bind(1, seq);
   copy.Run();
+  event.request_id = "export-run-" + std::to_string(seq);
+  audit::AppendInTransaction(*db_, event);
   tx.Commit();
   // The staging rows are left to die with the connection: deleting them row by row
   // costs more than the whole copy above.

@@ -7,7 +7,9 @@
 // the main table inside one long transaction would do the same with less work, but it
 // would hold SQLite's write lock for the whole run, and the export may share its
 // database with a running server (both default to caregate.db), whose audit writes
-// would then wait: the write lock is taken only for Complete's copy.
+// would then wait: the write lock is taken only for Complete's copy. The same file holds
+// the audit trail (its tables are created here if need be), where Complete records the
+// run in its own transaction.
 #include <array>
 #include <cstdint>
 #include <exception>
@@ -20,6 +22,10 @@
 #include <vector>
 
 #include "record_hash.h"
+
+namespace caregate::audit {
+struct AuditEvent;
+}  // namespace caregate::audit
 
 namespace caregate::store {
 class Database;
@@ -85,10 +91,12 @@ class DeltaState {
   // Throws store::DatabaseError when an earlier batch of staged rows could not be
   // written (the background write's error surfaces at the next hand-over).
   void Stage(std::int64_t key, std::string_view person_key, const ContentHash& hash, const ContentHash& line_hash);
-  // One transaction: the staged hashes into the state, and the run as completed.
-  // Returns the run's seq. Throws store::DatabaseError (also for a failed background
-  // insert of staged rows), leaving the state as it was.
-  std::int64_t Complete(RunRecord run);
+  // One transaction: the staged hashes into the state, the run as completed, and the
+  // run's audit event (its request_id becomes "export-run-<seq>"), so that a run is in
+  // the audit trail exactly once, however it was killed. Returns the run's seq. Throws
+  // store::DatabaseError (also for a failed background insert of staged rows), or
+  // FatalError from the audit trail, leaving the state as it was.
+  std::int64_t Complete(RunRecord run, audit::AuditEvent event);
 
   const std::string& path() const { return path_; }
   // The key of the line and content hashes (record_hash.h), this database's own.

@@ -15,6 +15,7 @@
 #include <sstream>
 #include <thread>
 
+#include "caregate/audit/audit_event.h"
 #include "caregate/core/hash.h"
 #include "caregate/core/text.h"
 #include "caregate/export/warehouse.h"
@@ -265,6 +266,25 @@ ExportResult FinishCompleted(const RunRecord& run, const std::string& out_abs, c
   RemoveStalePartials(out_abs);
   result.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   return result;
+}
+
+// The run in the audit trail (docs/export.md, "The audit trail"): who ran it, what went
+// to SystmOne, and the manifest's SHA-256, which ties the event to the exact files. No
+// person ids: the run's own files list the people (warehouse/persons.csv).
+audit::AuditEvent RunAuditEvent(const ExportOptions& options, const RunRecord& run) {
+  audit::AuditEvent e;
+  e.user = options.user.empty() ? "caregate-export" : options.user;
+  e.role = "service";
+  e.organisation = "caregate";
+  e.action = "export";
+  e.view = "systmone";
+  e.outcome = "completed";
+  e.detail = "caregate export, run date " + run.run_date + (run.full ? " (--full)" : "") + ": read " +
+             std::to_string(run.read) + ", exported " + std::to_string(run.exported) + ", unchanged " +
+             std::to_string(run.unchanged) + ", rejected " + std::to_string(run.rejected) + ", withheld " +
+             std::to_string(run.withheld) + "; input SHA-256 " + run.input_sha256 + "; manifest SHA-256 " +
+             Sha256Hex(run.manifest) + "; outputs in " + run.out_dir;
+  return e;
 }
 
 }  // namespace
@@ -528,7 +548,7 @@ ExportResult RunExport(const engine::Engine& engine, const ExportOptions& option
   run.rejected = counts.rejected;
   run.withheld = counts.withheld;
   try {
-    state->Complete(run);
+    state->Complete(run, RunAuditEvent(options, run));
   } catch (const store::DatabaseError& e) {
     throw FatalError(Problem::kIoFailure, e.what());
   }

@@ -11,6 +11,8 @@
 
 #include "audit_test_support.h"
 #include "caregate/audit/audit_log.h"
+#include "caregate/store/database.h"
+#include "caregate/store/transaction.h"
 
 namespace caregate::audit {
 namespace {
@@ -391,6 +393,89 @@ TEST(AuditLog, SharesTheDatabaseWithOtherModules) {
   Tamper(path, "CREATE TABLE persons(id TEXT PRIMARY KEY)");
   AuditLog log(path);
   EXPECT_EQ(log.AppendDurable(MakeEvent("u", {})), 1);
+}
+
+// An event recorded in the caller's own transaction (the nightly export's run) commits
+// with the caller's change, chains after the log's events and before the next ones, and
+// the person and user indexes take it in like an event another process wrote.
+TEST(AuditLog, AppendInTransactionJoinsTheChainAndTheIndexes) {
+  TempDir dir;
+  const std::string path = dir.file("a.db");
+  AuditLogOptions small;
+  small.person_run_events = 4;  // runs complete within the test, so verify checks them
+  small.user_index_events = 4;
+  AuditLog log(path, small);
+  log.AppendDurable(MakeEvent("u1", {"nhs:1"}));
+  log.AppendDurable(MakeEvent("u2", {"nhs:2"}));
+  store::Database db(path);
+  PrepareAuditTables(db);
+  AuditEvent mine = MakeEvent("night-job", {"cis:7", "nhs:2"});
+  {
+    store::Transaction tx(db);
+    db.Exec("CREATE TABLE callers_change(x INTEGER)");
+    EXPECT_EQ(AppendInTransaction(db, mine), 3);
+    tx.Commit();
+  }
+  EXPECT_EQ(mine.hash, ComputeAuditHash(mine));
+  for (int i = 0; i < 10; ++i) log.AppendDurable(MakeEvent("u3", {"nhs:2"}));
+  const VerifyResult r = log.Verify();
+  EXPECT_TRUE(r.ok) << r.problem;
+  EXPECT_EQ(r.count, 13);
+  const auto events = log.Query({});
+  ASSERT_EQ(events.size(), 13u);
+  EXPECT_EQ(events[2], mine);
+  EXPECT_EQ(events[3].prev_hash, mine.hash);
+  AuditQuery by_person;
+  by_person.person_id = "cis:7";
+  const auto found = log.Query(by_person);
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_EQ(found[0].seq, 3);
+  AuditQuery by_user;
+  by_user.user = "night-job";
+  EXPECT_EQ(log.Query(by_user).size(), 1u);
+}
+
+TEST(AuditLog, AppendInTransactionRollsBackWithTheCaller) {
+  TempDir dir;
+  const std::string path = dir.file("a.db");
+  store::Database db(path);
+  PrepareAuditTables(db);
+  {
+    store::Transaction tx(db);
+    AuditEvent e = MakeEvent("night-job", {"cis:7"});
+    EXPECT_EQ(AppendInTransaction(db, e), 1);
+  }  // not committed
+  AuditEvent e = MakeEvent("night-job", {"cis:8"});
+  {
+    store::Transaction tx(db);
+    EXPECT_EQ(AppendInTransaction(db, e), 1);  // the same place in the chain
+    tx.Commit();
+  }
+  const VerifyResult r = VerifyAuditTrail(path);
+  EXPECT_TRUE(r.ok) << r.problem;
+  EXPECT_EQ(r.count, 1);
+  EXPECT_EQ(QueryAuditTrail(path, {}).at(0).person_ids, std::vector<std::string>{"cis:8"});
+}
+
+TEST(AuditLog, AppendInTransactionRefusesNoTransactionAndBadTimes) {
+  TempDir dir;
+  store::Database db(dir.file("a.db"));
+  PrepareAuditTables(db);
+  AuditEvent e = MakeEvent("night-job", {});
+  try {
+    AppendInTransaction(db, e);
+    FAIL() << "appended outside a transaction";
+  } catch (const FatalError& err) {
+    EXPECT_EQ(err.problem(), Problem::kInternal);
+  }
+  store::Transaction tx(db);
+  e.time_utc = "yesterday";
+  EXPECT_THROW(AppendInTransaction(db, e), FatalError);
+  e.time_utc = "2024-05-01T10:00:00+01:00";
+  EXPECT_EQ(AppendInTransaction(db, e), 1);
+  EXPECT_EQ(e.time_utc, "2024-05-01T09:00:00.000Z");
+  tx.Commit();
+  EXPECT_TRUE(VerifyAuditTrail(dir.file("a.db")).ok);
 }
 
 TEST(AuditLog, UnopenableFileIsFatalIoFailure) {

@@ -7,6 +7,7 @@
 
 #include <string>
 
+#include "caregate/audit/audit_log.h"
 #include "caregate/store/database.h"
 #include "caregate/store/statement.h"
 #include "support/temp_dir.h"
@@ -36,6 +37,18 @@ RunRecord ARun(std::string date) {
   r.started_at = r.finished_at = "2024-05-01T00:00:00Z";
   r.manifest = "{}";
   return r;
+}
+
+audit::AuditEvent AnEvent() {
+  audit::AuditEvent e;
+  e.user = "night-job";
+  e.role = "service";
+  e.organisation = "caregate";
+  e.action = "export";
+  e.view = "systmone";
+  e.outcome = "completed";
+  e.detail = "test run";
+  return e;
 }
 
 // Many more keys than are kept in memory (1,000 rows per buffer here), so early keys are
@@ -69,7 +82,7 @@ TEST(DeltaState, StagedKeysAreFoundInMemoryAndInTheTempTableAndTheLatestWins) {
       EXPECT_TRUE(seen.found && seen.same_content && seen.same_line);
       EXPECT_FALSE(state.Lookup(Key(i), Hash(i, 1), Hash(i, 1)).same_content);
     }
-    state.Complete(ARun("2024-05-01"));
+    state.Complete(ARun("2024-05-01"), AnEvent());
   }
   store::Database d(db);
   auto count = d.Prepare("SELECT count(*), count(DISTINCT key) FROM export_state");
@@ -105,7 +118,7 @@ TEST(DeltaState, TheNewerRowWinsWhileTheOlderIsBeingWritten) {
       EXPECT_FALSE(state.Lookup(Key(0), Hash(0, round - 1), Hash(0, round)).same_content) << round;
     }
     state.Stage(Key(0), "cis:P0", Hash(0, 9), Hash(0, 9));  // pending when Complete runs
-    state.Complete(ARun("2024-05-01"));
+    state.Complete(ARun("2024-05-01"), AnEvent());
   }
   DeltaState next(db);
   next.BeginRun();
@@ -123,7 +136,7 @@ TEST(DeltaState, AFailedBackgroundInsertSurfacesAndStoresNothing) {
     DeltaState first(db);
     first.BeginRun();
     first.Stage(Key(0), "cis:P0", Hash(0, 1), Hash(0, 1));
-    first.Complete(ARun("2024-05-01"));
+    first.Complete(ARun("2024-05-01"), AnEvent());
   }
   // 700 rows: the failure is raised by Complete; 20,000: by a later Stage's hand-over.
   for (int rows : {700, 20000}) {
@@ -134,7 +147,7 @@ TEST(DeltaState, AFailedBackgroundInsertSurfacesAndStoresNothing) {
     try {
       for (int i = 1; i <= rows; ++i) state.Stage(Key(i), "cis:P" + std::to_string(i), Hash(i, 1), Hash(i, 1));
       in_complete = true;
-      state.Complete(ARun("2024-05-02"));
+      state.Complete(ARun("2024-05-02"), AnEvent());
     } catch (const store::DatabaseError& e) {
       thrown = true;
       EXPECT_NE(std::string(e.what()).find("full"), std::string::npos) << e.what();
@@ -143,10 +156,36 @@ TEST(DeltaState, AFailedBackgroundInsertSurfacesAndStoresNothing) {
     EXPECT_EQ(in_complete, rows == 700);
   }
   store::Database d(db);
-  auto count = d.Prepare("SELECT (SELECT count(*) FROM export_state), (SELECT count(*) FROM export_runs)");
+  auto count = d.Prepare(
+      "SELECT (SELECT count(*) FROM export_state), (SELECT count(*) FROM export_runs), "
+      "(SELECT count(*) FROM audit_events)");
   ASSERT_TRUE(count.Step());
   EXPECT_EQ(count.ColumnInt64(0), 1);
   EXPECT_EQ(count.ColumnInt64(1), 1);
+  EXPECT_EQ(count.ColumnInt64(2), 1);  // the failed runs left no audit event
+}
+
+// Complete records the run in the audit trail in its own transaction: one event per
+// completed run, named after the run's seq, in a chain that verifies.
+TEST(DeltaState, CompleteRecordsTheRunInTheAuditTrail) {
+  TempDir dir;
+  const std::string db = (dir.path() / "state.db").string();
+  std::int64_t seqs[2] = {};
+  for (int night = 0; night < 2; ++night) {
+    DeltaState state(db);
+    state.BeginRun();
+    state.Stage(Key(night), "cis:P", Hash(night, 1), Hash(night, 1));
+    seqs[night] = state.Complete(ARun(night == 0 ? "2024-05-01" : "2024-05-02"), AnEvent());
+  }
+  const auto events = audit::QueryAuditTrail(db, {});
+  ASSERT_EQ(events.size(), 2u);
+  for (int night = 0; night < 2; ++night) {
+    EXPECT_EQ(events[night].request_id, "export-run-" + std::to_string(seqs[night]));
+    EXPECT_EQ(events[night].action, "export");
+    EXPECT_EQ(events[night].user, "night-job");
+  }
+  const auto verified = audit::VerifyAuditTrail(db);
+  EXPECT_TRUE(verified.ok) << verified.problem;
 }
 
 // A run that never completes stores nothing.

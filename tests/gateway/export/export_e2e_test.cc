@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -23,6 +24,7 @@
 #include <sstream>
 #include <thread>
 
+#include "caregate/audit/audit_log.h"
 #include "caregate/core/hash.h"
 #include "caregate/export/warehouse.h"
 #include "caregate/format/json.h"
@@ -94,6 +96,10 @@ class ExportTest : public ::testing::Test {
     for (char** e = environ; *e; ++e) {
       std::string v = *e;
       if (v.starts_with("CAREGATE_EXPORT_TEST_")) continue;
+      // A variable the test sets replaces the inherited one (getenv finds the first).
+      const std::string name = v.substr(0, v.find('=') + 1);
+      if (std::any_of(o.env.begin(), o.env.end(), [&](const std::string& x) { return x.starts_with(name); }))
+        continue;
       env_s.push_back(v);
     }
     env_s.insert(env_s.end(), o.env.begin(), o.env.end());
@@ -556,6 +562,52 @@ TEST_F(ExportTest, RerunOfACompletedRunChangesNothing) {
   EXPECT_EQ(DataFiles(dir_ / "out"), files);
   for (const auto& [path, t] : times) EXPECT_EQ(fs::last_write_time(path), t) << path;
   EXPECT_EQ(DbCount(dir_ / "state.db", "SELECT count(*) FROM export_runs"), 1);
+  EXPECT_EQ(DbCount(dir_ / "state.db", "SELECT count(*) FROM audit_events"), 1);  // no event for the rerun
+}
+
+// Every completed run is one audit event (docs/export.md, "The audit trail"): who ran it,
+// the counts, and the SHA-256 of the input and of the manifest, which ties the event to
+// the exact files; recorded in the run's own commit, in a chain that verifies, beside the
+// events of the other subcommands on the same database.
+TEST_F(ExportTest, EachCompletedRunIsOneAuditEvent) {
+  WriteFile(dir_ / "in.ndjson", Synth(300, 2, 40));
+  const fs::path db = dir_ / "state.db";
+  Proc first = Run({"export", "--in", (dir_ / "in.ndjson").string(), "--out", (dir_ / "out").string(), "--db",
+                    db.string(), "--run-date", "2024-05-01"},
+                   {{"USER=amy.night"}, -1, 0});
+  ASSERT_EQ(first.code, 0) << first.err;
+  const std::string manifest = ReadFile(dir_ / "out" / "manifest.json");
+  auto events = audit::QueryAuditTrail(db.string(), {});
+  ASSERT_EQ(events.size(), 1u);
+  const audit::AuditEvent& e = events[0];
+  EXPECT_EQ(e.user, "amy.night");
+  EXPECT_EQ(e.role, "service");
+  EXPECT_EQ(e.action, "export");
+  EXPECT_EQ(e.view, "systmone");
+  EXPECT_EQ(e.outcome, "completed");
+  EXPECT_EQ(e.request_id, "export-run-" + std::to_string(DbCount(db, "SELECT max(seq) FROM export_runs")));
+  EXPECT_TRUE(e.person_ids.empty());
+  const auto m = Manifest(dir_ / "out");
+  for (const char* count : {"read", "exported", "unchanged", "rejected", "withheld"})
+    EXPECT_NE(e.detail.find(std::string(count) + " " + std::to_string(Count(m, count))), std::string::npos)
+        << count << ": " << e.detail;
+  EXPECT_NE(e.detail.find("run date 2024-05-01:"), std::string::npos) << e.detail;
+  EXPECT_NE(e.detail.find("input SHA-256 " + Sha256File((dir_ / "in.ndjson").string())), std::string::npos)
+      << e.detail;
+  EXPECT_NE(e.detail.find("manifest SHA-256 " + Sha256Hex(manifest)), std::string::npos) << e.detail;
+
+  // The next night, with --full, and an audit report of the database.
+  WriteFile(dir_ / "in2.ndjson", Synth(300, 3, 40));
+  Proc second = Export(dir_ / "in2.ndjson", dir_ / "out2", db, {"--run-date", "2024-05-02", "--full"});
+  ASSERT_EQ(second.code, 0) << second.err;
+  events = audit::QueryAuditTrail(db.string(), {});
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_NE(events[1].detail.find("run date 2024-05-02 (--full):"), std::string::npos) << events[1].detail;
+  Proc verify = Run({"audit", "verify", "--db", db.string()});
+  EXPECT_EQ(verify.code, 0) << verify.out << verify.err;
+  Proc report = Run({"audit", "report", "--db", db.string()});
+  EXPECT_EQ(report.code, 0) << report.err;
+  EXPECT_NE(report.out.find("export-run-"), std::string::npos) << report.out;
 }
 
 // An extract fed through a pipe (`zcat extract.gz | caregate export --in /dev/stdin`)
@@ -715,6 +767,8 @@ TEST_F(ExportTest, KilledAnywhereThenRerunGivesIdenticalBytes) {
     EXPECT_EQ(DataFiles(dir_ / k.name), ref_files);
     EXPECT_EQ(ManifestWithoutTimes(dir_ / k.name), ref_manifest);
     EXPECT_EQ(DbCount(dir_ / (k.name + ".db"), "SELECT count(*) FROM export_runs"), 2);
+    // Night 1's event and this night's, once, whatever the kill interrupted.
+    EXPECT_EQ(DbCount(dir_ / (k.name + ".db"), "SELECT count(*) FROM audit_events WHERE action = 'export'"), 2);
     EXPECT_EQ(DbCount(dir_ / (k.name + ".db"), "SELECT sum(hash_lo % 1000003) FROM export_state"), ref_state);
     if (k.name == "state-committed") {
       // Killed between the commit and the manifest: the rerun restores the manifest
@@ -723,6 +777,7 @@ TEST_F(ExportTest, KilledAnywhereThenRerunGivesIdenticalBytes) {
       Proc third = Export(dir_ / "in.ndjson", dir_ / k.name, dir_ / (k.name + ".db"), args);
       EXPECT_EQ(third.code, 0) << third.err;
       EXPECT_NE(third.out.find("nothing changed"), std::string::npos) << third.out;
+      EXPECT_EQ(DbCount(dir_ / (k.name + ".db"), "SELECT count(*) FROM audit_events"), 2);
     }
   }
 }

@@ -22,6 +22,10 @@
 #include "caregate/audit/audit_event.h"
 #include "caregate/core/error.h"
 
+namespace caregate::store {
+class Database;
+}  // namespace caregate::store
+
 namespace caregate::audit {
 
 struct AuditQuery {
@@ -55,6 +59,20 @@ VerifyResult VerifyAuditTrail(const std::string& db_path);
 // Events matching `q` in seq order. Throws FatalError(kUsage) for a query that
 // CheckAuditQuery rejects, FatalError(kIoFailure) when the file cannot be read.
 std::vector<AuditEvent> QueryAuditTrail(const std::string& db_path, const AuditQuery& q);
+
+// For a caller that records its own change and the change's audit event in one write
+// transaction, so that both commit or neither does (the nightly export records each
+// completed run this way, docs/export.md). PrepareAuditTables applies the audit
+// migrations, outside any transaction. AppendInTransaction needs `db` inside a write
+// transaction (store::Transaction, kImmediate): it chains the event after the head it
+// reads there, inserts it and moves the head. It sets e.seq, prev_hash and hash, and
+// time_utc when empty (normalised otherwise), and returns the seq. Throws
+// FatalError(kInternal) outside a transaction or for a time_utc that is not RFC 3339,
+// FatalError(kIoFailure) when the chain head is missing, store::DatabaseError when SQLite
+// fails (the caller's transaction then rolls back). The person and user indexes take the
+// event in at the next batch of any AuditLog, as for events another process wrote.
+void PrepareAuditTables(store::Database& db);
+std::int64_t AppendInTransaction(store::Database& db, AuditEvent& e);
 
 struct AuditLogOptions {
   // The person index is appended in sorted runs (docs/audit.md): a run starts once this

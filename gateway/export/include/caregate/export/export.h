@@ -23,6 +23,7 @@ struct ExportOptions {
   std::string run_date;  // --run-date YYYY-MM-DD; empty: today's local date
   bool full = false;     // --full: export every valid record, changed or not
   int workers = 0;       // parse/map threads; 0: one per core
+  std::string user;      // who ran the export, for its audit event; empty: "caregate-export"
   bool progress = false;            // draw a progress line on `progress_stream`
   std::FILE* progress_stream = stderr;
 };
