@@ -57,6 +57,12 @@ Expected<model::CareRecord> Engine::Read(std::string_view system, std::string_vi
   return plan_->Read(system, tree.value(), with_lineage);
 }
 
+std::vector<std::string> Engine::ReadableIds(std::string_view system, std::string_view bytes) const {
+  auto tree = adapter(system).Parse(bytes);
+  if (!tree) return {};
+  return plan_->ReadableIds(system, tree.value());
+}
+
 std::unique_ptr<mapping::RecordReader> Engine::TakeReader(std::string_view system) const {
   {
     std::lock_guard<std::mutex> lock(readers_.m);

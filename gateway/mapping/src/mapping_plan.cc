@@ -1270,6 +1270,19 @@ Expected<CareRecord> MappingPlan::Read(std::string_view system, const SourceNode
   return rec;
 }
 
+std::vector<std::string> MappingPlan::ReadableIds(std::string_view system, const SourceNode& root) const {
+  const SystemPlan& sp = Plan(system);
+  CareRecord rec;
+  FieldErrors errors;
+  SystemPlan::ReadState st{rec, errors, false, {}, {}, {}, {}, {}};
+  sp.Start(st);
+  if ((sp.profile.path_style == PathStyle::kXPath && root.name != sp.profile.root_name) ||
+      root.kind != NodeKind::kObject)
+    return {};
+  sp.ReadNode(st, root, sp.root().trie, &rec);
+  return rec.person_ids();
+}
+
 void MappingPlan::WriteTo(std::string_view system, const CareRecord& record, TreeSink& sink,
                           WriteReport* report) const {
   const SystemPlan& sp = Plan(system);

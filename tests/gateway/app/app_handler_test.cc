@@ -158,6 +158,34 @@ TEST_F(AppRoutes, InvalidRecordIs422WithFieldErrorsAndAudited) {
   EXPECT_STREQ(d["errors"][0]["path"].GetString(), "/NHS_Number");
   EXPECT_EQ(app_->store().SourceRecordCount(), 0);
   EXPECT_EQ(LastEvent().outcome, "422 invalid-record");
+  // The refusal names the person by the ids that were readable; the NHS number that
+  // failed its check is no one's.
+  EXPECT_EQ(LastEvent().person_ids, std::vector<std::string>{"cis:C-1"});
+}
+
+// A refused write about a known person is found by an IG officer asking about that
+// person by any of their ids; a body that does not parse names nobody.
+TEST_F(AppRoutes, RefusedWritesNameThePersonByEveryKnownId) {
+  ASSERT_EQ(IngestS1(S1Xml(PersonFields{.nhs = "9912003888", .s1 = "S-1"})).status, 201);
+  ASSERT_EQ(IngestCis(CisJson(PersonFields{.nhs = "9912003888", .cis = "C-7", .dob = "1950-02-30"})).status, 422);
+  auto e = LastEvent();
+  EXPECT_EQ(e.action, "ingest");
+  EXPECT_EQ(e.outcome, "422 invalid-record");
+  EXPECT_EQ(e.person_ids, (std::vector<std::string>{"nhs:9912003888", "s1:S-1", "cis:C-7"}));
+  auto r = Call("GET", "/v1/audit/events?person=s1:S-1", kIg);
+  ASSERT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("422 invalid-record"), std::string::npos) << r.body;
+
+  // The same for SystmOne XML; translation names the record's own ids only (it reads no store).
+  ASSERT_EQ(IngestS1(S1Xml(PersonFields{.s1 = "S-1", .dob = "not a date"})).status, 422);
+  EXPECT_EQ(LastEvent().person_ids, (std::vector<std::string>{"nhs:9912003888", "s1:S-1"}));
+  ASSERT_EQ(Call("POST", "/v1/translate?from=cis&to=systmone", kHealth,
+                 CisJson(PersonFields{.cis = "C-8", .dob = "1950-13-01"}))
+                .status,
+            422);
+  EXPECT_EQ(LastEvent().person_ids, std::vector<std::string>{"cis:C-8"});
+  ASSERT_EQ(IngestCis("{\"LA_Person_Unique_Identifier\":\"C-7\",").status, 422);
+  EXPECT_TRUE(LastEvent().person_ids.empty());
 }
 
 TEST_F(AppRoutes, UnknownIngestSystemIs404) {

@@ -31,6 +31,9 @@ class Engine {
   Expected<model::CareRecord> Read(std::string_view system, const SourceNode& tree, bool with_lineage = true) const {
     return plan_->Read(system, tree, with_lineage);
   }
+  // The ids a record names in fields that map without a problem (MappingPlan::ReadableIds),
+  // valid record or not; none when the bytes do not parse. For a refusal's audit event.
+  std::vector<std::string> ReadableIds(std::string_view system, std::string_view bytes) const;
   // Render a record for a system ("systmone", "cis") or "canonical".
   void Render(std::string& out, const model::CareRecord& record, std::string_view to, bool in_batch,
               mapping::WriteReport* report = nullptr) const;

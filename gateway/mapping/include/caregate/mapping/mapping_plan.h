@@ -77,6 +77,11 @@ class MappingPlan {
   // Source tree -> canonical record, validating every field; all errors are returned.
   // Lineage (provenance per field) costs time; translation to another system skips it.
   Expected<model::CareRecord> Read(std::string_view system, const SourceNode& root, bool with_lineage = true) const;
+  // The person ids (prefixed, as CareRecord::person_ids) a record carries in fields that
+  // map without a problem, whether or not the record as a whole is valid: for the audit
+  // event of a refused record. An id whose own field is wrong (an NHS number failing
+  // Modulus 11, an id that is not a string) is left out.
+  std::vector<std::string> ReadableIds(std::string_view system, const SourceNode& root) const;
   // Canonical record -> the system's tree (root named profile.root_name).
   SourceNode Write(std::string_view system, const model::CareRecord& record, WriteReport* report = nullptr) const;
   // The same, streamed: the contents of the record's root node go to `sink` (the caller
