@@ -2,7 +2,8 @@
 // either is rejected with at least one error naming a field or problem, or translates;
 // and whatever translates into the other system must read back there without errors
 // (caregate never writes a record it would itself refuse). CIS input is also read through
-// the tree, which must give exactly what the streaming reader gave. The first byte picks the
+// the tree, which must give exactly what the streaming reader gave. The ids a refusal's audit
+// event would name are checked against the record's. The first byte picks the
 // source format: even -> CIS JSON, odd -> SystmOne XML.
 #include <cstddef>
 #include <cstdint>
@@ -40,6 +41,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       Check(caregate::FormatErrors(rec.errors()) == caregate::FormatErrors(via_tree.errors()),
             "streaming and tree readers report different errors");
   }
+  // The ids a refusal's audit event names (Engine::ReadableIds): a valid record's are
+  // exactly its own; any are prefixed, valid UTF-8.
+  const auto ids = e.ReadableIds(from, text);
+  if (rec.ok()) Check(ids == rec.value().person_ids(), "readable ids differ from the valid record's ids");
+  for (const auto& id : ids)
+    Check((id.starts_with("nhs:") || id.starts_with("s1:") || id.starts_with("cis:")) && caregate::IsValidUtf8(id),
+          "a readable id without its prefix, or not UTF-8", id);
   if (!rec.ok()) {
     Check(!rec.errors().empty(), "rejected without an error");
     for (const auto& err : rec.errors()) Check(!err.problem.empty(), "error without a problem", err.path);
