@@ -28,11 +28,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const char* to = (data[0] & 1) ? "cis" : "systmone";
   std::string text(reinterpret_cast<const char*>(data) + 1, size - 1);
   const auto& e = TheEngine();
-  auto rec = e.Read(from, text);
+  std::vector<std::string> ids;
+  auto rec = e.Read(from, text, true, &ids);
   if (!(data[0] & 1)) {
     // CIS is read by mapping parser events directly; the tree path must agree exactly.
     auto tree = caregate::format::ParseJson(text);
-    auto via_tree = tree ? e.plan().Read("cis", tree.value()) : caregate::Expected<caregate::model::CareRecord>(tree.errors());
+    std::vector<std::string> tree_ids;
+    auto via_tree = tree ? e.plan().Read("cis", tree.value(), true, &tree_ids)
+                         : caregate::Expected<caregate::model::CareRecord>(tree.errors());
+    Check(tree_ids == ids, "streaming and tree readers name different ids for a refused record");
     Check(via_tree.ok() == rec.ok(), "streaming and tree readers disagree on validity");
     if (rec.ok())
       Check(caregate::model::ToCanonicalJson(rec.value()) == caregate::model::ToCanonicalJson(via_tree.value()),
@@ -41,13 +45,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       Check(caregate::FormatErrors(rec.errors()) == caregate::FormatErrors(via_tree.errors()),
             "streaming and tree readers report different errors");
   }
-  // The ids a refusal's audit event names (Engine::ReadableIds): a valid record's are
-  // exactly its own; any are prefixed, valid UTF-8.
-  const auto ids = e.ReadableIds(from, text);
-  if (rec.ok()) Check(ids == rec.value().person_ids(), "readable ids differ from the valid record's ids");
+  // The ids a refusal's audit event names: given only for a refused record, prefixed,
+  // valid UTF-8; for CIS the same through the tree as streamed.
   for (const auto& id : ids)
-    Check((id.starts_with("nhs:") || id.starts_with("s1:") || id.starts_with("cis:")) && caregate::IsValidUtf8(id),
-          "a readable id without its prefix, or not UTF-8", id);
+    Check(!rec.ok() && (id.starts_with("nhs:") || id.starts_with("s1:") || id.starts_with("cis:")) &&
+              caregate::IsValidUtf8(id),
+          "a readable id for a valid record, without its prefix, or not UTF-8", id);
   if (!rec.ok()) {
     Check(!rec.errors().empty(), "rejected without an error");
     for (const auto& err : rec.errors()) Check(!err.problem.empty(), "error without a problem", err.path);

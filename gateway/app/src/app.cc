@@ -339,10 +339,11 @@ struct App::Impl {
   Response Ingest(const RequestContext& ctx) {
     const std::string system(ctx.Param("system"));
     if (!IsSystem(system)) return server::Problem(caregate::Problem::kNotFound, "no such source system", ctx);
-    auto record = engine->Read(system, ctx.body, true);
+    std::vector<std::string> ids;  // a refused record's, for its audit event
+    auto record = engine->Read(system, ctx.body, true, &ids);
     if (!record) {
       Response r = InvalidRecord(record.errors(), ctx);
-      Audit(ctx, "ingest", WithKnownIds(engine->ReadableIds(system, ctx.body)), system,
+      Audit(ctx, "ingest", WithKnownIds(ids), system,
             Outcome(422, caregate::Problem::kInvalidRecord), FormatErrors(record.errors()));
       return r;
     }
@@ -375,10 +376,11 @@ struct App::Impl {
     if (!IsSystem(from) || !IsView(to))
       return Refuse(caregate::Problem::kUsage, "from must be systmone or cis; to systmone, cis or canonical", ctx,
                     "translate", {}, to);
-    auto record = engine->Read(from, ctx.body, to == "canonical");
+    std::vector<std::string> ids;  // a refused record's, for its audit event
+    auto record = engine->Read(from, ctx.body, to == "canonical", &ids);
     if (!record) {
       Response r = InvalidRecord(record.errors(), ctx);
-      Audit(ctx, "translate", engine->ReadableIds(from, ctx.body), to, Outcome(422, caregate::Problem::kInvalidRecord),
+      Audit(ctx, "translate", std::move(ids), to, Outcome(422, caregate::Problem::kInvalidRecord),
             FormatErrors(record.errors()));
       return r;
     }

@@ -30,7 +30,8 @@ const adapters::Adapter& Engine::adapter(std::string_view system) const {
   return *a;
 }
 
-Expected<model::CareRecord> Engine::Read(std::string_view system, std::string_view bytes, bool with_lineage) const {
+Expected<model::CareRecord> Engine::Read(std::string_view system, std::string_view bytes, bool with_lineage,
+                                         std::vector<std::string>* readable_ids) const {
   const adapters::Adapter& a = adapter(system);
   if (a.profile().path_style == mapping::PathStyle::kJsonPointer) {
     // Mapped as it is parsed: no tree (the same result as the tree path, see RecordReader).
@@ -50,17 +51,13 @@ Expected<model::CareRecord> Engine::Read(std::string_view system, std::string_vi
     lease.reader->Begin(with_lineage);
     FieldErrors errors = a.ParseEvents(bytes, *lease.reader);
     if (!errors.empty()) return Expected<model::CareRecord>(std::move(errors));
-    return lease.reader->Finish();
+    auto record = lease.reader->Finish();
+    if (!record && readable_ids) *readable_ids = lease.reader->ReadableIds();
+    return record;
   }
   auto tree = a.Parse(bytes);
   if (!tree) return tree.errors();
-  return plan_->Read(system, tree.value(), with_lineage);
-}
-
-std::vector<std::string> Engine::ReadableIds(std::string_view system, std::string_view bytes) const {
-  auto tree = adapter(system).Parse(bytes);
-  if (!tree) return {};
-  return plan_->ReadableIds(system, tree.value());
+  return plan_->Read(system, tree.value(), with_lineage, readable_ids);
 }
 
 std::unique_ptr<mapping::RecordReader> Engine::TakeReader(std::string_view system) const {

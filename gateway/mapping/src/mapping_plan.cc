@@ -1256,7 +1256,8 @@ bool SystemPlan::Finish(ReadState& st) const {
 }
 
 
-Expected<CareRecord> MappingPlan::Read(std::string_view system, const SourceNode& root, bool with_lineage) const {
+Expected<CareRecord> MappingPlan::Read(std::string_view system, const SourceNode& root, bool with_lineage,
+                                       std::vector<std::string>* readable_ids) const {
   const SystemPlan& sp = Plan(system);
   CareRecord rec;
   FieldErrors errors;
@@ -1266,21 +1267,11 @@ Expected<CareRecord> MappingPlan::Read(std::string_view system, const SourceNode
     return FieldError{"/" + root.name, "expected a " + sp.profile.root_name + " element"};
   if (root.kind != NodeKind::kObject) return FieldError{st.path, "expected a record"};
   sp.ReadNode(st, root, sp.root().trie, &rec);
-  if (!sp.Finish(st)) return errors;
+  if (!sp.Finish(st)) {
+    if (readable_ids) *readable_ids = rec.person_ids();
+    return errors;
+  }
   return rec;
-}
-
-std::vector<std::string> MappingPlan::ReadableIds(std::string_view system, const SourceNode& root) const {
-  const SystemPlan& sp = Plan(system);
-  CareRecord rec;
-  FieldErrors errors;
-  SystemPlan::ReadState st{rec, errors, false, {}, {}, {}, {}, {}};
-  sp.Start(st);
-  if ((sp.profile.path_style == PathStyle::kXPath && root.name != sp.profile.root_name) ||
-      root.kind != NodeKind::kObject)
-    return {};
-  sp.ReadNode(st, root, sp.root().trie, &rec);
-  return rec.person_ids();
 }
 
 void MappingPlan::WriteTo(std::string_view system, const CareRecord& record, TreeSink& sink,
@@ -1340,6 +1331,8 @@ class RecordReader::Impl : private SystemPlan::ReadState::LazyPath {
     if (!FinishHere()) return std::move(errors_);
     return &rec_;
   }
+
+  std::vector<std::string> ReadableIds() const { return rec_.person_ids(); }
 
   void Open(std::string_view name) {
     if (Nested([&] { builder_->Open(name); })) return;
@@ -1565,6 +1558,7 @@ RecordReader::~RecordReader() = default;
 void RecordReader::Begin(bool with_lineage) { impl_->Begin(with_lineage); }
 Expected<CareRecord> RecordReader::Finish() { return impl_->Finish(); }
 Expected<const CareRecord*> RecordReader::FinishInPlace() { return impl_->FinishInPlace(); }
+std::vector<std::string> RecordReader::ReadableIds() const { return impl_->ReadableIds(); }
 void RecordReader::Open(std::string_view name) { impl_->Open(name); }
 void RecordReader::Close() { impl_->Close(); }
 void RecordReader::OpenArray(std::string_view name) { impl_->OpenArray(name); }

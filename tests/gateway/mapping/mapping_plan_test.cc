@@ -137,26 +137,43 @@ TEST_F(BrokenTables, VersionChangesWithTableContent) {
 }
 
 // The ids of a refused record, for its audit event: those whose own fields map without a
-// problem, whatever else is wrong with the record.
+// problem, whatever else is wrong with the record; read in the same pass as the record
+// (CIS streamed, SystmOne through its tree).
 TEST(MappingPlan, ReadableIdsAreTheIdsWhoseOwnFieldsMap) {
   auto engine = caregate::engine::Engine::Load(std::string(CAREGATE_SOURCE_DIR) + "/mappings");
+  auto refused_ids = [&](const char* system, const std::string& text) {
+    std::vector<std::string> ids = {"stale"};
+    ids.clear();
+    auto r = engine->Read(system, text, true, &ids);
+    EXPECT_FALSE(r.ok()) << text;
+    return ids;
+  };
   const std::string bad_date =
       R"({"Record_Type":"CIS_Client","LA_Person_Unique_Identifier":" C-1 ","NHS_Number":"9912003888",)"
       R"("SystmOne_Identifier":"700412","Date_of_Birth":"1950-02-30"})";
-  ASSERT_FALSE(engine->Read("cis", bad_date).ok());
-  EXPECT_EQ(engine->ReadableIds("cis", bad_date),
-            (std::vector<std::string>{"nhs:9912003888", "s1:700412", "cis:C-1"}));
+  EXPECT_EQ(refused_ids("cis", bad_date), (std::vector<std::string>{"nhs:9912003888", "s1:700412", "cis:C-1"}));
+  // The tree path names the same.
+  auto tree = engine->adapter("cis").Parse(bad_date);
+  ASSERT_TRUE(tree.ok());
+  std::vector<std::string> via_tree;
+  EXPECT_FALSE(engine->plan().Read("cis", tree.value(), true, &via_tree).ok());
+  EXPECT_EQ(via_tree, (std::vector<std::string>{"nhs:9912003888", "s1:700412", "cis:C-1"}));
   // An NHS number failing Modulus 11, and an id that is not a string, are no one's.
-  EXPECT_EQ(engine->ReadableIds("cis", R"({"LA_Person_Unique_Identifier":"C-1","NHS_Number":"9912003889",)"
-                                       R"("SystmOne_Identifier":700412})"),
+  EXPECT_EQ(refused_ids("cis", R"({"LA_Person_Unique_Identifier":"C-1","NHS_Number":"9912003889",)"
+                               R"("SystmOne_Identifier":700412})"),
             std::vector<std::string>{"cis:C-1"});
-  EXPECT_TRUE(engine->ReadableIds("cis", R"({"LA_Person_Unique_Identifier":"C-1")").empty());  // not JSON
-  EXPECT_TRUE(engine->ReadableIds("cis", R"(["C-1"])").empty());
+  EXPECT_TRUE(refused_ids("cis", R"({"LA_Person_Unique_Identifier":"C-1")").empty());  // not JSON
+  EXPECT_TRUE(refused_ids("cis", R"(["C-1"])").empty());
   const std::string s1 =
       "<ClientIntegrationResponse><Response><Identity><NHSNumber>9912003888</NHSNumber>"
       "<StrategicReportingIdentifier>S-1</StrategicReportingIdentifier></Identity>"
       "<Demographics><DateOfBirth>soon</DateOfBirth></Demographics></Response></ClientIntegrationResponse>";
-  ASSERT_FALSE(engine->Read("systmone", s1).ok());
-  EXPECT_EQ(engine->ReadableIds("systmone", s1), (std::vector<std::string>{"nhs:9912003888", "s1:S-1"}));
-  EXPECT_TRUE(engine->ReadableIds("systmone", "<Other><NHSNumber>9912003888</NHSNumber></Other>").empty());
+  EXPECT_EQ(refused_ids("systmone", s1), (std::vector<std::string>{"nhs:9912003888", "s1:S-1"}));
+  EXPECT_TRUE(refused_ids("systmone", "<Other><NHSNumber>9912003888</NHSNumber></Other>").empty());
+  // A valid record leaves them alone.
+  std::vector<std::string> untouched;
+  EXPECT_TRUE(engine->Read("cis", R"({"Record_Type":"CIS_Client","LA_Person_Unique_Identifier":"C-1"})", true,
+                           &untouched)
+                  .ok());
+  EXPECT_TRUE(untouched.empty());
 }

@@ -27,13 +27,14 @@ class Engine {
   // Parse + validate + map one record's bytes.
   // with_lineage: record provenance per field (needed for canonical output, the store
   // and IG lineage; translation to another system can skip it).
-  Expected<model::CareRecord> Read(std::string_view system, std::string_view bytes, bool with_lineage = true) const;
+  // `readable_ids`: for a refused record, the ids it names in fields that map without a
+  // problem (MappingPlan::Read); none when the bytes do not parse. For the refusal's audit
+  // event, without parsing the bytes a second time.
+  Expected<model::CareRecord> Read(std::string_view system, std::string_view bytes, bool with_lineage = true,
+                                   std::vector<std::string>* readable_ids = nullptr) const;
   Expected<model::CareRecord> Read(std::string_view system, const SourceNode& tree, bool with_lineage = true) const {
     return plan_->Read(system, tree, with_lineage);
   }
-  // The ids a record names in fields that map without a problem (MappingPlan::ReadableIds),
-  // valid record or not; none when the bytes do not parse. For a refusal's audit event.
-  std::vector<std::string> ReadableIds(std::string_view system, std::string_view bytes) const;
   // Render a record for a system ("systmone", "cis") or "canonical".
   void Render(std::string& out, const model::CareRecord& record, std::string_view to, bool in_batch,
               mapping::WriteReport* report = nullptr) const;

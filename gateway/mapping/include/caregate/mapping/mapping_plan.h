@@ -76,12 +76,12 @@ class MappingPlan {
 
   // Source tree -> canonical record, validating every field; all errors are returned.
   // Lineage (provenance per field) costs time; translation to another system skips it.
-  Expected<model::CareRecord> Read(std::string_view system, const SourceNode& root, bool with_lineage = true) const;
-  // The person ids (prefixed, as CareRecord::person_ids) a record carries in fields that
-  // map without a problem, whether or not the record as a whole is valid: for the audit
-  // event of a refused record. An id whose own field is wrong (an NHS number failing
-  // Modulus 11, an id that is not a string) is left out.
-  std::vector<std::string> ReadableIds(std::string_view system, const SourceNode& root) const;
+  // When the record is refused and `readable_ids` is given, it receives the person ids
+  // (prefixed, as CareRecord::person_ids) the record carries in fields that map without a
+  // problem, for the refusal's audit event: an id whose own field is wrong (an NHS number
+  // failing Modulus 11, an id that is not a string) is left out; none for a wrong root.
+  Expected<model::CareRecord> Read(std::string_view system, const SourceNode& root, bool with_lineage = true,
+                                   std::vector<std::string>* readable_ids = nullptr) const;
   // Canonical record -> the system's tree (root named profile.root_name).
   SourceNode Write(std::string_view system, const model::CareRecord& record, WriteReport* report = nullptr) const;
   // The same, streamed: the contents of the record's root node go to `sink` (the caller
@@ -122,6 +122,9 @@ class RecordReader : public TreeSink {
   // Begin, which rebuilds the next record in the same storage (its strings and arrays
   // are not allocated again).
   Expected<const model::CareRecord*> FinishInPlace();
+  // After a Finish that refused the record (until the next Begin): the ids it carries in
+  // fields that mapped without a problem, as MappingPlan::Read's `readable_ids`.
+  std::vector<std::string> ReadableIds() const;
 
   void Open(std::string_view name) override;
   void Close() override;
