@@ -346,6 +346,23 @@ std::exception_ptr MakeError(Problem p, std::string message) {
 
 void PrepareAuditTables(Database& db) { MigrateAudit(db); }
 
+std::string CheckAuditHead(Database& db) {
+  Statement head(db, "SELECT seq, hash FROM audit_head WHERE id = 1");
+  if (!head.Step()) return "the chain head record is missing";
+  const std::int64_t seq = head.ColumnInt64(0);
+  const std::string hash = head.ColumnText(1);
+  Statement last(db, "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1");
+  if (!last.Step())
+    return seq == 0 && hash == kGenesisHash ? std::string()
+                                            : "the head names event " + std::to_string(seq) + " but there are no events";
+  const std::int64_t last_seq = last.ColumnInt64(0);
+  if (last_seq != seq)
+    return "the head names event " + std::to_string(seq) + " but the last event is " + std::to_string(last_seq);
+  if (last.ColumnText(1) != hash)
+    return "the head's hash is not the hash of event " + std::to_string(seq);
+  return {};
+}
+
 std::int64_t AppendInTransaction(Database& db, AuditEvent& e) {
   if (!db.InTransaction())
     throw FatalError(Problem::kInternal, "audit: AppendInTransaction outside a write transaction");
@@ -357,6 +374,9 @@ std::int64_t AppendInTransaction(Database& db, AuditEvent& e) {
       throw FatalError(Problem::kInternal, "audit: time_utc \"" + e.time_utc + "\" is not an RFC 3339 time");
     e.time_utc = std::move(*normal);
   }
+  if (std::string problem = CheckAuditHead(db); !problem.empty())
+    throw FatalError(Problem::kIoFailure, db.path() + ": the audit trail is damaged: " + problem +
+                                              " (caregate audit verify tells more)");
   Statement head(db, "SELECT seq, hash FROM audit_head WHERE id = 1");
   if (!head.Step()) throw FatalError(Problem::kIoFailure, db.path() + ": the audit chain head record is missing");
   e.seq = head.ColumnInt64(0) + 1;
@@ -633,8 +653,10 @@ struct AuditLog::Impl {
     {
       std::lock_guard lock(mu);
       if (stopping) throw FatalError(Problem::kUnavailable, "audit: the log is closed");
-      // Stamped under the lock so that times never run backwards along the chain
-      // (unless the system clock itself is set back).
+      // Stamped under the lock so that this log's times never run backwards along the
+      // chain (unless the system clock itself is set back). Events another writer
+      // appends (an ingest command, an export's run) may interleave with earlier times:
+      // reports take the first and last time by value, not by position.
       if (e.time_utc.empty()) e.time_utc = UtcNowRfc3339();
       ticket.batch = open_batch;
       ticket.index = static_cast<std::int64_t>(queue.size());

@@ -360,6 +360,11 @@ bool StateReader::LineUnchanged(std::int64_t key, const ContentHash& line_hash) 
   return same;
 }
 
+std::string DeltaState::AuditHeadProblem() {
+  std::lock_guard<std::mutex> lock(db_mutex_);
+  return audit::CheckAuditHead(*db_);
+}
+
 std::int64_t DeltaState::Complete(RunRecord run, audit::AuditEvent event) {
   if (stage_) {
     JoinWriter();

@@ -98,6 +98,10 @@ class DeltaState {
   // FatalError from the audit trail, leaving the state as it was.
   std::int64_t Complete(RunRecord run, audit::AuditEvent event);
 
+  // What is wrong with the audit trail's head (audit::CheckAuditHead), or "": Complete
+  // could not record the run there. Checked before a run writes anything.
+  std::string AuditHeadProblem();
+
   const std::string& path() const { return path_; }
   // The key of the line and content hashes (record_hash.h), this database's own.
   std::uint64_t hash_seed() const { return hash_seed_; }

@@ -354,7 +354,13 @@ ExportResult RunExport(const engine::Engine& engine, const ExportOptions& option
     }
   }
 
-  // A new run.
+  // A new run. It will record itself in the audit trail as it completes (docs/export.md,
+  // "The audit trail"): a trail that cannot take the event stops the run before it
+  // writes anything, rather than after it has published the night's files.
+  if (std::string problem = state->AuditHeadProblem(); !problem.empty())
+    throw FatalError(Problem::kIoFailure, db_path + ": the audit trail is damaged: " + problem +
+                                              "; the export records each run there, so it stops before writing "
+                                              "anything (caregate audit verify --db " + db_path + " tells more)");
   MakeDirs(warehouse_dir);
   RemoveStalePartials(out_abs);
   RemoveStalePartials(warehouse_dir);

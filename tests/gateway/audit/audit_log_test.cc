@@ -478,6 +478,35 @@ TEST(AuditLog, AppendInTransactionRefusesNoTransactionAndBadTimes) {
   EXPECT_TRUE(VerifyAuditTrail(dir.file("a.db")).ok);
 }
 
+// The head check a caller makes before work it cannot undo, and AppendInTransaction's own:
+// an event added or removed behind the chain's back is named, and nothing is appended.
+TEST(AuditLog, CheckAuditHeadNamesADamagedHead) {
+  TempDir dir;
+  const std::string path = dir.file("a.db");
+  store::Database db(path);
+  PrepareAuditTables(db);
+  EXPECT_EQ(CheckAuditHead(db), "");  // no events yet
+  {
+    AuditLog log(path);
+    log.AppendDurable(MakeEvent("u1", {"nhs:1"}));
+    log.AppendDurable(MakeEvent("u2", {"nhs:2"}));
+  }
+  EXPECT_EQ(CheckAuditHead(db), "");
+  Tamper(path, "UPDATE audit_events SET hash = 'x' WHERE seq = 2");
+  EXPECT_EQ(CheckAuditHead(db), "the head's hash is not the hash of event 2");
+  Tamper(path, "DELETE FROM audit_events WHERE seq = 2");
+  EXPECT_EQ(CheckAuditHead(db), "the head names event 2 but the last event is 1");
+  store::Transaction tx(db);
+  AuditEvent e = MakeEvent("night-job", {});
+  try {
+    AppendInTransaction(db, e);
+    FAIL() << "appended after a damaged head";
+  } catch (const FatalError& err) {
+    EXPECT_EQ(err.problem(), Problem::kIoFailure);
+    EXPECT_NE(std::string(err.what()).find("the audit trail is damaged"), std::string::npos) << err.what();
+  }
+}
+
 TEST(AuditLog, UnopenableFileIsFatalIoFailure) {
   TempDir dir;
   try {

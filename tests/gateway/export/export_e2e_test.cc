@@ -947,9 +947,26 @@ TEST_F(ExportTest, FatalProblemsExitOneAndLeaveThePreviousNightIntact) {
   for (const auto& e : fs::recursive_directory_iterator(dir_ / "out"))
     EXPECT_FALSE(e.path().filename().string().ends_with(".partial")) << e.path();
 
+  // An audit trail that cannot take the run's event (an event added behind the chain's
+  // back): stopped before anything is written, not after the night's files are out.
+  const std::string forged =
+      "INSERT INTO audit_events(seq, time_utc, user, role, organisation, action, view, outcome, request_id, "
+      "detail, prev_hash, hash) VALUES (2, '2024-05-02T00:00:00.000Z', 'x', 'ig', 'x', 'read', '', '200', '', '', "
+      "'x', 'x')";
+  store::Database((dir_ / "state.db").string()).Exec(forged);
+  Proc damaged = Export(dir_ / "night2.ndjson", dir_ / "out", dir_ / "state.db", {"--run-date", "2024-05-02"});
+  EXPECT_EQ(damaged.code, 1);
+  EXPECT_NE(damaged.err.find("the audit trail is damaged: the head names event 1 but the last event is 2"),
+            std::string::npos)
+      << damaged.err;
+  intact();
+  store::Database((dir_ / "state.db").string()).Exec("DELETE FROM audit_events WHERE seq = 2");
+
   // And the failed night then runs fine.
   Proc p2 = Export(dir_ / "night2.ndjson", dir_ / "out", dir_ / "state.db", {"--run-date", "2024-05-02"});
   EXPECT_EQ(p2.code, 0) << p2.err;
+  EXPECT_EQ(DbCount(dir_ / "state.db", "SELECT count(*) FROM audit_events"), 2);  // the two completed nights
+  EXPECT_TRUE(audit::VerifyAuditTrail((dir_ / "state.db").string()).ok);
 }
 
 TEST_F(ExportTest, UsageErrorsExitTwo) {

@@ -69,10 +69,17 @@ std::vector<AuditEvent> QueryAuditTrail(const std::string& db_path, const AuditQ
 // time_utc when empty (normalised otherwise), and returns the seq. Throws
 // FatalError(kInternal) outside a transaction or for a time_utc that is not RFC 3339,
 // FatalError(kIoFailure) when the chain head is missing, store::DatabaseError when SQLite
-// fails (the caller's transaction then rolls back). The person and user indexes take the
-// event in at the next batch of any AuditLog, as for events another process wrote.
+// fails (the caller's transaction then rolls back), and FatalError(kIoFailure) naming
+// the damage when CheckAuditHead finds any. The person and user indexes take the event in
+// as they do events another process wrote: by the tail scan at first, then in a run once
+// an AuditLog has gathered enough events past the indexed part.
 void PrepareAuditTables(store::Database& db);
 std::int64_t AppendInTransaction(store::Database& db, AuditEvent& e);
+// What is wrong with the chain's head record, in plain words, or "" when it names the
+// last event (its seq and hash): a new event can be chained after it. Two indexed reads:
+// cheap enough to check before work that could not be undone (the export checks it
+// before it writes anything). Not a verify: `caregate audit verify` checks every event.
+std::string CheckAuditHead(store::Database& db);
 
 struct AuditLogOptions {
   // The person index is appended in sorted runs (docs/audit.md): a run starts once this
