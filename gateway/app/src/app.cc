@@ -343,7 +343,7 @@ struct App::Impl {
     auto record = engine->Read(system, ctx.body, true, &ids);
     if (!record) {
       Response r = InvalidRecord(record.errors(), ctx);
-      Audit(ctx, "ingest", WithKnownIds(ids), system,
+      Audit(ctx, "ingest", store.WithKnownIds(ids), system,
             Outcome(422, caregate::Problem::kInvalidRecord), FormatErrors(record.errors()));
       return r;
     }
@@ -589,29 +589,13 @@ struct App::Impl {
     return Response::Json(200, ProposalJson(*result.proposal));
   }
 
-  // For a refusal's event: each of `given`, preceded by every id the store knows that
-  // person by (so an IG officer asking about the person by any of their ids finds it; an
-  // id nobody has is named as it was given). No id twice.
-  std::vector<std::string> WithKnownIds(const std::vector<std::string>& given) {
-    std::vector<std::string> ids;
-    auto add = [&ids](const std::string& id) {
-      if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
-    };
-    for (const auto& id : given) {
-      if (auto person = store.Find(id))
-        for (const auto& known : person->ids) add(known);
-      add(id);
-    }
-    return ids;
-  }
-
   // ---- refusals made by the framework (401, 403 forbidden-role, 413 body-too-large) ----
   // A known person's refusal names every id the person is known by, so that an IG
   // officer asking about the person by any of them finds it (the caller learns nothing:
   // the answer is the same refusal either way).
   void OnRefused(const RequestContext& ctx, caregate::Problem problem, const Response& refusal) {
     std::vector<std::string> ids;
-    if (auto id = PersonIdFromPath(ctx.path); !id.empty()) ids = WithKnownIds({id});
+    if (auto id = PersonIdFromPath(ctx.path); !id.empty()) ids = store.WithKnownIds({id});
     Audit(ctx, "refused", std::move(ids), "", Outcome(refusal.status, problem),
           std::string(ctx.method) + " " + std::string(ctx.route.empty() ? ctx.path : ctx.route));
   }

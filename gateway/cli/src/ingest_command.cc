@@ -37,7 +37,10 @@ Command AddIngestCommand(CLI::App& root, std::string& mappings_dir) {
             const std::string user = CliUser();
             std::size_t stored = 0, created = 0, updated = 0, rejected = 0, not_read = 0;
             std::vector<model::CareRecord> chunk;
+            std::vector<std::future<std::int64_t>> refusals;  // waited for with the next chunk
             auto flush = [&] {
+              for (auto& f : refusals) f.get();
+              refusals.clear();
               if (chunk.empty()) return;
               auto outcomes = store.IngestMany(chunk);
               std::vector<std::future<std::int64_t>> pending;
@@ -79,12 +82,26 @@ Command AddIngestCommand(CLI::App& root, std::string& mappings_dir) {
                   ++not_read;
                   break;
                 }
-                auto cr = rec.tree.ok() ? engine->Read(o->from, rec.tree.value(), true)
+                std::vector<std::string> ids;  // a refused record's, for its audit event
+                auto cr = rec.tree.ok() ? engine->Read(o->from, rec.tree.value(), true, &ids)
                                         : Expected<model::CareRecord>(rec.tree.errors());
                 if (!cr) {
                   ++rejected;
                   const std::string where = RecordPlace(file, rec.index, rec.line);
                   for (const auto& e : cr.errors()) Error(where, FormatError(e));
+                  // Refused as over HTTP (docs/lookups.md, "Audit"): an event naming the
+                  // person by the ids that were readable, durable with the chunk.
+                  audit::AuditEvent e;
+                  e.user = user;
+                  e.role = "service";
+                  e.organisation = "caregate";
+                  e.action = "ingest";
+                  e.person_ids = store.WithKnownIds(ids);
+                  e.view = o->from;
+                  e.outcome = "422 invalid-record";
+                  e.detail = "caregate ingest (command line): " + where + ": " + FormatErrors(cr.errors());
+                  refusals.push_back(audit.Append(std::move(e)));
+                  if (refusals.size() >= kChunk) flush();
                   continue;
                 }
                 chunk.push_back(std::move(cr.value()));

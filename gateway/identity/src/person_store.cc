@@ -480,6 +480,19 @@ std::size_t SnapshotMemo::size() const {
   return entries_.size();
 }
 
+std::vector<std::string> PersonStore::WithKnownIds(const std::vector<std::string>& given) const {
+  std::vector<std::string> ids;
+  auto add = [&ids](const std::string& id) {
+    if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+  };
+  for (const auto& id : given) {
+    if (auto person = Find(id))
+      for (const auto& known : person->ids) add(known);
+    add(id);
+  }
+  return ids;
+}
+
 std::shared_ptr<const PersonSnapshot> PersonStore::Find(std::string_view person_id, bool with_lineage) const {
   auto& d = *impl_;
   std::string id(person_id);

@@ -535,6 +535,31 @@ long long QueryNumber(const std::string& db, const char* sql) {
   return v;
 }
 
+// A refused record is audited as over HTTP: action ingest, 422, the person named by the
+// ids that were readable and by every id the store knows them by.
+TEST(CliIngest, RefusedRecordsAreAuditedWithTheIdsThatWereReadable) {
+  TempDir dir;
+  const std::string db = dir.file("c.db");
+  Write(dir.file("first.ndjson"), CisJson(PersonFields{.nhs = "9912003888", .cis = "C-1"}) + "\n");
+  ASSERT_EQ(Caregate(dir, {"ingest", "--from", "cis", "--db", db, dir.file("first.ndjson")}).status, 0);
+  Write(dir.file("in.ndjson"), CisJson(PersonFields{.cis = "C-1", .dob = "1950-02-30"}) + "\n" + "{not json\n" +
+                                   CisJson(PersonFields{.cis = "C-3"}) + "\n");
+  auto r = Caregate(dir, {"ingest", "--from", "cis", "--db", db, dir.file("in.ndjson")});
+  EXPECT_EQ(r.status, 65) << r.err;
+  EXPECT_EQ(r.out, "stored 1 (new 1, updated 0), rejected 2\n");
+  r = Caregate(dir, {"audit", "report", "--db", db, "--person", "nhs:9912003888"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("\"count\":2"), std::string::npos) << r.out;  // stored, then refused
+  EXPECT_NE(r.out.find("\"outcome\":\"422 invalid-record\""), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("record 1 (line 1): /Date_of_Birth"), std::string::npos) << r.out;
+  EXPECT_EQ(QueryNumber(db, "SELECT count(*) FROM audit_events WHERE outcome = '422 invalid-record'"), 2);
+  // The line that is not JSON names nobody.
+  EXPECT_EQ(QueryNumber(db, "SELECT count(*) FROM audit_events e WHERE outcome = '422 invalid-record' AND NOT "
+                            "EXISTS (SELECT 1 FROM audit_event_persons p WHERE p.seq = e.seq)"),
+            1);
+  EXPECT_EQ(Caregate(dir, {"audit", "verify", "--db", db}).status, 0);
+}
+
 // kill -9 during a command-line ingest: the database stays whole (integrity check, the
 // audit chain verifies), and the same ingest run again stores every record, each with
 // the audit event of an ingest. (The command acknowledges nothing before it ends, so

@@ -32,8 +32,9 @@ class Engine {
   // event, without parsing the bytes a second time.
   Expected<model::CareRecord> Read(std::string_view system, std::string_view bytes, bool with_lineage = true,
                                    std::vector<std::string>* readable_ids = nullptr) const;
-  Expected<model::CareRecord> Read(std::string_view system, const SourceNode& tree, bool with_lineage = true) const {
-    return plan_->Read(system, tree, with_lineage);
+  Expected<model::CareRecord> Read(std::string_view system, const SourceNode& tree, bool with_lineage = true,
+                                   std::vector<std::string>* readable_ids = nullptr) const {
+    return plan_->Read(system, tree, with_lineage, readable_ids);
   }
   // Render a record for a system ("systmone", "cis") or "canonical".
   void Render(std::string& out, const model::CareRecord& record, std::string_view to, bool in_batch,

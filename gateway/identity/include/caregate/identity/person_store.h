@@ -124,6 +124,10 @@ class PersonStore {
   // the lineage route need it; the SystmOne and CIS views do not): lineage is most of a
   // stored record, and is stored apart so that a lookup does not read it.
   std::shared_ptr<const PersonSnapshot> Find(std::string_view person_id, bool with_lineage = false) const;
+  // For a refusal's audit event: each of `ids`, preceded by every id the store knows that
+  // person by (so an IG officer asking about the person by any of their ids finds it; an
+  // id nobody has is named as it was given). No id twice.
+  std::vector<std::string> WithKnownIds(const std::vector<std::string>& ids) const;
 
   // Reads up to `max_persons` persons, the most recently updated first, into the cache
   // that Find() serves from (without lineage), so that the first lookup of each after a
