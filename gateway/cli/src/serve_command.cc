@@ -103,7 +103,26 @@ Command AddServeCommand(CLI::App& root, std::string& mappings_dir) {
             // officer sees when access changed. (The callback lives in this run's options,
             // not in `o`, which it must not hold.)
             server::ServerOptions options = o->server;
-            options.on_reload = [path = o->tokens, handler, audit = &application.audit(), user = CliUser()] {
+            options.on_reload = [path = o->tokens, cert = o->server.tls_cert, handler, audit = &application.audit(),
+                                 user = CliUser()](const server::ReloadReport& report) {
+              auto append = [audit](audit::AuditEvent&& event) {
+                audit->Append(std::move(event), [](std::int64_t, std::exception_ptr) {});  // never waited for on the I/O thread
+              };
+              // The certificate first, as the server read it: who connects to whom changes
+              // with it, so it is on the record beside the tokens (action tls-reload).
+              if (report.tls) {
+                audit::AuditEvent t;
+                t.user = user;
+                t.role = "service";
+                t.organisation = "caregate";
+                t.action = "tls-reload";
+                t.outcome = report.tls_loaded ? "200" : "400 tls-files-refused";
+                t.detail = report.tls_loaded
+                               ? "SIGHUP: TLS certificate loaded from " + cert + ": " + report.tls_detail +
+                                     "; new connections get it"
+                               : "SIGHUP: TLS certificate not reloaded, the one in use stays: " + report.tls_detail;
+                append(std::move(t));
+              }
               audit::AuditEvent e;
               e.user = user;
               e.role = "service";
@@ -132,7 +151,7 @@ Command AddServeCommand(CLI::App& root, std::string& mappings_dir) {
               } catch (const std::exception& e2) {
                 keep(e2.what());
               }
-              audit->Append(std::move(e), [](std::int64_t, std::exception_ptr) {});  // never waited for on the I/O thread
+              append(std::move(e));
             };
             {
               server::Server srv(std::move(options), handler);

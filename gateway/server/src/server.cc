@@ -39,7 +39,10 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <fmt/format.h>
+#include <openssl/bio.h>
+#include <openssl/bn.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "caregate/core/error.h"
 #include "caregate/core/text.h"
@@ -144,6 +147,37 @@ std::shared_ptr<ssl::context> MakeTlsContext(const std::string& cert, const std:
     throw FatalError(caregate::Problem::kIoFailure,
                      fmt::format("{}: cannot load the TLS key, or it does not match the certificate", key));
   return ctx;
+}
+
+// "subject <RFC 2253 name>, serial <hex>, valid until <YYYY-MM-DDTHH:MM:SSZ>" of the
+// context's certificate: what an operator checks after a renewal.
+std::string CertificateSummary(ssl::context& ctx) {
+  X509* cert = SSL_CTX_get0_certificate(ctx.native_handle());
+  if (!cert) return "no certificate";
+  std::string subject;
+  if (BIO* bio = BIO_new(BIO_s_mem())) {
+    if (X509_NAME_print_ex(bio, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0) {
+      char* data = nullptr;
+      const long n = BIO_get_mem_data(bio, &data);
+      if (n > 0 && data) subject.assign(data, static_cast<std::size_t>(n));
+    }
+    BIO_free(bio);
+  }
+  std::string serial;
+  if (BIGNUM* bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr)) {
+    if (char* hex = BN_bn2hex(bn)) {
+      serial = hex;
+      OPENSSL_free(hex);
+    }
+    BN_free(bn);
+  }
+  std::string until;
+  std::tm tm{};
+  if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) == 1)
+    until = fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                        tm.tm_hour, tm.tm_min, tm.tm_sec);
+  return OneLine("subject " + (subject.empty() ? std::string("(none)") : subject) + ", serial " +
+                 (serial.empty() ? std::string("?") : serial) + ", valid until " + (until.empty() ? "?" : until));
 }
 
 class Engine {
@@ -808,18 +842,25 @@ void Engine::WaitForReload() {
 }
 
 void Engine::Reload() noexcept {
+  ReloadReport report;
   if (tls_) {
+    report.tls = true;
     try {
-      ssl_ctx_ = MakeTlsContext(options_.tls_cert, options_.tls_key);
-      fmt::print(stderr, "caregate server: SIGHUP: TLS certificate loaded from {}\n", options_.tls_cert);
+      auto next = MakeTlsContext(options_.tls_cert, options_.tls_key);
+      report.tls_detail = CertificateSummary(*next);
+      ssl_ctx_ = std::move(next);
+      report.tls_loaded = true;
+      fmt::print(stderr, "caregate server: SIGHUP: TLS certificate loaded from {}: {}\n", options_.tls_cert,
+                 report.tls_detail);
     } catch (const std::exception& e) {  // FatalError for the files; OpenSSL's or memory's
+      report.tls_detail = OneLine(e.what());
       fmt::print(stderr, "caregate server: SIGHUP: TLS certificate not reloaded, the one in use stays: {}\n",
-                 OneLine(e.what()));
+                 report.tls_detail);
     }
   }
   if (!options_.on_reload) return;
   try {
-    options_.on_reload();
+    options_.on_reload(report);
   } catch (const std::exception& e) {
     fmt::print(stderr, "caregate server: SIGHUP: the reload failed: {}\n", OneLine(e.what()));
   } catch (...) {

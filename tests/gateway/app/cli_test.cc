@@ -11,6 +11,7 @@
 
 #include "../identity/records.h"
 #include "../server/test_client.h"
+#include "../server/test_tls.h"
 #include "caregate/core/hash.h"
 #include "caregate/audit/audit_log.h"
 #include "caregate/identity/person_store.h"
@@ -762,6 +763,52 @@ TEST(CliServe, SighupReloadsTheTokensFile) {
   EXPECT_EQ(reloads[3].detail, "SIGHUP: 1 tokens loaded from " + tokens + "; removed: dave (council)");
   EXPECT_EQ(reloads[3].role, "service");
   EXPECT_EQ(reloads[3].organisation, "caregate");
+  EXPECT_EQ(Caregate(dir, {"audit", "verify", "--db", dir.file("c.db")}).status, 0);
+}
+
+// A certificate renewal (SIGHUP with --tls-cert) is on the record too: what was loaded,
+// or why not, as action tls-reload beside the tokens reload.
+TEST(CliServe, SighupRecordsTheTlsReloadInTheAuditTrail) {
+  TempDir dir;
+  const std::string tokens = dir.file("tokens"), out = dir.file("serve.out");
+  const std::string cert = dir.file("cert.pem"), key = dir.file("key.pem");
+  ASSERT_TRUE(server::testing::MakeSelfSigned(cert, key, 1));
+  Write(tokens, "sha256:" + Sha256Hex("tok") + " ig carol\n");
+  const Served served = StartServe({"--db", dir.file("c.db"), "--tokens", tokens, "--warm-persons", "0",
+                                    "--tls-cert", cert, "--tls-key", key},
+                                   out);
+  ASSERT_NE(served.port, 0) << ReadFile(out);
+  auto hup = [&](const std::string& word, int n) {
+    ::kill(served.pid, SIGHUP);
+    for (int i = 0; i < 200; ++i) {
+      const std::string text = ReadFile(out);
+      int seen = 0;
+      for (std::size_t p = text.find(word); p != std::string::npos; p = text.find(word, p + 1)) ++seen;
+      if (seen >= n) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+    ADD_FAILURE() << "no word of SIGHUP " << n << ": " << ReadFile(out);
+  };
+  ASSERT_TRUE(server::testing::MakeSelfSigned(cert, key, 0x2A));  // renewed
+  hup("tokens loaded", 1);
+  ASSERT_TRUE(server::testing::MakeSelfSigned(cert, dir.file("other-key.pem"), 0x2B));  // key does not match
+  hup("tokens loaded", 2);
+  ::kill(served.pid, SIGTERM);
+  int st = 0;
+  ::waitpid(served.pid, &st, 0);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st << ": " << ReadFile(out);
+
+  std::vector<audit::AuditEvent> tls;
+  for (auto& e : audit::QueryAuditTrail(dir.file("c.db"), {}))
+    if (e.action == "tls-reload") tls.push_back(e);
+  ASSERT_EQ(tls.size(), 2u);
+  EXPECT_EQ(tls[0].outcome, "200");
+  EXPECT_NE(tls[0].detail.find("SIGHUP: TLS certificate loaded from " + cert + ": subject CN=localhost, serial 2A"),
+            std::string::npos)
+      << tls[0].detail;
+  EXPECT_EQ(tls[1].outcome, "400 tls-files-refused");
+  EXPECT_NE(tls[1].detail.find("the one in use stays"), std::string::npos) << tls[1].detail;
+  EXPECT_EQ(tls[1].role, "service");
   EXPECT_EQ(Caregate(dir, {"audit", "verify", "--db", dir.file("c.db")}).status, 0);
 }
 

@@ -9,15 +9,13 @@
 #include <filesystem>
 #include <stdexcept>
 
-#include <openssl/ec.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <openssl/x509.h>
 
 #include "caregate/core/error.h"
 #include "caregate/core/hash.h"
 #include "caregate/server/server.h"
 #include "test_client.h"
+#include "test_tls.h"
 
 namespace caregate::server {
 namespace {
@@ -26,40 +24,10 @@ using namespace std::chrono_literals;
 using testing::Conn;
 using testing::Get;
 using testing::RunningServer;
+using testing::MakeSelfSigned;
 using testing::TestOptions;
 
 using caregate::testing::TempDir;
-
-// Writes a P-256 key and a one-day self-signed certificate for CN=localhost.
-bool MakeSelfSigned(const std::string& cert_path, const std::string& key_path, long serial = 1) {
-  EVP_PKEY* key = EVP_EC_gen("P-256");
-  X509* cert = X509_new();
-  bool ok = key != nullptr && cert != nullptr;
-  if (ok) {
-    ASN1_INTEGER_set(X509_get_serialNumber(cert), serial);
-    X509_gmtime_adj(X509_getm_notBefore(cert), -60);
-    X509_gmtime_adj(X509_getm_notAfter(cert), 24 * 3600);
-    X509_set_pubkey(cert, key);
-    X509_NAME* name = X509_get_subject_name(cert);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("localhost"), -1, -1,
-                               0);
-    X509_set_issuer_name(cert, name);
-    ok = X509_sign(cert, key, EVP_sha256()) > 0;
-  }
-  if (ok) {
-    FILE* f = std::fopen(cert_path.c_str(), "w");
-    ok = f != nullptr && PEM_write_X509(f, cert) == 1;
-    if (f) std::fclose(f);
-  }
-  if (ok) {
-    FILE* f = std::fopen(key_path.c_str(), "w");
-    ok = f != nullptr && PEM_write_PrivateKey(f, key, nullptr, nullptr, 0, nullptr, nullptr) == 1;
-    if (f) std::fclose(f);
-  }
-  X509_free(cert);
-  EVP_PKEY_free(key);
-  return ok;
-}
 
 std::shared_ptr<RequestHandler> MakeHandler() {
   Router router;
@@ -143,7 +111,11 @@ TEST(ServerTls, ReloadServesTheRenewedCertificate) {
   const std::string cert = dir.file("cert.pem"), key = dir.file("key.pem");
   auto options = TlsOptions(dir);
   int reloads = 0;
-  options.on_reload = [&reloads] { ++reloads; };
+  ReloadReport last;
+  options.on_reload = [&reloads, &last](const ReloadReport& report) {
+    ++reloads;
+    last = report;
+  };
   RunningServer s(options, MakeHandler());
   ClientCtx client;
   EXPECT_EQ(ServedSerial(s.port(), client.ctx), 1);
@@ -154,6 +126,10 @@ TEST(ServerTls, ReloadServesTheRenewedCertificate) {
   EXPECT_TRUE(s.server().Reload());
   EXPECT_EQ(reloads, 1);
   EXPECT_EQ(ServedSerial(s.port(), client.ctx), 2);
+  // The callback is told what was loaded: the certificate's subject, serial and end.
+  EXPECT_TRUE(last.tls && last.tls_loaded);
+  EXPECT_NE(last.tls_detail.find("subject CN="), std::string::npos) << last.tls_detail;
+  EXPECT_NE(last.tls_detail.find(", serial 02, valid until 20"), std::string::npos) << last.tls_detail;
   ASSERT_TRUE(open.Send(Get("/healthz")));  // begun with the old certificate
   auto r = open.Read();
   ASSERT_TRUE(r);
@@ -163,6 +139,8 @@ TEST(ServerTls, ReloadServesTheRenewedCertificate) {
   EXPECT_TRUE(s.server().Reload());
   EXPECT_EQ(reloads, 2);
   EXPECT_EQ(ServedSerial(s.port(), client.ctx), 2);
+  EXPECT_TRUE(last.tls && !last.tls_loaded);
+  EXPECT_NE(last.tls_detail.find("does not match the certificate"), std::string::npos) << last.tls_detail;
   std::filesystem::remove(cert);
   EXPECT_TRUE(s.server().Reload());
   EXPECT_EQ(ServedSerial(s.port(), client.ctx), 2);
@@ -179,7 +157,7 @@ TEST(ServerTls, AFailingReloadCallbackDoesNotStopTheNext) {
   TempDir dir;
   auto options = TlsOptions(dir);
   int calls = 0;
-  options.on_reload = [&calls] {
+  options.on_reload = [&calls](const ReloadReport&) {
     if (++calls == 1) throw std::runtime_error("tokens file vanished");
   };
   RunningServer s(options, MakeHandler());

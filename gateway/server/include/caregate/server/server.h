@@ -29,6 +29,15 @@ struct ServerTimeouts {
   std::chrono::milliseconds shutdown_grace{10'000};
 };
 
+// What a reload did with the TLS files, for ServerOptions::on_reload.
+struct ReloadReport {
+  bool tls = false;         // the server speaks TLS: its files were read again
+  bool tls_loaded = false;  // and new connections get them; false: the ones in use stay
+  // Loaded: the certificate, "subject <RFC 2253 name>, serial <hex>, valid until
+  // <YYYY-MM-DDTHH:MM:SSZ>"; refused: why, on one line.
+  std::string tls_detail;
+};
+
 struct ServerOptions {
   std::string listen = "127.0.0.1:8080";  // HOST:PORT, [v6]:PORT; port 0 = ephemeral
   std::string tls_cert;                   // PEM chain; TLS when both files are given
@@ -45,9 +54,9 @@ struct ServerOptions {
   std::size_t max_connections = 0;
   bool handle_signals = true;    // SIGINT/SIGTERM -> Stop()
   // Called on every SIGHUP (with handle_signals) and Server::Reload(), on an I/O thread,
-  // after the TLS files are read again (`caregate serve` reloads its tokens file). Must
-  // not throw or block for long.
-  std::function<void()> on_reload;
+  // after the TLS files are read again, with what that did (`caregate serve` reloads its
+  // tokens file and audits both). Must not throw or block for long.
+  std::function<void(const ReloadReport&)> on_reload;
 };
 
 // Splits "HOST:PORT" / "[IPV6]:PORT". Throws FatalError(kUsage) when malformed.
