@@ -179,6 +179,25 @@ constexpr std::string_view kEventColumns =
     "prev_hash, hash";
 
 std::string InsertEventHead() { return "INSERT INTO audit_events(" + std::string(kEventColumns) + ")"; }
+constexpr std::string_view kEventRow = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+constexpr std::string_view kInsertPerson = "INSERT INTO audit_event_persons(seq, pos, person_id)";
+
+// An event's columns into parameters base+1..base+12. The text is not copied: the event
+// must outlive the statement's next step.
+Statement& BindEvent(Statement& s, int base, const AuditEvent& e) {
+  return s.Bind(base + 1, e.seq)
+      .BindTextNoCopy(base + 2, e.time_utc)
+      .BindTextNoCopy(base + 3, e.user)
+      .BindTextNoCopy(base + 4, e.role)
+      .BindTextNoCopy(base + 5, e.organisation)
+      .BindTextNoCopy(base + 6, e.action)
+      .BindTextNoCopy(base + 7, e.view)
+      .BindTextNoCopy(base + 8, e.outcome)
+      .BindTextNoCopy(base + 9, e.request_id)
+      .BindTextNoCopy(base + 10, e.detail)
+      .BindTextNoCopy(base + 11, e.prev_hash)
+      .BindTextNoCopy(base + 12, e.hash);
+}
 
 AuditEvent ReadEventRow(const Statement& s) {
   AuditEvent e;
@@ -383,21 +402,9 @@ std::int64_t AppendInTransaction(Database& db, AuditEvent& e) {
   e.prev_hash = head.ColumnText(1);
   head.Reset();
   e.hash = ComputeAuditHash(e);
-  Statement event(db, InsertEventHead() + " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-  event.Bind(1, e.seq)
-      .Bind(2, e.time_utc)
-      .Bind(3, e.user)
-      .Bind(4, e.role)
-      .Bind(5, e.organisation)
-      .Bind(6, e.action)
-      .Bind(7, e.view)
-      .Bind(8, e.outcome)
-      .Bind(9, e.request_id)
-      .Bind(10, e.detail)
-      .Bind(11, e.prev_hash)
-      .Bind(12, e.hash)
-      .Run();
-  Statement person(db, "INSERT INTO audit_event_persons(seq, pos, person_id) VALUES (?, ?, ?)");
+  Statement event(db, InsertValuesSql(InsertEventHead(), kEventRow, 1));
+  BindEvent(event, 0, e).Run();
+  Statement person(db, InsertValuesSql(kInsertPerson, "(?, ?, ?)", 1));
   for (std::size_t pos = 0; pos < e.person_ids.size(); ++pos) {
     person.Reset();
     person.Bind(1, e.seq).Bind(2, static_cast<std::int64_t>(pos)).Bind(3, e.person_ids[pos]).Run();
@@ -595,20 +602,6 @@ struct AuditLog::Impl {
   // statement's overhead (cursor, halt, reset) for many rows. Every parameter is bound
   // again for each statement, so the statements keep their bindings (Rewind), and the
   // text is not copied: the events live in `batch` until the batch is done.
-  static Statement& BindEvent(Statement& s, int base, const AuditEvent& e) {
-    return s.Bind(base + 1, e.seq)
-        .BindTextNoCopy(base + 2, e.time_utc)
-        .BindTextNoCopy(base + 3, e.user)
-        .BindTextNoCopy(base + 4, e.role)
-        .BindTextNoCopy(base + 5, e.organisation)
-        .BindTextNoCopy(base + 6, e.action)
-        .BindTextNoCopy(base + 7, e.view)
-        .BindTextNoCopy(base + 8, e.outcome)
-        .BindTextNoCopy(base + 9, e.request_id)
-        .BindTextNoCopy(base + 10, e.detail)
-        .BindTextNoCopy(base + 11, e.prev_hash)
-        .BindTextNoCopy(base + 12, e.hash);
-  }
 
   void InsertEvents(const std::vector<Pending>& batch) {
     store::InsertRows(insert_events, insert_event, kEventsPerInsert, batch.size(),
@@ -714,8 +707,6 @@ struct AuditLog::Impl {
 
   const std::string path;
   Database writer_db;  // used by the writer thread only (and the constructor)
-  static constexpr std::string_view kEventRow = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-  static constexpr std::string_view kInsertPerson = "INSERT INTO audit_event_persons(seq, pos, person_id)";
   static constexpr int kEventsPerInsert = 8;
   static constexpr int kPersonsPerInsert = 16;
   Statement insert_event;    // one row

@@ -690,6 +690,20 @@ TEST(CliServe, KillDuringIngestLosesNoAcknowledgedWrite) {
   EXPECT_EQ(r.status, 0) << r.out << r.err;
 }
 
+// Sends the server SIGHUP, then waits until its output `out` holds `word` n times: its
+// word of the n-th reload.
+void HupAndWait(pid_t pid, const std::string& out, const std::string& word, int n) {
+  ::kill(pid, SIGHUP);
+  for (int i = 0; i < 200; ++i) {
+    const std::string text = ReadFile(out);
+    int seen = 0;
+    for (std::size_t p = text.find(word); p != std::string::npos; p = text.find(word, p + 1)) ++seen;
+    if (seen >= n) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  ADD_FAILURE() << "no word of SIGHUP " << n << " (\"" << word << "\"): " << ReadFile(out);
+}
+
 // Token rotation without a restart: SIGHUP reads the tokens file again; a bad file
 // changes nothing. A kept-alive connection's next request meets the new tokens.
 TEST(CliServe, SighupReloadsTheTokensFile) {
@@ -707,18 +721,7 @@ TEST(CliServe, SighupReloadsTheTokensFile) {
     auto r = kept.Read(std::chrono::seconds(5));
     return r ? r->status : -1;
   };
-  // Waits for the server to say it handled the n-th SIGHUP.
-  auto hup = [&](int n) {
-    ::kill(pid, SIGHUP);
-    for (int i = 0; i < 200; ++i) {
-      const std::string text = ReadFile(out);
-      int seen = 0;
-      for (std::size_t p = text.find("SIGHUP"); p != std::string::npos; p = text.find("SIGHUP", p + 1)) ++seen;
-      if (seen >= n) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(25));
-    }
-    ADD_FAILURE() << "no word of SIGHUP " << n << ": " << ReadFile(out);
-  };
+  auto hup = [&](int n) { HupAndWait(pid, out, "SIGHUP", n); };
   EXPECT_EQ(status("old"), 200);
   EXPECT_EQ(status("new"), 401);
 
@@ -778,17 +781,7 @@ TEST(CliServe, SighupRecordsTheTlsReloadInTheAuditTrail) {
                                     "--tls-cert", cert, "--tls-key", key},
                                    out);
   ASSERT_NE(served.port, 0) << ReadFile(out);
-  auto hup = [&](const std::string& word, int n) {
-    ::kill(served.pid, SIGHUP);
-    for (int i = 0; i < 200; ++i) {
-      const std::string text = ReadFile(out);
-      int seen = 0;
-      for (std::size_t p = text.find(word); p != std::string::npos; p = text.find(word, p + 1)) ++seen;
-      if (seen >= n) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(25));
-    }
-    ADD_FAILURE() << "no word of SIGHUP " << n << ": " << ReadFile(out);
-  };
+  auto hup = [&](const std::string& word, int n) { HupAndWait(served.pid, out, word, n); };
   ASSERT_TRUE(server::testing::MakeSelfSigned(cert, key, 0x2A));  // renewed
   hup("tokens loaded", 1);
   ASSERT_TRUE(server::testing::MakeSelfSigned(cert, dir.file("other-key.pem"), 0x2B));  // key does not match
