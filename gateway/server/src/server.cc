@@ -414,6 +414,20 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 
   void ReadFailed(beast::error_code ec) {
     const auto& opts = engine_.options();
+    // Beast's parser takes HTTP/1.0 and HTTP/1.1 only. RFC 9110 2.5: a later minor version
+    // of 1 is served as the highest we speak (its request line is mended to 1.1 and the
+    // head parsed again); RFC 9112 and 9110 15.6.6: another major version is answered 505.
+    if (ec == http::error::bad_version) {
+      const int version = RefusedVersion();
+      if (version >= 12 && version <= 19) {
+        MendVersionToHttp11();
+        return ReadHeader();
+      }
+      if (version >= 0 && version / 10 != 1)
+        return SendError(caregate::Problem::kHttpVersion,
+                         fmt::format("HTTP/{}.{} is not supported; caregate speaks HTTP/1.1", version / 10,
+                                     version % 10));
+    }
     if (ec == http::error::header_limit)
       return SendError(caregate::Problem::kHeaderTooLarge,
                        fmt::format("the request line and header fields are over {} bytes", opts.header_limit));
@@ -431,6 +445,28 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
         !IsHttpError(ec))
       return Close();
     SendError(caregate::Problem::kMalformed, fmt::format("the request is not valid HTTP/1.1 ({})", ec.message()));
+  }
+
+  // The version (10 x major + minor) of a request line the parser refused with
+  // bad_version when the line ends in a well-formed " HTTP/D.D", else -1. The refused line
+  // is still at the start of the buffer: the parser consumes nothing of a start line it
+  // rejects, and it rejects one only once the whole head is in.
+  int RefusedVersion() const {
+    const auto data = buffer_.cdata();
+    const std::string_view text(static_cast<const char*>(data.data()), data.size());
+    const std::size_t eol = text.find("\r\n");
+    if (eol == std::string_view::npos || eol < 9) return -1;
+    const std::string_view v = text.substr(eol - 9, 9);  // " HTTP/D.D"
+    auto digit = [](char c) { return c >= '0' && c <= '9'; };
+    if (!v.starts_with(" HTTP/") || !digit(v[6]) || v[7] != '.' || !digit(v[8])) return -1;
+    return 10 * (v[6] - '0') + (v[8] - '0');
+  }
+  // "HTTP/1.x" -> "HTTP/1.1" in the buffered request line (RefusedVersion found it).
+  void MendVersionToHttp11() {
+    const auto data = buffer_.data();
+    char* text = static_cast<char*>(data.data());
+    const std::string_view view(text, data.size());
+    text[view.find("\r\n") - 1] = '1';
   }
 
   void Dispatch() {

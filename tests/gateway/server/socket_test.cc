@@ -329,6 +329,41 @@ TEST(ServerSocket, HttpOneOneWithoutExactlyOneHostIs400) {
   EXPECT_EQ(r->status, 200);
 }
 
+// RFC 9110 2.5: a later HTTP/1 minor version is served as HTTP/1.1, kept alive and all
+// (Beast's parser takes only 1.0 and 1.1). RFC 9110 15.6.6: another major version gets
+// 505, and the connection closes.
+TEST(ServerSocket, LaterMinorVersionIsServedAsHttp11AndOtherMajorsAre505) {
+  RunningServer s(TestOptions(), MakeHandler());
+  {
+    Conn c(s.port());
+    c.Send("GET /v1/echo?n=1 HTTP/1.2\r\nHost: localhost\r\n" + std::string(kAuth) + "\r\n");
+    auto r = c.Read();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+    EXPECT_EQ(r->body, "n=1");
+    // The same connection, and a head that arrives in two pieces (the read operation's path).
+    c.Send("GET /v1/echo?n=2 HTTP/1.9\r\nHost: local");
+    std::this_thread::sleep_for(50ms);
+    c.Send("host\r\n" + std::string(kAuth) + "\r\n");
+    r = c.Read();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+    EXPECT_EQ(r->body, "n=2");
+  }
+  for (std::string other : {std::string("GET /healthz HTTP/2.0\r\nHost: localhost\r\n\r\n"),
+                            std::string("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),  // HTTP/2's preface
+                            std::string("GET /healthz HTTP/0.9\r\n\r\n"),
+                            std::string("GET /healthz HTTP/3.1\r\nHost: localhost\r\n\r\n")}) {
+    Conn c(s.port());
+    c.Send(other);
+    auto r = c.Read();
+    ASSERT_TRUE(r) << other;
+    EXPECT_EQ(r->status, 505) << other;
+    EXPECT_NE(r->body.find("\"type\":\"urn:caregate:problem:http-version\""), std::string::npos) << r->body;
+    EXPECT_TRUE(c.ClosedWithin(3s)) << other;
+  }
+}
+
 TEST(ServerSocket, HttpTenClosesAfterResponse) {
   RunningServer s(TestOptions(), MakeHandler());
   Conn c(s.port());
