@@ -1,3 +1,5 @@
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <chrono>
 #include <csignal>
@@ -16,6 +18,29 @@
 namespace caregate::cli {
 
 namespace {
+
+// One stderr line when a file that decides who is let in, or proves who the server is,
+// is open to other users of the machine: the tokens file writable by group or others
+// (whoever can write it can let themselves in), the TLS key readable by them. A warning,
+// not a refusal: the file may sit on a share whose modes mean little.
+void WarnIfOpenToOthers(const std::string& path, mode_t open_bits, const char* what, const char* risk,
+                        const char* fix) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || (st.st_mode & open_bits) == 0) return;
+  std::fprintf(stderr, "caregate server: warning: %s %s has mode %04o: %s (%s)\n", what, path.c_str(),
+               static_cast<unsigned>(st.st_mode & 07777), risk, fix);
+}
+
+void WarnIfTokensOpen(const std::string& path) {
+  WarnIfOpenToOthers(path, S_IWGRP | S_IWOTH, "the tokens file",
+                     "other users of this machine can change who is let in", "chmod go-w");
+}
+
+void WarnIfKeyOpen(const std::string& path) {
+  if (path.empty()) return;
+  WarnIfOpenToOthers(path, S_IRWXG | S_IRWXO, "the TLS key",
+                     "other users of this machine can read the server's private key", "chmod go-rwx");
+}
 
 // "; access added: bob (council); removed: alice (health)", or "" when the same users have
 // the same roles (a token rotated for the same user and role is not a change of access).
@@ -87,6 +112,8 @@ Command AddServeCommand(CLI::App& root, std::string& mappings_dir) {
             std::signal(SIGHUP, SIG_IGN);
             auto engine = engine::Engine::Load(mappings_dir);
             auto tokens = server::TokenStore::LoadFile(o->tokens);
+            WarnIfTokensOpen(o->tokens);
+            WarnIfKeyOpen(o->server.tls_key);
             app::App application(engine, o->db.empty() ? app::DefaultDatabasePath() : o->db,
                                  std::make_shared<server::Metrics>(),
                                  {.recheck_interval = std::chrono::milliseconds(o->recheck_ms)});
@@ -103,8 +130,10 @@ Command AddServeCommand(CLI::App& root, std::string& mappings_dir) {
             // officer sees when access changed. (The callback lives in this run's options,
             // not in `o`, which it must not hold.)
             server::ServerOptions options = o->server;
-            options.on_reload = [path = o->tokens, cert = o->server.tls_cert, handler, audit = &application.audit(),
-                                 user = CliUser()](const server::ReloadReport& report) {
+            options.on_reload = [path = o->tokens, cert = o->server.tls_cert, key = o->server.tls_key, handler,
+                                 audit = &application.audit(), user = CliUser()](const server::ReloadReport& report) {
+              WarnIfTokensOpen(path);
+              if (report.tls) WarnIfKeyOpen(key);
               auto append = [audit](audit::AuditEvent&& event) {
                 audit->Append(std::move(event), [](std::int64_t, std::exception_ptr) {});  // never waited for on the I/O thread
               };

@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -803,6 +804,44 @@ TEST(CliServe, SighupRecordsTheTlsReloadInTheAuditTrail) {
   EXPECT_NE(tls[1].detail.find("the one in use stays"), std::string::npos) << tls[1].detail;
   EXPECT_EQ(tls[1].role, "service");
   EXPECT_EQ(Caregate(dir, {"audit", "verify", "--db", dir.file("c.db")}).status, 0);
+}
+
+// A tokens file others can write (they could let themselves in) and a TLS key others can
+// read are named on stderr at start and at each reload; owner-only files are not.
+TEST(CliServe, WarnsOfATokensFileOrKeyOpenToOtherUsers) {
+  TempDir dir;
+  const std::string tokens = dir.file("tokens"), out = dir.file("serve.out");
+  const std::string cert = dir.file("cert.pem"), key = dir.file("key.pem");
+  ASSERT_TRUE(server::testing::MakeSelfSigned(cert, key, 1));
+  Write(tokens, "sha256:" + Sha256Hex("tok") + " ig carol\n");
+  ASSERT_EQ(::chmod(tokens.c_str(), 0664), 0);
+  ASSERT_EQ(::chmod(key.c_str(), 0640), 0);
+  Served served = StartServe({"--db", dir.file("c.db"), "--tokens", tokens, "--warm-persons", "0", "--tls-cert",
+                              cert, "--tls-key", key},
+                             out);
+  ASSERT_NE(served.port, 0) << ReadFile(out);
+  std::string text = ReadFile(out);
+  EXPECT_NE(text.find("warning: the tokens file " + tokens + " has mode 0664: other users of this machine can "
+                      "change who is let in (chmod go-w)"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("warning: the TLS key " + key + " has mode 0640"), std::string::npos) << text;
+  // Tightened, then reloaded: no new warning.
+  ASSERT_EQ(::chmod(tokens.c_str(), 0644), 0);
+  ASSERT_EQ(::chmod(key.c_str(), 0600), 0);
+  HupAndWait(served.pid, out, "tokens loaded", 1);
+  text = ReadFile(out);
+  auto count = [&](const std::string& word) {
+    std::size_t n = 0;
+    for (std::size_t p = text.find(word); p != std::string::npos; p = text.find(word, p + 1)) ++n;
+    return n;
+  };
+  EXPECT_EQ(count("warning: the tokens file"), 1u) << text;
+  EXPECT_EQ(count("warning: the TLS key"), 1u) << text;
+  ::kill(served.pid, SIGTERM);
+  int st = 0;
+  ::waitpid(served.pid, &st, 0);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st << ": " << ReadFile(out);
 }
 
 }  // namespace
