@@ -40,6 +40,8 @@ Command AddExportCommand(CLI::App& root, std::string& mappings_dir) {
             o->progress = ::isatty(STDERR_FILENO) == 1;
             o->user = CliUser();
             exporter::ExportResult r = exporter::RunExport(*engine, *o);
+            if (std::string warning = exporter::SameExtractWarning(r); !warning.empty())
+              std::fprintf(stderr, "%s\n", warning.c_str());
             std::string line = exporter::SummaryLine(r) + "\n";
             std::fwrite(line.data(), 1, line.size(), stdout);
             std::fflush(stdout);

@@ -569,7 +569,18 @@ ExportResult RunExport(const engine::Engine& engine, const ExportOptions& option
   result.db_path = db_path;
   result.finished_at = finished_at;
   result.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  if (base && base->input_sha256 == input_sha && base->mapping_version == mapping_version &&
+      base->run_date != run_date)
+    result.same_extract_as = base->run_date;
   return result;
+}
+
+std::string SameExtractWarning(const ExportResult& r) {
+  if (r.same_extract_as.empty()) return {};
+  return "caregate export: warning: the extract is byte for byte run " + r.same_extract_as +
+         "'s, so run " + r.run_date + " found nothing changed and its files replace that run's in " + r.out_dir +
+         "; if this was a retry of " + r.same_extract_as + ", run it with --run-date " + r.same_extract_as +
+         " (docs/export.md, \"Defaults\")";
 }
 
 }  // namespace caregate::exporter

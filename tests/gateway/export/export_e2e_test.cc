@@ -565,6 +565,31 @@ TEST_F(ExportTest, RerunOfACompletedRunChangesNothing) {
   EXPECT_EQ(DbCount(dir_ / "state.db", "SELECT count(*) FROM audit_events"), 1);  // no event for the rerun
 }
 
+// The same extract again under a new run date (a retry after midnight with the default
+// run date, say) is a new run with nothing changed: it runs, and says on stderr what it
+// did to the night it repeats. A changed extract, or the same run again, says nothing.
+TEST_F(ExportTest, TheSameExtractUnderANewRunDateIsNamedOnStderr) {
+  WriteFile(dir_ / "in.ndjson", Synth(200, 2, 40));
+  Proc first = Export(dir_ / "in.ndjson", dir_ / "out", dir_ / "state.db", {"--run-date", "2024-05-01"});
+  ASSERT_EQ(first.code, 0) << first.err;
+  EXPECT_EQ(first.err.find("warning"), std::string::npos) << first.err;
+  Proc again = Export(dir_ / "in.ndjson", dir_ / "out", dir_ / "state.db", {"--run-date", "2024-05-01"});
+  ASSERT_EQ(again.code, 0) << again.err;
+  EXPECT_EQ(again.err.find("warning"), std::string::npos) << again.err;
+  Proc retry = Export(dir_ / "in.ndjson", dir_ / "out", dir_ / "state.db", {"--run-date", "2024-05-02"});
+  ASSERT_EQ(retry.code, 0) << retry.err;
+  EXPECT_EQ(Count(Manifest(dir_ / "out"), "exported"), 0u);
+  EXPECT_NE(retry.err.find("warning: the extract is byte for byte run 2024-05-01's, so run 2024-05-02 found "
+                           "nothing changed"),
+            std::string::npos)
+      << retry.err;
+  EXPECT_NE(retry.err.find("run it with --run-date 2024-05-01"), std::string::npos) << retry.err;
+  WriteFile(dir_ / "in3.ndjson", Synth(200, 3, 40));
+  Proc next = Export(dir_ / "in3.ndjson", dir_ / "out", dir_ / "state.db", {"--run-date", "2024-05-03"});
+  ASSERT_EQ(next.code, 0) << next.err;
+  EXPECT_EQ(next.err.find("warning"), std::string::npos) << next.err;
+}
+
 // Every completed run is one audit event (docs/export.md, "The audit trail"): who ran it,
 // the counts, and the SHA-256 of the input and of the manifest, which ties the event to
 // the exact files; recorded in the run's own commit, in a chain that verifies, beside the

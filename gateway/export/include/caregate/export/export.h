@@ -46,7 +46,15 @@ struct ExportResult {
   ExportCounts counts;
   std::string run_date, input_sha256, out_dir, db_path, finished_at;
   double seconds = 0;
+  // The run date of the completed run this one was compared with, when that run's
+  // extract was byte for byte this one: a new night with nothing changed, or a retry of
+  // that night under another run date, whose empty delta has just replaced its files
+  // (docs/export.md, "Defaults"). Empty otherwise.
+  std::string same_extract_as;
 };
+
+// The warning `caregate export` prints for `same_extract_as`; "" when there is none.
+std::string SameExtractWarning(const ExportResult& result);
 
 // Throws FatalError: kUsage for bad arguments, kIoFailure for an unreadable extract,
 // a full disk or a database failure, kMappingTables from the engine. On a throw the
