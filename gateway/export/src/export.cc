@@ -579,8 +579,9 @@ std::string SameExtractWarning(const ExportResult& r) {
   if (r.same_extract_as.empty()) return {};
   return "caregate export: warning: the extract is byte for byte run " + r.same_extract_as +
          "'s, so run " + r.run_date + " found nothing changed and its files replace that run's in " + r.out_dir +
-         "; if this was a retry of " + r.same_extract_as + ", run it with --run-date " + r.same_extract_as +
-         " (docs/export.md, \"Defaults\")";
+         "; if this was a retry of " + r.same_extract_as + " and SystmOne had not taken its files, send everything "
+         "again with --full (a nightly job passes --run-date, so that a retry repeats its night: docs/export.md, "
+         "\"Defaults\")";
 }
 
 }  // namespace caregate::exporter
