@@ -20,6 +20,7 @@
 #include <future>
 #include <ctime>
 #include <list>
+#include <optional>
 #include <thread>
 #include <type_traits>
 #include <utility>
@@ -418,9 +419,17 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     // of 1 is served as the highest we speak (its request line is mended to 1.1 and the
     // head parsed again); RFC 9112 and 9110 15.6.6: another major version is answered 505.
     if (ec == http::error::bad_version) {
-      const int version = RefusedVersion();
+      const auto [version, line_end] = RefusedVersion();
+      // The parser judges the version as soon as its characters are in, before the line's
+      // end: wait for the end (the head's limit and timeout still apply) before deciding.
+      if (line_end == std::string_view::npos) {
+        if (buffer_.size() >= opts.header_limit)
+          return SendError(caregate::Problem::kHeaderTooLarge,
+                           fmt::format("the request line and header fields are over {} bytes", opts.header_limit));
+        return ReadMoreOfTheHead();
+      }
       if (version >= 12 && version <= 19) {
-        MendVersionToHttp11();
+        MendVersionToHttp11(line_end);
         return ReadHeader();
       }
       if (version >= 0 && version / 10 != 1)
@@ -447,26 +456,58 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     SendError(caregate::Problem::kMalformed, fmt::format("the request is not valid HTTP/1.1 ({})", ec.message()));
   }
 
-  // The version (10 x major + minor) of a request line the parser refused with
-  // bad_version when the line ends in a well-formed " HTTP/D.D", else -1. The refused line
-  // is still at the start of the buffer: the parser consumes nothing of a start line it
-  // rejects, and it rejects one only once the whole head is in.
-  int RefusedVersion() const {
+  // What the parser refused with bad_version, read from the buffer, where the refused
+  // line still is (the parser consumes nothing of a start line it rejects): `line_end`, the
+  // offset of the line's '\n' (npos while it has not arrived), and `version`, 10 x major +
+  // minor when the line is `method SP target SP HTTP/D.D CRLF` (exactly two spaces; the
+  // target has none), else -1.
+  struct Refused {
+    int version;
+    std::size_t line_end;
+  };
+  Refused RefusedVersion() const {
     const auto data = buffer_.cdata();
     const std::string_view text(static_cast<const char*>(data.data()), data.size());
-    const std::size_t eol = text.find("\r\n");
-    if (eol == std::string_view::npos || eol < 9) return -1;
-    const std::string_view v = text.substr(eol - 9, 9);  // " HTTP/D.D"
+    const std::size_t lf = text.find('\n');
+    if (lf == std::string_view::npos) return {-1, lf};
+    if (lf == 0 || text[lf - 1] != '\r') return {-1, lf};  // a bare LF: malformed
+    const std::string_view line = text.substr(0, lf - 1);
+    if (std::count(line.begin(), line.end(), ' ') != 2) return {-1, lf};
+    const std::string_view v = line.substr(line.rfind(' ') + 1);
     auto digit = [](char c) { return c >= '0' && c <= '9'; };
-    if (!v.starts_with(" HTTP/") || !digit(v[6]) || v[7] != '.' || !digit(v[8])) return -1;
-    return 10 * (v[6] - '0') + (v[8] - '0');
+    if (v.size() != 8 || !v.starts_with("HTTP/") || !digit(v[5]) || v[6] != '.' || !digit(v[7])) return {-1, lf};
+    return {10 * (v[5] - '0') + (v[7] - '0'), lf};
   }
-  // "HTTP/1.x" -> "HTTP/1.1" in the buffered request line (RefusedVersion found it).
-  void MendVersionToHttp11() {
+  // "HTTP/1.x" -> "HTTP/1.1" in the buffered request line whose '\n' is at `line_end`
+  // (RefusedVersion found it well-formed).
+  void MendVersionToHttp11(std::size_t line_end) {
     const auto data = buffer_.data();
-    char* text = static_cast<char*>(data.data());
-    const std::string_view view(text, data.size());
-    text[view.find("\r\n") - 1] = '1';
+    static_cast<char*>(data.data())[line_end - 2] = '1';
+  }
+  // More of a head whose request line has not ended yet, until its '\n' is in (only the
+  // new bytes are searched: a line trickling in byte by byte is not parsed again and
+  // again); then the head is parsed again. Within one header timeout from the first such
+  // read and the header size limit, as any head.
+  void ReadMoreOfTheHead() {
+    if (!more_deadline_) more_deadline_ = Clock::now() + timeouts().header;
+    lowest().expires_at(*more_deadline_);
+    stream_.async_read_some(buffer_.prepare(kFirstReadSize),
+                            [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
+                              if (ec) return self->Close();
+                              self->buffer_.commit(n);
+                              const auto data = self->buffer_.cdata();
+                              const std::string_view fresh(static_cast<const char*>(data.data()) + data.size() - n, n);
+                              if (fresh.find('\n') != std::string_view::npos) {
+                                self->more_deadline_.reset();
+                                return self->ReadHeader();
+                              }
+                              const auto limit = self->engine_.options().header_limit;
+                              if (self->buffer_.size() >= limit)
+                                return self->SendError(
+                                    caregate::Problem::kHeaderTooLarge,
+                                    fmt::format("the request line and header fields are over {} bytes", limit));
+                              self->ReadMoreOfTheHead();
+                            });
   }
 
   void Dispatch() {
@@ -656,6 +697,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   std::size_t drained_ = 0;
   State state_ = State::kStarting;
   bool first_ = true;
+  std::optional<Clock::time_point> more_deadline_;  // ReadMoreOfTheHead's, for one head
   bool keep_alive_ = false;
   bool stopping_ = false;
   bool registered_ = false;

@@ -364,6 +364,43 @@ TEST(ServerSocket, LaterMinorVersionIsServedAsHttp11AndOtherMajorsAre505) {
   }
 }
 
+// The parser judges a version as soon as its characters are in, before the line ends:
+// whether the rest of the line comes in the same read or later must not change the
+// answer (review: a request line split after its version got 400). A line that is not
+// `method SP target SP HTTP/D.D CRLF` stays 400 whatever version text it holds.
+TEST(ServerSocket, VersionAnswersDoNotDependOnWhereTheLineIsSplit) {
+  RunningServer s(TestOptions(), MakeHandler());
+  struct Case {
+    std::string first, rest;
+    int status;
+  };
+  const std::string target_4k = "/v1/echo?n=" + std::string(4096 - 4 - 11 - 9, 'x');  // the line is 4096 bytes
+  for (const Case& c : std::vector<Case>{
+           {"GET /v1/echo?n=1 HTTP/1.2", "\r\nHost: localhost\r\n" + std::string(kAuth) + "\r\n", 200},
+           {"GET " + target_4k + " HTTP/1.2", "\r\nHost: localhost\r\n" + std::string(kAuth) + "\r\n", 200},
+           {"GET /healthz HTTP/2.0", "\r\nHost: localhost\r\n\r\n", 505},
+           {"PRI * HTTP/2.0", "\r\n\r\nSM\r\n\r\n", 505},
+           {"GET /healthz HTTP/1.1 HTTP/2.0\r\nHost: localhost\r\n\r\n", "", 400},
+           {"GET /a b HTTP/3.0\r\nHost: localhost\r\n\r\n", "", 400},
+           {"GET /healthz HTTP/1.1\nX: HTTP/2.0\r\n\r\n", "", 400},
+           {"GET /healthz HTTP/1.2", std::string(20000, 'x'), 431},  // no end of line within the limit
+       }) {
+    SCOPED_TRACE(c.first.substr(0, 40));
+    Conn conn(s.port());
+    ASSERT_TRUE(conn.Send(c.first));
+    if (!c.rest.empty()) {
+      std::this_thread::sleep_for(30ms);
+      conn.Send(c.rest);  // may fail once the server has answered and closed (431)
+    }
+    auto r = conn.Read();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, c.status) << r->body;
+    if (c.status == 200) {
+      EXPECT_EQ(r->body.substr(0, 2), "n=");
+    }
+  }
+}
+
 TEST(ServerSocket, HttpTenClosesAfterResponse) {
   RunningServer s(TestOptions(), MakeHandler());
   Conn c(s.port());
