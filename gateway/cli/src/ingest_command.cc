@@ -36,30 +36,53 @@ Command AddIngestCommand(CLI::App& root, std::string& mappings_dir) {
             audit::AuditLog audit(db);
             const std::string user = CliUser();
             std::size_t stored = 0, created = 0, updated = 0, rejected = 0, not_read = 0;
+            // A chunk: the records to store, and the audit events of the chunk's records in
+            // input order, a stored record's event (its outcome known once stored) or a
+            // refused record's (its ids completed from the store once the records before
+            // it are in, so a person stored earlier in the same chunk is named too).
             std::vector<model::CareRecord> chunk;
-            std::vector<std::future<std::int64_t>> refusals;  // waited for with the next chunk
+            struct Refusal {
+              std::size_t records_before;  // stored records of the chunk that come before it
+              audit::AuditEvent event;
+            };
+            std::vector<Refusal> refusals;
+            auto event = [&](std::string outcome) {
+              audit::AuditEvent e;
+              e.user = user;
+              e.role = "service";
+              e.organisation = "caregate";
+              e.action = "ingest";
+              e.view = o->from;
+              e.outcome = std::move(outcome);
+              return e;
+            };
             auto flush = [&] {
-              for (auto& f : refusals) f.get();
-              refusals.clear();
-              if (chunk.empty()) return;
-              auto outcomes = store.IngestMany(chunk);
+              if (chunk.empty() && refusals.empty()) return;
+              auto outcomes = chunk.empty() ? std::vector<identity::IngestOutcome>{} : store.IngestMany(chunk);
               std::vector<std::future<std::int64_t>> pending;
-              for (const auto& out : outcomes) {
+              std::size_t next_refusal = 0;
+              auto refusals_before = [&](std::size_t records) {
+                for (; next_refusal < refusals.size() && refusals[next_refusal].records_before <= records;
+                     ++next_refusal) {
+                  audit::AuditEvent& e = refusals[next_refusal].event;
+                  e.person_ids = store.WithKnownIds(e.person_ids);
+                  pending.push_back(audit.Append(std::move(e)));
+                }
+              };
+              for (std::size_t i = 0; i < outcomes.size(); ++i) {
+                refusals_before(i);
+                const auto& out = outcomes[i];
                 ++stored;
                 (out.created ? created : updated) += 1;
-                audit::AuditEvent e;
-                e.user = user;
-                e.role = "service";
-                e.organisation = "caregate";
-                e.action = "ingest";
+                audit::AuditEvent e = event(out.created ? "201" : "200");
                 e.person_ids = out.person_ids;
-                e.view = o->from;
-                e.outcome = out.created ? "201" : "200";
                 e.detail = "caregate ingest (command line)";
                 pending.push_back(audit.Append(std::move(e)));
               }
+              refusals_before(outcomes.size());
               for (auto& f : pending) f.get();
               chunk.clear();
+              refusals.clear();
             };
             const auto& adapter = engine->adapter(o->from);
             for (const auto& file : o->files) {
@@ -90,17 +113,11 @@ Command AddIngestCommand(CLI::App& root, std::string& mappings_dir) {
                   const std::string where = RecordPlace(file, rec.index, rec.line);
                   for (const auto& e : cr.errors()) Error(where, FormatError(e));
                   // Refused as over HTTP (docs/lookups.md, "Audit"): an event naming the
-                  // person by the ids that were readable, durable with the chunk.
-                  audit::AuditEvent e;
-                  e.user = user;
-                  e.role = "service";
-                  e.organisation = "caregate";
-                  e.action = "ingest";
-                  e.person_ids = store.WithKnownIds(ids);
-                  e.view = o->from;
-                  e.outcome = "422 invalid-record";
+                  // person by the ids that were readable, in its place among the chunk's.
+                  audit::AuditEvent e = event("422 invalid-record");
+                  e.person_ids = std::move(ids);
                   e.detail = "caregate ingest (command line): " + where + ": " + FormatErrors(cr.errors());
-                  refusals.push_back(audit.Append(std::move(e)));
+                  refusals.push_back({chunk.size(), std::move(e)});
                   if (refusals.size() >= kChunk) flush();
                   continue;
                 }

@@ -1,9 +1,11 @@
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <iterator>
 #include <memory>
 #include <string>
@@ -19,27 +21,49 @@ namespace caregate::cli {
 
 namespace {
 
-// One stderr line when a file that decides who is let in, or proves who the server is,
-// is open to other users of the machine: the tokens file writable by group or others
-// (whoever can write it can let themselves in), the TLS key readable by them. A warning,
-// not a refusal: the file may sit on a share whose modes mean little.
-void WarnIfOpenToOthers(const std::string& path, mode_t open_bits, const char* what, const char* risk,
-                        const char* fix) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0 || (st.st_mode & open_bits) == 0) return;
-  std::fprintf(stderr, "caregate server: warning: %s %s has mode %04o: %s (%s)\n", what, path.c_str(),
-               static_cast<unsigned>(st.st_mode & 07777), risk, fix);
+// Stderr lines when a file that decides who is let in, or proves who the server is, is
+// open to other users of the machine (the threat model): the tokens file writable by
+// group or others, owned by a user other than root and the server's, or in a directory
+// others may write (they could put another file in its place before the next reload);
+// the TLS key readable by group or others. A warning, not a refusal: the file may sit on
+// a share whose modes mean little.
+void Warn(const std::string& what, const std::string& path, const std::string& problem, const char* fix) {
+  std::fprintf(stderr, "caregate server: warning: %s %s %s (%s)\n", what.c_str(), path.c_str(), problem.c_str(),
+               fix);
+}
+
+std::string Mode(const struct stat& st) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+  return buf;
 }
 
 void WarnIfTokensOpen(const std::string& path) {
-  WarnIfOpenToOthers(path, S_IWGRP | S_IWOTH, "the tokens file",
-                     "other users of this machine can change who is let in", "chmod go-w");
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return;
+  if (st.st_mode & (S_IWGRP | S_IWOTH))
+    Warn("the tokens file", path, "has mode " + Mode(st) + ": other users of this machine can change who is let in",
+         "chmod go-w");
+  if (st.st_uid != 0 && st.st_uid != ::geteuid())
+    Warn("the tokens file", path,
+         "belongs to uid " + std::to_string(st.st_uid) + ", who is neither root nor this server and can change who "
+         "is let in", "chown it to root or to the server's account");
+  const std::string dir = std::filesystem::path(path).parent_path().empty()
+                              ? std::string(".")
+                              : std::filesystem::path(path).parent_path().string();
+  struct stat ds {};
+  if (::stat(dir.c_str(), &ds) == 0 && (ds.st_mode & (S_IWGRP | S_IWOTH)) && !(ds.st_mode & S_ISVTX))
+    Warn("the tokens file's directory", dir,
+         "has mode " + Mode(ds) + ": other users of this machine can put another tokens file in its place",
+         "chmod go-w");
 }
 
 void WarnIfKeyOpen(const std::string& path) {
-  if (path.empty()) return;
-  WarnIfOpenToOthers(path, S_IRWXG | S_IRWXO, "the TLS key",
-                     "other users of this machine can read the server's private key", "chmod go-rwx");
+  struct stat st {};
+  if (path.empty() || ::stat(path.c_str(), &st) != 0) return;
+  if (st.st_mode & (S_IRGRP | S_IROTH))
+    Warn("the TLS key", path, "has mode " + Mode(st) + ": other users of this machine can read the server's private key",
+         "chmod go-r");
 }
 
 // "; access added: bob (council); removed: alice (health)", or "" when the same users have

@@ -560,6 +560,20 @@ TEST(CliIngest, RefusedRecordsAreAuditedWithTheIdsThatWereReadable) {
                             "EXISTS (SELECT 1 FROM audit_event_persons p WHERE p.seq = e.seq)"),
             1);
   EXPECT_EQ(Caregate(dir, {"audit", "verify", "--db", db}).status, 0);
+
+  // In one file (one chunk): a stored record, then a refused one about the same person.
+  // The refusal's event comes after the stored record's, and names the person by the ids
+  // the chunk has just stored (review: it came first, without the NHS number).
+  const std::string db2 = dir.file("c2.db");
+  Write(dir.file("pair.ndjson"), CisJson(PersonFields{.nhs = "9912003888", .cis = "C-9"}) + "\n" +
+                                     CisJson(PersonFields{.nhs = "12", .cis = "C-9"}) + "\n");
+  r = Caregate(dir, {"ingest", "--from", "cis", "--db", db2, dir.file("pair.ndjson")});
+  EXPECT_EQ(r.status, 65) << r.err;
+  const auto events = audit::QueryAuditTrail(db2, {});
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].outcome, "201");
+  EXPECT_EQ(events[1].outcome, "422 invalid-record");
+  EXPECT_EQ(events[1].person_ids, (std::vector<std::string>{"cis:C-9", "nhs:9912003888"}));  // the store's order
 }
 
 // kill -9 during a command-line ingest: the database stays whole (integrity check, the
@@ -826,9 +840,13 @@ TEST(CliServe, WarnsOfATokensFileOrKeyOpenToOtherUsers) {
             std::string::npos)
       << text;
   EXPECT_NE(text.find("warning: the TLS key " + key + " has mode 0640"), std::string::npos) << text;
-  // Tightened, then reloaded: no new warning.
+  // Modes tightened, then reloaded: no new word of them. A directory others may write
+  // (they could swap the file) and, where the test may chown, a file of another user are
+  // named at the reload.
   ASSERT_EQ(::chmod(tokens.c_str(), 0644), 0);
   ASSERT_EQ(::chmod(key.c_str(), 0600), 0);
+  ASSERT_EQ(::chmod(dir.path().c_str(), 0777), 0);
+  const bool chowned = ::geteuid() == 0 && ::chown(tokens.c_str(), 12345, 12345) == 0;
   HupAndWait(served.pid, out, "tokens loaded", 1);
   text = ReadFile(out);
   auto count = [&](const std::string& word) {
@@ -836,8 +854,16 @@ TEST(CliServe, WarnsOfATokensFileOrKeyOpenToOtherUsers) {
     for (std::size_t p = text.find(word); p != std::string::npos; p = text.find(word, p + 1)) ++n;
     return n;
   };
-  EXPECT_EQ(count("warning: the tokens file"), 1u) << text;
+  EXPECT_EQ(count("warning: the tokens file " + tokens + " has mode"), 1u) << text;
   EXPECT_EQ(count("warning: the TLS key"), 1u) << text;
+  EXPECT_NE(text.find("warning: the tokens file's directory " + dir.path().string() +
+                      " has mode 0777: other users of this machine can put another tokens file in its place"),
+            std::string::npos)
+      << text;
+  if (chowned) {
+    EXPECT_NE(text.find("warning: the tokens file " + tokens + " belongs to uid 12345"), std::string::npos) << text;
+  }
+  ASSERT_EQ(::chmod(dir.path().c_str(), 0755), 0);
   ::kill(served.pid, SIGTERM);
   int st = 0;
   ::waitpid(served.pid, &st, 0);
