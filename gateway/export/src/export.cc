@@ -570,7 +570,7 @@ ExportResult RunExport(const engine::Engine& engine, const ExportOptions& option
   result.finished_at = finished_at;
   result.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   if (base && base->input_sha256 == input_sha && base->mapping_version == mapping_version &&
-      base->run_date != run_date)
+      base->run_date != run_date && base->out_dir == out_abs)
     result.same_extract_as = base->run_date;
   return result;
 }

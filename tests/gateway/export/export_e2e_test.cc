@@ -592,6 +592,10 @@ TEST_F(ExportTest, TheSameExtractUnderANewRunDateIsNamedOnStderr) {
   Proc repeat = Export(dir_ / "in.ndjson", dir_ / "out", dir_ / "state.db", {"--run-date", "2024-05-01"});
   EXPECT_EQ(repeat.code, 1);
   EXPECT_NE(repeat.err.find("export again with --full"), std::string::npos) << repeat.err;
+  // Into another directory, the night's files are untouched: nothing to say.
+  Proc elsewhere = Export(dir_ / "in.ndjson", dir_ / "out-04", dir_ / "state.db", {"--run-date", "2024-05-04"});
+  ASSERT_EQ(elsewhere.code, 0) << elsewhere.err;
+  EXPECT_EQ(elsewhere.err.find("warning"), std::string::npos) << elsewhere.err;
   WriteFile(dir_ / "in3.ndjson", Synth(200, 3, 40));
   Proc next = Export(dir_ / "in3.ndjson", dir_ / "out", dir_ / "state.db", {"--run-date", "2024-05-03"});
   ASSERT_EQ(next.code, 0) << next.err;

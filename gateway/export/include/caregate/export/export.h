@@ -47,9 +47,9 @@ struct ExportResult {
   std::string run_date, input_sha256, out_dir, db_path, finished_at;
   double seconds = 0;
   // The run date of the completed run this one was compared with, when that run's
-  // extract was byte for byte this one: a new night with nothing changed, or a retry of
-  // that night under another run date, whose empty delta has just replaced its files
-  // (docs/export.md, "Defaults"). Empty otherwise.
+  // extract was byte for byte this one and its files were in the same --out: a new night
+  // with nothing changed, or a retry of that night under another run date, whose empty
+  // delta has just replaced its files (docs/export.md, "Defaults"). Empty otherwise.
   std::string same_extract_as;
 };
 
