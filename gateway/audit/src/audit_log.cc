@@ -365,11 +365,14 @@ std::exception_ptr MakeError(Problem p, std::string message) {
 
 void PrepareAuditTables(Database& db) { MigrateAudit(db); }
 
-std::string CheckAuditHead(Database& db) {
+namespace {
+
+// CheckAuditHead, also handing back the head's seq and hash (what a new event chains after).
+std::string HeadProblem(Database& db, std::int64_t& seq, std::string& hash) {
   Statement head(db, "SELECT seq, hash FROM audit_head WHERE id = 1");
   if (!head.Step()) return "the chain head record is missing";
-  const std::int64_t seq = head.ColumnInt64(0);
-  const std::string hash = head.ColumnText(1);
+  seq = head.ColumnInt64(0);
+  hash = head.ColumnText(1);
   Statement last(db, "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1");
   if (!last.Step())
     return seq == 0 && hash == kGenesisHash ? std::string()
@@ -380,6 +383,14 @@ std::string CheckAuditHead(Database& db) {
   if (last.ColumnText(1) != hash)
     return "the head's hash is not the hash of event " + std::to_string(seq);
   return {};
+}
+
+}  // namespace
+
+std::string CheckAuditHead(Database& db) {
+  std::int64_t seq = 0;
+  std::string hash;
+  return HeadProblem(db, seq, hash);
 }
 
 std::int64_t AppendInTransaction(Database& db, AuditEvent& e) {
@@ -393,14 +404,11 @@ std::int64_t AppendInTransaction(Database& db, AuditEvent& e) {
       throw FatalError(Problem::kInternal, "audit: time_utc \"" + e.time_utc + "\" is not an RFC 3339 time");
     e.time_utc = std::move(*normal);
   }
-  if (std::string problem = CheckAuditHead(db); !problem.empty())
+  std::int64_t head_seq = 0;
+  if (std::string problem = HeadProblem(db, head_seq, e.prev_hash); !problem.empty())
     throw FatalError(Problem::kIoFailure, db.path() + ": the audit trail is damaged: " + problem +
                                               " (caregate audit verify tells more)");
-  Statement head(db, "SELECT seq, hash FROM audit_head WHERE id = 1");
-  if (!head.Step()) throw FatalError(Problem::kIoFailure, db.path() + ": the audit chain head record is missing");
-  e.seq = head.ColumnInt64(0) + 1;
-  e.prev_hash = head.ColumnText(1);
-  head.Reset();
+  e.seq = head_seq + 1;
   e.hash = ComputeAuditHash(e);
   Statement event(db, InsertValuesSql(InsertEventHead(), kEventRow, 1));
   BindEvent(event, 0, e).Run();

@@ -36,6 +36,15 @@ std::string CliUser() {
   return "uid-" + std::to_string(::getuid());
 }
 
+audit::AuditEvent CommandEvent(const std::string& user, std::string action) {
+  audit::AuditEvent e;
+  e.user = user;
+  e.role = "service";
+  e.organisation = "caregate";
+  e.action = std::move(action);
+  return e;
+}
+
 bool InputReadable(const std::string& path) {
   if (path == "-") return true;
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);

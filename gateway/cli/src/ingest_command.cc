@@ -47,11 +47,7 @@ Command AddIngestCommand(CLI::App& root, std::string& mappings_dir) {
             };
             std::vector<Refusal> refusals;
             auto event = [&](std::string outcome) {
-              audit::AuditEvent e;
-              e.user = user;
-              e.role = "service";
-              e.organisation = "caregate";
-              e.action = "ingest";
+              audit::AuditEvent e = CommandEvent(user, "ingest");
               e.view = o->from;
               e.outcome = std::move(outcome);
               return e;

@@ -48,9 +48,8 @@ void WarnIfTokensOpen(const std::string& path) {
     Warn("the tokens file", path,
          "belongs to uid " + std::to_string(st.st_uid) + ", who is neither root nor this server and can change who "
          "is let in", "chown it to root or to the server's account");
-  const std::string dir = std::filesystem::path(path).parent_path().empty()
-                              ? std::string(".")
-                              : std::filesystem::path(path).parent_path().string();
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  if (dir.empty()) dir = ".";
   struct stat ds {};
   if (::stat(dir.c_str(), &ds) == 0 && (ds.st_mode & (S_IWGRP | S_IWOTH)) && !(ds.st_mode & S_ISVTX))
     Warn("the tokens file's directory", dir,
@@ -164,11 +163,7 @@ Command AddServeCommand(CLI::App& root, std::string& mappings_dir) {
               // The certificate first, as the server read it: who connects to whom changes
               // with it, so it is on the record beside the tokens (action tls-reload).
               if (report.tls) {
-                audit::AuditEvent t;
-                t.user = user;
-                t.role = "service";
-                t.organisation = "caregate";
-                t.action = "tls-reload";
+                audit::AuditEvent t = CommandEvent(user, "tls-reload");
                 t.outcome = report.tls_loaded ? "200" : "400 tls-files-refused";
                 t.detail = report.tls_loaded
                                ? "SIGHUP: TLS certificate loaded from " + cert + ": " + report.tls_detail +
@@ -176,11 +171,7 @@ Command AddServeCommand(CLI::App& root, std::string& mappings_dir) {
                                : "SIGHUP: TLS certificate not reloaded, the one in use stays: " + report.tls_detail;
                 append(std::move(t));
               }
-              audit::AuditEvent e;
-              e.user = user;
-              e.role = "service";
-              e.organisation = "caregate";
-              e.action = "tokens-reload";
+              audit::AuditEvent e = CommandEvent(user, "tokens-reload");
               auto keep = [&](const std::string& why) {
                 const std::string line = OneLine(why);
                 std::fprintf(stderr, "caregate server: SIGHUP: tokens not reloaded, the %zu in use stay: %s\n",

@@ -422,12 +422,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       const auto [version, line_end] = RefusedVersion();
       // The parser judges the version as soon as its characters are in, before the line's
       // end: wait for the end (the head's limit and timeout still apply) before deciding.
-      if (line_end == std::string_view::npos) {
-        if (buffer_.size() >= opts.header_limit)
-          return SendError(caregate::Problem::kHeaderTooLarge,
-                           fmt::format("the request line and header fields are over {} bytes", opts.header_limit));
-        return ReadMoreOfTheHead();
-      }
+      if (line_end == std::string_view::npos)
+        return buffer_.size() >= opts.header_limit ? ReadFailed(http::error::header_limit) : ReadMoreOfTheHead();
       if (version >= 12 && version <= 19) {
         MendVersionToHttp11(line_end);
         return ReadHeader();
@@ -501,11 +497,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
                                 self->more_deadline_.reset();
                                 return self->ReadHeader();
                               }
-                              const auto limit = self->engine_.options().header_limit;
-                              if (self->buffer_.size() >= limit)
-                                return self->SendError(
-                                    caregate::Problem::kHeaderTooLarge,
-                                    fmt::format("the request line and header fields are over {} bytes", limit));
+                              if (self->buffer_.size() >= self->engine_.options().header_limit)
+                                return self->ReadFailed(http::error::header_limit);
                               self->ReadMoreOfTheHead();
                             });
   }

@@ -705,6 +705,14 @@ TEST(CliServe, KillDuringIngestLosesNoAcknowledgedWrite) {
   EXPECT_EQ(r.status, 0) << r.out << r.err;
 }
 
+// Stops the server with SIGTERM and expects a clean exit (its output `out` says why not).
+void StopServe(pid_t pid, const std::string& out) {
+  ::kill(pid, SIGTERM);
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st << ": " << ReadFile(out);
+}
+
 // Sends the server SIGHUP, then waits until its output `out` holds `word` n times: its
 // word of the n-th reload.
 void HupAndWait(pid_t pid, const std::string& out, const std::string& word, int n) {
@@ -763,10 +771,7 @@ TEST(CliServe, SighupReloadsTheTokensFile) {
   hup(4);
   EXPECT_EQ(status("new"), 200);
 
-  ::kill(pid, SIGTERM);
-  int st = 0;
-  ::waitpid(pid, &st, 0);
-  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st << ": " << ReadFile(out);
+  StopServe(pid, out);
 
   // The audit trail says when access changed, and to whom: an IG officer's view of it.
   std::vector<audit::AuditEvent> reloads;
@@ -801,10 +806,7 @@ TEST(CliServe, SighupRecordsTheTlsReloadInTheAuditTrail) {
   hup("tokens loaded", 1);
   ASSERT_TRUE(server::testing::MakeSelfSigned(cert, dir.file("other-key.pem"), 0x2B));  // key does not match
   hup("tokens loaded", 2);
-  ::kill(served.pid, SIGTERM);
-  int st = 0;
-  ::waitpid(served.pid, &st, 0);
-  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st << ": " << ReadFile(out);
+  StopServe(served.pid, out);
 
   std::vector<audit::AuditEvent> tls;
   for (auto& e : audit::QueryAuditTrail(dir.file("c.db"), {}))
@@ -864,10 +866,7 @@ TEST(CliServe, WarnsOfATokensFileOrKeyOpenToOtherUsers) {
     EXPECT_NE(text.find("warning: the tokens file " + tokens + " belongs to uid 12345"), std::string::npos) << text;
   }
   ASSERT_EQ(::chmod(dir.path().c_str(), 0755), 0);
-  ::kill(served.pid, SIGTERM);
-  int st = 0;
-  ::waitpid(served.pid, &st, 0);
-  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st << ": " << ReadFile(out);
+  StopServe(served.pid, out);
 }
 
 }  // namespace

@@ -68,9 +68,9 @@ std::vector<AuditEvent> QueryAuditTrail(const std::string& db_path, const AuditQ
 // reads there, inserts it and moves the head. It sets e.seq, prev_hash and hash, and
 // time_utc when empty (normalised otherwise), and returns the seq. Throws
 // FatalError(kInternal) outside a transaction or for a time_utc that is not RFC 3339,
-// FatalError(kIoFailure) when the chain head is missing, store::DatabaseError when SQLite
-// fails (the caller's transaction then rolls back), and FatalError(kIoFailure) naming
-// the damage when CheckAuditHead finds any. The person and user indexes take the event in
+// FatalError(kIoFailure) naming the damage when CheckAuditHead finds any (a missing head
+// among it), and store::DatabaseError when SQLite fails (the caller's transaction then
+// rolls back). The person and user indexes take the event in
 // as they do events another process wrote: by the tail scan at first, then in a run once
 // an AuditLog has gathered enough events past the indexed part.
 void PrepareAuditTables(store::Database& db);

@@ -5,6 +5,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "caregate/audit/audit_event.h"
+
 #include "caregate/core/error.h"
 
 namespace caregate::cli {
@@ -39,6 +41,10 @@ std::string RecordPlace(const std::string& input, std::size_t index, std::size_t
 
 // Who runs the command, for its audit events: $USER, else "uid-<n>".
 std::string CliUser();
+
+// An audit event of a command run by `user` (CliUser): role service, organisation
+// caregate, the given action; the caller fills in the rest.
+audit::AuditEvent CommandEvent(const std::string& user, std::string action);
 
 Command AddTranslateCommand(CLI::App& root, std::string& mappings_dir);
 Command AddMappingsCommand(CLI::App& root, std::string& mappings_dir);
