@@ -114,7 +114,7 @@ Command AddTranslateCommand(CLI::App& root, std::string& mappings_dir) {
               ++records;
               Expected<model::CareRecord> cr = rec.tree.ok() ? engine->Read(o->from, rec.tree.value(), o->to == "canonical")
                                                              : Expected<model::CareRecord>(rec.tree.errors());
-              if (records == 2 || (batch_form && !opened && cr)) {  // a batch: open it, then the first record
+              if (!opened && (records == 2 || (batch_form && cr))) {  // a batch: open it once, then the first record
                 opened = true;
                 if (wrapper) out += wrapper->BatchBegin();
                 if (first) engine->Render(out, *first, o->to, true);

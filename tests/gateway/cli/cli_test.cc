@@ -158,6 +158,42 @@ TEST(CliTranslate, BatchKeepsGoodRecordsAndExits65) {
   EXPECT_NE(r.err.find("line 5"), std::string::npos) << r.err;
 }
 
+// A SystmOne batch read as a batch opens its wrapper at its first valid record; the
+// second record must not open it again (it did: a second XML declaration and root).
+TEST(CliTranslate, ASystmOneBatchHasOneWrapperWhereverItsInvalidRecordsAre) {
+  const fs::path dir = fs::temp_directory_path() / ("caregate-cli-s1b-" + std::to_string(std::random_device{}()));
+  fs::create_directories(dir);
+  auto count = [](const std::string& s, const std::string& what) {
+    std::size_t n = 0;
+    for (auto at = s.find(what); at != std::string::npos; at = s.find(what, at + 1)) ++n;
+    return n;
+  };
+  // Three records, the second invalid (--invalid-every 2); then the same batch without
+  // its first record, so that it starts with the invalid one; then all three valid.
+  const std::string in = (dir / "in.xml").string();
+  ASSERT_EQ(Caregate("synth --records 3 --seed 5 --format systmone --invalid-every 2 --out " + in).status, 0);
+  const std::string mixed = Slurp(in);
+  const std::string close = "</ClientIntegrationResponse>";
+  const auto first = mixed.find("<ClientIntegrationResponse>"), first_end = mixed.find(close) + close.size();
+  ASSERT_NE(first, std::string::npos);
+  const std::string invalid_first = mixed.substr(0, first) + mixed.substr(mixed.find('<', first_end));
+  ASSERT_EQ(Caregate("synth --records 3 --seed 5 --format systmone --out " + in).status, 0);
+  const std::string valid = Slurp(in);
+  for (auto [batch, kept] : {std::pair{mixed, 2u}, std::pair{invalid_first, 1u}, std::pair{valid, 3u}}) {
+    auto r = Caregate("translate --from systmone --to systmone", batch);
+    EXPECT_EQ(r.status, kept == 3 ? 0 : 65) << r.err;
+    EXPECT_EQ(count(r.out, "<?xml"), 1u) << r.out.substr(0, 400);
+    EXPECT_EQ(count(r.out, "<ClientIntegrationBatch>"), 1u);
+    EXPECT_EQ(count(r.out, "</ClientIntegrationBatch>"), 1u);
+    EXPECT_EQ(count(r.out, "<ClientIntegrationResponse>"), kept);
+    // And what it wrote reads back as the same batch.
+    auto again = Caregate("translate --from systmone --to systmone", r.out);
+    EXPECT_EQ(again.status, 0) << again.err;
+    EXPECT_EQ(again.out, r.out);
+  }
+  fs::remove_all(dir);
+}
+
 TEST(CliTranslate, UnknownSystemIsUsageError) {
   auto r = Caregate("translate --from emis --to cis " + Spec("cis-record.json"));
   EXPECT_EQ(r.status, 2);
