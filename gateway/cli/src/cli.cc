@@ -101,12 +101,7 @@ int RunCli(int argc, char** argv) {
       if (!line.empty() || start == 0) Error("", std::string(line));
       start = end + 1;
     }
-    switch (e.problem()) {
-      case Problem::kUsage: return kExitUsage;
-      case Problem::kMappingTables:
-      case Problem::kIoFailure: return kExitFailure;
-      default: return kExitSoftware;
-    }
+    return Describe(e.problem()).exit_code;  // the problem table's exit column (problems.def)
   } catch (const std::exception& e) {
     Error("", std::string("internal error: ") + e.what());
     return kExitSoftware;

@@ -664,6 +664,28 @@ TEST(CliServe, WarmPersonsMustBeANonNegativeNumber) {
   EXPECT_FALSE(std::filesystem::exists(dir.file("c.db")));
 }
 
+// A tokens file with a bad line is invalid input (exit 65, the problem table's status
+// for `malformed`), named by file and line, before anything is opened or served; it
+// once fell through to 70, "internal error". A missing one is an other failure (1).
+TEST(CliServe, ABadTokensFileIsInvalidInputNamingItsLine) {
+  TempDir dir;
+  const std::string tokens = dir.file("tokens");
+  Write(tokens, "# tokens\nsha256:" + Sha256Hex("svc") + " service job\nsha256:abc health x\n");
+  auto r = Caregate(dir, {"serve", "--db", dir.file("c.db"), "--tokens", tokens, "--listen", "127.0.0.1:0"});
+  EXPECT_EQ(r.status, 65) << r.err;
+  EXPECT_NE(r.err.find(tokens + ":3: the digest has 3 hex digits, not 64"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("internal error"), std::string::npos) << r.err;
+  Write(tokens, "sha256:" + Sha256Hex("svc") + " doctor x\n");
+  r = Caregate(dir, {"serve", "--db", dir.file("c.db"), "--tokens", tokens, "--listen", "127.0.0.1:0"});
+  EXPECT_EQ(r.status, 65) << r.err;
+  EXPECT_NE(r.err.find(tokens + ":1: unknown role `doctor`"), std::string::npos) << r.err;
+  r = Caregate(dir, {"serve", "--db", dir.file("c.db"), "--tokens", dir.file("none"), "--listen", "127.0.0.1:0"});
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_NE(r.err.find(dir.file("none") + ": cannot open the tokens file"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out.find("listening on"), std::string::npos) << r.out;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("c.db")));
+}
+
 // kill -9 while a client is ingesting over HTTP: every record the server acknowledged
 // (201/200) is in the store after the restart, with its audit event, and the chain verifies.
 TEST(CliServe, KillDuringIngestLosesNoAcknowledgedWrite) {
