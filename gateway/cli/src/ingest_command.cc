@@ -22,12 +22,13 @@ constexpr std::size_t kChunk = 256;
 Command AddIngestCommand(CLI::App& root, std::string& mappings_dir) {
   auto* app = root.add_subcommand("ingest", "Store records from a source system (single records, batches or NDJSON)");
   struct Opts {
-    std::string from, db;
+    std::string from, db, out;
     std::vector<std::string> files;
   };
   auto o = std::make_shared<Opts>();
   app->add_option("--from", o->from, "Source system")->required()->check(CLI::IsMember({"systmone", "cis"}));
   app->add_option("--db", o->db, "Database (default: $CAREGATE_DB, else ./caregate.db)");
+  app->add_option("--out", o->out, "Write the summary line to this file instead of stdout");
   app->add_option("files", o->files, "Input files")->required();
   return {app, [o, &mappings_dir]() -> int {
             auto engine = engine::Engine::Load(mappings_dir);
@@ -128,8 +129,10 @@ Command AddIngestCommand(CLI::App& root, std::string& mappings_dir) {
             if (not_read > 0)
               summary += "; " + std::to_string(not_read) + " of " + std::to_string(o->files.size()) + " files not read";
             summary += '\n';
-            std::fwrite(summary.data(), 1, summary.size(), stdout);
-            std::fflush(stdout);
+            if (!WriteOutput(o->out, summary)) {  // the records are stored: only the summary is lost
+              Error(o->out.empty() ? "stdout" : o->out, "write failed");
+              return kExitFailure;
+            }
             if (not_read > 0) return kExitFailure;  // outweighs rejected records: 65 would hide it
             return rejected > 0 ? kExitDataErr : kExitOk;
           }};

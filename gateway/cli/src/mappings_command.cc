@@ -7,7 +7,6 @@
 
 namespace caregate::cli {
 
-bool WriteOutput(const std::string& path, const std::string& data);
 
 namespace {
 

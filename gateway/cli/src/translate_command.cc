@@ -56,8 +56,6 @@ class Output {
 
 }  // namespace
 
-// Writes `data` to `path` (or stdout when empty), the file atomically; false on failure.
-// (Also used by `caregate mappings`.)
 bool WriteOutput(const std::string& path, const std::string& data) {
   Output out(path);
   return out.Write(data) && out.Commit();

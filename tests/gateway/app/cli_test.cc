@@ -522,6 +522,34 @@ TEST_F(CliAudit, ReportForOnePersonAsJsonAndHtml) {
   EXPECT_EQ(Caregate(dir_, {"audit", "verify", "--db", dir_.file("missing.db")}).status, 1);
 }
 
+// Spec 6: output goes to stdout unless --out is given; audit verify and report once
+// refused the option as a usage error. The file holds what stdout would have, stdout
+// stays empty, and an unwritable --out is named and exits 1.
+TEST_F(CliAudit, OutWritesTheReportOrTheVerdictToAFileInsteadOfStdout) {
+  const auto to_stdout = Caregate(dir_, {"audit", "report", "--db", db_, "--person", "cis:C-2"});
+  ASSERT_EQ(to_stdout.status, 0) << to_stdout.err;
+  auto r = Caregate(dir_, {"audit", "report", "--db", db_, "--person", "cis:C-2", "--out", dir_.file("r.json")});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(ReadFile(dir_.file("r.json")), to_stdout.out);
+  r = Caregate(dir_, {"audit", "report", "--db", db_, "--format", "html", "--out", dir_.file("r.html")});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(ReadFile(dir_.file("r.html")).find("<html"), std::string::npos);
+  r = Caregate(dir_, {"audit", "verify", "--db", db_, "--out", dir_.file("v.json")});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "");
+  EXPECT_NE(ReadFile(dir_.file("v.json")).find("\"ok\":true"), std::string::npos);
+  r = Caregate(dir_, {"audit", "report", "--db", db_, "--out", dir_.file("no-such-dir/r.json")});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find(dir_.file("no-such-dir/r.json") + ": write failed"), std::string::npos) << r.err;
+  // ingest's summary line likewise; the records are stored either way.
+  Write(dir_.file("more.ndjson"), CisJson(PersonFields{.cis = "C-9"}) + "\n");
+  r = Caregate(dir_, {"ingest", "--from", "cis", "--db", db_, "--out", dir_.file("s.txt"), dir_.file("more.ndjson")});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(ReadFile(dir_.file("s.txt")), "stored 1 (new 1, updated 0), rejected 0\n");
+}
+
 // One number from the database (a count), or -1 when the query fails.
 long long QueryNumber(const std::string& db, const char* sql) {
   sqlite3* h = nullptr;

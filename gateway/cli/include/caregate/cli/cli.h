@@ -36,6 +36,12 @@ void Error(const std::string& input, const std::string& message);
 // exits 1 (spec 6, other failure), not 65, since no data was read to be invalid.
 bool InputReadable(const std::string& path);
 
+// Writes `data` to `path`, or to stdout when `path` is empty (spec 6: "output goes to
+// stdout unless --out is given"); a file through `path`.partial renamed into place once
+// whole, so a failed run never leaves half a file under the name asked for. False on
+// failure; the caller names `path` (or "stdout") and exits 1.
+bool WriteOutput(const std::string& path, const std::string& data);
+
 // Where a record's errors and notes are: "<input>: record N (line L)", the line when known.
 std::string RecordPlace(const std::string& input, std::size_t index, std::size_t line);
 
