@@ -124,6 +124,7 @@ DeltaState::~DeltaState() {
   find_staged_.reset();
   find_state_.reset();
   stage_.reset();
+  find_link_.reset();
   if (db_ && db_->InTransaction()) {
     try {
       db_->Exec("ROLLBACK");
@@ -169,6 +170,40 @@ void DeltaState::BeginRun() {
   // Read inside the run's snapshot: main.export_state does not change before Complete.
   store::Statement any(*db_, "SELECT EXISTS (SELECT 1 FROM main.export_state)");
   state_empty_ = any.Step() && any.ColumnInt64(0) == 0;
+  // The identity index, when this database is also the gateway's store (identity
+  // module's tables; a database only ever used by the export has none).
+  links_known_ = false;
+  store::Statement tables(*db_,
+                          "SELECT count(*) FROM main.sqlite_master WHERE type = 'table' AND "
+                          "name IN ('person_ids', 'source_records')");
+  if (tables.Step() && tables.ColumnInt64(0) == 2) {
+    store::Statement s1(*db_, "SELECT EXISTS (SELECT 1 FROM main.person_ids WHERE id >= 's1:' AND id < 's1;')");
+    links_known_ = s1.Step() && s1.ColumnInt64(0) != 0;
+  }
+  if (links_known_)
+    find_link_ = std::make_unique<store::Statement>(
+        *db_,
+        "SELECT DISTINCT o.id FROM main.person_ids AS me JOIN main.person_ids AS o ON o.person_key = me.person_key "
+        "WHERE me.id = ?1 AND o.id >= 's1:' AND o.id < 's1;' AND NOT EXISTS (SELECT 1 FROM main.source_records AS s "
+        "WHERE s.person_key = me.person_key AND s.system = 'systmone' AND s.source_id = o.id AND "
+        "json_extract(s.canonical_json, '$.record.person.consent') = 'no') ORDER BY o.id LIMIT 2");
+}
+
+std::string DeltaState::LinkedSystmOneId(std::string_view cis_id, std::string_view nhs_number) {
+  if (!links_known_) return {};
+  std::lock_guard<std::mutex> lock(db_mutex_);
+  for (const auto& id : {cis_id.empty() ? std::string() : "cis:" + std::string(cis_id),
+                         nhs_number.empty() ? std::string() : "nhs:" + std::string(nhs_number)}) {
+    if (id.empty()) continue;
+    find_link_->Reset();
+    find_link_->Bind(1, id);
+    std::vector<std::string> found;
+    while (find_link_->Step()) found.push_back(find_link_->ColumnText(0));
+    find_link_->Reset();
+    if (found.size() == 1) return found[0].substr(3);  // "s1:" off
+    if (found.size() > 1) return {};
+  }
+  return {};
 }
 
 namespace {
@@ -375,6 +410,8 @@ std::int64_t DeltaState::Complete(RunRecord run, audit::AuditEvent event) {
   find_staged_.reset();
   find_state_.reset();
   stage_.reset();
+  find_link_.reset();
+  links_known_ = false;
   if (db_->InTransaction()) db_->Exec("COMMIT");  // ends the read snapshot; TEMP rows stay
   store::Transaction tx(*db_);
   store::Statement ins(*db_,

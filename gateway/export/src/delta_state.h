@@ -98,6 +98,19 @@ class DeltaState {
   // FatalError from the audit trail, leaving the state as it was.
   std::int64_t Complete(RunRecord run, audit::AuditEvent event);
 
+  // Spec 5, "the gateway fills in the other system's id when it knows the link": when
+  // this database is also the gateway's store (the default: ingest, serve and export
+  // share ./caregate.db), the SystmOne id linked to a person, found by `cis_id`, else by
+  // `nhs_number` (either may be empty). Read in the run's snapshot (BeginRun), so every
+  // record of a run sees the same links whatever the server writes meanwhile. "" when
+  // no link is known, when the person has two SystmOne ids (not the export's to choose),
+  // and when the id is carried only by a stored SystmOne record whose consent to share
+  // is withheld (the council must not learn of it: as the lookups' views, spec 8).
+  // Thread-safe: the workers call it.
+  std::string LinkedSystmOneId(std::string_view cis_id, std::string_view nhs_number);
+  // Whether the store held any SystmOne id when the run began (else the above is "").
+  bool links_known() const { return links_known_; }
+
   // What is wrong with the audit trail's head (audit::CheckAuditHead), or "": Complete
   // could not record the run there. Checked before a run writes anything.
   std::string AuditHeadProblem();
@@ -116,7 +129,8 @@ class DeltaState {
   bool MaybeStaged(std::int64_t key) const;
   void MarkStaged(std::int64_t key);
   std::unique_ptr<store::Database> db_;
-  std::unique_ptr<store::Statement> find_staged_, find_state_, stage_;
+  std::unique_ptr<store::Statement> find_staged_, find_state_, stage_, find_link_;
+  bool links_known_ = false;
 
   // Staged rows not yet in the TEMP table. Keys are hashes, so inserting each row as it
   // comes lands on a random page of a B-tree that outgrows its cache; many thousands at

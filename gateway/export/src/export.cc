@@ -393,6 +393,11 @@ ExportResult RunExport(const engine::Engine& engine, const ExportOptions& option
   // Workers may recognise unchanged lines only when there is a previous state to match.
   if (base) popt.state_db = db_path;
   popt.hash_seed = state->hash_seed();
+  // Spec 5: a record without a SystmOne id gets the one the store links to it.
+  if (state->links_known())
+    popt.links = [st = state.get()](std::string_view cis_id, std::string_view nhs_number) {
+      return st->LinkedSystmOneId(cis_id, nhs_number);
+    };
 
   // Each output receives the records' slices of a batch buffer; consecutive ones (most
   // of a batch, on a first night) are handed over as one piece, which the file writes
@@ -458,7 +463,7 @@ ExportResult RunExport(const engine::Engine& engine, const ExportOptions& option
   };
   // A line the worker found identical to the stored one, for a person this run has
   // already met: the comparison must be with what was staged, so it is processed in full.
-  RecordProcessor full_processor(engine, mapping_version, state->hash_seed());
+  RecordProcessor full_processor(engine, mapping_version, state->hash_seed(), {}, popt.links);
   Batch scratch;
   auto reprocess = [&](const Batch& b, const RecordOut& r) {
     // The scratch record's slices are never joined to a slice of another buffer (two

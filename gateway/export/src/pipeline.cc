@@ -46,6 +46,14 @@ std::string ScanStringMember(std::string_view line, std::string_view key) {
 }
 
 
+// Whether the line has exactly one "SystmOne_Identifier" member, with a string value.
+bool CarriesOneSystmOneId(std::string_view line) {
+  constexpr std::string_view kNeedle = "\"SystmOne_Identifier\"";
+  const std::size_t first = line.find(kNeedle);
+  return first != std::string_view::npos && line.find(kNeedle, first + 1) == std::string_view::npos &&
+         !ScanStringMember(line, "SystmOne_Identifier").empty();
+}
+
 // The id a reject line names: cis: first, then s1:, then nhs: (as written).
 template <typename Get>
 std::string PersonId(Get get) {
@@ -125,9 +133,9 @@ void Batch::ClearResults(std::size_t tables) {
 }
 
 RecordProcessor::RecordProcessor(const engine::Engine& engine, const std::string& mapping_version,
-                                 std::uint64_t hash_seed, const std::string& state_db)
+                                 std::uint64_t hash_seed, const std::string& state_db, IdentityLookup links)
     : engine_(engine), hasher_(hash_seed, mapping_version), reader_(engine.plan(), "cis"),
-      ids_(std::make_unique<IdNotingSink>()) {
+      ids_(std::make_unique<IdNotingSink>()), links_(std::move(links)) {
   sha_ = EVP_MD_CTX_new();
   if (!sha_) throw FatalError(Problem::kInternal, "OpenSSL: cannot allocate a digest context");
   if (!state_db.empty()) state_ = std::make_unique<StateReader>(state_db);
@@ -206,7 +214,10 @@ void RecordProcessor::ProcessLine(Batch& batch, const Batch::LineRef& ref) {
   rec.line_hash = hasher_.Line(text);
   std::string scanned_key;  // and its hash, reused below when the mapped key is the same
   std::int64_t scanned_k = 0;
-  if (state_) {
+  // With links to fill in, only a line carrying its own SystmOne id (once, so that it is
+  // surely the record's) may count as unchanged on sight: for any other, a link stored
+  // since last night changes what the run writes although the line has not changed.
+  if (state_ && (!links_ || CarriesOneSystmOneId(text))) {
     // Which stored line to compare with: the CIS id read without a parser. A wrong or
     // missing id only means no match, and the line is processed in full.
     if (std::string id = ScanStringMember(text, "LA_Person_Unique_Identifier"); !id.empty()) {
@@ -239,8 +250,16 @@ void RecordProcessor::ProcessLine(Batch& batch, const Batch::LineRef& ref) {
     close();
     return;
   }
-  const model::CareRecord& r = *mapped.value();
-  std::string key = PersonKey(r);
+  const model::CareRecord* record = mapped.value();
+  std::string key = PersonKey(*record);  // the record's own ids, whatever is filled in below
+  if (links_ && record->person.s1_id.empty()) {
+    if (std::string s1 = links_(record->person.cis_id, record->person.nhs_number); !s1.empty()) {
+      linked_ = *record;
+      linked_.person.s1_id = std::move(s1);
+      record = &linked_;
+    }
+  }
+  const model::CareRecord& r = *record;
   rec.key = !scanned_key.empty() && key == scanned_key ? scanned_k : key_hash(key);
   std::size_t csv_begin[16];
   for (std::size_t t = 0; t < tables && t < 16; ++t) csv_begin[t] = batch.csv[t].size();
@@ -355,7 +374,7 @@ void RunPipeline(const engine::Engine& engine, const std::string& mapping_versio
   for (int w = 0; w < options.workers; ++w) {
     workers.emplace_back([&] {
       try {
-        RecordProcessor proc(engine, mapping_version, options.hash_seed, options.state_db);
+        RecordProcessor proc(engine, mapping_version, options.hash_seed, options.state_db, options.links);
         for (;;) {
           Batch* b;
           {

@@ -69,14 +69,21 @@ struct Batch {
 
 class IdNotingSink;  // pipeline.cc
 
+// The SystmOne id the gateway's store links to a person found by CIS id, else by NHS
+// number, or "" (DeltaState::LinkedSystmOneId). Called from the workers.
+using IdentityLookup = std::function<std::string(std::string_view cis_id, std::string_view nhs_number)>;
+
 // Per-thread record work; see pipeline.cc for what "content hash" covers.
 class RecordProcessor {
  public:
   // With a state database path, lines identical to the stored ones are recognised
   // without parsing them (delta runs); without, every line is processed in full.
   // `hash_seed`: the state database's key for the line and content hashes.
+  // `links`: when set, a record without a SystmOne id gets the one the store links to
+  // it (spec 5), in both outputs; its line then never counts as unchanged on sight,
+  // since a link may have appeared since the line was stored.
   RecordProcessor(const engine::Engine& engine, const std::string& mapping_version, std::uint64_t hash_seed,
-                  const std::string& state_db = {});
+                  const std::string& state_db = {}, IdentityLookup links = {});
   ~RecordProcessor();
   RecordProcessor(const RecordProcessor&) = delete;
   RecordProcessor& operator=(const RecordProcessor&) = delete;
@@ -98,12 +105,16 @@ class RecordProcessor {
   format::XmlTextSink s1_sink_{unbound_, 0, /*pretty=*/false};
   // A sensitive record's copy without contact details, for the SystmOne file; reused.
   model::CareRecord redacted_;
+  IdentityLookup links_;
+  // A record's copy with the SystmOne id the store links to it; reused.
+  model::CareRecord linked_;
 };
 
 struct PipelineOptions {
   int workers = 1;
   std::string state_db;  // for the workers' StateReader; empty: no shortcut
   std::uint64_t hash_seed = 0;        // DeltaState::hash_seed()
+  IdentityLookup links;               // for the workers' RecordProcessor; empty: none
   std::size_t pool = 6;               // batches in flight, at most
   std::size_t batch_lines = 256;
   std::size_t batch_bytes = 1 << 20;

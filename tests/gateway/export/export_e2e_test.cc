@@ -945,6 +945,96 @@ TEST_F(ExportTest, APersonTwiceInOneExtractEndsWithTheLastVersion) {
   EXPECT_EQ(Count(Manifest(dir_ / "n3"), "unchanged"), 1u);
 }
 
+// Spec 5: "the gateway fills in the other system's id when it knows the link". When the
+// export's database is also the gateway's store, a CIS record without a SystmOne id gets
+// the one its NHS number links to, in the SystmOne file and the warehouse; never one only
+// a consent-withheld SystmOne record carries, and never over the record's own. A link
+// stored after a night sends the unchanged line again the next night, with the id.
+TEST_F(ExportTest, TheStoresLinksFillInTheSystmOneId) {
+  const std::regex consent("\"Consent_To_Share\":(\"[^\"]*\"|null)"), own_s1("\"SystmOne_Identifier\":(\"[^\"]*\"|null)"),
+      nhs_re("\"NHS_Number\":\"([0-9]{10})\""), has_s1("\"SystmOne_Identifier\":\"");
+  std::vector<std::string> lines;  // four people with an NHS number and a SystmOne id
+  for (const auto& l : Lines(Synth(40, 21)))
+    if (lines.size() < 4 && std::regex_search(l, nhs_re) && std::regex_search(l, has_s1)) lines.push_back(l);
+  ASSERT_EQ(lines.size(), 4u);
+  std::vector<std::string> nhs;
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    lines[i] = std::regex_replace(lines[i], consent, "\"Consent_To_Share\":\"Yes\"");
+    if (i < 3) lines[i] = std::regex_replace(lines[i], own_s1, "\"SystmOne_Identifier\":null");
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(lines[i], m, nhs_re)) << lines[i];
+    nhs.push_back(m[1]);
+  }
+  ASSERT_EQ(std::set<std::string>(nhs.begin(), nhs.end()).size(), 4u);
+  const std::string own = [&] {
+    std::smatch m;
+    const std::regex re("\"SystmOne_Identifier\":\"([^\"]*)\"");
+    return std::regex_search(lines[3], m, re) ? m[1].str() : std::string();
+  }();
+  ASSERT_FALSE(own.empty());
+  // SystmOne records of the same people (linked by NHS number only), as `ingest` stores them.
+  const std::string example = ReadFile(fs::path(CAREGATE_SPEC_DIR) / "examples" / "systmone-record.xml");
+  auto s1_record = [&](const std::string& nhs_number, const std::string& s1_id, bool shares) {
+    std::string x = example;
+    x.replace(x.find("9912003888"), 10, nhs_number);
+    x.replace(x.find("700412"), 6, s1_id);
+    x.erase(x.find("<LocalAuthorityIdentifier>"), std::string("<LocalAuthorityIdentifier>LCC-0048213</LocalAuthorityIdentifier>").size());
+    if (!shares) x.replace(x.find("<ConsentToShare>Yes"), 19, "<ConsentToShare>No");
+    return x;
+  };
+  auto ingest = [&](const std::string& xml, const std::string& name) {
+    WriteFile(dir_ / name, xml);
+    Proc p = Run({"ingest", "--from", "systmone", "--db", (dir_ / "state.db").string(), (dir_ / name).string()});
+    ASSERT_EQ(p.code, 0) << p.err;
+  };
+  ingest(s1_record(nhs[0], "800001", true), "a.xml");   // linked: filled in
+  ingest(s1_record(nhs[1], "800002", false), "b.xml");  // its consent withheld: not filled in
+  ingest(s1_record(nhs[3], "800004", true), "d.xml");   // the CIS record has its own id: kept
+  WriteFile(dir_ / "extract.ndjson", JoinLines(lines));
+
+  auto person_row = [&](const fs::path& out, std::size_t i) {
+    const std::string key = CisId(lines[i]) + ",";
+    for (const auto& row : Lines(ReadFile(out / "warehouse" / "persons.csv")))
+      if (row.starts_with(key)) return row;
+    return std::string();
+  };
+  auto response_of = [&](const fs::path& out, std::size_t i) {
+    const std::string s1 = ReadFile(out / "systmone-import.xml");
+    const auto at = s1.find("<NHSNumber>" + nhs[i] + "</NHSNumber>");
+    if (at == std::string::npos) return std::string();
+    const auto begin = s1.rfind("<ClientIntegrationResponse>", at);
+    return s1.substr(begin, s1.find("</ClientIntegrationResponse>", at) - begin);
+  };
+  Proc p1 = Export(dir_ / "extract.ndjson", dir_ / "n1", dir_ / "state.db", {"--run-date", "2024-05-01"});
+  ASSERT_EQ(p1.code, 0) << p1.err;
+  EXPECT_EQ(Count(Manifest(dir_ / "n1"), "exported"), 4u);
+  EXPECT_NE(response_of(dir_ / "n1", 0).find("<StrategicReportingIdentifier>800001<"), std::string::npos)
+      << response_of(dir_ / "n1", 0);
+  EXPECT_NE(person_row(dir_ / "n1", 0).find(",800001,"), std::string::npos) << person_row(dir_ / "n1", 0);
+  EXPECT_EQ(response_of(dir_ / "n1", 1).find("StrategicReportingIdentifier"), std::string::npos);
+  EXPECT_EQ(response_of(dir_ / "n1", 2).find("StrategicReportingIdentifier"), std::string::npos);
+  EXPECT_NE(response_of(dir_ / "n1", 3).find("<StrategicReportingIdentifier>" + own + "<"), std::string::npos);
+  for (const auto& f : fs::recursive_directory_iterator(dir_ / "n1"))
+    if (f.is_regular_file()) {
+      EXPECT_EQ(ReadFile(f.path()).find("800002"), std::string::npos) << f.path();
+      EXPECT_EQ(ReadFile(f.path()).find("800004"), std::string::npos) << f.path();
+    }
+
+  // A link learnt during the day: the same line the next night goes out again, with it.
+  ingest(s1_record(nhs[2], "800003", true), "c.xml");
+  Proc p2 = Export(dir_ / "extract.ndjson", dir_ / "n2", dir_ / "state.db", {"--run-date", "2024-05-02"});
+  ASSERT_EQ(p2.code, 0) << p2.err;
+  SourceNode m2 = Manifest(dir_ / "n2");
+  EXPECT_EQ(Count(m2, "exported"), 1u);
+  EXPECT_EQ(Count(m2, "unchanged"), 3u);
+  EXPECT_NE(response_of(dir_ / "n2", 2).find("<StrategicReportingIdentifier>800003<"), std::string::npos);
+  EXPECT_NE(person_row(dir_ / "n2", 2).find(",800003,"), std::string::npos);
+  // And then nothing more to send.
+  Proc p3 = Export(dir_ / "extract.ndjson", dir_ / "n3", dir_ / "state.db", {"--run-date", "2024-05-03"});
+  ASSERT_EQ(p3.code, 0) << p3.err;
+  EXPECT_EQ(Count(Manifest(dir_ / "n3"), "unchanged"), 4u);
+}
+
 TEST_F(ExportTest, FatalProblemsExitOneAndLeaveThePreviousNightIntact) {
   WriteFile(dir_ / "night1.ndjson", Synth(300, 6));
   Proc p1 = Export(dir_ / "night1.ndjson", dir_ / "out", dir_ / "state.db", {"--run-date", "2024-05-01"});
