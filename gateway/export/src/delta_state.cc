@@ -170,40 +170,80 @@ void DeltaState::BeginRun() {
   // Read inside the run's snapshot: main.export_state does not change before Complete.
   store::Statement any(*db_, "SELECT EXISTS (SELECT 1 FROM main.export_state)");
   state_empty_ = any.Step() && any.ColumnInt64(0) == 0;
-  // The identity index, when this database is also the gateway's store (identity
+  // The identity index, when this database is also the gateway's store (the identity
   // module's tables; a database only ever used by the export has none).
   links_known_ = false;
   store::Statement tables(*db_,
                           "SELECT count(*) FROM main.sqlite_master WHERE type = 'table' AND "
-                          "name IN ('person_ids', 'source_records')");
-  if (tables.Step() && tables.ColumnInt64(0) == 2) {
+                          "name IN ('person_ids', 'source_records', 'snapshot_version')");
+  if (tables.Step() && tables.ColumnInt64(0) == 3) {
     store::Statement s1(*db_, "SELECT EXISTS (SELECT 1 FROM main.person_ids WHERE id >= 's1:' AND id < 's1;')");
     links_known_ = s1.Step() && s1.ColumnInt64(0) != 0;
   }
-  if (links_known_)
-    find_link_ = std::make_unique<store::Statement>(
-        *db_,
-        "SELECT DISTINCT o.id FROM main.person_ids AS me JOIN main.person_ids AS o ON o.person_key = me.person_key "
-        "WHERE me.id = ?1 AND o.id >= 's1:' AND o.id < 's1;' AND NOT EXISTS (SELECT 1 FROM main.source_records AS s "
-        "WHERE s.person_key = me.person_key AND s.system = 'systmone' AND s.source_id = o.id AND "
-        "json_extract(s.canonical_json, '$.record.person.consent') = 'no') ORDER BY o.id LIMIT 2");
+  if (links_known_) {
+    store::Statement v(*db_, "SELECT n FROM main.snapshot_version WHERE id = 1");
+    links_version_ = v.Step() ? v.ColumnInt64(0) : -1;
+    find_link_ = std::make_unique<store::Statement>(*db_, kFindLinkSql);
+  }
 }
+
+namespace {
+// One query, so that a link is found however the person is known.
+std::string FindLink(store::Statement& q, std::string_view cis_id, std::string_view nhs_number) {
+  if (cis_id.empty() && nhs_number.empty()) return {};
+  q.Reset();
+  q.Bind(1, cis_id.empty() ? std::string() : "cis:" + std::string(cis_id));
+  q.Bind(2, nhs_number.empty() ? std::string() : "nhs:" + std::string(nhs_number));
+  std::string first;
+  int found = 0;
+  while (q.Step()) {
+    if (found++ == 0) first = q.ColumnText(0);
+  }
+  q.Reset();
+  return found == 1 ? first.substr(3) : std::string();  // "s1:" off; none or two: nothing
+}
+}  // namespace
 
 std::string DeltaState::LinkedSystmOneId(std::string_view cis_id, std::string_view nhs_number) {
   if (!links_known_) return {};
   std::lock_guard<std::mutex> lock(db_mutex_);
-  for (const auto& id : {cis_id.empty() ? std::string() : "cis:" + std::string(cis_id),
-                         nhs_number.empty() ? std::string() : "nhs:" + std::string(nhs_number)}) {
-    if (id.empty()) continue;
-    find_link_->Reset();
-    find_link_->Bind(1, id);
-    std::vector<std::string> found;
-    while (find_link_->Step()) found.push_back(find_link_->ColumnText(0));
-    find_link_->Reset();
-    if (found.size() == 1) return found[0].substr(3);  // "s1:" off
-    if (found.size() > 1) return {};
+  return FindLink(*find_link_, cis_id, nhs_number);
+}
+
+LinkReader::LinkReader(const std::string& path, DeltaState& run) : run_(&run) {
+  store::OpenOptions options;
+  options.create = false;
+  options.read_only = true;
+  db_ = std::make_unique<store::Database>(path, options);
+  db_->Exec("BEGIN DEFERRED");
+  bool same = false;
+  {
+    store::Statement v(*db_, "SELECT n FROM main.snapshot_version WHERE id = 1");
+    same = v.Step() && v.ColumnInt64(0) == run.links_version();
   }
-  return {};
+  if (same) {
+    find_ = std::make_unique<store::Statement>(*db_, DeltaState::kFindLinkSql);
+    return;
+  }
+  // The identity tables changed since the run's snapshot was taken: this connection
+  // cannot see them as the run does, so it asks the run's connection.
+  db_->Exec("COMMIT");
+  db_.reset();
+}
+
+LinkReader::~LinkReader() {
+  find_.reset();
+  if (db_ && db_->InTransaction()) {
+    try {
+      db_->Exec("COMMIT");
+    } catch (...) {
+    }
+  }
+}
+
+std::string LinkReader::LinkedSystmOneId(std::string_view cis_id, std::string_view nhs_number) {
+  if (!find_) return run_->LinkedSystmOneId(cis_id, nhs_number);
+  return FindLink(*find_, cis_id, nhs_number);
 }
 
 namespace {

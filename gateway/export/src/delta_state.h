@@ -57,6 +57,27 @@ class StateReader {
   std::unique_ptr<store::Statement> find_;
 };
 
+class DeltaState;
+
+// A worker's own lookups of the store's links (DeltaState::LinkedSystmOneId), on a
+// read-only connection of its own, so that the workers neither wait for each other nor
+// for the staging thread. Its read transaction is begun once and kept for the run, and
+// used only if its identity tables are those of the run's snapshot (the same
+// links_version); otherwise every lookup goes to the run's connection.
+class LinkReader {
+ public:
+  LinkReader(const std::string& path, DeltaState& run);
+  ~LinkReader();
+  LinkReader(const LinkReader&) = delete;
+  LinkReader& operator=(const LinkReader&) = delete;
+  std::string LinkedSystmOneId(std::string_view cis_id, std::string_view nhs_number);
+
+ private:
+  DeltaState* run_;
+  std::unique_ptr<store::Database> db_;
+  std::unique_ptr<store::Statement> find_;
+};
+
 class DeltaState {
  public:
   // Staged rows kept in memory before they go to the TEMP table, per buffer (there are
@@ -100,7 +121,7 @@ class DeltaState {
 
   // Spec 5, "the gateway fills in the other system's id when it knows the link": when
   // this database is also the gateway's store (the default: ingest, serve and export
-  // share ./caregate.db), the SystmOne id linked to a person, found by `cis_id`, else by
+  // share ./caregate.db), the SystmOne id linked to the person known by `cis_id` or by
   // `nhs_number` (either may be empty). Read in the run's snapshot (BeginRun), so every
   // record of a run sees the same links whatever the server writes meanwhile. "" when
   // no link is known, when the person has two SystmOne ids (not the export's to choose),
@@ -110,6 +131,17 @@ class DeltaState {
   std::string LinkedSystmOneId(std::string_view cis_id, std::string_view nhs_number);
   // Whether the store held any SystmOne id when the run began (else the above is "").
   bool links_known() const { return links_known_; }
+  // The identity tables' change counter (the identity module's snapshot_version) in the
+  // run's snapshot: a LinkReader whose own snapshot shows the same sees the same links.
+  std::int64_t links_version() const { return links_version_; }
+  // The lookup: the SystmOne ids linked to the person known as ?1 (cis:...) or ?2
+  // (nhs:...), at most two, leaving out one that only a consent-withheld stored
+  // SystmOne record carries.
+  static constexpr const char* kFindLinkSql =
+      "SELECT DISTINCT o.id FROM main.person_ids AS me JOIN main.person_ids AS o ON o.person_key = me.person_key "
+      "WHERE me.id IN (?1, ?2) AND o.id >= 's1:' AND o.id < 's1;' AND NOT EXISTS (SELECT 1 FROM "
+      "main.source_records AS s WHERE s.person_key = o.person_key AND s.system = 'systmone' AND s.source_id = o.id "
+      "AND json_extract(s.canonical_json, '$.record.person.consent') = 'no') ORDER BY o.id LIMIT 2";
 
   // What is wrong with the audit trail's head (audit::CheckAuditHead), or "": Complete
   // could not record the run there. Checked before a run writes anything.
@@ -131,6 +163,7 @@ class DeltaState {
   std::unique_ptr<store::Database> db_;
   std::unique_ptr<store::Statement> find_staged_, find_state_, stage_, find_link_;
   bool links_known_ = false;
+  std::int64_t links_version_ = -1;
 
   // Staged rows not yet in the TEMP table. Keys are hashes, so inserting each row as it
   // comes lands on a random page of a B-tree that outgrows its cache; many thousands at

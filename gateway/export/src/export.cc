@@ -394,9 +394,13 @@ ExportResult RunExport(const engine::Engine& engine, const ExportOptions& option
   if (base) popt.state_db = db_path;
   popt.hash_seed = state->hash_seed();
   // Spec 5: a record without a SystmOne id gets the one the store links to it.
+  // Each worker looks the links up on a connection of its own (LinkReader).
   if (state->links_known())
-    popt.links = [st = state.get()](std::string_view cis_id, std::string_view nhs_number) {
-      return st->LinkedSystmOneId(cis_id, nhs_number);
+    popt.make_links = [st = state.get(), db_path]() -> IdentityLookup {
+      auto links = std::make_shared<LinkReader>(db_path, *st);
+      return [links](std::string_view cis_id, std::string_view nhs_number) {
+        return links->LinkedSystmOneId(cis_id, nhs_number);
+      };
     };
 
   // Each output receives the records' slices of a batch buffer; consecutive ones (most
@@ -463,7 +467,12 @@ ExportResult RunExport(const engine::Engine& engine, const ExportOptions& option
   };
   // A line the worker found identical to the stored one, for a person this run has
   // already met: the comparison must be with what was staged, so it is processed in full.
-  RecordProcessor full_processor(engine, mapping_version, state->hash_seed(), {}, popt.links);
+  RecordProcessor full_processor(
+      engine, mapping_version, state->hash_seed(), {},
+      state->links_known() ? IdentityLookup([st = state.get()](std::string_view cis_id, std::string_view nhs_number) {
+        return st->LinkedSystmOneId(cis_id, nhs_number);
+      })
+                           : IdentityLookup{});
   Batch scratch;
   auto reprocess = [&](const Batch& b, const RecordOut& r) {
     // The scratch record's slices are never joined to a slice of another buffer (two

@@ -46,12 +46,58 @@ std::string ScanStringMember(std::string_view line, std::string_view key) {
 }
 
 
-// Whether the line has exactly one "SystmOne_Identifier" member, with a string value.
-bool CarriesOneSystmOneId(std::string_view line) {
-  constexpr std::string_view kNeedle = "\"SystmOne_Identifier\"";
-  const std::size_t first = line.find(kNeedle);
-  return first != std::string_view::npos && line.find(kNeedle, first + 1) == std::string_view::npos &&
-         !ScanStringMember(line, "SystmOne_Identifier").empty();
+// A top-level member of the JSON object on `line`, as a string scan sees it: absent,
+// null, a string without escapes (its raw bytes in *value), or anything else (another
+// type, escapes, a key written with escapes, text this scan cannot vouch for). Strings
+// are skipped whole, so a nested member of the same name is never taken for it.
+enum class TopLevel { kAbsent, kNull, kString, kOther };
+TopLevel ScanTopLevelMember(std::string_view line, std::string_view key, std::string_view* value) {
+  const std::size_t n = line.size();
+  int depth = 0;
+  auto skip_space = [&](std::size_t i) {
+    while (i < n && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r' || line[i] == '\n')) ++i;
+    return i;
+  };
+  // The end of the string opening at line[i] (the closing quote), or npos; *escaped
+  // says whether it holds a backslash.
+  auto string_end = [&](std::size_t i, bool* escaped) {
+    *escaped = false;
+    for (std::size_t j = i + 1; j < n; ++j) {
+      if (line[j] == '\\') {
+        *escaped = true;
+        ++j;
+      } else if (line[j] == '"') {
+        return j;
+      }
+    }
+    return std::string_view::npos;
+  };
+  for (std::size_t i = 0; i < n;) {
+    const char c = line[i];
+    if (c == '"') {
+      bool escaped = false;
+      const std::size_t end = string_end(i, &escaped);
+      if (end == std::string_view::npos) return TopLevel::kOther;
+      const std::string_view s = line.substr(i + 1, end - i - 1);
+      i = end + 1;
+      if (depth != 1) continue;
+      const std::size_t colon = skip_space(i);
+      if (colon >= n || line[colon] != ':') continue;  // a value, not a key
+      if (escaped) return TopLevel::kOther;             // a key this scan cannot read
+      if (s != key) continue;
+      const std::size_t v = skip_space(colon + 1);
+      if (line.substr(v, 4) == "null") return TopLevel::kNull;
+      if (v >= n || line[v] != '"') return TopLevel::kOther;
+      const std::size_t vend = string_end(v, &escaped);
+      if (vend == std::string_view::npos || escaped) return TopLevel::kOther;
+      *value = line.substr(v + 1, vend - v - 1);
+      return TopLevel::kString;
+    }
+    if (c == '{' || c == '[') ++depth;
+    if (c == '}' || c == ']') --depth;
+    ++i;
+  }
+  return TopLevel::kAbsent;
 }
 
 // The id a reject line names: cis: first, then s1:, then nhs: (as written).
@@ -177,6 +223,34 @@ void RecordProcessor::Reject(Batch& batch, RecordOut& rec, std::string_view pers
 // from the registry) plus the unmapped source data, and the SystmOne fragment is a
 // function of the canonical record and the tables, so equal hashes mean the run would
 // write exactly the same bytes for this person as the run that stored the hash.
+// On a delta night with links to fill in: the line hash the full way would give this
+// line (below), found without parsing it. A line with its own SystmOne id keeps the
+// plain line hash; one without gets LineLinked with the id the store links now, looked up
+// with the ids the mapping would read (the CIS id, and the top-level NHS_Number as it
+// stands: a valid record's is 10 plain digits, used as they are). False when the scan
+// cannot vouch for those ids; the line then goes the full way. A line identical to a
+// stored one maps to the same ids as it did, so its hash matches the stored one exactly
+// when the same id (or none) is filled in as then.
+bool RecordProcessor::LinkedLineHash(std::string_view text, std::string_view cis_id, ContentHash& line_hash) {
+  std::string_view s1, nhs;
+  switch (ScanTopLevelMember(text, "SystmOne_Identifier", &s1)) {
+    case TopLevel::kString:
+      if (!Trim(s1).empty()) return true;  // its own id: nothing is filled in, the plain hash stands
+      break;
+    case TopLevel::kAbsent:
+    case TopLevel::kNull: break;
+    case TopLevel::kOther: return false;
+  }
+  switch (ScanTopLevelMember(text, "NHS_Number", &nhs)) {
+    case TopLevel::kString: break;
+    case TopLevel::kAbsent:
+    case TopLevel::kNull: nhs = {}; break;
+    case TopLevel::kOther: return false;
+  }
+  line_hash = hasher_.LineLinked(text, links_(cis_id, nhs));
+  return true;
+}
+
 void RecordProcessor::ProcessLine(Batch& batch, const Batch::LineRef& ref) {
   std::string_view text(batch.input.data() + ref.offset, ref.length);
   if (!ref.too_long && IsBlank(text)) return;  // blank lines are not records
@@ -214,16 +288,15 @@ void RecordProcessor::ProcessLine(Batch& batch, const Batch::LineRef& ref) {
   rec.line_hash = hasher_.Line(text);
   std::string scanned_key;  // and its hash, reused below when the mapped key is the same
   std::int64_t scanned_k = 0;
-  // With links to fill in, only a line carrying its own SystmOne id (once, so that it is
-  // surely the record's) may count as unchanged on sight: for any other, a link stored
-  // since last night changes what the run writes although the line has not changed.
-  if (state_ && (!links_ || CarriesOneSystmOneId(text))) {
+  if (state_) {
     // Which stored line to compare with: the CIS id read without a parser. A wrong or
     // missing id only means no match, and the line is processed in full.
     if (std::string id = ScanStringMember(text, "LA_Person_Unique_Identifier"); !id.empty()) {
       scanned_key = "cis:" + id;
       scanned_k = key_hash(scanned_key);
-      if (state_->LineUnchanged(scanned_k, rec.line_hash)) {
+      if (links_ && !LinkedLineHash(text, id, rec.line_hash)) {
+        // The line's ids cannot be read without parsing it: processed in full.
+      } else if (state_->LineUnchanged(scanned_k, rec.line_hash)) {
         rec.line_unchanged = true;
         rec.key = scanned_k;
         batch.keys += scanned_key;
@@ -253,7 +326,9 @@ void RecordProcessor::ProcessLine(Batch& batch, const Batch::LineRef& ref) {
   const model::CareRecord* record = mapped.value();
   std::string key = PersonKey(*record);  // the record's own ids, whatever is filled in below
   if (links_ && record->person.s1_id.empty()) {
-    if (std::string s1 = links_(record->person.cis_id, record->person.nhs_number); !s1.empty()) {
+    std::string s1 = links_(record->person.cis_id, record->person.nhs_number);
+    rec.line_hash = hasher_.LineLinked(text, s1);
+    if (!s1.empty()) {
       linked_ = *record;
       linked_.person.s1_id = std::move(s1);
       record = &linked_;
@@ -374,7 +449,8 @@ void RunPipeline(const engine::Engine& engine, const std::string& mapping_versio
   for (int w = 0; w < options.workers; ++w) {
     workers.emplace_back([&] {
       try {
-        RecordProcessor proc(engine, mapping_version, options.hash_seed, options.state_db, options.links);
+        RecordProcessor proc(engine, mapping_version, options.hash_seed, options.state_db,
+                             options.make_links ? options.make_links() : IdentityLookup{});
         for (;;) {
           Batch* b;
           {

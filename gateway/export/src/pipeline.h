@@ -80,8 +80,8 @@ class RecordProcessor {
   // without parsing them (delta runs); without, every line is processed in full.
   // `hash_seed`: the state database's key for the line and content hashes.
   // `links`: when set, a record without a SystmOne id gets the one the store links to
-  // it (spec 5), in both outputs; its line then never counts as unchanged on sight,
-  // since a link may have appeared since the line was stored.
+  // it (spec 5), in both outputs, and its line hash says which (LineLinked), so that a
+  // line unchanged since a night without the link is not taken as unchanged on sight.
   RecordProcessor(const engine::Engine& engine, const std::string& mapping_version, std::uint64_t hash_seed,
                   const std::string& state_db = {}, IdentityLookup links = {});
   ~RecordProcessor();
@@ -92,6 +92,7 @@ class RecordProcessor {
 
  private:
   void Reject(Batch& batch, RecordOut& rec, std::string_view person_id, const FieldErrors& errors);
+  bool LinkedLineHash(std::string_view text, std::string_view cis_id, ContentHash& line_hash);
   const engine::Engine& engine_;
   RecordHasher hasher_;
   // Maps each record as it is parsed (no tree); reused by every record of this worker.
@@ -114,7 +115,8 @@ struct PipelineOptions {
   int workers = 1;
   std::string state_db;  // for the workers' StateReader; empty: no shortcut
   std::uint64_t hash_seed = 0;        // DeltaState::hash_seed()
-  IdentityLookup links;               // for the workers' RecordProcessor; empty: none
+  // Makes each worker's IdentityLookup (its own LinkReader); empty: no links to fill in.
+  std::function<IdentityLookup()> make_links;
   std::size_t pool = 6;               // batches in flight, at most
   std::size_t batch_lines = 256;
   std::size_t batch_bytes = 1 << 20;

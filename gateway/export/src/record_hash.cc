@@ -29,7 +29,9 @@ std::uint64_t Derive(std::uint64_t seed, std::string_view purpose, std::string_v
 }  // namespace
 
 RecordHasher::RecordHasher(std::uint64_t seed, std::string_view version)
-    : line_seed_(Derive(seed, "line", version)), content_seed_(Derive(seed, "content", version)),
+    : line_seed_(Derive(seed, "line", version)),
+      linked_seed_(Derive(seed, "linked line", version)),
+      content_seed_(Derive(seed, "content", version)),
       state_(XXH3_createState()) {
   if (!state_) throw std::bad_alloc();
 }
@@ -38,6 +40,12 @@ RecordHasher::~RecordHasher() { XXH3_freeState(static_cast<XXH3_state_t*>(state_
 
 ContentHash RecordHasher::Line(std::string_view line) const {
   return Bytes(XXH3_128bits_withSeed(line.data(), line.size(), line_seed_));
+}
+
+ContentHash RecordHasher::LineLinked(std::string_view line, std::string_view s1_id) const {
+  // The id picks the seed: "" gives a seed of its own too.
+  const std::uint64_t seed = XXH3_64bits_withSeed(s1_id.data(), s1_id.size(), linked_seed_);
+  return Bytes(XXH3_128bits_withSeed(line.data(), line.size(), seed));
 }
 
 void RecordHasher::Begin() { XXH3_128bits_reset_withSeed(static_cast<XXH3_state_t*>(state_), content_seed_); }

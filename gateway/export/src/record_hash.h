@@ -26,6 +26,11 @@ class RecordHasher {
 
   // The line hash of one extract line.
   ContentHash Line(std::string_view line) const;
+  // The line hash of a line whose record gets `s1_id` from the store's links (the
+  // export, when its database is the gateway's store; "" when none is known): never
+  // equal to Line's, and different for every id, so that a stored line hash also says
+  // which id was filled in.
+  ContentHash LineLinked(std::string_view line, std::string_view s1_id) const;
 
   // The content hash, fed in parts: Begin, then Part for each (a part boundary is
   // hashed, so bytes cannot move from one part to the next unnoticed), then Finish.
@@ -34,7 +39,7 @@ class RecordHasher {
   ContentHash Finish();
 
  private:
-  std::uint64_t line_seed_, content_seed_;
+  std::uint64_t line_seed_, linked_seed_, content_seed_;
   void* state_;  // XXH3_state_t*
 };
 

@@ -7,7 +7,9 @@
 
 #include <string>
 
+#include "../identity/records.h"
 #include "caregate/audit/audit_log.h"
+#include "caregate/identity/person_store.h"
 #include "caregate/store/database.h"
 #include "caregate/store/statement.h"
 #include "support/temp_dir.h"
@@ -201,6 +203,56 @@ TEST(DeltaState, ARunWithoutCompleteLeavesTheStateAsItWas) {
   auto count = d.Prepare("SELECT count(*) FROM export_state");
   ASSERT_TRUE(count.Step());
   EXPECT_EQ(count.ColumnInt64(0), 0);
+}
+
+// The links a run fills in (spec 5) are those of the run's snapshot, whoever asks:
+// the run's own connection, a worker's LinkReader opened while the identity tables were
+// as the snapshot saw them (its own snapshot, kept), and one opened after they changed
+// (it asks the run's connection). A person with two SystmOne ids gets none, and an id
+// only a consent-withheld SystmOne record carries is never given.
+TEST(DeltaState, LinksAreReadInTheRunsSnapshotWhoeverAsks) {
+  using caregate::testing::PersonFields;
+  using caregate::testing::ReadOrDie;
+  TempDir dir;
+  const std::string db = dir.file("store.db");
+  {
+    identity::PersonStore store(db);
+    store.Ingest(ReadOrDie("systmone", caregate::testing::S1Xml(PersonFields{.nhs = "9912003888", .s1 = "700001"})));
+    store.Ingest(ReadOrDie("systmone", caregate::testing::S1Xml(
+                                           PersonFields{.nhs = "9434765919", .s1 = "700002", .consent = "No"})));
+    store.Ingest(ReadOrDie("cis", caregate::testing::CisJson(PersonFields{.nhs = "9434765870", .cis = "C-3"})));
+  }
+  DeltaState state(db);
+  state.BeginRun();
+  ASSERT_TRUE(state.links_known());
+  LinkReader before(db, state);  // opened while the identity tables are the snapshot's
+  EXPECT_EQ(state.LinkedSystmOneId("", "9912003888"), "700001");
+  EXPECT_EQ(before.LinkedSystmOneId("C-9", "9912003888"), "700001");  // known by NHS number alone
+  EXPECT_EQ(before.LinkedSystmOneId("", "9434765919"), "");           // consent withheld
+  EXPECT_EQ(before.LinkedSystmOneId("C-3", ""), "");                   // known, but no SystmOne id
+  EXPECT_EQ(before.LinkedSystmOneId("", ""), "");
+
+  // Meanwhile the server links C-3 to a SystmOne record, and gives 9912003888 a second id.
+  {
+    identity::PersonStore store(db);
+    store.Ingest(ReadOrDie("systmone", caregate::testing::S1Xml(PersonFields{.nhs = "9434765870", .s1 = "700003"})));
+    store.Ingest(ReadOrDie("cis", caregate::testing::CisJson(
+                                      PersonFields{.nhs = "9912003888", .s1 = "700009", .cis = "C-1"})));
+  }
+  LinkReader after(db, state);  // opened after the change: asks the run's connection
+  for (LinkReader* r : {&before, &after}) {
+    EXPECT_EQ(r->LinkedSystmOneId("C-3", ""), "");
+    EXPECT_EQ(r->LinkedSystmOneId("", "9912003888"), "700001");
+  }
+  EXPECT_EQ(state.LinkedSystmOneId("C-3", "9434765870"), "");
+
+  // The next run sees the new links: two ids for 9912003888 now, so none is chosen.
+  state.Complete(ARun("2024-05-01"), AnEvent());
+  state.BeginRun();
+  LinkReader next(db, state);
+  EXPECT_EQ(next.LinkedSystmOneId("C-3", ""), "700003");
+  EXPECT_EQ(next.LinkedSystmOneId("", "9434765870"), "700003");
+  EXPECT_EQ(next.LinkedSystmOneId("", "9912003888"), "");
 }
 
 }  // namespace
