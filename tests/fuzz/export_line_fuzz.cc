@@ -19,10 +19,12 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 #include <rapidjson/document.h>
 
+#include "caregate/core/text.h"
 #include "caregate/engine/engine.h"
 #include "caregate/export/warehouse.h"
 #include "caregate/format/json.h"
@@ -158,6 +160,27 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       auto read = engine.Read("cis", line);
       Check(read.ok() == !rec.rejected, "the export and Engine::Read disagree on whether a line is valid",
             std::string(line) + "\n" + std::string(reject));
+      // The plain scan behind the line shortcut on a shared store reads the ids as the
+      // mapping does, whenever it claims to (kString, kNull, kAbsent).
+      if (read.ok()) {
+        const auto& person = read.value().person;
+        for (auto [member, mapped, trimmed] : {std::tuple{"NHS_Number", &person.nhs_number, false},
+                                               std::tuple{"SystmOne_Identifier", &person.s1_id, true}}) {
+          std::string_view v;
+          switch (exporter::ScanTopLevelMember(line, member, &v)) {
+            case exporter::TopLevel::kString:
+              Check(*mapped == (trimmed ? caregate::Trim(v) : v), "the top-level scan misread a member",
+                    std::string(member) + " in " + std::string(line));
+              break;
+            case exporter::TopLevel::kNull:
+            case exporter::TopLevel::kAbsent:
+              Check(mapped->empty(), "the top-level scan missed a member", std::string(member) + " in " +
+                                                                               std::string(line));
+              break;
+            case exporter::TopLevel::kOther: break;
+          }
+        }
+      }
     }
     if (rec.rejected) {
       Check(!reject.empty() && reject.back() == '\n', "reject line missing or not a line", std::string(reject));

@@ -46,11 +46,8 @@ std::string ScanStringMember(std::string_view line, std::string_view key) {
 }
 
 
-// A top-level member of the JSON object on `line`, as a string scan sees it: absent,
-// null, a string without escapes (its raw bytes in *value), or anything else (another
-// type, escapes, a key written with escapes, text this scan cannot vouch for). Strings
-// are skipped whole, so a nested member of the same name is never taken for it.
-enum class TopLevel { kAbsent, kNull, kString, kOther };
+}  // namespace
+
 TopLevel ScanTopLevelMember(std::string_view line, std::string_view key, std::string_view* value) {
   const std::size_t n = line.size();
   int depth = 0;
@@ -99,6 +96,8 @@ TopLevel ScanTopLevelMember(std::string_view line, std::string_view key, std::st
   }
   return TopLevel::kAbsent;
 }
+
+namespace {
 
 // The id a reject line names: cis: first, then s1:, then nhs: (as written).
 template <typename Get>

@@ -69,6 +69,15 @@ struct Batch {
 
 class IdNotingSink;  // pipeline.cc
 
+// A top-level member of the JSON object on `line`, as a plain scan sees it (no parser):
+// absent, null, a string without escapes (its raw bytes in *value), or anything else
+// (another type, escapes, a key written with escapes, text the scan cannot vouch for).
+// Strings are skipped whole and depth is counted, so a nested member of the same name is
+// never taken for it. For a line that maps, kString and kNull/kAbsent agree with the
+// mapped value (fuzzed: export_line_fuzz).
+enum class TopLevel { kAbsent, kNull, kString, kOther };
+TopLevel ScanTopLevelMember(std::string_view line, std::string_view key, std::string_view* value);
+
 // The SystmOne id the gateway's store links to a person found by CIS id, else by NHS
 // number, or "" (DeltaState::LinkedSystmOneId). Called from the workers.
 using IdentityLookup = std::function<std::string(std::string_view cis_id, std::string_view nhs_number)>;
