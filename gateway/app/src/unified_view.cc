@@ -44,7 +44,6 @@ std::optional<UnifiedView> BuildUnifiedView(const identity::PersonSnapshot& pers
   UnifiedView v;
   // The records this caller may see, with the other organisation's rules applied.
   std::optional<model::CareRecord> shown[2];
-  std::vector<std::string> withheld_ids;  // the ids the withheld record carries
   const char* systems[2] = {"systmone", "cis"};
   for (int i = 0; i < 2; ++i) {
     const model::CareRecord* r = person.record(systems[i]);
@@ -52,7 +51,6 @@ std::optional<UnifiedView> BuildUnifiedView(const identity::PersonSnapshot& pers
     const bool other = systems[i] != own;
     if (other && !req.unrestricted && r->consent_withheld()) {
       v.consent_withheld_other = true;
-      withheld_ids = r->person_ids();
       continue;
     }
     shown[i] = *r;
@@ -105,18 +103,24 @@ std::optional<UnifiedView> BuildUnifiedView(const identity::PersonSnapshot& pers
     UnionByReference(m.entries, o.entries, "entries", systems[s], v);
     UnionByReference(m.tasks, o.tasks, "tasks", systems[s], v);
   }
-  // Ids from both systems, and those learnt by linking; but not the ids only a withheld
-  // record carries: that the other organisation knows the person is part of its record.
+  // The ids the person is known by: both systems' and those learnt by linking. When the
+  // other organisation's record is withheld, only those the shown records carry: any
+  // other came from the withheld side (its own ids, or ids an earlier version of it
+  // carried, which the index keeps), and that the other organisation knows the person is
+  // part of its record.
   std::vector<std::string> shown_ids = m.person_ids();
   if (shown[s]) {
     auto more = shown[s]->person_ids();
     shown_ids.insert(shown_ids.end(), more.begin(), more.end());
   }
   for (const auto& id : person.ids) {
-    const bool only_withheld = std::find(withheld_ids.begin(), withheld_ids.end(), id) != withheld_ids.end() &&
-                               std::find(shown_ids.begin(), shown_ids.end(), id) == shown_ids.end();
-    if (only_withheld) continue;
+    const bool carried = std::find(shown_ids.begin(), shown_ids.end(), id) != shown_ids.end();
+    if (v.consent_withheld_other && !carried) continue;
     v.person_ids.push_back(id);
+    // The record's id fields are filled in only from ids a shown record carries now (the
+    // link, spec 5): one the index keeps from an earlier version (a SystmOne id the
+    // council claimed, then withdrew) is history, not a link.
+    if (!carried) continue;
     if (id.starts_with("nhs:") && m.person.nhs_number.empty()) m.person.nhs_number = id.substr(4);
     if (id.starts_with("s1:") && m.person.s1_id.empty()) m.person.s1_id = id.substr(3);
     if (id.starts_with("cis:") && m.person.cis_id.empty()) m.person.cis_id = id.substr(4);

@@ -188,19 +188,24 @@ void DeltaState::BeginRun() {
 }
 
 namespace {
-// One query, so that a link is found however the person is known.
+// One query, so that a link is found however the person is known (kFindLinkSql).
 std::string FindLink(store::Statement& q, std::string_view cis_id, std::string_view nhs_number) {
   if (cis_id.empty() && nhs_number.empty()) return {};
   q.Reset();
   q.Bind(1, cis_id.empty() ? std::string() : "cis:" + std::string(cis_id));
   q.Bind(2, nhs_number.empty() ? std::string() : "nhs:" + std::string(nhs_number));
   std::string first;
+  bool shared = false;
   int found = 0;
   while (q.Step()) {
-    if (found++ == 0) first = q.ColumnText(0);
+    if (found++ == 0) {
+      first = q.ColumnText(0);
+      shared = q.ColumnInt64(1) != 0;
+    }
   }
   q.Reset();
-  return found == 1 ? first.substr(3) : std::string();  // "s1:" off; none or two: nothing
+  // One id, carried by a SystmOne record that shares; "s1:" off. None or two: nothing.
+  return found == 1 && shared ? first.substr(3) : std::string();
 }
 }  // namespace
 

@@ -124,9 +124,10 @@ class DeltaState {
   // share ./caregate.db), the SystmOne id linked to the person known by `cis_id` or by
   // `nhs_number` (either may be empty). Read in the run's snapshot (BeginRun), so every
   // record of a run sees the same links whatever the server writes meanwhile. "" when
-  // no link is known, when the person has two SystmOne ids (not the export's to choose),
-  // and when the id is carried only by a stored SystmOne record whose consent to share
-  // is withheld (the council must not learn of it: as the lookups' views, spec 8).
+  // no link is known; when the person has ever been known by two SystmOne ids (not the
+  // export's to choose); when no stored SystmOne record carries the id (only a council
+  // record claimed it); and when the SystmOne record carrying it withholds consent to
+  // share (the council must not learn of it: spec 8).
   // Thread-safe: the workers call it.
   std::string LinkedSystmOneId(std::string_view cis_id, std::string_view nhs_number);
   // Whether the store held any SystmOne id when the run began (else the above is "").
@@ -134,14 +135,17 @@ class DeltaState {
   // The identity tables' change counter (the identity module's snapshot_version) in the
   // run's snapshot: a LinkReader whose own snapshot shows the same sees the same links.
   std::int64_t links_version() const { return links_version_; }
-  // The lookup: the SystmOne ids linked to the person known as ?1 (cis:...) or ?2
-  // (nhs:...), at most two, leaving out one that only a consent-withheld stored
-  // SystmOne record carries.
+  // The lookup: the SystmOne ids of the person known as ?1 (cis:...) or ?2 (nhs:...), at
+  // most two, each with whether a stored SystmOne record that shares (its consent to
+  // share is not "no") carries it. LinkedSystmOneId fills one in only when there is
+  // exactly one and it is so carried: an id only a council record ever claimed (the
+  // index keeps every id a person was ever known by) is not "the other system's id".
   static constexpr const char* kFindLinkSql =
-      "SELECT DISTINCT o.id FROM main.person_ids AS me JOIN main.person_ids AS o ON o.person_key = me.person_key "
-      "WHERE me.id IN (?1, ?2) AND o.id >= 's1:' AND o.id < 's1;' AND NOT EXISTS (SELECT 1 FROM "
-      "main.source_records AS s WHERE s.person_key = o.person_key AND s.system = 'systmone' AND s.source_id = o.id "
-      "AND json_extract(s.canonical_json, '$.record.person.consent') = 'no') ORDER BY o.id LIMIT 2";
+      "SELECT DISTINCT o.id, EXISTS (SELECT 1 FROM main.source_records AS s WHERE s.person_key = o.person_key AND "
+      "s.system = 'systmone' AND s.source_id = o.id AND "
+      "coalesce(json_extract(s.canonical_json, '$.record.person.consent'), '') <> 'no') "
+      "FROM main.person_ids AS me JOIN main.person_ids AS o ON o.person_key = me.person_key "
+      "WHERE me.id IN (?1, ?2) AND o.id >= 's1:' AND o.id < 's1;' ORDER BY o.id LIMIT 2";
 
   // What is wrong with the audit trail's head (audit::CheckAuditHead), or "": Complete
   // could not record the run there. Checked before a run writes anything.

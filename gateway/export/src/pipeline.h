@@ -78,8 +78,8 @@ class IdNotingSink;  // pipeline.cc
 enum class TopLevel { kAbsent, kNull, kString, kOther };
 TopLevel ScanTopLevelMember(std::string_view line, std::string_view key, std::string_view* value);
 
-// The SystmOne id the gateway's store links to a person found by CIS id, else by NHS
-// number, or "" (DeltaState::LinkedSystmOneId). Called from the workers.
+// The SystmOne id the gateway's store links to the person known by this CIS id or NHS
+// number, or "" (DeltaState::LinkedSystmOneId has the rules). Called from the workers.
 using IdentityLookup = std::function<std::string(std::string_view cis_id, std::string_view nhs_number)>;
 
 // Per-thread record work; see pipeline.cc for what "content hash" covers.

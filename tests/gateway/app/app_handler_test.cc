@@ -320,6 +320,32 @@ TEST_F(AppRoutes, ConsentWithheldRecordsIdsAreNotShown) {
   EXPECT_NE(r.body.find("\"cis:C-SECRET\""), std::string::npos) << r.body;
 }
 
+// The identity index keeps every id a person was ever known by. A SystmOne id the
+// patient's SystmOne record carried before it was sent again withholding consent is not
+// shown to the council, and a SystmOne id only the council's own record ever claimed
+// (since withdrawn) is not filled in as a link.
+TEST_F(AppRoutes, IdsFromEarlierVersionsAreNeitherLeakedNorFilledIn) {
+  ASSERT_EQ(IngestS1(S1Xml(PersonFields{.nhs = "9434765005", .s1 = "S-OLD"})).status, 201);
+  ASSERT_EQ(IngestS1(S1Xml(PersonFields{.nhs = "9434765005", .s1 = "S-NEW", .consent = "No"})).status, 200);
+  ASSERT_EQ(IngestCis(CisJson(PersonFields{.nhs = "9434765005", .cis = "C-1"})).status, 201);
+  for (const char* view : {"cis", "canonical", "systmone"}) {
+    auto r = Call("GET", std::string("/v1/persons/cis:C-1?view=") + view, kCouncil);
+    ASSERT_EQ(r.status, 200) << view;
+    EXPECT_EQ(r.body.find("S-OLD"), std::string::npos) << view << ": " << r.body;
+    EXPECT_EQ(r.body.find("S-NEW"), std::string::npos) << view << ": " << r.body;
+  }
+  // Health's own view still has both: its data.
+  EXPECT_NE(Call("GET", "/v1/persons/cis:C-1?view=canonical", kHealth).body.find("S-NEW"), std::string::npos);
+
+  ASSERT_EQ(IngestCis(CisJson(PersonFields{.nhs = "9434765013", .s1 = "S-CLAIMED", .cis = "C-2"})).status, 201);
+  ASSERT_EQ(IngestCis(CisJson(PersonFields{.nhs = "9434765013", .cis = "C-2"})).status, 200);
+  auto r = Call("GET", "/v1/persons/cis:C-2", kCouncil);
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.body.find("\"SystmOne_Identifier\":\"S-CLAIMED\""), std::string::npos) << r.body;
+  r = Call("GET", "/v1/persons/cis:C-2", kHealth);
+  EXPECT_EQ(r.body.find("<StrategicReportingIdentifier>S-CLAIMED<"), std::string::npos) << r.body;
+}
+
 TEST_F(AppRoutes, SensitiveRecordShowsNoContactDetailsToTheOtherOrganisation) {
   PersonFields p{.cis = "C-1", .sensitive = "true", .phone = "0113 496 7777"};
   ASSERT_EQ(IngestCis(CisJson(p)).status, 201);

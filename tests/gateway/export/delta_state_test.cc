@@ -255,5 +255,37 @@ TEST(DeltaState, LinksAreReadInTheRunsSnapshotWhoeverAsks) {
   EXPECT_EQ(next.LinkedSystmOneId("", "9912003888"), "");
 }
 
+// The only id filled in is one a SystmOne record that shares carries, and the person's
+// only one: not an older id of a patient whose SystmOne record now withholds consent, not
+// an id only the council's own record ever claimed (since withdrawn).
+TEST(DeltaState, TheOnlyIdFilledInIsTheOneASharingSystmOneRecordCarries) {
+  using caregate::testing::CisJson;
+  using caregate::testing::PersonFields;
+  using caregate::testing::ReadOrDie;
+  using caregate::testing::S1Xml;
+  TempDir dir;
+  const std::string db = dir.file("store.db");
+  {
+    identity::PersonStore store(db);
+    // SystmOne re-sends the patient under a new id and with consent withheld.
+    store.Ingest(ReadOrDie("systmone", S1Xml(PersonFields{.nhs = "9434765005", .s1 = "800011"})));
+    store.Ingest(ReadOrDie("systmone", S1Xml(PersonFields{.nhs = "9434765005", .s1 = "800012", .consent = "No"})));
+    // The council once claimed a SystmOne id, then withdrew it; no SystmOne record has it.
+    store.Ingest(ReadOrDie("cis", CisJson(PersonFields{.nhs = "9434765013", .s1 = "800013", .cis = "C-5"})));
+    store.Ingest(ReadOrDie("cis", CisJson(PersonFields{.nhs = "9434765013", .cis = "C-5"})));
+    // Both systems agree on the id: filled in.
+    store.Ingest(ReadOrDie("systmone", S1Xml(PersonFields{.nhs = "9434765021", .s1 = "800014"})));
+    store.Ingest(ReadOrDie("cis", CisJson(PersonFields{.nhs = "9434765021", .s1 = "800014", .cis = "C-6"})));
+  }
+  DeltaState state(db);
+  state.BeginRun();
+  LinkReader reader(db, state);
+  EXPECT_EQ(reader.LinkedSystmOneId("", "9434765005"), "");
+  EXPECT_EQ(state.LinkedSystmOneId("", "9434765005"), "");
+  EXPECT_EQ(reader.LinkedSystmOneId("C-5", "9434765013"), "");
+  EXPECT_EQ(reader.LinkedSystmOneId("C-6", ""), "800014");
+  EXPECT_EQ(reader.LinkedSystmOneId("", "9434765021"), "800014");
+}
+
 }  // namespace
 }  // namespace caregate::exporter
