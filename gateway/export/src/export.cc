@@ -271,7 +271,9 @@ ExportResult FinishCompleted(const RunRecord& run, const std::string& out_abs, c
 // The run in the audit trail (docs/export.md, "The audit trail"): who ran it, what went
 // to SystmOne, and the manifest's SHA-256, which ties the event to the exact files. No
 // person ids: the run's own files list the people (warehouse/persons.csv).
-audit::AuditEvent RunAuditEvent(const ExportOptions& options, const RunRecord& run) {
+// `linked`: records written with a SystmOne id filled in from the store (an IG officer
+// can see how many went out so).
+audit::AuditEvent RunAuditEvent(const ExportOptions& options, const RunRecord& run, std::uint64_t linked) {
   audit::AuditEvent e;
   e.user = options.user.empty() ? "caregate-export" : options.user;
   e.role = "service";
@@ -282,7 +284,8 @@ audit::AuditEvent RunAuditEvent(const ExportOptions& options, const RunRecord& r
   e.detail = "caregate export, run date " + run.run_date + (run.full ? " (--full)" : "") + ": read " +
              std::to_string(run.read) + ", exported " + std::to_string(run.exported) + ", unchanged " +
              std::to_string(run.unchanged) + ", rejected " + std::to_string(run.rejected) + ", withheld " +
-             std::to_string(run.withheld) + "; input SHA-256 " + run.input_sha256 + "; manifest SHA-256 " +
+             std::to_string(run.withheld) + "; SystmOne ids filled in from the store " + std::to_string(linked) +
+             "; input SHA-256 " + run.input_sha256 + "; manifest SHA-256 " +
              Sha256Hex(run.manifest) + "; outputs in " + run.out_dir;
   return e;
 }
@@ -378,6 +381,7 @@ ExportResult RunExport(const engine::Engine& engine, const ExportOptions& option
   s1.Append(s1_adapter.BatchBegin());
 
   ExportCounts counts;
+  std::uint64_t linked = 0;  // written with a SystmOne id from the store's links
   Progress progress(options, reader.size());
   std::uint64_t kill_after = 0;
   if (const char* k = std::getenv("CAREGATE_EXPORT_TEST_KILL_AFTER")) kill_after = std::strtoull(k, nullptr, 10);
@@ -458,6 +462,7 @@ ExportResult RunExport(const engine::Engine& engine, const ExportOptions& option
     if (!(seen.found && seen.same_content && seen.same_line))
       state->Stage(r.key, b.Slice(b.keys, b.key_end, i), r.hash, r.line_hash);
     for (std::size_t t = 0; t < n; ++t) csv_runs[t].Add(b.Slice(b.csv[t].view(), b.csv_end, i, n, t));
+    if (r.linked) ++linked;
     if (r.withheld) {
       ++counts.withheld;
     } else {
@@ -568,7 +573,7 @@ ExportResult RunExport(const engine::Engine& engine, const ExportOptions& option
   run.rejected = counts.rejected;
   run.withheld = counts.withheld;
   try {
-    state->Complete(run, RunAuditEvent(options, run));
+    state->Complete(run, RunAuditEvent(options, run, linked));
   } catch (const store::DatabaseError& e) {
     throw FatalError(Problem::kIoFailure, e.what());
   }

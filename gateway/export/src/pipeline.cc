@@ -328,6 +328,7 @@ void RecordProcessor::ProcessLine(Batch& batch, const Batch::LineRef& ref) {
     std::string s1 = links_(record->person.cis_id, record->person.nhs_number);
     rec.line_hash = hasher_.LineLinked(text, s1);
     if (!s1.empty()) {
+      rec.linked = true;
       linked_ = *record;
       linked_.person.s1_id = std::move(s1);
       record = &linked_;

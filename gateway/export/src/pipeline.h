@@ -26,6 +26,7 @@ struct RecordOut {
   std::uint64_t line = 0;
   bool rejected = false;
   bool withheld = false;  // Consent_To_Share = No: no SystmOne fragment was rendered
+  bool linked = false;    // its SystmOne id was filled in from the store's links
   // The line is byte for byte the one the state holds for this person (same tables):
   // nothing was parsed or rendered; only `key` and `line_hash` are set.
   bool line_unchanged = false;

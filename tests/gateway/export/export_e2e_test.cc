@@ -1033,6 +1033,35 @@ TEST_F(ExportTest, TheStoresLinksFillInTheSystmOneId) {
   Proc p3 = Export(dir_ / "extract.ndjson", dir_ / "n3", dir_ / "state.db", {"--run-date", "2024-05-03"});
   ASSERT_EQ(p3.code, 0) << p3.err;
   EXPECT_EQ(Count(Manifest(dir_ / "n3"), "unchanged"), 4u);
+  // The patient withdraws consent on the SystmOne side: the record goes out once more,
+  // without the id.
+  ingest(s1_record(nhs[0], "800001", false), "a2.xml");
+  Proc p4 = Export(dir_ / "extract.ndjson", dir_ / "n4", dir_ / "state.db", {"--run-date", "2024-05-04"});
+  ASSERT_EQ(p4.code, 0) << p4.err;
+  EXPECT_EQ(Count(Manifest(dir_ / "n4"), "exported"), 1u);
+  EXPECT_NE(response_of(dir_ / "n4", 0).find("<NHSNumber>"), std::string::npos);
+  EXPECT_EQ(response_of(dir_ / "n4", 0).find("StrategicReportingIdentifier"), std::string::npos);
+  EXPECT_EQ(person_row(dir_ / "n4", 0).find("800001"), std::string::npos) << person_row(dir_ / "n4", 0);
+
+  // Each night's audit event says how many ids went out filled in: 1, 1, 0, 0.
+  auto events = audit::QueryAuditTrail((dir_ / "state.db").string(), {});
+  std::vector<std::string> filled;
+  for (const auto& e : events)
+    if (e.action == "export") {
+      const auto at = e.detail.find("SystmOne ids filled in from the store ");
+      filled.push_back(at == std::string::npos ? "?" : e.detail.substr(at + 38, 1));
+    }
+  EXPECT_EQ(filled, (std::vector<std::string>{"1", "1", "0", "0"}));
+
+  // One worker or four on a store with links: the same bytes.
+  fs::copy_file(dir_ / "state.db", dir_ / "w1.db");
+  fs::copy_file(dir_ / "state.db", dir_ / "w4.db");
+  Proc w1 = Export(dir_ / "extract.ndjson", dir_ / "w1", dir_ / "w1.db", {"--run-date", "2024-05-09", "--full", "--workers", "1"});
+  Proc w4 = Export(dir_ / "extract.ndjson", dir_ / "w4", dir_ / "w4.db", {"--run-date", "2024-05-09", "--full", "--workers", "4"});
+  ASSERT_EQ(w1.code, 0) << w1.err;
+  ASSERT_EQ(w4.code, 0) << w4.err;
+  EXPECT_EQ(DataFiles(dir_ / "w1"), DataFiles(dir_ / "w4"));
+  EXPECT_NE(response_of(dir_ / "w1", 2).find("<StrategicReportingIdentifier>800003<"), std::string::npos);
 }
 
 TEST_F(ExportTest, FatalProblemsExitOneAndLeaveThePreviousNightIntact) {
