@@ -12,6 +12,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include <sqlite3.h>
+
 #include "caregate/core/error.h"
 #include "caregate/core/hash.h"
 #include "caregate/model/canonical_json.h"
@@ -95,6 +97,19 @@ constexpr store::Migration kMigrations[] = {
     // that order from an index, a start costs in proportion to the persons warmed, not
     // to the whole store (a scan of source_records reads every record's leaf pages).
     {304, "CREATE INDEX source_records_by_update ON source_records(updated_at, person_key);"},
+    // Session 18: surnames are compared with their diacritics folded (Brontë as BRONTE,
+    // Łukasik as LUKASIK) instead of losing every non-ASCII letter (BRONT): the stored
+    // keys are computed again from the stored records, with the same code
+    // (caregate_demographic_key, registered by Init). Pending proposals stay as they are.
+    {305,
+     "WITH k AS (SELECT person_key, system, caregate_demographic_key("
+     " json_extract(canonical_json, '$.record.person.family_name'),"
+     " json_extract(canonical_json, '$.record.person.birth_date'),"
+     " json_extract(canonical_json, '$.record.person.address.postcode'),"
+     " json_extract(canonical_json, '$.record.person.gender')) AS key FROM source_records)"
+     " INSERT INTO demographic_keys(person_key, system, match_key) SELECT person_key, system, key FROM k"
+     " WHERE key <> '' AND true"
+     " ON CONFLICT(person_key, system) DO UPDATE SET match_key = excluded.match_key;"},
 };
 
 // The canonical JSON of a record, split into the record without its lineage and the
@@ -144,10 +159,70 @@ std::int64_t ReadInt(Statement& s) {
 
 }  // namespace
 
+namespace {
+
+// U+00C0..U+017F (Latin-1 Supplement letters, Latin Extended-A) as the upper-case ASCII
+// letters a surname is compared by: the base letter without its diacritics, a ligature
+// or special letter spelt out (ß SS, Æ AE, Œ OE, Þ TH, Ĳ IJ, Ŋ NG; Ø O, Ł L, Đ D, Ħ H);
+// "" for the two signs in the range (× ÷).
+constexpr const char* kLatinFold[] = {
+    "A", "A", "A", "A", "A", "A", "AE", "C", "E", "E", "E", "E", "I", "I", "I", "I",  // U+00C0
+    "D", "N", "O", "O", "O", "O", "O", "", "O", "U", "U", "U", "U", "Y", "TH", "SS",  // U+00D0
+    "A", "A", "A", "A", "A", "A", "AE", "C", "E", "E", "E", "E", "I", "I", "I", "I",  // U+00E0
+    "D", "N", "O", "O", "O", "O", "O", "", "O", "U", "U", "U", "U", "Y", "TH", "Y",  // U+00F0
+    "A", "A", "A", "A", "A", "A", "C", "C", "C", "C", "C", "C", "C", "C", "D", "D",  // U+0100
+    "D", "D", "E", "E", "E", "E", "E", "E", "E", "E", "E", "E", "G", "G", "G", "G",  // U+0110
+    "G", "G", "G", "G", "H", "H", "H", "H", "I", "I", "I", "I", "I", "I", "I", "I",  // U+0120
+    "I", "I", "IJ", "IJ", "J", "J", "K", "K", "K", "L", "L", "L", "L", "L", "L", "L",  // U+0130
+    "L", "L", "L", "N", "N", "N", "N", "N", "N", "N", "NG", "NG", "O", "O", "O", "O",  // U+0140
+    "O", "O", "OE", "OE", "R", "R", "R", "R", "R", "R", "S", "S", "S", "S", "S", "S",  // U+0150
+    "S", "S", "T", "T", "T", "T", "T", "T", "U", "U", "U", "U", "U", "U", "U", "U",  // U+0160
+    "U", "U", "U", "U", "W", "W", "Y", "Y", "Y", "Z", "Z", "Z", "Z", "Z", "Z", "S",  // U+0170
+};
+static_assert(sizeof kLatinFold / sizeof kLatinFold[0] == 0x180 - 0xC0);
+
+// Whether a code point outside ASCII and the table above is punctuation, a symbol, a
+// space or a combining mark (dropped, as ASCII non-letters are) rather than a letter of
+// another script (kept as it is, so that two Cyrillic or Greek surnames still compare).
+bool DroppedNonAscii(char32_t cp) {
+  return (cp >= 0x80 && cp <= 0xBF) ||     // Latin-1 punctuation, symbols, no-break space
+         (cp >= 0x2B0 && cp <= 0x36F) ||   // modifier letters (ʼ), combining diacritics
+         (cp >= 0x2000 && cp <= 0x206F) || // general punctuation (’ ‐ – —), spaces
+         cp == 0x3000 || cp == 0xFEFF;
+}
+
+}  // namespace
+
+std::string FoldSurname(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      if (std::isalpha(c)) out += static_cast<char>(std::toupper(c));
+      ++i;
+      continue;
+    }
+    // Valid UTF-8 (the adapters check every record); a stray byte is skipped.
+    const std::size_t len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+    if (len == 1 || i + len > s.size()) {
+      ++i;
+      continue;
+    }
+    char32_t cp = c & (0x7F >> len);
+    for (std::size_t k = 1; k < len; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
+    if (cp >= 0xC0 && cp < 0x180) {
+      out += kLatinFold[cp - 0xC0];
+    } else if (!DroppedNonAscii(cp)) {
+      out.append(s.substr(i, len));
+    }
+    i += len;
+  }
+  return out;
+}
+
 std::string DemographicMatchKey(const model::Person& p) {
-  std::string surname;
-  for (unsigned char c : p.family_name)
-    if (std::isalpha(c)) surname += static_cast<char>(std::toupper(c));
+  const std::string surname = FoldSurname(p.family_name);
   std::string postcode;
   for (unsigned char c : p.address.postcode)
     if (!std::isspace(c)) postcode += static_cast<char>(std::toupper(c));
@@ -213,8 +288,28 @@ struct PersonStore::Impl {
 
   static Database Init(const std::string& path) {
     Database db(path);
+    // For migration 305, which recomputes the stored match keys with the code that
+    // computes new ones.
+    if (sqlite3_create_function_v2(db.handle(), "caregate_demographic_key", 4, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
+                                   nullptr, &SqlDemographicKey, nullptr, nullptr, nullptr) != SQLITE_OK)
+      throw FatalError(Problem::kInternal, path + ": cannot register caregate_demographic_key");
     db.Migrate("identity", kMigrations);
     return db;
+  }
+  // caregate_demographic_key(family_name, birth_date, postcode, gender): DemographicMatchKey.
+  static void SqlDemographicKey(sqlite3_context* ctx, int, sqlite3_value** argv) {
+    auto text = [&](int i) {
+      const unsigned char* t = sqlite3_value_text(argv[i]);
+      return t ? std::string(reinterpret_cast<const char*>(t), static_cast<std::size_t>(sqlite3_value_bytes(argv[i])))
+               : std::string();
+    };
+    model::Person p;
+    p.family_name = text(0);
+    p.birth_date = text(1);
+    p.address.postcode = text(2);
+    p.gender = text(3);
+    const std::string key = DemographicMatchKey(p);
+    sqlite3_result_text(ctx, key.data(), static_cast<int>(key.size()), SQLITE_TRANSIENT);
   }
 
   // ---- reads (writer connection, inside a transaction) ----

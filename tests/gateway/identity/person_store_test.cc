@@ -11,6 +11,7 @@
 
 #include "caregate/model/canonical_json.h"
 #include "caregate/store/database.h"
+#include "caregate/store/statement.h"
 #include "records.h"
 
 namespace caregate::identity {
@@ -192,6 +193,54 @@ TEST(PersonStore, SameContentAgainIsAnUpdateWithoutADuplicatePerson) {
   EXPECT_FALSE(changed.created);
   EXPECT_FALSE(changed.unchanged);
   EXPECT_EQ(store.Find("cis:C1")->cis->person.phone_home, "0113 496 0999");
+}
+
+// "Normalised surname" (spec 5): one system may keep diacritics the other drops, and
+// write an apostrophe as ' or ’. Until session 18 every non-ASCII letter was dropped
+// (Brontë BRONT, never matching Bronte; Łukasik UKASIK).
+TEST(DemographicMatchKey, FoldsDiacriticsAndDropsPunctuationOfAnyKind) {
+  EXPECT_EQ(FoldSurname("Brontë"), FoldSurname("BRONTE"));
+  EXPECT_EQ(FoldSurname("O\u2019Brien"), "OBRIEN");  // right single quotation mark
+  EXPECT_EQ(FoldSurname("o'brien-smith"), "OBRIENSMITH");
+  EXPECT_EQ(FoldSurname("Łukasik"), "LUKASIK");
+  EXPECT_EQ(FoldSurname("Strauß"), "STRAUSS");
+  EXPECT_EQ(FoldSurname("Ó Súilleabháin"), "OSUILLEABHAIN");
+  EXPECT_EQ(FoldSurname("Ærø"), "AERO");
+  EXPECT_EQ(FoldSurname("Bronte\u0308"), "BRONTE");  // a combining diaeresis
+  EXPECT_EQ(FoldSurname("Smith\u00a0Jones"), "SMITHJONES");  // no-break space
+  // Other scripts are kept, not lost: two Cyrillic surnames still compare.
+  EXPECT_EQ(FoldSurname("Иванов"), "Иванов");
+  EXPECT_NE(FoldSurname("Иванов"), FoldSurname("Петров"));
+  EXPECT_EQ(FoldSurname("×÷"), "");
+}
+
+TEST(PersonStore, ASurnameWithAndWithoutItsDiacriticsProposesALink) {
+  TempDir dir;
+  PersonStore store(dir.file("db"));
+  auto s = store.Ingest(S1(PersonFields{.s1 = "S-1", .surname = "Brontë"}));
+  auto c = store.Ingest(Cis(PersonFields{.cis = "C-1", .surname = "BRONTE"}));
+  EXPECT_NE(s.person_key, c.person_key);
+  EXPECT_EQ(c.proposals.size(), 1u);
+}
+
+// Migration 305 computes the stored keys again, so a record stored before it (key
+// "BRONT|...") is found by a record stored after it.
+TEST(PersonStore, KeysStoredBeforeTheFoldAreComputedAgainOnOpening) {
+  TempDir dir;
+  const std::string db = dir.file("db");
+  { PersonStore store(db); store.Ingest(S1(PersonFields{.s1 = "S-1", .surname = "Brontë"})); }
+  {
+    store::Database d(db);
+    d.Exec("UPDATE demographic_keys SET match_key = 'BRONT|1950-02-03|LS122AB|female'");
+    d.Exec("DELETE FROM schema_migrations WHERE module = 'identity' AND version = 305");
+  }
+  PersonStore store(db);
+  auto c = store.Ingest(Cis(PersonFields{.cis = "C-1", .surname = "Bronte"}));
+  EXPECT_EQ(c.proposals.size(), 1u);
+  store::Database d(db);
+  store::Statement q(d, "SELECT match_key FROM demographic_keys WHERE system = 'systmone'");
+  ASSERT_TRUE(q.Step());
+  EXPECT_EQ(q.ColumnText(0), "BRONTE|1950-02-03|LS122AB|female");
 }
 
 TEST(PersonStore, DemographicMatchOnlyProposesALinkUntilAccepted) {

@@ -28,8 +28,14 @@
 
 namespace caregate::identity {
 
-// Upper-cased surname with non-letters removed | birth date | postcode without spaces |
-// gender; "" when any part is missing (no match is attempted then).
+// The surname as a demographic match compares it (spec 5, "normalised surname"): ASCII
+// letters upper-cased, Latin letters with diacritics folded to their base letters (Brontë
+// BRONTE, Strauß STRAUSS, Łukasik LUKASIK), letters of other scripts kept as they are,
+// everything else (apostrophes ' and ’, hyphens, spaces, digits) dropped.
+std::string FoldSurname(std::string_view surname);
+
+// FoldSurname(surname) | birth date | postcode upper-cased without spaces | gender; ""
+// when any part is missing (no match is attempted then).
 std::string DemographicMatchKey(const model::Person& person);
 
 // The person id a record's own system gives it ("s1:..." / "cis:..."), else its NHS id.
