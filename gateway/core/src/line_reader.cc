@@ -1,22 +1,44 @@
 #include "caregate/core/line_reader.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 
 #include "caregate/core/hash.h"
 
 namespace caregate {
 
-LineReader::LineReader(int fd, std::size_t max_line, std::size_t chunk, Sha256* hash)
-    : fd_(fd), max_line_(max_line), chunk_(chunk == 0 ? 1 : chunk), hash_(hash) {
-  buf_.resize(chunk_ + max_line_ + 2);  // an unfinished line kept at the front, then a whole read
+namespace {
+std::size_t RoundUp(std::size_t n, std::size_t a) { return (n + a - 1) / a * a; }
+}  // namespace
+
+LineReader::LineReader(int fd, std::size_t max_line, std::size_t chunk, Sha256* hash, bool direct)
+    : fd_(fd), max_line_(max_line), chunk_(chunk == 0 ? 1 : chunk), hash_(hash), direct_(direct) {
+  if (direct_ && chunk_ < kDirectAlign) EndDirect();
+  if (!direct_) {
+    cap_ = chunk_ + max_line_ + 2;  // an unfinished line kept at the front, then a whole read
+    buf_.resize(cap_);
+    return;
+  }
+  // The unfinished line ends at an aligned offset, a whole aligned read follows it.
+  cap_ = RoundUp(max_line_ + 2, kDirectAlign) + chunk_ - chunk_ % kDirectAlign;
+  buf_.resize(cap_ + kDirectAlign);
+  const auto addr = reinterpret_cast<std::uintptr_t>(buf_.data());
+  off_ = (kDirectAlign - addr % kDirectAlign) % kDirectAlign;
 }
 
 LineReader::LineReader(std::string text, std::size_t max_line)
-    : max_line_(max_line), chunk_(0), buf_(std::move(text)), end_(buf_.size()), eof_(true) {}
+    : max_line_(max_line), chunk_(0), buf_(std::move(text)), cap_(buf_.size()), end_(buf_.size()), eof_(true) {}
+
+void LineReader::EndDirect() {
+  direct_ = false;
+  const int flags = ::fcntl(fd_, F_GETFL);
+  if (flags >= 0) ::fcntl(fd_, F_SETFL, flags & ~O_DIRECT);
+}
 
 LineReader::~LineReader() {
   if (fd_ >= 0) ::close(fd_);
@@ -24,23 +46,40 @@ LineReader::~LineReader() {
 
 bool LineReader::Fill() {
   if (eof_) return false;
-  if (pos_ > 0) {  // keep the unfinished line at the front
-    std::memmove(buf_.data(), buf_.data() + pos_, end_ - pos_);
+  if (direct_) {  // keep the unfinished line just before an aligned offset, read there
+    const std::size_t r = end_ - pos_, at = RoundUp(r, kDirectAlign);
+    if (r > 0 && pos_ != at - r) std::memmove(data() + at - r, data() + pos_, r);
+    pos_ = at - r;
+    end_ = at;
+  } else if (pos_ > 0) {  // keep the unfinished line at the front
+    std::memmove(data(), data() + pos_, end_ - pos_);
     end_ -= pos_;
     pos_ = 0;
   }
-  std::size_t room = buf_.size() - end_;
+  std::size_t room = cap_ - end_;
   if (room > chunk_) room = chunk_;
+  if (direct_) room -= room % kDirectAlign;
   ssize_t n;
-  do {
-    n = ::read(fd_, buf_.data() + end_, room);
-  } while (n < 0 && errno == EINTR);
+  for (;;) {
+    do {
+      n = ::read(fd_, data() + end_, room);
+    } while (n < 0 && errno == EINTR);
+    // A file system that takes O_DIRECT at open but not in a read: read as usual.
+    if (n < 0 && errno == EINVAL && direct_) {
+      EndDirect();
+      continue;
+    }
+    break;
+  }
   if (n <= 0) {
     if (n < 0) error_ = errno;
     eof_ = true;
     return false;
   }
-  if (hash_) hash_->update(std::string_view(buf_.data() + end_, static_cast<std::size_t>(n)));
+  // A short read is the end of the file (or what was there): the next read, at an
+  // unaligned offset, goes through the page cache.
+  if (direct_ && static_cast<std::size_t>(n) < room) EndDirect();
+  if (hash_) hash_->update(std::string_view(data() + end_, static_cast<std::size_t>(n)));
   end_ += static_cast<std::size_t>(n);
   return true;
 }
@@ -65,10 +104,13 @@ bool LineReader::Next(Line& line) {
     start_checked_ = true;
     while (end_ < 3 && Fill()) {
     }
-    if (end_ >= 3 && std::memcmp(buf_.data(), "\xEF\xBB\xBF", 3) == 0) pos_ = consumed_ = 3;
+    if (end_ - pos_ >= 3 && std::memcmp(data() + pos_, "\xEF\xBB\xBF", 3) == 0) {
+      pos_ += 3;
+      consumed_ = 3;
+    }
   }
   for (;;) {
-    const char* start = buf_.data() + pos_;
+    const char* start = data() + pos_;
     const void* nl = pos_ < end_ ? std::memchr(start, '\n', end_ - pos_) : nullptr;
     if (nl) {
       std::size_t len = static_cast<std::size_t>(static_cast<const char*>(nl) - start);
@@ -83,14 +125,14 @@ bool LineReader::Next(Line& line) {
       consumed_ += end_ - pos_;
       pos_ = end_ = 0;
       while (Fill()) {
-        const void* e = std::memchr(buf_.data(), '\n', end_);
+        const void* e = std::memchr(data() + pos_, '\n', end_ - pos_);
         if (e) {
-          std::size_t len = static_cast<std::size_t>(static_cast<const char*>(e) - buf_.data());
+          std::size_t len = static_cast<std::size_t>(static_cast<const char*>(e) - (data() + pos_));
           consumed_ += len + 1;
-          pos_ = len + 1;
+          pos_ += len + 1;
           break;
         }
-        consumed_ += end_;
+        consumed_ += end_ - pos_;
         pos_ = end_ = 0;
       }
       if (error_) return false;
@@ -102,7 +144,7 @@ bool LineReader::Next(Line& line) {
       // The last line has no '\n'.
       std::size_t len = end_ - pos_;
       consumed_ += len;
-      const char* s = buf_.data() + pos_;
+      const char* s = data() + pos_;
       pos_ = end_;
       return hand_out(s, len);
     }

@@ -31,6 +31,8 @@ class ExtractReader {
   // "already completed" check hashes it first). Not so for a pipe (--in /dev/stdin).
   bool regular_file() const { return regular_; }
   std::uint64_t size() const { return size_; }                    // file size at open (for progress)
+  // Whether it began reading with O_DIRECT (a regular file mostly not in the page cache).
+  bool began_direct() const { return began_direct_; }
   std::uint64_t consumed() const { return lines_->consumed(); }  // bytes handed out so far
   // SHA-256 (hex) of every byte read; call once, after Next returned false.
   std::string Sha256Hex();
@@ -38,7 +40,7 @@ class ExtractReader {
  private:
   std::string path_;
   std::uint64_t size_ = 0;
-  bool regular_ = false;
+  bool regular_ = false, began_direct_ = false;
   Sha256 sha_;  // of every byte read
   std::unique_ptr<LineReader> lines_;
 };

@@ -136,6 +136,67 @@ TEST(LineReader, AGiantLineIsSkippedToItsEnd) {
   EXPECT_EQ(reader.consumed(), giant.size() + 4);
 }
 
+// Lines of every length around the 4 KiB alignment of direct reads: a BOM, CRLF, blank
+// lines, lines over the limit, no final newline.
+std::string MixedLines(std::size_t max_line) {
+  std::string content = "\xEF\xBB\xBF";
+  std::uint32_t x = 12345;
+  for (int i = 0; i < 400; ++i) {
+    x = x * 1103515245u + 12345u;
+    const std::size_t len = (x >> 8) % (i % 37 == 0 ? 3 * max_line : 9000);
+    content += std::string(len, static_cast<char>('a' + i % 26));
+    content += (x & 1) ? "\r\n" : "\n";
+  }
+  return content + "{\"last\":true}";
+}
+
+// Direct reads (the export's extract, O_DIRECT) put every read on an aligned address:
+// the lines, numbers, flags, bytes consumed and hash are those of ordinary reads. First
+// the aligned placement on an ordinary file (a memfd, which takes no O_DIRECT), at
+// chunk sizes around the alignment; then a real O_DIRECT file.
+TEST(LineReader, DirectReadsGiveTheSameLines) {
+  const std::size_t max = 6000;
+  const std::string content = MixedLines(max);
+  const std::vector<Got> want = Reference(content, max);
+  const std::string want_sha = Sha256Hex(content);
+  for (std::size_t chunk : {std::size_t{100}, LineReader::kDirectAlign, LineReader::kDirectAlign + 1,
+                            2 * LineReader::kDirectAlign, 3 * LineReader::kDirectAlign - 1, std::size_t{1} << 16,
+                            LineReader::kDefaultChunk}) {
+    Sha256 sha;
+    LineReader reader(MemFile(content), max, chunk, &sha, /*direct=*/true);
+    ASSERT_EQ(Drain(reader), want) << "chunk " << chunk;
+    ASSERT_EQ(sha.hex_digest(), want_sha) << "chunk " << chunk;
+  }
+
+  const std::filesystem::path path =
+      std::filesystem::temp_directory_path() / ("caregate-direct-" + std::to_string(::getpid()) + ".ndjson");
+  {
+    const int w = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    ASSERT_GE(w, 0);
+    ASSERT_EQ(::write(w, content.data(), content.size()), static_cast<ssize_t>(content.size()));
+    ::close(w);
+  }
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  const bool direct = ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_DIRECT) == 0;
+  if (!direct) {
+    ::close(fd);
+    std::filesystem::remove(path);
+    GTEST_SKIP() << path << ": this file system takes no O_DIRECT (the memfd cases above ran)";
+  }
+  Sha256 sha;
+  LineReader reader(fd, max, 1 << 16, &sha, /*direct=*/true);
+  LineReader::Line line;
+  ASSERT_TRUE(reader.Next(line));
+  EXPECT_TRUE(reader.direct()) << "reads bypass the page cache";
+  std::vector<Got> got = {{std::string(line.text), line.number, line.too_long, reader.consumed()}};
+  for (const auto& g : Drain(reader)) got.push_back(g);
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(sha.hex_digest(), want_sha);
+  EXPECT_FALSE(reader.direct()) << "the short read at the end turns O_DIRECT off";
+  std::filesystem::remove(path);
+}
+
 // A read error ends the lines without handing out the partial one, and says why.
 TEST(LineReader, ReadErrorEndsWithoutAPartialLine) {
   const int fd = ::open(std::filesystem::temp_directory_path().c_str(), O_RDONLY | O_CLOEXEC);

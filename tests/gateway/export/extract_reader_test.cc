@@ -3,7 +3,9 @@
 // the SHA-256 of every byte for the manifest, and clear errors for what cannot be read.
 #include "extract_reader.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -54,6 +56,47 @@ TEST_F(ExtractReaderTest, LinesSizeAndHashOfTheWholeFile) {
     EXPECT_EQ(reader.consumed(), content.size());
     EXPECT_EQ(reader.Sha256Hex(), Sha256Hex(content)) << "chunk " << chunk;
   }
+}
+
+// A file in the page cache is read through it; one mostly not in it with O_DIRECT (where
+// the file system allows), with the same lines, bytes and hash either way.
+TEST_F(ExtractReaderTest, AFileNotInThePageCacheIsReadAroundIt) {
+  std::string content;
+  for (int i = 0; i < 20000; ++i) content += "{\"n\":" + std::to_string(i) + ",\"pad\":\"" + std::string(i % 211, 'p') + "\"}\n";
+  content += "{\"last\":true}";
+  {
+    std::ofstream f(path_, std::ios::binary | std::ios::trunc);
+    f << content;
+  }
+  auto read_all = [&](ExtractReader& reader) {
+    ExtractReader::Line line;
+    std::string lines;
+    while (reader.Next(line)) lines.append(line.text).append("\n");
+    return lines;
+  };
+  std::string cached_lines, uncached_lines;
+  {
+    ExtractReader cached(path_, 4096);
+    EXPECT_FALSE(cached.began_direct()) << "just written: in the page cache";
+    cached_lines = read_all(cached);
+    EXPECT_EQ(cached.Sha256Hex(), Sha256Hex(content));
+  }
+  // Out of the cache: written back, then dropped.
+  const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::fdatasync(fd), 0);
+  ASSERT_EQ(::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+  const bool takes_direct = ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_DIRECT) == 0;
+  ::close(fd);
+  ExtractReader uncached(path_, 4096);
+  if (takes_direct) {
+    EXPECT_TRUE(uncached.began_direct()) << "dropped from the cache: read with O_DIRECT";
+  }
+  uncached_lines = read_all(uncached);
+  EXPECT_EQ(uncached.Sha256Hex(), Sha256Hex(content));
+  EXPECT_EQ(uncached.consumed(), content.size());
+  EXPECT_EQ(uncached_lines, cached_lines);
+  if (!takes_direct) GTEST_SKIP() << path_ << ": this file system takes no O_DIRECT (read as usual, same lines)";
 }
 
 TEST_F(ExtractReaderTest, MissingFileAndDirectoryAreClearErrors) {

@@ -8,7 +8,8 @@
 //   - a line whose text has more than `max_line` bytes is "too long" wherever the reads
 //     happen to end; it is skipped without being buffered, except for its first
 //     min(max_line + 1, kTooLongHead) bytes (enough to say whose record it was).
-// Memory: one chunk plus max_line + 2 bytes, whatever the input.
+// Memory: one chunk plus max_line + 2 bytes (and up to 8 KB more when reading with
+// O_DIRECT), whatever the input.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -31,7 +32,14 @@ class LineReader {
 
   // Reads `fd`, which the reader closes. `chunk`: bytes per read (tests use tiny ones to
   // put a read's end everywhere). `hash`, when given, receives every byte read.
-  LineReader(int fd, std::size_t max_line, std::size_t chunk = kDefaultChunk, Sha256* hash = nullptr);
+  // `direct`: `fd` is a regular file at offset 0 opened (or set, F_SETFL) with O_DIRECT:
+  // every read is then kDirectAlign-aligned in memory and in the file, and a multiple of
+  // it long (a chunk below kDirectAlign turns O_DIRECT off again). If the file system
+  // refuses such reads, or after the short read at the end, O_DIRECT is turned off and
+  // reading goes on as usual. The lines are the same either way.
+  static constexpr std::size_t kDirectAlign = 4096;
+  LineReader(int fd, std::size_t max_line, std::size_t chunk = kDefaultChunk, Sha256* hash = nullptr,
+             bool direct = false);
   // Reads an in-memory text.
   LineReader(std::string text, std::size_t max_line);
   ~LineReader();
@@ -46,16 +54,21 @@ class LineReader {
   }
   std::uint64_t consumed() const { return consumed_; }  // bytes handed out so far, BOM included
   int error() const { return error_; }
+  // Whether reads still bypass the page cache (O_DIRECT; tests).
+  bool direct() const { return direct_; }
 
  private:
   bool Fill();  // false at the end of the input
+  void EndDirect();  // O_DIRECT off: reads go through the page cache again
+  char* data() { return buf_.data() + off_; }
   int fd_ = -1;
   std::size_t max_line_, chunk_;
   Sha256* hash_ = nullptr;
   std::string buf_;
+  std::size_t off_ = 0, cap_ = 0;  // the data's start in buf_ (aligned for O_DIRECT), its room
   std::string head_;  // of the last too-long line
   std::size_t pos_ = 0, end_ = 0;
-  bool eof_ = false, start_checked_ = false;
+  bool eof_ = false, start_checked_ = false, direct_ = false;
   int error_ = 0;
   std::uint64_t consumed_ = 0, line_ = 0;
 };
