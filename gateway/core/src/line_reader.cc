@@ -7,6 +7,9 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <thread>
+#include <mutex>
+#include <condition_variable>
 
 #include "caregate/core/hash.h"
 
@@ -16,69 +19,155 @@ namespace {
 std::size_t RoundUp(std::size_t n, std::size_t a) { return (n + a - 1) / a * a; }
 }  // namespace
 
+// Two aligned blocks, each [room for the unfinished line | one chunk], and a thread that
+// fills the chunk part of whichever block the reader is not using.
+struct LineReader::ReadAhead {
+  int fd;
+  std::size_t prefix, chunk;
+  std::string storage[2];
+  char* mem[2];
+  std::mutex m;
+  std::condition_variable cv;
+  bool filled[2] = {false, false};  // read, not yet taken
+  bool in_use[2] = {false, false};  // the reader's lines are in it
+  ssize_t got[2] = {0, 0};
+  int err[2] = {0, 0};
+  bool stop = false;
+  std::thread thread;
+
+  ReadAhead(int f, std::size_t max_line, std::size_t ch)
+      : fd(f), prefix(RoundUp(max_line + 2, kDirectAlign)), chunk(ch - ch % kDirectAlign) {
+    for (int b = 0; b < 2; ++b) {
+      storage[b].resize(prefix + chunk + kDirectAlign);
+      const auto addr = reinterpret_cast<std::uintptr_t>(storage[b].data());
+      mem[b] = storage[b].data() + (kDirectAlign - addr % kDirectAlign) % kDirectAlign;
+    }
+    thread = std::thread([this] { Run(); });
+  }
+  ~ReadAhead() {
+    {
+      std::lock_guard lock(m);
+      stop = true;
+    }
+    cv.notify_all();
+    thread.join();
+  }
+  void Run() {
+    for (int b = 0;; b ^= 1) {
+      {
+        std::unique_lock lock(m);
+        cv.wait(lock, [&] { return stop || (!filled[b] && !in_use[b]); });
+        if (stop) return;
+      }
+      ssize_t n;
+      do {
+        n = ::read(fd, mem[b] + prefix, chunk);
+      } while (n < 0 && errno == EINTR);
+      const int e = n < 0 ? errno : 0;
+      {
+        std::lock_guard lock(m);
+        got[b] = n;
+        err[b] = e;
+        filled[b] = true;
+      }
+      cv.notify_all();
+      if (n < static_cast<ssize_t>(chunk)) return;  // the end, or an error
+    }
+  }
+};
+
 LineReader::LineReader(int fd, std::size_t max_line, std::size_t chunk, Sha256* hash, bool direct)
-    : fd_(fd), max_line_(max_line), chunk_(chunk == 0 ? 1 : chunk), hash_(hash), direct_(direct) {
-  if (direct_ && chunk_ < kDirectAlign) EndDirect();
-  if (!direct_) {
-    cap_ = chunk_ + max_line_ + 2;  // an unfinished line kept at the front, then a whole read
-    buf_.resize(cap_);
+    : fd_(fd), max_line_(max_line), chunk_(chunk == 0 ? 1 : chunk), hash_(hash) {
+  cap_ = chunk_ + max_line_ + 2;  // an unfinished line kept at the front, then a whole read
+  if (direct && chunk_ >= kDirectAlign) {
+    ahead_ = std::make_unique<ReadAhead>(fd_, max_line_, chunk_);
     return;
   }
-  // The unfinished line ends at an aligned offset, a whole aligned read follows it.
-  cap_ = RoundUp(max_line_ + 2, kDirectAlign) + chunk_ - chunk_ % kDirectAlign;
-  buf_.resize(cap_ + kDirectAlign);
-  const auto addr = reinterpret_cast<std::uintptr_t>(buf_.data());
-  off_ = (kDirectAlign - addr % kDirectAlign) % kDirectAlign;
+  if (direct) EndDirect();
+  buf_.resize(cap_);
 }
 
 LineReader::LineReader(std::string text, std::size_t max_line)
     : max_line_(max_line), chunk_(0), buf_(std::move(text)), cap_(buf_.size()), end_(buf_.size()), eof_(true) {}
 
 void LineReader::EndDirect() {
-  direct_ = false;
+  ahead_.reset();
   const int flags = ::fcntl(fd_, F_GETFL);
   if (flags >= 0) ::fcntl(fd_, F_SETFL, flags & ~O_DIRECT);
 }
 
 LineReader::~LineReader() {
+  ahead_.reset();  // its thread reads from fd_
   if (fd_ >= 0) ::close(fd_);
+}
+
+bool LineReader::FillAhead() {
+  ReadAhead& a = *ahead_;
+  const int cur = block_ == nullptr ? -1 : block_ == a.mem[0] ? 0 : 1;
+  const int next = cur == 0 ? 1 : 0;
+  ssize_t n;
+  int e;
+  {
+    std::unique_lock lock(a.m);
+    a.cv.wait(lock, [&] { return a.filled[next]; });
+    a.filled[next] = false;
+    a.in_use[next] = true;
+    n = a.got[next];
+    e = a.err[next];
+  }
+  if (n < 0 && e == EINVAL && block_ == nullptr) {
+    // A file system that takes O_DIRECT at open but not in a read: ordinary reads.
+    EndDirect();
+    buf_.resize(cap_);
+    return Fill();
+  }
+  // The unfinished line goes in front of the new chunk.
+  const std::size_t r = end_ - pos_;
+  if (r > 0) std::memcpy(a.mem[next] + a.prefix - r, data() + pos_, r);
+  if (cur >= 0) {
+    {
+      std::lock_guard lock(a.m);
+      a.in_use[cur] = false;
+    }
+    a.cv.notify_all();
+  }
+  block_ = a.mem[next];
+  pos_ = a.prefix - r;
+  end_ = a.prefix;
+  if (n <= 0) {
+    if (n < 0) error_ = e;
+    eof_ = true;
+    return false;
+  }
+  if (hash_) hash_->update(std::string_view(data() + end_, static_cast<std::size_t>(n)));
+  end_ += static_cast<std::size_t>(n);
+  if (static_cast<std::size_t>(n) < a.chunk) last_block_ = true;  // the thread has stopped
+  return true;
 }
 
 bool LineReader::Fill() {
   if (eof_) return false;
-  if (direct_) {  // keep the unfinished line just before an aligned offset, read there
-    const std::size_t r = end_ - pos_, at = RoundUp(r, kDirectAlign);
-    if (r > 0 && pos_ != at - r) std::memmove(data() + at - r, data() + pos_, r);
-    pos_ = at - r;
-    end_ = at;
-  } else if (pos_ > 0) {  // keep the unfinished line at the front
+  if (last_block_) {
+    eof_ = true;
+    return false;
+  }
+  if (ahead_) return FillAhead();
+  if (pos_ > 0) {  // keep the unfinished line at the front
     std::memmove(data(), data() + pos_, end_ - pos_);
     end_ -= pos_;
     pos_ = 0;
   }
   std::size_t room = cap_ - end_;
   if (room > chunk_) room = chunk_;
-  if (direct_) room -= room % kDirectAlign;
   ssize_t n;
-  for (;;) {
-    do {
-      n = ::read(fd_, data() + end_, room);
-    } while (n < 0 && errno == EINTR);
-    // A file system that takes O_DIRECT at open but not in a read: read as usual.
-    if (n < 0 && errno == EINVAL && direct_) {
-      EndDirect();
-      continue;
-    }
-    break;
-  }
+  do {
+    n = ::read(fd_, data() + end_, room);
+  } while (n < 0 && errno == EINTR);
   if (n <= 0) {
     if (n < 0) error_ = errno;
     eof_ = true;
     return false;
   }
-  // A short read is the end of the file (or what was there): the next read, at an
-  // unaligned offset, goes through the page cache.
-  if (direct_ && static_cast<std::size_t>(n) < room) EndDirect();
   if (hash_) hash_->update(std::string_view(data() + end_, static_cast<std::size_t>(n)));
   end_ += static_cast<std::size_t>(n);
   return true;

@@ -8,10 +8,11 @@
 //   - a line whose text has more than `max_line` bytes is "too long" wherever the reads
 //     happen to end; it is skipped without being buffered, except for its first
 //     min(max_line + 1, kTooLongHead) bytes (enough to say whose record it was).
-// Memory: one chunk plus max_line + 2 bytes (and up to 8 KB more when reading with
-// O_DIRECT), whatever the input.
+// Memory: one chunk plus max_line + 2 bytes (twice that, and a thread, when reading
+// with O_DIRECT), whatever the input.
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -32,11 +33,14 @@ class LineReader {
 
   // Reads `fd`, which the reader closes. `chunk`: bytes per read (tests use tiny ones to
   // put a read's end everywhere). `hash`, when given, receives every byte read.
-  // `direct`: `fd` is a regular file at offset 0 opened (or set, F_SETFL) with O_DIRECT:
-  // every read is then kDirectAlign-aligned in memory and in the file, and a multiple of
-  // it long (a chunk below kDirectAlign turns O_DIRECT off again). If the file system
-  // refuses such reads, or after the short read at the end, O_DIRECT is turned off and
-  // reading goes on as usual. The lines are the same either way.
+  // `direct`: `fd` is a regular file at offset 0 opened (or set, F_SETFL) with O_DIRECT.
+  // A thread of the reader's own then reads ahead, one chunk at a time into one of two
+  // aligned blocks (direct reads are synchronous: without it the caller would wait for
+  // each read, then hash it); each read is kDirectAlign-aligned in memory and in the
+  // file, a multiple of it long, and the unfinished line is copied in front of the next
+  // block. A chunk below kDirectAlign, or a file system that refuses the first read,
+  // means ordinary reads instead. The lines are the same either way; reading stops at
+  // the first short read (the end of the file).
   static constexpr std::size_t kDirectAlign = 4096;
   LineReader(int fd, std::size_t max_line, std::size_t chunk = kDefaultChunk, Sha256* hash = nullptr,
              bool direct = false);
@@ -54,21 +58,26 @@ class LineReader {
   }
   std::uint64_t consumed() const { return consumed_; }  // bytes handed out so far, BOM included
   int error() const { return error_; }
-  // Whether reads still bypass the page cache (O_DIRECT; tests).
-  bool direct() const { return direct_; }
+  // Whether reads bypass the page cache (O_DIRECT, read ahead; tests).
+  bool direct() const { return ahead_ != nullptr; }
 
  private:
   bool Fill();  // false at the end of the input
-  void EndDirect();  // O_DIRECT off: reads go through the page cache again
-  char* data() { return buf_.data() + off_; }
+  bool FillAhead();  // Fill, reading ahead with O_DIRECT
+  void EndDirect();  // O_DIRECT off: ordinary reads from here on
+  char* data() { return block_ ? block_ : buf_.data(); }
+  struct ReadAhead;
+  std::unique_ptr<ReadAhead> ahead_;
+  char* block_ = nullptr;  // the block the lines are in, when reading ahead
   int fd_ = -1;
   std::size_t max_line_, chunk_;
   Sha256* hash_ = nullptr;
   std::string buf_;
-  std::size_t off_ = 0, cap_ = 0;  // the data's start in buf_ (aligned for O_DIRECT), its room
+  std::size_t cap_ = 0;  // room in buf_
   std::string head_;  // of the last too-long line
   std::size_t pos_ = 0, end_ = 0;
-  bool eof_ = false, start_checked_ = false, direct_ = false;
+  bool eof_ = false, start_checked_ = false;
+  bool last_block_ = false;  // the read ahead ended with a short read: no more after it
   int error_ = 0;
   std::uint64_t consumed_ = 0, line_ = 0;
 };
