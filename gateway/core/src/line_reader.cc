@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <system_error>
 #include <thread>
 #include <mutex>
 #include <condition_variable>
@@ -80,11 +81,24 @@ LineReader::LineReader(int fd, std::size_t max_line, std::size_t chunk, Sha256* 
     : fd_(fd), max_line_(max_line), chunk_(chunk == 0 ? 1 : chunk), hash_(hash) {
   cap_ = chunk_ + max_line_ + 2;  // an unfinished line kept at the front, then a whole read
   if (direct && chunk_ >= kDirectAlign) {
-    ahead_ = std::make_unique<ReadAhead>(fd_, max_line_, chunk_);
-    return;
+    try {
+      ahead_ = std::make_unique<ReadAhead>(fd_, max_line_, chunk_);
+      return;
+    } catch (const std::system_error&) {  // no thread to be had: ordinary reads
+    }
   }
   if (direct) EndDirect();
   buf_.resize(cap_);
+}
+
+void LineReader::LeaveReadAhead() {
+  const std::string unfinished(data() + pos_, end_ - pos_);
+  EndDirect();  // joins the thread (it has stopped or stops now), frees the blocks
+  block_ = nullptr;
+  buf_.resize(cap_);
+  std::memcpy(buf_.data(), unfinished.data(), unfinished.size());
+  pos_ = 0;
+  end_ = unfinished.size();
 }
 
 LineReader::LineReader(std::string text, std::size_t max_line)
@@ -115,10 +129,10 @@ bool LineReader::FillAhead() {
     n = a.got[next];
     e = a.err[next];
   }
-  if (n < 0 && e == EINVAL && block_ == nullptr) {
-    // A file system that takes O_DIRECT at open but not in a read: ordinary reads.
-    EndDirect();
-    buf_.resize(cap_);
+  if (n < 0 && e == EINVAL) {
+    // A file system that takes O_DIRECT at open but refuses this read (its alignment is
+    // not ours): ordinary reads from where the refused one would have started.
+    LeaveReadAhead();
     return Fill();
   }
   // The unfinished line goes in front of the new chunk.
@@ -141,15 +155,18 @@ bool LineReader::FillAhead() {
   }
   if (hash_) hash_->update(std::string_view(data() + end_, static_cast<std::size_t>(n)));
   end_ += static_cast<std::size_t>(n);
-  if (static_cast<std::size_t>(n) < a.chunk) last_block_ = true;  // the thread has stopped
+  // The thread stops at a short read: the end of the file, as a rule, but not
+  // necessarily (a file still growing, a file system that returns less): ordinary reads
+  // go on from there, and the end is where one returns 0.
+  if (static_cast<std::size_t>(n) < a.chunk) ordinary_next_ = true;
   return true;
 }
 
 bool LineReader::Fill() {
   if (eof_) return false;
-  if (last_block_) {
-    eof_ = true;
-    return false;
+  if (ordinary_next_) {
+    ordinary_next_ = false;
+    LeaveReadAhead();
   }
   if (ahead_) return FillAhead();
   if (pos_ > 0) {  // keep the unfinished line at the front

@@ -198,6 +198,76 @@ TEST(LineReader, DirectReadsGiveTheSameLines) {
   std::filesystem::remove(path);
 }
 
+// A file of `content` opened with O_DIRECT, or -1 where the file system takes none.
+int DirectFile(const std::filesystem::path& path, const std::string& content) {
+  const int w = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  EXPECT_GE(w, 0);
+  EXPECT_EQ(::write(w, content.data(), content.size()), static_cast<ssize_t>(content.size()));
+  ::close(w);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  EXPECT_GE(fd, 0);
+  if (::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_DIRECT) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// The edges of direct reads on a real O_DIRECT file: exact multiples of the chunk, an
+// empty file, one shorter than a block; a file system refusing a read (an unaligned
+// file offset makes the first read fail with EINVAL): ordinary reads from there, with
+// the same lines; a read error (a directory); a reader destroyed straight away, or
+// while its thread waits for a block.
+TEST(LineReader, DirectReadsAtTheEdges) {
+  const std::filesystem::path path =
+      std::filesystem::temp_directory_path() / ("caregate-direct-edges-" + std::to_string(::getpid()));
+  const std::size_t chunk = 2 * LineReader::kDirectAlign, max = 100;
+  std::string line = std::string(99, 'x') + "\n";
+  std::string exact;
+  while (exact.size() < 3 * chunk) exact += line;
+  exact.resize(3 * chunk);
+  for (const std::string& content : {exact, exact.substr(0, chunk), std::string(), std::string("{\"a\":1}\n{}"),
+                                     MixedLines(max)}) {
+    const int fd = DirectFile(path, content);
+    if (fd < 0) GTEST_SKIP() << path << ": this file system takes no O_DIRECT";
+    Sha256 sha;
+    LineReader reader(fd, max, chunk, &sha, true);
+    EXPECT_EQ(Drain(reader), Reference(content, max)) << content.size() << " bytes";
+    EXPECT_EQ(sha.hex_digest(), Sha256Hex(content));
+  }
+  {
+    const std::string content = MixedLines(max);
+    const int fd = DirectFile(path, content);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::lseek(fd, 1, SEEK_SET), 1);  // unaligned: the direct read is refused
+    Sha256 sha;
+    LineReader reader(fd, max, chunk, &sha, true);
+    LineReader::Line first;
+    ASSERT_TRUE(reader.Next(first));
+    EXPECT_FALSE(reader.direct()) << "refused: ordinary reads";
+    std::vector<Got> got = {{std::string(first.text), first.number, first.too_long, reader.consumed()}};
+    for (const auto& g : Drain(reader)) got.push_back(g);
+    EXPECT_EQ(got, Reference(content.substr(1), max));
+    EXPECT_EQ(sha.hex_digest(), Sha256Hex(content.substr(1)));
+  }
+  {
+    const int fd = ::open(std::filesystem::temp_directory_path().c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    LineReader reader(fd, max, chunk, nullptr, true);
+    LineReader::Line l;
+    EXPECT_FALSE(reader.Next(l));
+    EXPECT_EQ(reader.error(), EISDIR);
+  }
+  {
+    const std::string content = MixedLines(max);  // many chunks: the thread waits for a block
+    LineReader gone(DirectFile(path, content), max, chunk, nullptr, true);
+    LineReader reader(DirectFile(path, content), max, chunk, nullptr, true);
+    LineReader::Line l;
+    ASSERT_TRUE(reader.Next(l));
+  }
+  std::filesystem::remove(path);
+}
+
 // A read error ends the lines without handing out the partial one, and says why.
 TEST(LineReader, ReadErrorEndsWithoutAPartialLine) {
   const int fd = ::open(std::filesystem::temp_directory_path().c_str(), O_RDONLY | O_CLOEXEC);

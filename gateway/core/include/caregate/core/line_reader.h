@@ -38,9 +38,10 @@ class LineReader {
   // aligned blocks (direct reads are synchronous: without it the caller would wait for
   // each read, then hash it); each read is kDirectAlign-aligned in memory and in the
   // file, a multiple of it long, and the unfinished line is copied in front of the next
-  // block. A chunk below kDirectAlign, or a file system that refuses the first read,
-  // means ordinary reads instead. The lines are the same either way; reading stops at
-  // the first short read (the end of the file).
+  // block. A chunk below kDirectAlign, no thread to be had, or a file system that
+  // refuses a read (EINVAL) means ordinary reads from there on, and so does a short
+  // read (the end of the file, as a rule: an ordinary read then returns 0). The lines,
+  // bytes and hash are the same either way.
   static constexpr std::size_t kDirectAlign = 4096;
   LineReader(int fd, std::size_t max_line, std::size_t chunk = kDefaultChunk, Sha256* hash = nullptr,
              bool direct = false);
@@ -65,6 +66,7 @@ class LineReader {
   bool Fill();  // false at the end of the input
   bool FillAhead();  // Fill, reading ahead with O_DIRECT
   void EndDirect();  // O_DIRECT off: ordinary reads from here on
+  void LeaveReadAhead();  // EndDirect, the unfinished line moved to buf_
   char* data() { return block_ ? block_ : buf_.data(); }
   struct ReadAhead;
   std::unique_ptr<ReadAhead> ahead_;
@@ -77,7 +79,7 @@ class LineReader {
   std::string head_;  // of the last too-long line
   std::size_t pos_ = 0, end_ = 0;
   bool eof_ = false, start_checked_ = false;
-  bool last_block_ = false;  // the read ahead ended with a short read: no more after it
+  bool ordinary_next_ = false;  // the read-ahead thread stopped at a short read
   int error_ = 0;
   std::uint64_t consumed_ = 0, line_ = 0;
 };
