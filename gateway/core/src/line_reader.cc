@@ -18,6 +18,15 @@ namespace caregate {
 
 namespace {
 std::size_t RoundUp(std::size_t n, std::size_t a) { return (n + a - 1) / a * a; }
+
+// read(2), again when a signal interrupts it; errno as it left it.
+ssize_t ReadSome(int fd, char* p, std::size_t n) {
+  ssize_t got;
+  do {
+    got = ::read(fd, p, n);
+  } while (got < 0 && errno == EINTR);
+  return got;
+}
 }  // namespace
 
 // Two aligned blocks, each [room for the unfinished line | one chunk], and a thread that
@@ -60,10 +69,7 @@ struct LineReader::ReadAhead {
         cv.wait(lock, [&] { return stop || (!filled[b] && !in_use[b]); });
         if (stop) return;
       }
-      ssize_t n;
-      do {
-        n = ::read(fd, mem[b] + prefix, chunk);
-      } while (n < 0 && errno == EINTR);
+      const ssize_t n = ReadSome(fd, mem[b] + prefix, chunk);
       const int e = n < 0 ? errno : 0;
       {
         std::lock_guard lock(m);
@@ -148,13 +154,7 @@ bool LineReader::FillAhead() {
   block_ = a.mem[next];
   pos_ = a.prefix - r;
   end_ = a.prefix;
-  if (n <= 0) {
-    if (n < 0) error_ = e;
-    eof_ = true;
-    return false;
-  }
-  if (hash_) hash_->update(std::string_view(data() + end_, static_cast<std::size_t>(n)));
-  end_ += static_cast<std::size_t>(n);
+  if (!Took(n, e)) return false;
   // The thread stops at a short read: the end of the file, as a rule, but not
   // necessarily (a file still growing, a file system that returns less): ordinary reads
   // go on from there, and the end is where one returns 0.
@@ -176,12 +176,13 @@ bool LineReader::Fill() {
   }
   std::size_t room = cap_ - end_;
   if (room > chunk_) room = chunk_;
-  ssize_t n;
-  do {
-    n = ::read(fd_, data() + end_, room);
-  } while (n < 0 && errno == EINTR);
+  const ssize_t n = ReadSome(fd_, data() + end_, room);
+  return Took(n, n < 0 ? errno : 0);
+}
+
+bool LineReader::Took(ssize_t n, int err) {
   if (n <= 0) {
-    if (n < 0) error_ = errno;
+    if (n < 0) error_ = err;
     eof_ = true;
     return false;
   }

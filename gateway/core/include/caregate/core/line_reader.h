@@ -10,6 +10,8 @@
 //     min(max_line + 1, kTooLongHead) bytes (enough to say whose record it was).
 // Memory: one chunk plus max_line + 2 bytes (twice that, and a thread, when reading
 // with O_DIRECT), whatever the input.
+#include <sys/types.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -65,6 +67,9 @@ class LineReader {
  private:
   bool Fill();  // false at the end of the input
   bool FillAhead();  // Fill, reading ahead with O_DIRECT
+  // The outcome `n` (errno `err`) of a read into data() + end_: its bytes hashed and
+  // taken in; false at the end or an error.
+  bool Took(ssize_t n, int err);
   void EndDirect();  // O_DIRECT off: ordinary reads from here on
   void LeaveReadAhead();  // EndDirect, the unfinished line moved to buf_
   char* data() { return block_ ? block_ : buf_.data(); }
