@@ -188,6 +188,14 @@ void DeltaState::BeginRun() {
 }
 
 namespace {
+// A worker's own connection to the state database: read-only, never creating it.
+std::unique_ptr<store::Database> OpenReadOnly(const std::string& path) {
+  store::OpenOptions options;
+  options.create = false;
+  options.read_only = true;
+  return std::make_unique<store::Database>(path, options);
+}
+
 // One query, so that a link is found however the person is known (kFindLinkSql).
 std::string FindLink(store::Statement& q, std::string_view cis_id, std::string_view nhs_number) {
   if (cis_id.empty() && nhs_number.empty()) return {};
@@ -215,11 +223,7 @@ std::string DeltaState::LinkedSystmOneId(std::string_view cis_id, std::string_vi
   return FindLink(*find_link_, cis_id, nhs_number);
 }
 
-LinkReader::LinkReader(const std::string& path, DeltaState& run) : run_(&run) {
-  store::OpenOptions options;
-  options.create = false;
-  options.read_only = true;
-  db_ = std::make_unique<store::Database>(path, options);
+LinkReader::LinkReader(const std::string& path, DeltaState& run) : run_(&run), db_(OpenReadOnly(path)) {
   db_->Exec("BEGIN DEFERRED");
   bool same = false;
   {
@@ -422,11 +426,7 @@ void DeltaState::Stage(std::int64_t key, std::string_view person_key, const Cont
   if (filling_.rows.size() >= pending_rows_) HandOver();
 }
 
-StateReader::StateReader(const std::string& path) {
-  store::OpenOptions options;
-  options.create = false;
-  options.read_only = true;
-  db_ = std::make_unique<store::Database>(path, options);
+StateReader::StateReader(const std::string& path) : db_(OpenReadOnly(path)) {
   find_ = std::make_unique<store::Statement>(*db_, "SELECT line_hi, line_lo FROM main.export_state WHERE key = ?1");
 }
 

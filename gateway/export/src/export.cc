@@ -472,12 +472,8 @@ ExportResult RunExport(const engine::Engine& engine, const ExportOptions& option
   };
   // A line the worker found identical to the stored one, for a person this run has
   // already met: the comparison must be with what was staged, so it is processed in full.
-  RecordProcessor full_processor(
-      engine, mapping_version, state->hash_seed(), {},
-      state->links_known() ? IdentityLookup([st = state.get()](std::string_view cis_id, std::string_view nhs_number) {
-        return st->LinkedSystmOneId(cis_id, nhs_number);
-      })
-                           : IdentityLookup{});
+  RecordProcessor full_processor(engine, mapping_version, state->hash_seed(), {},
+                                 popt.make_links ? popt.make_links() : IdentityLookup{});
   Batch scratch;
   auto reprocess = [&](const Batch& b, const RecordOut& r) {
     // The scratch record's slices are never joined to a slice of another buffer (two

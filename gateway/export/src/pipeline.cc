@@ -217,11 +217,6 @@ void RecordProcessor::Reject(Batch& batch, RecordOut& rec, std::string_view pers
   o += "]}\n";
 }
 
-// Content hash (record_hash.h): over the mapping tables' version and the record's
-// warehouse rows, table by table. The rows hold every canonical field (they are generated
-// from the registry) plus the unmapped source data, and the SystmOne fragment is a
-// function of the canonical record and the tables, so equal hashes mean the run would
-// write exactly the same bytes for this person as the run that stored the hash.
 // On a delta night with links to fill in: the line hash the full way would give this
 // line (below), found without parsing it. A line with its own SystmOne id keeps the
 // plain line hash; one without gets LineLinked with the id the store links now, looked up
@@ -250,6 +245,11 @@ bool RecordProcessor::LinkedLineHash(std::string_view text, std::string_view cis
   return true;
 }
 
+// Content hash (record_hash.h): over the mapping tables' version and the record's
+// warehouse rows, table by table. The rows hold every canonical field (they are generated
+// from the registry) plus the unmapped source data, and the SystmOne fragment is a
+// function of the canonical record and the tables, so equal hashes mean the run would
+// write exactly the same bytes for this person as the run that stored the hash.
 void RecordProcessor::ProcessLine(Batch& batch, const Batch::LineRef& ref) {
   std::string_view text(batch.input.data() + ref.offset, ref.length);
   if (!ref.too_long && IsBlank(text)) return;  // blank lines are not records
