@@ -36,14 +36,9 @@ Command AddAuditCommand(CLI::App& root, std::string& /*mappings_dir*/) {
               Error(db, "no such database");
               return kExitFailure;
             }
-            auto write = [&](const std::string& doc) {
-              if (WriteOutput(o->out, doc)) return true;
-              Error(o->out.empty() ? "stdout" : o->out, "write failed");
-              return false;
-            };
             if (verify->parsed()) {
               auto r = audit::VerifyAuditTrail(db);
-              if (!write(audit::RenderVerifyResultJson(r) + "\n")) return kExitFailure;
+              if (!WriteOutput(o->out, audit::RenderVerifyResultJson(r) + "\n")) return kExitFailure;
               if (!r.ok) {
                 Error(db, "audit trail damaged at event " + std::to_string(r.first_bad_seq) + ": " + r.problem);
                 return kExitFailure;
@@ -62,7 +57,7 @@ Command AddAuditCommand(CLI::App& root, std::string& /*mappings_dir*/) {
             auto events = audit::QueryAuditTrail(db, q);
             const std::string out = o->format == "html" ? audit::RenderAuditReportHtml(events, o->person)
                                                         : audit::RenderAuditReportJson(events, o->person) + "\n";
-            return write(out) ? kExitOk : kExitFailure;
+            return WriteOutput(o->out, out) ? kExitOk : kExitFailure;
           }};
 }
 

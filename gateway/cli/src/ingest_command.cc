@@ -129,10 +129,7 @@ Command AddIngestCommand(CLI::App& root, std::string& mappings_dir) {
             if (not_read > 0)
               summary += "; " + std::to_string(not_read) + " of " + std::to_string(o->files.size()) + " files not read";
             summary += '\n';
-            if (!WriteOutput(o->out, summary)) {  // the records are stored: only the summary is lost
-              Error(o->out.empty() ? "stdout" : o->out, "write failed");
-              return kExitFailure;
-            }
+            if (!WriteOutput(o->out, summary)) return kExitFailure;  // the records are stored; the summary is lost
             if (not_read > 0) return kExitFailure;  // outweighs rejected records: 65 would hide it
             return rejected > 0 ? kExitDataErr : kExitOk;
           }};

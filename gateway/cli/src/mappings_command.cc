@@ -127,20 +127,13 @@ Command AddMappingsCommand(CLI::App& root, std::string& mappings_dir) {
                                 : o->format == "html" ? CheckHtml(c)
                                 : c.plan              ? CheckText(c)
                                                       : std::string();
-              if (!doc.empty() && !WriteOutput(o->out, doc)) {
-                Error(o->out.empty() ? "stdout" : o->out, "write failed");
-                return kExitFailure;
-              }
+              if (!doc.empty() && !WriteOutput(o->out, doc)) return kExitFailure;
               return c.plan ? kExitOk : kExitDataErr;
             }
             auto engine = engine::Engine::Load(mappings_dir);
             const auto& plan = engine->plan();
             std::string report = o->format == "html" ? mapping::RenderMappingsHtml(plan) : mapping::RenderMappingsJson(plan);
-            if (!WriteOutput(o->out, report)) {
-              Error(o->out.empty() ? "stdout" : o->out, "write failed");
-              return kExitFailure;
-            }
-            return kExitOk;
+            return WriteOutput(o->out, report) ? kExitOk : kExitFailure;
           }};
 }
 

@@ -58,7 +58,9 @@ class Output {
 
 bool WriteOutput(const std::string& path, const std::string& data) {
   Output out(path);
-  return out.Write(data) && out.Commit();
+  if (out.Write(data) && out.Commit()) return true;
+  Error(out.name(), "write failed");
+  return false;
 }
 
 Command AddTranslateCommand(CLI::App& root, std::string& mappings_dir) {

@@ -38,8 +38,9 @@ bool InputReadable(const std::string& path);
 
 // Writes `data` to `path`, or to stdout when `path` is empty (spec 6: "output goes to
 // stdout unless --out is given"); a file through `path`.partial renamed into place once
-// whole, so a failed run never leaves half a file under the name asked for. False on
-// failure; the caller names `path` (or "stdout") and exits 1.
+// whole, so a failed run never leaves half a file under the name asked for. On failure
+// writes the error line ("caregate: <path or stdout>: write failed") and returns false;
+// the caller exits 1.
 bool WriteOutput(const std::string& path, const std::string& data);
 
 // Where a record's errors and notes are: "<input>: record N (line L)", the line when known.
