@@ -2,7 +2,8 @@
 # Benchmark of `caregate export` against the Python baseline (GitHub issue 4).
 # Builds nothing. Generates 200,000- and 1,000,000-record CIS extracts with `caregate
 # synth`, runs the baseline and `caregate export --db` (fresh database) on the same
-# 200k file, prints records/s, the ratio and peak RSS, then the 1M run's time and RSS.
+# 200k file, prints records/s, the ratio and peak RSS, the fixed costs of that night beside
+# the CPU the 6x target allows (export_floor_bench), then the 1M run's time and RSS.
 #
 #   tests/bench/export_bench.sh BUILD/bin/caregate [WORKDIR]
 #
@@ -65,6 +66,39 @@ printf '  %-34s %8s s %10s records/s  peak RSS %6d MiB  (user %s s, sys %s s)\n'
   "caregate export --db" "$cg_s" "$cg_rate" $(( $(field cg-200k 2) / 1024 )) "$(field cg-200k 3)" "$(field cg-200k 4)"
 awk -v a="$py_s" -v b="$cg_s" 'BEGIN { printf "  ratio: caregate is %.1fx the baseline (target >= 6x, aim 10x)\n", a / b }'
 echo "  $(cat "$WORK/cg-200k.out")"
+
+# The fixed costs of the same night (export_floor_bench, built beside caregate): what any
+# implementation of spec section 7 spends before it validates, maps or renders a record,
+# set against the CPU the 6x target allows on this machine's cores.
+FLOOR=$(dirname "$BIN")/export_floor_bench
+if [[ -x $FLOOR ]]; then
+  CAREGATE_EXTRACT=$WORK/extract-200000.ndjson CAREGATE_OUTPUTS=$WORK/cg-200k \
+    "$FLOOR" --benchmark_format=json > "$WORK/floor.json" 2> "$WORK/floor.err" || {
+    echo "export_floor_bench failed:" >&2
+    cat "$WORK/floor.err" >&2
+    exit 1
+  }
+  python3 - "$WORK/floor.json" "$py_s" "$(nproc)" "$(field cg-200k 3)" "$(field cg-200k 4)" <<'PY'
+import json, sys
+runs = {b["name"].split("/")[0]: b for b in json.load(open(sys.argv[1]))["benchmarks"]}
+def cpu(name):  # seconds of process CPU time
+    b = runs[name]
+    return b["cpu_time"] * {"ms": 1e-3, "us": 1e-6, "ns": 1e-9, "s": 1.0}[b["time_unit"]]
+parts = [("input read + SHA-256", "BM_FloorReadAndHashInput"), ("JSON parse", "BM_FloorParseJson"),
+         ("outputs written + SHA-256 + fsync", "BM_FloorWriteAndHashOutputs"),
+         ("delta state", "BM_FloorDeltaState")]
+floor = sum(cpu(n) for _, n in parts)
+py, cores, user, sys_ = float(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
+budget = cores * py / 6
+records = runs["BM_FloorParseJson"]["records"]
+print("\nfixed costs of the same night, each alone on one thread (export_floor_bench):")
+print("  " + ", ".join(f"{label} {cpu(n):.2f} s" for label, n in parts))
+print(f"  sum {floor:.2f} core-s; 6x of this run's baseline is {py / 6:.2f} s, at most {budget:.2f} core-s "
+      f"on {cores} cores,")
+print(f"  which leaves {max(budget - floor, 0) / records * 1e6:.1f} us of CPU per record to validate, map and "
+      f"render it (caregate's run: {user + sys_:.2f} core-s in all)")
+PY
+fi
 
 rm -rf "$WORK/cg-1m" "$WORK/cg-1m.db"*
 run cg-1m "$BIN" export --in "$WORK/extract-1000000.ndjson" --out "$WORK/cg-1m" --db "$WORK/cg-1m.db" \
