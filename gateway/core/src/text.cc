@@ -74,9 +74,32 @@ std::string ToLower(std::string_view s) {
 }
 
 std::string OneLine(std::string s) {
-  for (char& c : s)
-    if (c == '\n' || c == '\r') c = ' ';
-  return s;
+  const auto control = [](unsigned char c) { return (c < 0x20 && c != '\t') || c == 0x7F || c == 0xC2; };
+  std::size_t i = 0;
+  while (i < s.size() && !control(static_cast<unsigned char>(s[i]))) ++i;
+  if (i == s.size()) return s;  // the usual case: nothing to change
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out(s, 0, i);
+  out.reserve(s.size() + 8);
+  for (; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const auto next = i + 1 < s.size() ? static_cast<unsigned char>(s[i + 1]) : 0;
+    if (c == '\n' || c == '\r') {
+      out += ' ';
+    } else if ((c < 0x20 && c != '\t') || c == 0x7F) {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else if (c == 0xC2 && next >= 0x80 && next <= 0x9F) {  // a C1 control, U+0080-U+009F
+      out += "\\u00";
+      out += kHex[next >> 4];
+      out += kHex[next & 15];
+      ++i;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
 }
 
 void AppendXmlEscaped(std::string& out, std::string_view s) {

@@ -13,8 +13,10 @@ std::string_view Trim(std::string_view s);
 std::vector<std::string_view> Split(std::string_view s, char sep);
 std::string ToUpper(std::string_view s);
 std::string ToLower(std::string_view s);
-// `s` on one line: line feeds and carriage returns become spaces (an error or log line
-// that quotes data, whatever the data holds).
+// `s` on one line and safe for a terminal or a log (an error or log line that quotes
+// data, whatever the data holds): line feeds and carriage returns become spaces, and
+// every other control character is written out, C0 and DEL as `\xNN`, C1 (U+0080-U+009F)
+// as `\u00NN`, so that no escape sequence reaches the terminal. Tabs and other text stay.
 std::string OneLine(std::string s);
 // Escapes for XML text and attribute values (&, <, >, ", ').
 void AppendXmlEscaped(std::string& out, std::string_view s);
