@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -43,6 +45,21 @@ audit::AuditEvent CommandEvent(const std::string& user, std::string action) {
   e.organisation = "caregate";
   e.action = std::move(action);
   return e;
+}
+
+CLI::Validator WholeNumber(std::uint64_t max) {
+  return CLI::Validator(
+      [max](std::string& value) -> std::string {
+        std::uint64_t n = 0;
+        const char* end = value.data() + value.size();
+        const bool digits = !value.empty() && value.find_first_not_of("0123456789") == std::string::npos;
+        if (digits) {
+          const auto [at, ec] = std::from_chars(value.data(), end, n);
+          if (ec == std::errc() && at == end && n <= max) return {};
+        }
+        return "must be a whole number from 0 to " + std::to_string(max) + ", not '" + OneLine(value) + "'";
+      },
+      "UINT", "whole number");
 }
 
 bool InputReadable(const std::string& path) {

@@ -388,6 +388,24 @@ TEST(CliErrors, ACarriageReturnInTheDataStaysOnTheLine) {
   EXPECT_EQ(std::count(t.err.begin(), t.err.end(), '\n'), 1) << t.err;
 }
 
+// A JSON key holding an ESC or a NUL (legal, escaped, in JSON) is quoted in the note on
+// stderr without the raw byte: an escape sequence must not reach the terminal or the log.
+TEST(CliErrors, ControlCharactersInTheDataAreWrittenOutOnStderr) {
+  TempDir dir;
+  const std::string file = dir.file("k.json");
+  Write(file, "{\"Record_Type\":\"CIS_Client\",\"NHS_Number\":\"9912003888\",\"a\\u0000b\":\"1\","
+              "\"\\u001b[2J\":\"2\",\"c\\u009bd\":\"3\"}\n");
+  auto t = Caregate(dir, {"translate", "--from", "cis", "--to", "systmone", file});
+  EXPECT_EQ(t.status, 0) << t.err;
+  EXPECT_EQ(t.err.find('\0'), std::string::npos) << t.err;
+  EXPECT_EQ(t.err.find('\x1b'), std::string::npos) << t.err;
+  EXPECT_EQ(t.err.find("\xc2\x9b"), std::string::npos) << t.err;
+  EXPECT_NE(t.err.find("/a\\x00b"), std::string::npos) << t.err;
+  EXPECT_NE(t.err.find("/\\x1B[2J"), std::string::npos) << t.err;
+  EXPECT_NE(t.err.find("/c\\u009Bd"), std::string::npos) << t.err;
+  EXPECT_EQ(std::count(t.err.begin(), t.err.end(), '\n'), 3) << t.err;
+}
+
 // A SystmOne batch is a batch by its form, whatever the number of records in it: a
 // batch of one translates to a batch of one (a job that loads batches gets one), and an
 // empty batch to an empty batch. A single document stays a single document.
@@ -679,14 +697,39 @@ Served StartServe(std::vector<std::string> args, const std::string& out) {
 
 // A warm-up count that is not a non-negative number is a usage error naming the option,
 // before anything is opened (a negative one was once read as "all").
+// A count past its type's range is refused, not clamped: `synth --records 10^20` once
+// wrote records until the disk was full. Hex and exponents are refused too.
+TEST(CliOptions, CountsAreWholeNumbersInRange) {
+  TempDir dir;
+  for (const std::vector<std::string>& bad :
+       {std::vector<std::string>{"--records", "99999999999999999999"}, {"--records", "0x10"}, {"--records", "1e3"},
+        {"--records", "-1"}, {"--records", ""}, {"--records", "1", "--seed", "18446744073709551616"},
+        {"--records", "1", "--invalid-every", "+3"}}) {
+    std::vector<std::string> args{"synth", "--format", "cis"};
+    args.insert(args.end(), bad.begin(), bad.end());
+    const auto r = Caregate(dir, args);
+    EXPECT_EQ(r.status, 2) << bad[bad.size() - 1] << ": " << r.err;
+    EXPECT_NE(r.err.find(bad[bad.size() - 2] + ": must be a whole number from 0 to 18446744073709551615"),
+              std::string::npos)
+        << r.err;
+    EXPECT_TRUE(r.out.empty()) << r.out.substr(0, 200);
+  }
+  const auto largest = Caregate(dir, {"synth", "--format", "cis", "--records", "2", "--seed", "18446744073709551615"});
+  EXPECT_EQ(largest.status, 0) << largest.err;
+  EXPECT_EQ(std::count(largest.out.begin(), largest.out.end(), '\n'), 2);
+  const auto smaller = Caregate(dir, {"synth", "--format", "cis", "--records", "2", "--seed", "18446744073709551614"});
+  EXPECT_NE(largest.out, smaller.out);
+}
+
 TEST(CliServe, WarmPersonsMustBeANonNegativeNumber) {
   TempDir dir;
   Write(dir.file("tokens"), "sha256:" + Sha256Hex("svc") + " service job\n");
-  for (const char* bad : {"-1", "many"}) {
+  for (const char* bad : {"-1", "many", "0x10", "1e2", "", "100000001"}) {
     const auto r = Caregate(dir, {"serve", "--db", dir.file("c.db"), "--tokens", dir.file("tokens"), "--listen",
                                  "127.0.0.1:0", "--warm-persons", bad});
     EXPECT_EQ(r.status, 2) << bad << ": " << r.err;
     EXPECT_NE(r.err.find("--warm-persons"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("must be a whole number from 0 to 100000000"), std::string::npos) << r.err;
     EXPECT_EQ(r.out.find("listening on"), std::string::npos) << r.out;
   }
   EXPECT_FALSE(std::filesystem::exists(dir.file("c.db")));

@@ -1,6 +1,7 @@
 #pragma once
 // The `caregate` command line (spec section 6). main() only calls RunCli.
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -42,6 +43,13 @@ bool InputReadable(const std::string& path);
 // writes the error line ("caregate: <path or stdout>: write failed") and returns false;
 // the caller exits 1.
 bool WriteOutput(const std::string& path, const std::string& data);
+
+// The check of every count option: a whole number in decimal digits from 0 to `max`.
+// CLI11's own number checks read 0x10 as 16, clamp a value past the type's range (a
+// --records of 10^20 became 2^64-1) and word a refusal as a floating-point range; this
+// one says "must be a whole number from 0 to MAX" and names the value. It also refuses an
+// empty value (an unset variable in a script), which CLI11 would read as 0.
+CLI::Validator WholeNumber(std::uint64_t max = UINT64_MAX);
 
 // Where a record's errors and notes are: "<input>: record N (line L)", the line when known.
 std::string RecordPlace(const std::string& input, std::size_t index, std::size_t line);
