@@ -365,15 +365,33 @@ class SystemPlan {
         return CheckNhsNumber(v);
       }
       case TKind::kDate: out = v; return CheckDate(v);
-      case TKind::kDateTime: out = v; return CheckDateTime(v);
-      case TKind::kOffsetDateTime: out = v; return CheckOffsetDateTime(v);
+      case TKind::kDateTime: {
+        out = v;
+        if (auto e = CheckDateTime(v); !e.empty()) return e;
+        return CheckUkLocalRange(v);
+      }
+      case TKind::kOffsetDateTime: {
+        out = v;
+        if (auto e = CheckOffsetDateTime(v); !e.empty()) return e;
+        return CheckUkLocalRange(v);
+      }
       case TKind::kLocalDateTime: {
         if (auto e = CheckDateTime(v); !e.empty()) return e;
         out = UkLocalToOffset(v);
         return {};
       }
-      case TKind::kNumber: out = v; return CheckDecimal(v);
-      case TKind::kInteger: out = v; return CheckInteger(v);
+      case TKind::kNumber: {
+        out = v;
+        if (auto e = CheckDecimal(v); !e.empty()) return e;
+        if (out.size() > 1 && out[0] == '0') out = WithoutLeadingZeros(v);
+        return {};
+      }
+      case TKind::kInteger: {
+        out = v;
+        if (auto e = CheckInteger(v); !e.empty()) return e;
+        if (out.size() > 1 && out[0] == '0') out = WithoutLeadingZeros(v);
+        return {};
+      }
       case TKind::kPostcode: out = NormalisePostcode(v); return {};
       case TKind::kLines: out = v; return {};
       case TKind::kCode: {

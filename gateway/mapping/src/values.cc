@@ -1,5 +1,6 @@
 #include "caregate/mapping/values.h"
 
+#include <algorithm>
 #include <array>
 
 #include "caregate/core/text.h"
@@ -95,6 +96,11 @@ std::string CheckOffsetDateTime(std::string_view s) {
 std::string CheckInteger(std::string_view s) {
   if (!Digits(s) || s.size() > 9) return "not a whole number";
   return {};
+}
+std::string_view WithoutLeadingZeros(std::string_view number) {
+  std::size_t i = 0;
+  while (i + 1 < number.size() && number[i] == '0' && number[i + 1] >= '0' && number[i + 1] <= '9') ++i;
+  return number.substr(i);
 }
 
 namespace {
@@ -204,19 +210,63 @@ void OffsetToUkLocal(std::string_view datetime, std::string& out) {
   FormatInto(local, p.seconds, out);
 }
 
+namespace {
+// The bytes of the white space that starts at s[i] (0: none): ASCII blanks and line
+// ends, and the Unicode spaces a form or a spreadsheet leaves in a postcode (no-break
+// space U+00A0, U+1680, U+2000-U+200B, U+2028-U+2029, U+202F, U+205F, U+3000, U+FEFF).
+std::size_t SpaceAt(std::string_view s, std::size_t i) {
+  const auto b = [&](std::size_t k) { return i + k < s.size() ? static_cast<unsigned char>(s[i + k]) : 0u; };
+  const unsigned c = b(0);
+  if (c == ' ' || (c >= '\t' && c <= '\r')) return 1;
+  if (c == 0xC2 && b(1) == 0xA0) return 2;
+  if (c == 0xE1 && b(1) == 0x9A && b(2) == 0x80) return 3;
+  if (c == 0xE2 && b(1) == 0x80 && (b(2) <= 0x8B || b(2) == 0xA8 || b(2) == 0xA9 || b(2) == 0xAF) && b(2) >= 0x80)
+    return 3;
+  if (c == 0xE2 && b(1) == 0x81 && b(2) == 0x9F) return 3;
+  if (c == 0xE3 && b(1) == 0x80 && b(2) == 0x80) return 3;
+  if (c == 0xEF && b(1) == 0xBB && b(2) == 0xBF) return 3;
+  return 0;
+}
+}  // namespace
+
+std::string CheckUkLocalRange(std::string_view datetime) {
+  Parsed p = ParseDateTime(datetime);
+  if (!p.has_offset) return {};
+  const long utc = DaysFromCivil(p.y, p.mo, p.d) * 1440 + p.h * 60 + p.mi - p.offset_minutes;
+  const long local = utc + (InBst(utc, p.y) ? 60 : 0);
+  const long days = local >= 0 ? local / 1440 : -((-local + 1439) / 1440);
+  int y, m, d;
+  CivilFromDays(days, y, m, d);
+  if (y < 1 || y > 9999) return "date-time falls outside 0001-01-01 to 9999-12-31 in UK time";
+  return {};
+}
+
 std::string NormalisePostcode(std::string_view s) {
   std::string compact;
-  for (char c : s)
-    if (c != ' ' && c != '\t') compact += c;
-  compact = ToUpper(compact);
-  if (compact.size() <= 3) return compact;
+  compact.reserve(s.size());
+  for (std::size_t i = 0; i < s.size();) {
+    if (const std::size_t n = SpaceAt(s, i)) {
+      i += n;
+    } else {
+      compact += s[i++];
+    }
+  }
+  compact = ToUpper(compact);  // ASCII letters only: a UTF-8 sequence is left whole
+  // The inward code is the last three characters, not bytes: a value that is no UK
+  // postcode (a foreign one, a typing slip) must stay valid UTF-8.
+  std::size_t inward = compact.size();
+  for (int chars = 0; chars < 3 && inward > 0; ++chars) {
+    --inward;
+    while (inward > 0 && (static_cast<unsigned char>(compact[inward]) & 0xC0) == 0x80) --inward;
+  }
+  if (inward == 0) return compact;
   // Built by appending rather than compact.insert(): GCC 12 at -O3 reports a false
   // -Wrestrict on string::insert here, which broke Release builds under -Werror.
   std::string out;
   out.reserve(compact.size() + 1);
-  out.append(compact, 0, compact.size() - 3);
+  out.append(compact, 0, inward);
   out += ' ';
-  out.append(compact, compact.size() - 3, 3);
+  out.append(compact, inward);
   return out;
 }
 
@@ -240,7 +290,11 @@ bool SplitNumbered(std::string_view line, std::string& number, std::string& road
   }
   if (i >= line.size() || line[i] != ' ') return false;
   std::string_view rest = Trim(line.substr(i));
-  if (rest.empty() || !IsLetter(rest[0])) return false;
+  // "Followed by words" (spec 4.3): the rest holds a letter, of any alphabet (a byte of
+  // a UTF-8 sequence stands for one), wherever it starts: "Élan Close", "1st Avenue",
+  // "(Rear) Mill Lane". "12 34" has no words.
+  const auto word = [](char c) { return IsLetter(c) || static_cast<unsigned char>(c) >= 0x80; };
+  if (std::none_of(rest.begin(), rest.end(), word)) return false;
   number = std::string(line.substr(0, i));
   road = std::string(rest);
   return true;

@@ -166,3 +166,13 @@ TEST(InvalidCis, NegativeUnitCost) {
   auto e = Errors("cis", Cis("\"Unit_Cost\": 24.5", "\"Unit_Cost\": -24.5"));
   EXPECT_TRUE(HasError(e, "/Events/2/Unit_Cost", "negative")) << Dump(e);
 }
+
+// A case note time that is a real date-time, but falls in year 10000 (or 0000) once in UK
+// time, where SystmOne holds it: refused when read, rather than written as a date-time
+// nobody can read back.
+TEST(InvalidCis, CaseNoteTimeOutsideTheYearsOnceInUkTime) {
+  auto e = Errors("cis", Cis("2024-07-02T11:05:00+01:00", "9999-12-31T23:59:59-01:00"));
+  EXPECT_TRUE(HasError(e, "/Case_Notes/0/Date_Time", "outside 0001-01-01 to 9999-12-31 in UK time")) << Dump(e);
+  e = Errors("cis", Cis("2024-07-02T11:05:00+01:00", "0001-01-01T00:00:00+01:00"));
+  EXPECT_TRUE(HasError(e, "/Case_Notes/0/Date_Time", "in UK time")) << Dump(e);
+}

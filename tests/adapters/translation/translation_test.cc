@@ -7,6 +7,7 @@
 #include <fstream>
 #include <map>
 
+#include "caregate/core/text.h"
 #include "caregate/format/xml.h"
 #include "caregate/model/canonical_json.h"
 #include "caregate/model/field_registry.h"
@@ -113,6 +114,45 @@ TEST(CisToSystmOne, MapsCodeListsAndCarriesIds) {
   EXPECT_NE(out.find("<StrategicReportingIdentifier>700412</StrategicReportingIdentifier>"), std::string::npos);
   EXPECT_NE(out.find("<ConsentToShare>Yes</ConsentToShare>"), std::string::npos);
   EXPECT_NE(out.find("<CouncilEvent>"), std::string::npos);
+}
+
+// SystmOne's XML may write a number with leading zeros; a JSON number may not have
+// them (RFC 8259), so the canonical value drops them and the CIS record stays JSON.
+TEST(SystmOneToCis, NumbersLoseTheirLeadingZeros) {
+  std::string xml = Render(ReadOk("cis", SpecExample("cis-record.json")), "systmone");
+  for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
+           {"<UnitCost>24.5</UnitCost>", "<UnitCost>0024.50</UnitCost>"},
+           {"<PlannedUnitsPerWeek>7</PlannedUnitsPerWeek>", "<PlannedUnitsPerWeek>007</PlannedUnitsPerWeek>"}}) {
+    const auto at = xml.find(from);
+    ASSERT_NE(at, std::string::npos) << from;
+    xml.replace(at, from.size(), to);
+  }
+  const auto out = Render(ReadOk("systmone", xml), "cis");
+  EXPECT_NE(out.find("\"Unit_Cost\":24.50,"), std::string::npos) << out;
+  EXPECT_NE(out.find("\"Planned_Units_Per_Week\":7,"), std::string::npos) << out;
+  EXPECT_TRUE(TheEngine().Read("cis", out).ok()) << out;
+}
+
+// A postcode that is no UK one keeps whole characters (valid UTF-8) both ways, and a
+// no-break space after it goes.
+TEST(CisToSystmOne, PostcodesStayValidUtf8) {
+  const auto rec = ReadOk("cis", [] {
+    std::string json = SpecExample("cis-record.json");
+    const std::string from = "\"LS12 2AB\"";
+    json.replace(json.find(from), from.size(), "\"ls12 \u00e1\u00e1\"");
+    return json;
+  }());
+  const auto xml = Render(rec, "systmone");
+  EXPECT_NE(xml.find("<Postcode>LS1 2\u00e1\u00e1</Postcode>"), std::string::npos) << xml;
+  EXPECT_TRUE(IsValidUtf8(xml));
+  EXPECT_TRUE(IsValidUtf8(Render(rec, "cis")));
+  const auto nbsp = ReadOk("cis", [] {
+    std::string json = SpecExample("cis-record.json");
+    const std::string from = "\"LS12 2AB\"";
+    json.replace(json.find(from), from.size(), "\"ls122ab\\u00a0\"");
+    return json;
+  }());
+  EXPECT_NE(Render(nbsp, "systmone").find("<Postcode>LS12 2AB</Postcode>"), std::string::npos);
 }
 
 TEST(Gender, EveryCodeMapsBothWays) {

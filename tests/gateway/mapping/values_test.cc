@@ -1,12 +1,16 @@
 #include <gtest/gtest.h>
 
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <string>
+#include <vector>
 
+#include "caregate/core/text.h"
 #include "caregate/mapping/values.h"
 
 using namespace caregate::mapping;
+using caregate::IsValidUtf8;
 
 TEST(NhsNumber, AcceptsValidModulus11) {
   EXPECT_EQ(CheckNhsNumber("9912003888"), "");
@@ -109,11 +113,49 @@ TEST(UkLocalTime, EveryDigitOfTheWallClockIsWritten) {
   EXPECT_EQ(OffsetToUkLocal("2024-08-10T06:09-02:00"), "2024-08-10T09:09");
 }
 
+TEST(Numbers, LeadingZerosOfTheWholePartGo) {
+  EXPECT_EQ(WithoutLeadingZeros("007"), "7");
+  EXPECT_EQ(WithoutLeadingZeros("00.5"), "0.5");
+  EXPECT_EQ(WithoutLeadingZeros("000"), "0");
+  EXPECT_EQ(WithoutLeadingZeros("0"), "0");
+  EXPECT_EQ(WithoutLeadingZeros("0.05"), "0.05");
+  EXPECT_EQ(WithoutLeadingZeros("10.50"), "10.50");
+  EXPECT_EQ(WithoutLeadingZeros("100"), "100");
+}
+
+// A value with an offset must also be a date from 0001 to 9999 once in UK time, where
+// SystmOne holds it.
+TEST(DateTimes, UkLocalTimeMustStayWithinTheContractsYears) {
+  EXPECT_EQ(CheckUkLocalRange("9999-12-31T22:59:59-01:00"), "");
+  EXPECT_NE(CheckUkLocalRange("9999-12-31T23:59:59-01:00"), "");
+  EXPECT_EQ(CheckUkLocalRange("0001-01-01T00:00:00Z"), "");
+  EXPECT_EQ(CheckUkLocalRange("0001-01-01T01:00:00+01:00"), "");
+  EXPECT_NE(CheckUkLocalRange("0001-01-01T00:00:00+01:00"), "");
+  EXPECT_EQ(CheckUkLocalRange("9999-12-31T23:59:59"), "");  // no offset: already UK local
+  EXPECT_EQ(CheckUkLocalRange("2024-07-02T11:05:00+01:00"), "");
+}
+
 TEST(Postcode, NormalisesCaseAndSpacing) {
   EXPECT_EQ(NormalisePostcode("ls12 2ab"), "LS12 2AB");
   EXPECT_EQ(NormalisePostcode("LS122AB"), "LS12 2AB");
   EXPECT_EQ(NormalisePostcode(" ls1  4dy "), "LS1 4DY");
   EXPECT_EQ(NormalisePostcode("M11AE"), "M1 1AE");
+}
+
+// The inward code is three characters, not three bytes, and the spaces a form or a
+// spreadsheet leaves (no-break space, thin space, a BOM) go with the ASCII ones: the
+// result is always valid UTF-8.
+TEST(Postcode, CountsCharactersAndDropsUnicodeSpaces) {
+  EXPECT_EQ(NormalisePostcode("LS12 2AB\u00a0"), "LS12 2AB");
+  EXPECT_EQ(NormalisePostcode("\ufeffls12\u20092ab\u3000"), "LS12 2AB");
+  EXPECT_EQ(NormalisePostcode("ls12 \u00e1\u00e1"), "LS1 2\u00e1\u00e1");  // á kept: ASCII is upper-cased
+  EXPECT_EQ(NormalisePostcode("l\u00e9s12\u00e1b"), "L\u00e9S1 2\u00e1B");
+  EXPECT_EQ(NormalisePostcode("\u00e1\u00e1\u00e1"), "\u00e1\u00e1\u00e1");
+  EXPECT_EQ(NormalisePostcode("\u5317\u4eac\u5e02\u4e1c"), "\u5317 \u4eac\u5e02\u4e1c");
+  EXPECT_EQ(NormalisePostcode("\u00a0\t\n"), "");
+  EXPECT_EQ(NormalisePostcode("m1\r\n1ae"), "M1 1AE");
+  for (const char* v : {"ls12 \u00e1\u00e1", "\u00e1\u00e1\u00e1\u00e1", "x\U0001F600yz", "LS12 2AB\u00a0"})
+    EXPECT_TRUE(IsValidUtf8(NormalisePostcode(v))) << v;
 }
 
 TEST(AddressLines, NumberedLineSplitsIntoNumberAndRoad) {
@@ -127,6 +169,36 @@ TEST(AddressLines, NumberedLineSplitsIntoNumberAndRoad) {
   EXPECT_EQ(b.house_number, "12-14");
   EXPECT_EQ(b.road, "Bridge Road");
   EXPECT_EQ(b.locality, "Beeston");
+}
+
+// "Followed by words": a road in any alphabet, or one that starts with a digit or a
+// bracket, still splits; a number followed by no word does not.
+TEST(AddressLines, AnyWordAfterTheNumberSplits) {
+  for (const auto& [line, number, road] : std::vector<std::array<std::string, 3>>{
+           {"22 \u00c9lan Close", "22", "\u00c9lan Close"},
+           {"22 \u0174yn Road", "22", "\u0174yn Road"},
+           {"22 1st Avenue", "22", "1st Avenue"},
+           {"22 'The Grove'", "22", "'The Grove'"},
+           {"22 (Rear) Mill Lane", "22", "(Rear) Mill Lane"},
+           {"12A \u00d8sterbro", "12A", "\u00d8sterbro"}}) {
+    auto a = SplitAddressLines("Rose Cottage", line, "Armley");
+    EXPECT_EQ(a.house_number, number) << line;
+    EXPECT_EQ(a.road, road) << line;
+    EXPECT_EQ(a.house_name, "Rose Cottage") << line;
+    EXPECT_EQ(a.locality, "Armley") << line;
+  }
+  for (const char* line : {"12 34", "12 - 14", "22", "12 3/4"}) {
+    auto a = SplitAddressLines("Rose Cottage", line, "Armley");
+    EXPECT_EQ(a.house_number, "") << line;
+    EXPECT_EQ(a.road, line) << line;
+  }
+  // And back: SystmOne -> CIS -> SystmOne gives the same address (spec 4.3).
+  std::string l1, l2, l3;
+  JoinAddressLines({"", "22", "\u00c9lan Close", "Armley"}, l1, l2, l3);
+  auto back = SplitAddressLines(l1, l2, l3);
+  EXPECT_EQ(back.house_number, "22");
+  EXPECT_EQ(back.road, "\u00c9lan Close");
+  EXPECT_EQ(back.locality, "Armley");
 }
 
 TEST(AddressLines, WithoutNumberedLineLinesAreNameRoadLocality) {

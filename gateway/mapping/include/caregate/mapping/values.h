@@ -14,6 +14,16 @@ std::string CheckDateTime(std::string_view s);  // YYYY-MM-DDThh:mm[:ss[.f+]][Z|
 std::string CheckOffsetDateTime(std::string_view s);  // as CheckDateTime, and the offset is required
 std::string CheckDecimal(std::string_view s);  // a non-negative decimal (quantities, costs)
 std::string CheckInteger(std::string_view s);
+// A number that passed CheckDecimal or CheckInteger, without the leading zeros of its
+// whole part ("007" -> "7", "00.5" -> "0.5", "000" -> "0"): SystmOne's XML may carry
+// them, a JSON number may not (RFC 8259), and the value is the same.
+std::string_view WithoutLeadingZeros(std::string_view number);
+// A date-time with an offset (that passed CheckDateTime) whose UK local time falls
+// outside 0001-01-01 to 9999-12-31, the dates the contract holds ("9999-12-31T23:30-01:00"
+// is 10000-01-01 in UK time): the problem in plain words; empty otherwise, and for a
+// value without an offset. SystmOne holds UK local times, so such a value could not be
+// written there.
+std::string CheckUkLocalRange(std::string_view datetime);
 // SystmOne records wall-clock times in UK local time without an offset; CIS carries an
 // offset. "2024-07-02T09:30:00" -> "2024-07-02T09:30:00+01:00" (BST rules: last Sunday of
 // March 01:00 UTC to last Sunday of October 01:00 UTC); a value with an offset is kept.
