@@ -51,6 +51,18 @@ class XmlRecordStream : public RecordStream {
       return true;
     }
     out.tree = std::move(rec);
+    if (!reader_->is_batch() && out.tree.ok()) {
+      // A single document is one record, and the whole document must be well-formed
+      // (spec 3): a fault after its root element (trailing bytes, a second root) refuses
+      // the record, where it used to be yielded and the fault reported as a record 2.
+      Expected<SourceNode> after = FieldErrors{};
+      if (reader_->Next(after)) {
+        out.read_failed = !after.ok() && reader_->read_failed();
+        out.tree = after.ok() ? Expected<SourceNode>(FieldError{"/", "not well-formed XML: more than one root element"})
+                              : std::move(after);
+      }
+      done_ = true;
+    }
     return true;
   }
 

@@ -375,6 +375,34 @@ TEST(FileInput, ASystmOneRecordOverTheCapIsRefusedAndTheBatchGoesOn) {
   EXPECT_EQ(seen[2], "ok");
 }
 
+// Spec 3: a record that is not well-formed is refused, and a rejected record changes
+// nothing. A single SystmOne document followed by anything but white space or comments
+// is not well-formed: the record is refused whole (it used to be yielded, then the fault
+// reported as a second record, so translate printed it and ingest stored it).
+TEST(FileInput, ASingleSystmOneDocumentWithTrailingContentIsRefusedWhole) {
+  const std::string ok =
+      "<ClientIntegrationResponse><Response><Identity><NHSNumber>9912003888</NHSNumber></Identity></Response>"
+      "</ClientIntegrationResponse>";
+  for (const std::string& tail : {std::string("\n<junk"), std::string("\n") + ok, std::string("</Extra>"),
+                                  std::string("trailing text")}) {
+    auto stream = TheEngine().adapter("systmone").OpenBuffer(ok + tail);
+    ASSERT_TRUE(stream.ok());
+    std::vector<std::string> seen;
+    adapters::StreamRecord rec;
+    while ((*stream)->Next(rec)) seen.push_back(rec.tree.ok() ? "ok" : FormatErrors(rec.tree.errors()));
+    ASSERT_EQ(seen.size(), 1u) << tail;
+    EXPECT_NE(seen[0].find("not well-formed"), std::string::npos) << tail << ": " << seen[0];
+    EXPECT_FALSE((*stream)->batch());
+  }
+  // White space, comments and processing instructions after the root are well-formed.
+  auto stream = TheEngine().adapter("systmone").OpenBuffer(ok + "\n<!-- end -->\n<?pi x?>\n");
+  ASSERT_TRUE(stream.ok());
+  adapters::StreamRecord rec;
+  ASSERT_TRUE((*stream)->Next(rec));
+  EXPECT_TRUE(rec.tree.ok()) << FormatErrors(rec.tree.errors());
+  EXPECT_FALSE((*stream)->Next(rec));
+}
+
 // An event without Event_Type has no SystmOne element of its own: it travels in the
 // CouncilEvent extension, as assessments do, instead of vanishing from the SystmOne file.
 TEST(Episodes, AnEventWithoutATypeSurvivesTheTripThroughSystmOne) {
