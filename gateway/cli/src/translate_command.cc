@@ -1,4 +1,9 @@
+#include <sys/stat.h>
+
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -13,6 +18,11 @@ namespace {
 // Where translate's output goes: stdout, or --out FILE through a temporary file beside it
 // that is renamed into place only when everything was written (a failed or interrupted
 // run never leaves half a file under the name asked for).
+//
+// --out naming something that is not a regular file (/dev/null, /dev/stdout, a FIFO a
+// job reads from) is written straight into: a rename would replace the device or the
+// FIFO with a regular file (as root, /dev/null itself). --out naming a symbolic link to
+// a file replaces the file it points to, and the link stays.
 class Output {
  public:
   explicit Output(std::string path) : path_(std::move(path)) {
@@ -20,13 +30,33 @@ class Output {
       file_ = stdout;
       return;
     }
-    partial_ = path_ + ".partial";
+    struct stat st {};
+    std::string target = path_;
+    if (::stat(path_.c_str(), &st) == 0) {
+      if (S_ISDIR(st.st_mode)) {
+        errno_ = EISDIR;
+        return;
+      }
+      if (!S_ISREG(st.st_mode)) {
+        direct_ = true;
+        file_ = std::fopen(path_.c_str(), "wb");
+        if (!file_) errno_ = errno;
+        return;
+      }
+      if (char* real = ::realpath(path_.c_str(), nullptr)) {
+        target = real;
+        std::free(real);
+      }
+    }
+    target_ = target;
+    partial_ = target + ".partial";
     file_ = std::fopen(partial_.c_str(), "wb");
+    if (!file_) errno_ = errno;
   }
   ~Output() {
     if (!path_.empty() && !committed_) {
       if (file_) std::fclose(file_);
-      std::remove(partial_.c_str());
+      if (!direct_ && !partial_.empty()) std::remove(partial_.c_str());
     }
   }
   Output(const Output&) = delete;
@@ -34,24 +64,41 @@ class Output {
 
   const std::string& name() const { return path_.empty() ? kStdout : path_; }
   bool Write(std::string_view s) {
-    ok_ = ok_ && file_ && std::fwrite(s.data(), 1, s.size(), file_) == s.size();
+    if (ok_ && file_ && std::fwrite(s.data(), 1, s.size(), file_) != s.size() && errno_ == 0) errno_ = errno;
+    ok_ = ok_ && file_ && errno_ == 0;
     return ok_;
+  }
+  // "write failed", with the reason when one is known ("write failed: No space left on
+  // device", "write failed: Is a directory").
+  std::string Failure() const {
+    return errno_ != 0 ? std::string("write failed: ") + std::strerror(errno_) : std::string("write failed");
   }
   bool Commit() {
     if (path_.empty()) return ok_ && std::fflush(stdout) == 0;
     if (!file_) return false;
     const bool closed = std::fclose(file_) == 0;
+    if (!closed && errno_ == 0) errno_ = errno;
     file_ = nullptr;
-    if (!(ok_ && closed) || std::rename(partial_.c_str(), path_.c_str()) != 0) return false;
+    if (direct_) {
+      committed_ = ok_ && closed;
+      return committed_;
+    }
+    if (!(ok_ && closed)) return false;
+    if (std::rename(partial_.c_str(), target_.c_str()) != 0) {
+      errno_ = errno;
+      return false;
+    }
     committed_ = true;
     return true;
   }
 
  private:
   inline static const std::string kStdout = "stdout";
-  std::string path_, partial_;
+  std::string path_, target_, partial_;
   std::FILE* file_ = nullptr;
   bool ok_ = true, committed_ = false;
+  bool direct_ = false;  // --out is a device or a FIFO: written in place
+  int errno_ = 0;        // why the output failed, when the system said
 };
 
 }  // namespace
@@ -59,7 +106,7 @@ class Output {
 bool WriteOutput(const std::string& path, const std::string& data) {
   Output out(path);
   if (out.Write(data) && out.Commit()) return true;
-  Error(out.name(), "write failed");
+  Error(out.name(), out.Failure());
   return false;
 }
 
@@ -158,7 +205,7 @@ Command AddTranslateCommand(CLI::App& root, std::string& mappings_dir) {
             if ((records > 1 || batch_form) && wrapper) out += wrapper->BatchEnd();
             write(true);
             if (write_failed || !output.Commit()) {
-              Error(output.name(), "write failed");
+              Error(output.name(), output.Failure());
               return kExitFailure;
             }
             if (invalid > 0) {

@@ -3,12 +3,14 @@
 #include <signal.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <fstream>
 #include <regex>
 #include <sstream>
+#include <thread>
 
 #include "../identity/records.h"
 #include "../server/test_client.h"
@@ -440,6 +442,54 @@ TEST(CliTranslate, ABatchOfOneIsStillABatch) {
 }
 
 // A report that cannot be written says so, as every other failure does.
+// --out naming a FIFO or a device is written into, not replaced by a regular file (as
+// root, `--out /dev/null` used to replace the device); --out naming a symbolic link
+// replaces the file it points to and keeps the link.
+TEST(CliOut, AFifoOrADeviceIsWrittenIntoAndALinkIsFollowed) {
+  TempDir dir;
+  const std::string in = dir.file("in.json");
+  Write(in, SpecExample("cis-record.json"));
+  const std::string fifo = dir.file("fifo");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  std::string read_back;
+  std::thread reader([&] { read_back = ReadFile(fifo); });
+  const auto t = Caregate(dir, {"translate", "--from", "cis", "--to", "systmone", "--out", fifo, in});
+  reader.join();
+  EXPECT_EQ(t.status, 0) << t.err;
+  struct stat st {};
+  ASSERT_EQ(::stat(fifo.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));
+  EXPECT_NE(read_back.find("<ClientIntegrationResponse>"), std::string::npos) << read_back;
+  EXPECT_FALSE(std::filesystem::exists(fifo + ".partial"));
+
+  // A device: a null device of the test's own (mknod needs root, which CI is), so that a
+  // regression replaces that node rather than the machine's /dev/null.
+  const std::string null_dev = dir.file("null");
+  if (::mknod(null_dev.c_str(), S_IFCHR | 0666, ::makedev(1, 3)) == 0) {
+    const auto null = Caregate(dir, {"mappings", "report", "--out", null_dev});
+    EXPECT_EQ(null.status, 0) << null.err;
+    ASSERT_EQ(::stat(null_dev.c_str(), &st), 0);
+    EXPECT_TRUE(S_ISCHR(st.st_mode));
+    EXPECT_FALSE(std::filesystem::exists(null_dev + ".partial"));
+  }
+
+  const std::string target = dir.file("real.xml"), link = dir.file("link.xml");
+  Write(target, "old");
+  std::filesystem::create_symlink(target, link);
+  const auto l = Caregate(dir, {"translate", "--from", "cis", "--to", "systmone", "--out", link, in});
+  EXPECT_EQ(l.status, 0) << l.err;
+  EXPECT_TRUE(std::filesystem::is_symlink(link));
+  EXPECT_NE(ReadFile(target).find("<ClientIntegrationResponse>"), std::string::npos);
+  EXPECT_FALSE(std::filesystem::exists(target + ".partial"));
+
+  // A directory is refused with the reason, and nothing is left beside it.
+  std::filesystem::create_directory(dir.file("outdir"));
+  const auto d = Caregate(dir, {"translate", "--from", "cis", "--to", "systmone", "--out", dir.file("outdir"), in});
+  EXPECT_EQ(d.status, 1);
+  EXPECT_NE(d.err.find("outdir: write failed: Is a directory"), std::string::npos) << d.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("outdir.partial")));
+}
+
 TEST(CliMappingsReport, AnUnwritableOutIsNamed) {
   TempDir dir;
   auto r = Caregate(dir, {"mappings", "report", "--out", dir.file("no/such/dir/report.json")});
