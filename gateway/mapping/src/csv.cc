@@ -23,6 +23,9 @@ Expected<CsvTable> ParseCsv(std::string_view text, const std::string& file) {
   CsvTable table;
   table.file = file;
   if (!IsValidUtf8(text)) return FieldError{file, "not valid UTF-8"};
+  // A table saved by a spreadsheet (Excel's "CSV UTF-8") starts with a byte order mark;
+  // it is no part of the first column's name.
+  if (text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);
   size_t i = 0;
   int line = 1;
   bool have_header = false;
