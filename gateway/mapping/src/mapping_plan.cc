@@ -468,7 +468,17 @@ class SystemPlan {
     const FieldRule& f = *fa.f;
     if (kind == NodeKind::kNull) return;
     NoteConst(st, f);
-    if (v.empty() && kind == NodeKind::kString && f.t.kind != TKind::kConst) return;  // not recorded
+    if (v.empty() && kind == NodeKind::kString && f.t.kind != TKind::kConst) {  // not recorded...
+      // ...but a blank line after others (<Line/> between paragraphs) is one more line
+      // end: "Para one.\n\nPara two." comes back from SystmOne as it went. (A blank first
+      // line leaves nothing to tell it from no line; it is dropped.)
+      if (f.t.kind == TKind::kLines && f.field && f.in) {
+        Mark canon_mark(st.canon);
+        std::string& slot = f.field->At(Materialise(st, fa.via, entity));
+        if (!slot.empty()) slot += '\n';
+      }
+      return;
+    }
     std::string value;
     std::string problem = ApplyIn(f, kind, v, value);
     if (!problem.empty()) {

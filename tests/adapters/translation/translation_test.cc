@@ -155,6 +155,22 @@ TEST(CisToSystmOne, PostcodesStayValidUtf8) {
   EXPECT_NE(Render(nbsp, "systmone").find("<Postcode>LS12 2AB</Postcode>"), std::string::npos);
 }
 
+// A case note's blank lines (between paragraphs, at the end) are SystmOne <Line/>
+// elements, and come back as blank lines: the text round-trips unchanged.
+TEST(CaseNotes, BlankLinesSurviveTheTripThroughSystmOne) {
+  for (const std::string text : {"Para one.\\n\\nPara two.", "a\\n\\n\\nb", "ends with a line end\\n", "one"}) {
+    const std::string json = R"({"Record_Type":"CIS_Client","LA_Person_Unique_Identifier":"X1",)"
+                             R"("Case_Notes":[{"Note_Reference":"N1","Text":")" + text + "\"}]}";
+    const auto rec = ReadOk("cis", json);
+    ASSERT_EQ(rec.entries.size(), 1u);
+    const auto back = ReadOk("systmone", Render(rec, "systmone"));
+    ASSERT_EQ(back.entries.size(), 1u) << text;
+    EXPECT_EQ(back.entries[0].text, rec.entries[0].text) << text;
+    const auto s1s1 = ReadOk("systmone", Render(back, "systmone"));
+    EXPECT_EQ(s1s1.entries[0].text, rec.entries[0].text) << text;
+  }
+}
+
 TEST(Gender, EveryCodeMapsBothWays) {
   const std::pair<const char*, const char*> pairs[] = {{"M", "1"}, {"F", "2"}, {"I", "9"}, {"U", "X"}};
   std::string xml = SpecExample("systmone-record.xml");
