@@ -15,6 +15,7 @@
 #include "caregate/export/warehouse.h"
 #include "caregate/format/json.h"
 #include "caregate/format/sinks.h"
+#include "caregate/mapping/values.h"
 #include "extract_reader.h"
 
 namespace caregate::exporter {
@@ -26,8 +27,8 @@ bool IsBlank(std::string_view s) {
   return true;
 }
 
-// A person id from a line that is not well-formed JSON: the string value of `key` when
-// it can be read without a parser (no escapes), else "".
+// A first guess at the CIS id of a line, for the delta's lookup: the string value of
+// `key` wherever it appears (no escapes), else "". A wrong guess only means no match.
 std::string ScanStringMember(std::string_view line, std::string_view key) {
   std::string needle = "\"" + std::string(key) + "\"";
   std::size_t p = line.find(needle);
@@ -99,12 +100,25 @@ TopLevel ScanTopLevelMember(std::string_view line, std::string_view key, std::st
 
 namespace {
 
-// The id a reject line names: cis: first, then s1:, then nhs: (as written).
+// A person id from a line that is not well-formed JSON (or the head of one too long to
+// keep): the string value of the top-level member `key` when a plain scan can read it
+// (no escapes; trimmed, at most 256 bytes, valid UTF-8), else "". A member of the same
+// name nested deeper (an event's, a note's) is not the person's.
+std::string ScanTopLevelString(std::string_view line, std::string_view key) {
+  std::string_view raw;
+  if (ScanTopLevelMember(line, key, &raw) != TopLevel::kString) return {};
+  const std::string_view v = Trim(raw);
+  if (v.empty() || v.size() > 256 || !IsValidUtf8(v)) return {};
+  return std::string(v);
+}
+
+// The id a reject line names: cis: first, then s1:, then nhs: (as written). An NHS
+// number that fails its checks names nobody (the record's error may say just that).
 template <typename Get>
 std::string PersonId(Get get) {
   if (auto v = get("LA_Person_Unique_Identifier"); !v.empty()) return "cis:" + v;
   if (auto v = get("SystmOne_Identifier"); !v.empty()) return "s1:" + v;
-  if (auto v = get("NHS_Number"); !v.empty()) return "nhs:" + v;
+  if (auto v = get("NHS_Number"); !v.empty() && mapping::CheckNhsNumber(v).empty()) return "nhs:" + v;
   return {};
 }
 
@@ -265,7 +279,7 @@ void RecordProcessor::ProcessLine(Batch& batch, const Batch::LineRef& ref) {
     for (std::size_t t = 0; t < tables; ++t) batch.csv_end.push_back(static_cast<std::uint32_t>(batch.csv[t].size()));
   };
   if (ref.too_long) {  // `text` is the line's head only: enough to name the person
-    Reject(batch, rec, PersonId([&](std::string_view k) { return ScanStringMember(text, k); }),
+    Reject(batch, rec, PersonId([&](std::string_view k) { return ScanTopLevelString(text, k); }),
            {FieldError{"", LineReader::TooLongProblem(format::JsonLimits{}.max_bytes)}});
     close();
     return;
@@ -308,7 +322,7 @@ void RecordProcessor::ProcessLine(Batch& batch, const Batch::LineRef& ref) {
   // record is validated and mapped as it is parsed, without a tree.
   reader_.Begin(/*with_lineage=*/false);
   if (std::optional<FieldError> error = format::ParseJsonEvents(text, reader_)) {
-    Reject(batch, rec, PersonId([&](std::string_view k) { return ScanStringMember(text, k); }), {*error});
+    Reject(batch, rec, PersonId([&](std::string_view k) { return ScanTopLevelString(text, k); }), {*error});
     close();
     return;
   }

@@ -468,6 +468,36 @@ TEST_F(ExportTest, RejectLinesNameThePersonByTheDecodedId) {
   EXPECT_EQ(names, (std::vector<std::string>{"cis:LCC-9\xC3\xA9", "cis:LCC-77", "cis:LCC-78", "null"}));
 }
 
+// The id a reject names is the person's own: a top-level member, never one of the same
+// name nested in an event or a note of a line that is not JSON; and an NHS number that
+// fails its checks names nobody (the error then says the record identifies nobody).
+TEST_F(ExportTest, RejectLinesNameOnlyTheTopLevelIdsAndOnlyAValidNhsNumber) {
+  const std::vector<std::string> lines = {
+      // not JSON (cut short); a nested id before the person's own
+      R"({"Record_Type":"CIS_Client","Events":[{"LA_Person_Unique_Identifier":"NESTED"}],)"
+      R"("LA_Person_Unique_Identifier":"TOP","Gender":"1")",
+      // not JSON; only a nested id
+      R"({"Record_Type":"CIS_Client","Case_Notes":[{"LA_Person_Unique_Identifier":"NESTED"}],"Gender":)",
+      // JSON, refused: its only id is an NHS number failing Modulus 11
+      R"({"Record_Type":"CIS_Client","NHS_Number":"9991000012"})",
+      // not JSON; an NHS number failing Modulus 11, then one that is valid but nested
+      R"({"Record_Type":"CIS_Client","NHS_Number":"9991000012","X":{"NHS_Number":"9912003888"},)",
+      // not JSON; a valid NHS number
+      R"({"Record_Type":"CIS_Client","NHS_Number":"9912003888",)"};
+  WriteFile(dir_ / "in.ndjson", JoinLines(lines));
+  Proc p = Export(dir_ / "in.ndjson", dir_ / "out", dir_ / "state.db", {"--run-date", "2024-05-01"});
+  ASSERT_EQ(p.code, 0) << p.err;
+  std::vector<std::string> names;
+  for (const auto& l : Lines(ReadFile(dir_ / "out" / "rejects.ndjson"))) {
+    auto r = format::ParseJson(l);
+    ASSERT_TRUE(r.ok()) << l;
+    const SourceNode* n = r->child("person_id");
+    ASSERT_NE(n, nullptr) << l;
+    names.push_back(n->kind == NodeKind::kNull ? "null" : n->value);
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"cis:TOP", "null", "null", "null", "nhs:9912003888"}));
+}
+
 // A record longer than the 1 MiB limit is rejected the same way wherever it lies in
 // the file, whether or not one of the reader's reads holds all of it (lines of 1 and
 // 2.5 MiB at offsets up to 4.6 MiB). The line is not kept, but its first 4 KiB are, so
