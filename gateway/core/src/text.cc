@@ -152,17 +152,36 @@ std::string XmlEscaped(std::string_view s) {
   return out;
 }
 
+namespace {
+// The careful path of a CSV field: quoted when it holds a comma, quote, CR or LF (RFC
+// 4180), quotes doubled; a control byte other than TAB, CR and LF becomes U+FFFD, as in
+// the XML writer: a NUL in a warehouse table is refused by loaders (PostgreSQL's COPY).
+bool CsvNeedsQuotes(std::string_view s) {
+  for (char c : s)
+    if (c == ',' || c == '"' || c == '\r' || c == '\n') return true;
+  return false;
+}
+bool CsvReplaced(char c) { return static_cast<unsigned char>(c) < 0x20 && c != '\t' && c != '\r' && c != '\n'; }
+constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
+}  // namespace
+
 char* WriteCsvField(char* out, std::string_view s) {
   if (swar::CsvPlain(s)) {
     swar::CopyBytes(out, s.data(), s.size());
     return out + s.size();
   }
-  *out++ = '"';
+  const bool quoted = CsvNeedsQuotes(s);
+  if (quoted) *out++ = '"';
   for (char c : s) {
+    if (CsvReplaced(c)) {
+      std::memcpy(out, kReplacement.data(), kReplacement.size());
+      out += kReplacement.size();
+      continue;
+    }
     if (c == '"') *out++ = '"';
     *out++ = c;
   }
-  *out++ = '"';
+  if (quoted) *out++ = '"';
   return out;
 }
 
@@ -171,12 +190,17 @@ void AppendCsvField(std::string& out, std::string_view s) {
     out += s;
     return;
   }
-  out += '"';
+  const bool quoted = CsvNeedsQuotes(s);
+  if (quoted) out += '"';
   for (char c : s) {
+    if (CsvReplaced(c)) {
+      out += kReplacement;
+      continue;
+    }
     if (c == '"') out += '"';
     out += c;
   }
-  out += '"';
+  if (quoted) out += '"';
 }
 
 }  // namespace caregate

@@ -235,7 +235,8 @@ std::string WarehouseMarkdown(const mapping::MappingPlan& plan) {
         "(`gateway/model`), so a field added to the model appears here and in the CSV files without further "
         "work.\n\n";
   md += "Format: RFC 4180 (comma-separated, fields containing a comma, quote, CR or LF are quoted, quotes "
-        "doubled, CRLF line ends), UTF-8 without BOM, one header row. An empty field means \"not recorded\". "
+        "doubled, CRLF line ends), UTF-8 without BOM, one header row; a control character other than TAB, CR "
+        "and LF (a NUL, which loaders refuse) is written as U+FFFD. An empty field means \"not recorded\". "
         "Values are in their canonical form: dates `YYYY-MM-DD`, date-times ISO 8601 with offset, codes from "
         "`mappings/codesets/*.csv` (the `code` column), booleans `true`/`false`, numbers as decimal text.\n\n";
   md += "Keys: every row starts with `person_key`, the person's key in the export: `cis:` followed by the "

@@ -10,7 +10,7 @@
 namespace caregate::swar {
 namespace {
 
-bool Csv(unsigned char c) { return c == ',' || c == '"' || c == '\r' || c == '\n'; }
+bool Csv(unsigned char c) { return c == ',' || c == '"' || c < 0x20; }
 template <bool attribute>
 bool Xml(unsigned char c) {
   return c < 0x20 || c == '&' || c == '<' || c == '>' || c == 0xEF || (attribute && c == '"');
@@ -51,7 +51,7 @@ TEST(SwarTest, CsvPlainLooksAtEveryByteIncludingTheTail) {
   EXPECT_TRUE(CsvPlain("abcdefghijklmnopq"));
   for (std::size_t len = 1; len <= 24; ++len)
     for (std::size_t at = 0; at < len; ++at)
-      for (char c : {',', '"', '\r', '\n'}) {
+      for (char c : {',', '"', '\r', '\n', '\0', '\t', '\x1b'}) {
         std::string s(len, 'x');
         s[at] = c;
         EXPECT_FALSE(CsvPlain(s)) << len << " " << at << " " << int(c);

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 #include "caregate/core/text.h"
 
@@ -81,11 +82,29 @@ TEST(TextBuffer, AMovedFromBufferIsEmptyAndUsable) {
   EXPECT_EQ(b.view(), "x");
 }
 
+// A control byte other than TAB, CR and LF is no text a warehouse loader takes (a NUL
+// stops PostgreSQL's COPY): it becomes U+FFFD, as in the XML writer. Quoting is still
+// decided by comma, quote, CR and LF alone.
+TEST(AppendCsvField, ReplacesControlBytesAndQuotesOnlyWhatRfc4180Needs) {
+  const auto csv = [](std::string_view s) {
+    std::string out;
+    AppendCsvField(out, s);
+    return out;
+  };
+  EXPECT_EQ(csv(std::string("a\0b", 3)), "a\xEF\xBF\xBD" "b");
+  EXPECT_EQ(csv("tab\there"), "tab\there");
+  EXPECT_EQ(csv("\x1b[2J"), "\xEF\xBF\xBD[2J");
+  EXPECT_EQ(csv("a,\x07"), "\"a,\xEF\xBF\xBD\"");
+  EXPECT_EQ(csv("line\r\nbreak"), "\"line\r\nbreak\"");
+  EXPECT_EQ(csv("del\x7f kept"), "del\x7f kept");
+}
+
 // WriteCsvField is AppendCsvField into raw room: the same bytes for plain and quoted
 // fields, and never more than CsvFieldMax(s) of them.
 TEST(WriteCsvField, WritesWhatAppendCsvFieldAppends) {
-  for (std::string s : {"", "plain", "a,b", "say \"hi\"", "\"", "line\r\nbreak", "12345678,", "\"\"\"\"",
-                        "ends with quote\"", "Björn, Zoë"}) {
+  for (std::string s : std::vector<std::string>{"", "plain", "a,b", "say \"hi\"", "\"", "line\r\nbreak", "12345678,", "\"\"\"\"",
+                        "ends with quote\"", "Björn, Zoë", std::string("nul\0byte", 8), "\x01\x02\x1f", "tab\there",
+                        "esc\x1b, then a comma"}) {
     std::string expected;
     AppendCsvField(expected, s);
     TextBuffer b;

@@ -56,18 +56,20 @@ constexpr std::uint64_t AnyEqual(std::uint64_t w, unsigned char c) { return AnyZ
 // Nonzero iff some byte of w is below n (n <= 128).
 constexpr std::uint64_t AnyBelow(std::uint64_t w, unsigned char n) { return (w - kOnes * n) & ~w & kHighs; }
 
-// Nonzero iff some byte of w is ',', '"', CR or LF (what makes an RFC 4180 field quoted).
+// Nonzero iff some byte of w is ',', '"' or a control byte (CR and LF make an RFC 4180
+// field quoted; the other controls are replaced, TAB kept).
 constexpr std::uint64_t AnyCsvSpecial(std::uint64_t w) {
-  return AnyEqual(w, ',') | AnyEqual(w, '"') | AnyEqual(w, '\r') | AnyEqual(w, '\n');
+  return AnyEqual(w, ',') | AnyEqual(w, '"') | AnyBelow(w, 0x20);
 }
 
-// True when `s` needs no RFC 4180 quoting.
+// True when `s` can be written as it is: no RFC 4180 quoting (comma, quote, CR, LF) and
+// no control byte (the writer replaces them); a TAB also takes the careful path.
 inline bool CsvPlain(std::string_view s) {
   std::size_t i = 0;
   for (; i + 8 <= s.size(); i += 8)
     if (AnyCsvSpecial(Load(s.data() + i))) return false;
   for (; i < s.size(); ++i)
-    if (s[i] == ',' || s[i] == '"' || s[i] == '\r' || s[i] == '\n') return false;
+    if (s[i] == ',' || s[i] == '"' || static_cast<unsigned char>(s[i]) < 0x20) return false;
   return true;
 }
 

@@ -26,11 +26,12 @@ void AppendJsonEscaped(std::string& out, std::string_view s);
 void AppendJsonString(std::string& out, std::string_view s);
 // `s` escaped for XML or HTML text (AppendXmlEscaped into a string of its own).
 std::string XmlEscaped(std::string_view s);
-// RFC 4180 field: quoted when it contains comma, quote, CR or LF.
+// RFC 4180 field: quoted when it contains comma, quote, CR or LF; a control byte other
+// than TAB, CR and LF becomes U+FFFD (as in XML text).
 void AppendCsvField(std::string& out, std::string_view s);
 // The same field written into raw room of at least CsvFieldMax(s) bytes; returns the
 // end of what was written.
-constexpr std::size_t CsvFieldMax(std::string_view s) { return 2 * s.size() + 2; }
+constexpr std::size_t CsvFieldMax(std::string_view s) { return 3 * s.size() + 2; }
 char* WriteCsvField(char* out, std::string_view s);
 // The decimal text of `n`, without a string of its own (std::to_chars).
 template <std::integral Int>
