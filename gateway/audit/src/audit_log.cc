@@ -422,12 +422,25 @@ std::int64_t AppendInTransaction(Database& db, AuditEvent& e) {
   return e.seq;
 }
 
+namespace {
+// The problem with a `from`/`to` bound. A '+' written into a URL's query string arrives
+// as a space (form encoding), so "…T13:00:00+01:00" reads "…T13:00:00 01:00": when the
+// value would be a time with a '+' there, the message says how to write it.
+std::string BadBound(const std::string& value, bool end) {
+  std::string problem = "not an RFC 3339 time or a YYYY-MM-DD date";
+  if (const auto space = value.rfind(' '); space != std::string::npos) {
+    std::string plus = value;
+    plus[space] = '+';
+    if (NormaliseAuditTime(plus, end)) problem += " (a '+' in a query string reads as a space: write it as %2B)";
+  }
+  return problem;
+}
+}  // namespace
+
 FieldErrors CheckAuditQuery(const AuditQuery& q) {
   FieldErrors errors;
-  if (!q.from.empty() && !NormaliseAuditTime(q.from))
-    errors.push_back({"from", "not an RFC 3339 time or a YYYY-MM-DD date"});
-  if (!q.to.empty() && !NormaliseAuditTime(q.to, true))
-    errors.push_back({"to", "not an RFC 3339 time or a YYYY-MM-DD date"});
+  if (!q.from.empty() && !NormaliseAuditTime(q.from)) errors.push_back({"from", BadBound(q.from, false)});
+  if (!q.to.empty() && !NormaliseAuditTime(q.to, true)) errors.push_back({"to", BadBound(q.to, true)});
   if (q.limit && *q.limit < 0) errors.push_back({"limit", "must not be negative"});
   if (q.after_seq < 0) errors.push_back({"after", "must not be negative"});
   return errors;

@@ -602,6 +602,25 @@ TEST_F(AppRoutes, AuditEventsFilterByPersonUserAndTime) {
   EXPECT_EQ(Json(r.body)["count"].GetInt(), 0);
   EXPECT_EQ(Call("GET", "/v1/audit/events?from=yesterday", kIg).status, 400);
   EXPECT_EQ(LastEvent().action, "audit-query");
+  // A '+' typed into a query string arrives as a space: the 400 says how to write it.
+  r = Call("GET", "/v1/audit/events?from=2026-12-05T13:00:00+01:00", kIg);
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("write it as %2B"), std::string::npos) << r.body;
+  EXPECT_EQ(Call("GET", "/v1/audit/events?from=2026-12-05T13:00:00%2B01:00", kIg).status, 200);
+  EXPECT_EQ(Call("GET", "/v1/audit/events?from=yesterday", kIg).body.find("%2B"), std::string::npos);
+}
+
+// A query parameter given twice has no one meaning: 400, naming it, for every route
+// (the first value used to be taken: an audit query filtered on one person of two).
+TEST_F(AppRoutes, AQueryParameterGivenTwiceIsRefused) {
+  ASSERT_EQ(IngestCis(CisJson(PersonFields{.cis = "C-1"})).status, 201);
+  auto r = Call("GET", "/v1/persons/cis:C-1?view=cis&view=systmone", kHealth);
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("the query parameter 'view' is given more than once"), std::string::npos) << r.body;
+  r = Call("GET", "/v1/audit/events?person=cis:C-1&person=cis:C-2", kIg);
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("'person' is given more than once"), std::string::npos) << r.body;
+  EXPECT_EQ(Call("GET", "/v1/persons/cis:C-1?view=cis", kHealth).status, 200);
 }
 
 // The route answers a page at a time: 1000 events unless `limit` says (at most 10000),
