@@ -209,8 +209,13 @@ struct App::Impl {
     const std::string id(ctx.Param("id"));
     std::string view = DefaultView(ctx.principal->role);
     if (auto q = ctx.Query("view")) view = std::string(*q);
-    if (!IsView(view))
-      return Refuse(caregate::Problem::kUsage, "view must be systmone, cis or canonical", ctx, "read", {id}, "");
+    if (!IsView(view)) {
+      // Named by every id the person is known by, as the framework's refusals are, so that
+      // an IG officer asking about the person by any of them finds the attempt.
+      auto known = store.Find(id, /*with_lineage=*/false);
+      return Refuse(caregate::Problem::kUsage, "view must be systmone, cis or canonical", ctx, "read",
+                    known ? known->ids : std::vector<std::string>{id}, "");
+    }
     auto person = store.Find(id, /*with_lineage=*/view == "canonical");
     if (!person) return Refuse(caregate::Problem::kNotFound, "no person with this id", ctx, "read", {id}, view);
     auto rendered = RenderedView(*ctx.principal, view, person);

@@ -163,6 +163,26 @@ TEST_F(AppRoutes, InvalidRecordIs422WithFieldErrorsAndAudited) {
   EXPECT_EQ(LastEvent().person_ids, std::vector<std::string>{"cis:C-1"});
 }
 
+// A read refused for its view names the person by every id they are known by, as the
+// framework's refusals do: asking about them by another id finds the attempt.
+TEST_F(AppRoutes, AReadRefusedForItsViewNamesThePersonByEveryKnownId) {
+  ASSERT_EQ(IngestS1(S1Xml(PersonFields{.nhs = "9912003888", .s1 = "S-1"})).status, 201);
+  ASSERT_EQ(IngestCis(CisJson(PersonFields{.nhs = "9912003888", .cis = "C-7"})).status, 201);
+  ASSERT_EQ(Call("GET", "/v1/persons/cis:C-7?view=bad", kHealth).status, 400);
+  auto e = LastEvent();
+  EXPECT_EQ(e.action, "read");
+  EXPECT_EQ(e.outcome.substr(0, 3), "400");
+  std::vector<std::string> ids = e.person_ids;
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(ids, (std::vector<std::string>{"cis:C-7", "nhs:9912003888", "s1:S-1"}));
+  auto r = Call("GET", "/v1/audit/events?person=s1:S-1", kIg);
+  ASSERT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("view must be"), std::string::npos) << r.body;
+  // An unknown person: the id asked for.
+  ASSERT_EQ(Call("GET", "/v1/persons/cis:NOBODY?view=bad", kHealth).status, 400);
+  EXPECT_EQ(LastEvent().person_ids, std::vector<std::string>{"cis:NOBODY"});
+}
+
 // A refused write about a known person is found by an IG officer asking about that
 // person by any of their ids; a body that does not parse names nobody.
 TEST_F(AppRoutes, RefusedWritesNameThePersonByEveryKnownId) {
