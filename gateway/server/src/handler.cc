@@ -325,6 +325,12 @@ Response RequestHandler::Dispatch(const Request& request, RequestContext& ctx, c
   auto refuse = [&](caregate::Problem problem, std::string detail) {
     return v1 ? Refuse(problem, std::move(detail), ctx) : Problem(problem, std::move(detail), ctx);
   };
+  // A method HTTP does not define (BREW, or "get": methods are case-sensitive) is 501,
+  // whatever the path (RFC 9110 9.1); 405 is for a defined method a path does not allow.
+  static constexpr std::string_view kMethods[] = {"GET",     "HEAD",    "POST",  "PUT",  "DELETE",
+                                                  "CONNECT", "OPTIONS", "TRACE", "PATCH"};
+  if (std::find(std::begin(kMethods), std::end(kMethods), ctx.method) == std::end(kMethods))
+    return refuse(caregate::Problem::kNotImplemented, "the server does not implement this method");
   switch (match.outcome) {
     case Router::Outcome::kNotFound:
       return refuse(caregate::Problem::kNotFound, "no resource at this path");

@@ -227,6 +227,16 @@ TEST_F(HandlerTest, WrongMethodIs405WithAllowHeader) {
   EXPECT_EQ(r.headers.Find("Allow"), "GET, HEAD");
 }
 
+// A method HTTP does not define is 501 on any path (RFC 9110 9.1: methods are
+// case-sensitive, so "get" is one); under /v1 only once the caller is authenticated.
+TEST_F(HandlerTest, AnUndefinedMethodIs501) {
+  ExpectProblem(Call("BREW", "/v1/persons/nhs:1", "t-health"), 501, "not-implemented");
+  ExpectProblem(Call("get", "/healthz"), 501, "not-implemented");
+  ExpectProblem(Call("BREW", "/nothing"), 501, "not-implemented");
+  ExpectProblem(Call("BREW", "/v1/persons/nhs:1"), 401, "unauthenticated");
+  ExpectProblem(Call("PATCH", "/healthz"), 405, "method-not-allowed");
+}
+
 TEST_F(HandlerTest, ContextCarriesPrincipalParamsQueryAndRequestId) {
   Response r = Call("GET", "/v1/persons/nhs%3A9912003888?view=cis&x=a+b%21", "t-council");
   ASSERT_EQ(r.status, 200) << r.body;
