@@ -319,6 +319,18 @@ class SystemPlan {
     }
   }
 
+  // Text in an element that holds child elements (or attributes) by our tables, with no
+  // element around it: unknown content, which spec 1 says is kept and never makes a
+  // record invalid. Kept as unmapped data under the same path as the text beside an
+  // attribute (`.../Drug/#text`).
+  void CollectText(ReadState& st, const SourceNode& text) const {
+    SourceNode element;
+    element.kind = NodeKind::kObject;
+    SourceNode& t = element.children.emplace_back(text);
+    t.name = "#text";
+    CollectUnmapped(st, element);
+  }
+
   // Finds or creates the entities of implicit groups; appends their canonical steps.
   void* Materialise(ReadState& st, const std::vector<Group*>& via, void* entity) const {
     for (Group* g : via) {
@@ -556,7 +568,8 @@ class SystemPlan {
         auto read_item = [&](const SourceNode& item) {
           if (item.kind != NodeKind::kObject) {
             if (item.kind == NodeKind::kNull || (item.kind == NodeKind::kString && item.value.empty())) return;
-            st.errors.push_back({st.path, xpath ? "expected child elements" : "expected an object"});
+            if (xpath) return CollectText(st, item);  // <Visit>x</Visit>: kept, as unknown content
+            st.errors.push_back({st.path, "expected an object"});
             return;
           }
           Mark canon_mark(st.canon);
@@ -589,7 +602,11 @@ class SystemPlan {
       if (child.kind == NodeKind::kObject) {
         ReadNode(st, child, *t, entity, &values);
       } else if (!(child.kind == NodeKind::kNull || (child.kind == NodeKind::kString && child.value.empty()))) {
-        st.errors.push_back({st.path, xpath ? "expected child elements, found text" : "expected an object"});
+        if (xpath) {
+          CollectText(st, child);  // <Drug>Paracetamol 500mg</Drug>: kept, as unknown content
+        } else {
+          st.errors.push_back({st.path, "expected an object"});
+        }
       }
     }
   }

@@ -438,6 +438,37 @@ TEST(Episodes, AnEventWithoutATypeSurvivesTheTripThroughSystmOne) {
   EXPECT_EQ(back.episodes[0].kind, "");
 }
 
+// Text directly inside an element our tables give child elements or attributes (a
+// <Drug> with its name as text, a <Narrative> without <Line>, a <Visit> holding only
+// text) is unknown content: kept as unmapped data, never a reason to refuse the record
+// (spec 1). It was refused with "expected child elements, found text".
+TEST(UnknownData, TextWhereElementsAreExpectedIsKeptAsUnmapped) {
+  const std::string xml = SpecExample("systmone-record.xml");
+  struct Case {
+    std::string from, to, path, value;
+  };
+  const std::string s1 = "/ClientIntegrationResponse/Response";
+  for (const Case& c : std::vector<Case>{
+           {"<Narrative>", "<Narrative>Direct text", s1 + "/Clinical/Event[1]/Narrative/#text", "Direct text"},
+           {"</ClinicalCode>", "</ClinicalCode><Medication><Drug>Paracetamol 500mg</Drug></Medication>",
+            s1 + "/Clinical/Event[1]/Medication[1]/Drug/#text", "Paracetamol 500mg"},
+           {"<Sharing>", "<Sharing>shared ", s1 + "/Community/Sharing/#text", "shared"},
+           {"</Community>", "<Visit>visited</Visit></Community>", s1 + "/Community/Visit[2]/#text", "visited"}}) {
+    std::string doc = xml;
+    const auto at = doc.find(c.from);
+    ASSERT_NE(at, std::string::npos) << c.from;
+    doc.replace(at, c.from.size(), c.to);
+    const auto rec = ReadOk("systmone", doc);
+    const auto it = std::find_if(rec.unmapped.begin(), rec.unmapped.end(),
+                                 [&](const auto& u) { return u.source_path == c.path; });
+    std::string seen;
+    for (const auto& u : rec.unmapped) seen += u.source_path + " ";
+    ASSERT_NE(it, rec.unmapped.end()) << c.to << ": " << seen;
+    EXPECT_EQ(Trim(it->value), c.value) << c.to;
+    EXPECT_EQ(rec.person.nhs_number, "9912003888");
+  }
+}
+
 TEST(UnknownData, CisUnknownKeysAreKeptAsUnmapped) {
   std::string json = SpecExample("cis-record.json");
   json.insert(json.rfind('}'), ",\"Key_Safe\":{\"Code\":\"1234\"}");
