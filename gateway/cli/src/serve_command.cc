@@ -135,6 +135,11 @@ Command AddServeCommand(CLI::App& root, std::string& mappings_dir) {
             auto engine = engine::Engine::Load(mappings_dir);
             auto tokens = server::TokenStore::LoadFile(o->tokens);
             WarnIfTokensOpen(o->tokens);
+            // A reload refuses a file with no token (likely one being rewritten); at start
+            // the server may have nobody to serve yet, but should say so.
+            if (tokens.size() == 0)
+              Warn("the tokens file", o->tokens, "holds no token",
+                   "every /v1 call is refused with 401 until tokens are added and SIGHUP is sent");
             WarnIfKeyOpen(o->server.tls_key);
             app::App application(engine, o->db.empty() ? app::DefaultDatabasePath() : o->db,
                                  std::make_shared<server::Metrics>(),

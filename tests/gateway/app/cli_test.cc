@@ -1012,5 +1012,21 @@ TEST(CliServe, WarnsOfATokensFileOrKeyOpenToOtherUsers) {
   StopServe(served.pid, out);
 }
 
+// A tokens file with no token (comments only) starts the server, which can serve only
+// /healthz and /metrics: it says so, where a reload refuses such a file.
+TEST(CliServe, WarnsOfATokensFileWithNoToken) {
+  TempDir dir;
+  const std::string tokens = dir.file("tokens"), out = dir.file("serve.out");
+  Write(tokens, "# nobody yet\n");
+  ASSERT_EQ(::chmod(tokens.c_str(), 0600), 0);
+  Served served = StartServe({"--db", dir.file("c.db"), "--tokens", tokens, "--warm-persons", "0"}, out);
+  ASSERT_NE(served.port, 0) << ReadFile(out);
+  const std::string text = ReadFile(out);
+  EXPECT_NE(text.find("warning: the tokens file " + tokens + " holds no token (every /v1 call is refused with 401"),
+            std::string::npos)
+      << text;
+  StopServe(served.pid, out);
+}
+
 }  // namespace
 }  // namespace caregate::testing
