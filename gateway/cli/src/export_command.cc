@@ -16,7 +16,7 @@ Command AddExportCommand(CLI::App& root, std::string& mappings_dir) {
                 "manifest (docs/export.md)");
   auto o = std::make_shared<exporter::ExportOptions>();
   auto describe = std::make_shared<bool>(false);
-  app->add_option("--in", o->input, "The CIS extract (NDJSON)");
+  app->add_option("--in", o->input, "The CIS extract (NDJSON); - for standard input");
   app->add_option("--out", o->out_dir, "Output directory");
   app->add_option("--db", o->db_path, "Delta state database (default: $CAREGATE_DB, else ./caregate.db)");
   app->add_option("--run-date", o->run_date, "Run date YYYY-MM-DD (default: today)");
@@ -37,6 +37,9 @@ Command AddExportCommand(CLI::App& root, std::string& mappings_dir) {
                         "[--full]");
               return kExitUsage;
             }
+            // "-" is standard input, as for translate and ingest (read as /dev/stdin: a pipe
+            // is matched against completed runs once read; docs/export.md).
+            if (o->input == "-") o->input = "/dev/stdin";
             o->progress = ::isatty(STDERR_FILENO) == 1;
             o->user = CliUser();
             exporter::ExportResult r = exporter::RunExport(*engine, *o);

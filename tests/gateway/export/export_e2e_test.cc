@@ -69,6 +69,7 @@ struct RunOptions {
   std::vector<std::string> env;  // NAME=value, added to the environment
   int kill_after_ms = -1;        // SIGKILL from outside after this long
   rlim_t file_size_limit = 0;    // RLIMIT_FSIZE for the child (0: none), SIGXFSZ ignored
+  std::string stdin_path;        // the child's standard input (default: the test's)
 };
 
 class ExportTest : public ::testing::Test {
@@ -113,6 +114,7 @@ class ExportTest : public ::testing::Test {
       int fe = ::open(err_s.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
       ::dup2(fo, 1);
       ::dup2(fe, 2);
+      if (!o.stdin_path.empty()) ::dup2(::open(o.stdin_path.c_str(), O_RDONLY), 0);
       if (o.file_size_limit) {
         ::signal(SIGXFSZ, SIG_IGN);
         struct rlimit rl {o.file_size_limit, o.file_size_limit};
@@ -641,7 +643,7 @@ TEST_F(ExportTest, EachCompletedRunIsOneAuditEvent) {
   const fs::path db = dir_ / "state.db";
   Proc first = Run({"export", "--in", (dir_ / "in.ndjson").string(), "--out", (dir_ / "out").string(), "--db",
                     db.string(), "--run-date", "2024-05-01"},
-                   {{"USER=amy.night"}, -1, 0});
+                   {{"USER=amy.night"}, -1, 0, {}});
   ASSERT_EQ(first.code, 0) << first.err;
   const std::string manifest = ReadFile(dir_ / "out" / "manifest.json");
   auto events = audit::QueryAuditTrail(db.string(), {});
@@ -675,6 +677,22 @@ TEST_F(ExportTest, EachCompletedRunIsOneAuditEvent) {
   Proc report = Run({"audit", "report", "--db", db.string()});
   EXPECT_EQ(report.code, 0) << report.err;
   EXPECT_NE(report.out.find("export-run-"), std::string::npos) << report.out;
+}
+
+// `--in -` is standard input, as for translate and ingest: the same outputs as the file.
+TEST_F(ExportTest, InDashReadsStandardInput) {
+  WriteFile(dir_ / "in.ndjson", Synth(50, 6, 20));
+  Proc file = Export(dir_ / "in.ndjson", dir_ / "out-file", dir_ / "file.db", {"--run-date", "2024-05-01"});
+  ASSERT_EQ(file.code, 0) << file.err;
+  RunOptions from_stdin;
+  from_stdin.stdin_path = (dir_ / "in.ndjson").string();
+  Proc dash = Run({"export", "--in", "-", "--out", (dir_ / "out-dash").string(), "--db", (dir_ / "dash.db").string(),
+                   "--run-date", "2024-05-01"},
+                  from_stdin);
+  ASSERT_EQ(dash.code, 0) << dash.err;
+  EXPECT_NE(dash.out.find("completed: read 50"), std::string::npos) << dash.out;
+  EXPECT_EQ(ReadFile(dir_ / "out-dash" / "systmone-import.xml"), ReadFile(dir_ / "out-file" / "systmone-import.xml"));
+  EXPECT_EQ(DataFiles(dir_ / "out-dash"), DataFiles(dir_ / "out-file"));
 }
 
 // An extract fed through a pipe (`zcat extract.gz | caregate export --in /dev/stdin`)
@@ -809,18 +827,18 @@ TEST_F(ExportTest, KilledAnywhereThenRerunGivesIdenticalBytes) {
     RunOptions options;
   };
   std::vector<Kill> kills = {
-      {"after-1-record", {{"CAREGATE_EXPORT_TEST_KILL_AFTER=1"}, -1, 0}},
-      {"after-450-records", {{"CAREGATE_EXPORT_TEST_KILL_AFTER=450"}, -1, 0}},
-      {"at-last-record", {{"CAREGATE_EXPORT_TEST_KILL_AFTER=" + std::to_string(read - 1)}, -1, 0}},
-      {"files-fsynced", {{"CAREGATE_EXPORT_TEST_KILL_AT=finished"}, -1, 0}},
-      {"files-published", {{"CAREGATE_EXPORT_TEST_KILL_AT=published"}, -1, 0}},
-      {"state-committed", {{"CAREGATE_EXPORT_TEST_KILL_AT=committed"}, -1, 0}},
+      {"after-1-record", {{"CAREGATE_EXPORT_TEST_KILL_AFTER=1"}, -1, 0, {}}},
+      {"after-450-records", {{"CAREGATE_EXPORT_TEST_KILL_AFTER=450"}, -1, 0, {}}},
+      {"at-last-record", {{"CAREGATE_EXPORT_TEST_KILL_AFTER=" + std::to_string(read - 1)}, -1, 0, {}}},
+      {"files-fsynced", {{"CAREGATE_EXPORT_TEST_KILL_AT=finished"}, -1, 0, {}}},
+      {"files-published", {{"CAREGATE_EXPORT_TEST_KILL_AT=published"}, -1, 0, {}}},
+      {"state-committed", {{"CAREGATE_EXPORT_TEST_KILL_AT=committed"}, -1, 0, {}}},
   };
   std::random_device seed;
   std::mt19937 rng(seed());
   for (int i = 0; i < 2; ++i) {
     int ms = static_cast<int>(rng() % 150);
-    kills.push_back({"external-" + std::to_string(ms) + "ms", {{}, ms, 0}});
+    kills.push_back({"external-" + std::to_string(ms) + "ms", {{}, ms, 0, {}}});
   }
   for (const auto& k : kills) {
     SCOPED_TRACE(k.name);
@@ -1117,7 +1135,7 @@ TEST_F(ExportTest, FatalProblemsExitOneAndLeaveThePreviousNightIntact) {
   // "Disk full" (the file size limit) while writing the outputs.
   WriteFile(dir_ / "night2.ndjson", Synth(900, 7));
   Proc full = Export(dir_ / "night2.ndjson", dir_ / "out", dir_ / "state.db", {"--run-date", "2024-05-02"},
-                     {{}, -1, 256 * 1024});
+                     {{}, -1, 256 * 1024, {}});
   EXPECT_EQ(full.code, 1) << full.err;
   EXPECT_NE(full.err.find("write failed"), std::string::npos) << full.err;
   intact();
