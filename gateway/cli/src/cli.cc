@@ -55,7 +55,10 @@ CLI::Validator WholeNumber(std::uint64_t max) {
         const bool digits = !value.empty() && value.find_first_not_of("0123456789") == std::string::npos;
         if (digits) {
           const auto [at, ec] = std::from_chars(value.data(), end, n);
-          if (ec == std::errc() && at == end && n <= max) return {};
+          if (ec == std::errc() && at == end && n <= max) {
+            value = std::to_string(n);  // CLI11 reads a leading 0 as octal: 010 would be 8
+            return {};
+          }
         }
         return "must be a whole number from 0 to " + std::to_string(max) + ", not '" + OneLine(value) + "'";
       },

@@ -21,7 +21,7 @@ Command AddExportCommand(CLI::App& root, std::string& mappings_dir) {
   app->add_option("--db", o->db_path, "Delta state database (default: $CAREGATE_DB, else ./caregate.db)");
   app->add_option("--run-date", o->run_date, "Run date YYYY-MM-DD (default: today)");
   app->add_flag("--full", o->full, "Export every valid record, changed since the last run or not");
-  app->add_option("--workers", o->workers, "Parse/map threads (default: one per core)")->check(WholeNumber(64));
+  app->add_option("--workers", o->workers, "Parse/map threads (default: one per core)")->transform(WholeNumber(64));
   app->add_flag("--describe-warehouse", *describe,
                 "Print the warehouse tables' documentation (docs/warehouse.md) and exit");
   return {app, [o, describe, &mappings_dir]() -> int {

@@ -104,25 +104,25 @@ Command AddServeCommand(CLI::App& root, std::string& mappings_dir) {
   app->add_option("--tls-key", o->server.tls_key, "PEM private key");
   // Every count is checked by WholeNumber (cli.h): its bounds, digits only, not empty.
   app->add_option("--io-threads", o->server.io_threads, "Socket I/O threads (default: one per core)")
-      ->check(WholeNumber(1024));
+      ->transform(WholeNumber(1024));
   app->add_option("--handler-threads", o->server.handler_threads,
                   "Threads for handlers that may block: ingest, audit queries (default 64)")
-      ->check(WholeNumber(4096));
+      ->transform(WholeNumber(4096));
   app->add_option("--max-connections", o->server.max_connections,
                   "Client connections open at once; one more is answered 503 and closed (default 0: the "
                   "descriptor limit, raised to its hard limit, less 256)")
-      ->check(WholeNumber(std::uint64_t{1} << 24));
+      ->transform(WholeNumber(std::uint64_t{1} << 24));
   app->add_option("--recheck-ms", o->recheck_ms,
                   "Longest a cached person is served before the store asks the file whether another "
                   "process changed it (default 20; 0 = every lookup). This server's own writes are seen at once")
       ->capture_default_str()
-      ->check(WholeNumber(3'600'000));
+      ->transform(WholeNumber(3'600'000));
   app->add_option("--warm-persons", o->warm_persons,
                   "Before listening, read this many persons (the most recently updated first) into the "
                   "cache and render their default views for the roles in the tokens file, so that first "
                   "lookups after a start are not slower than repeated ones (0 = none)")
       ->capture_default_str()
-      ->check(WholeNumber(100'000'000));
+      ->transform(WholeNumber(100'000'000));
   return {app, [o, &mappings_dir]() -> int {
             if (o->server.tls_cert.empty() != o->server.tls_key.empty()) {
               Error("", "usage: --tls-cert and --tls-key go together");

@@ -10,11 +10,11 @@ Command AddSynthCommand(CLI::App& root, std::string& mappings_dir) {
   auto* app = root.add_subcommand("synth", "Write deterministic synthetic records (CIS NDJSON or a SystmOne batch)");
   auto o = std::make_shared<synth::SynthOptions>();
   auto out = std::make_shared<std::string>();
-  app->add_option("--records", o->records, "How many records")->required()->check(WholeNumber());
-  app->add_option("--seed", o->seed, "Seed (same seed, same bytes)")->check(WholeNumber());
+  app->add_option("--records", o->records, "How many records")->required()->transform(WholeNumber());
+  app->add_option("--seed", o->seed, "Seed (same seed, same bytes)")->transform(WholeNumber());
   app->add_option("--format", o->format, "cis | systmone")->required()->check(CLI::IsMember({"cis", "systmone"}));
   app->add_option("--invalid-every", o->invalid_every, "Make every Nth record invalid (for testing rejects)")
-      ->check(WholeNumber());
+      ->transform(WholeNumber());
   app->add_option("--out", *out, "Write to this file instead of stdout");
   return {app, [o, out, &mappings_dir]() -> int {
             auto engine = engine::Engine::Load(mappings_dir);

@@ -1,4 +1,6 @@
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -19,15 +21,20 @@ namespace {
 // that is renamed into place only when everything was written (a failed or interrupted
 // run never leaves half a file under the name asked for).
 //
-// --out naming something that is not a regular file (/dev/null, /dev/stdout, a FIFO a
-// job reads from) is written straight into: a rename would replace the device or the
-// FIFO with a regular file (as root, /dev/null itself). --out naming a symbolic link to
-// a file replaces the file it points to, and the link stays.
+// --out naming something that is not a regular file (/dev/null, a FIFO a job reads from)
+// is written straight into: a rename would replace the device or the FIFO with a regular
+// file (as root, /dev/null itself). --out naming the file this process's stdout or stderr
+// already writes to (/dev/stdout, /dev/fd/1 or /proc/self/fd/2, whatever they are
+// redirected to) is written through that descriptor, at its offset, so that nothing the
+// shell wrote there before or after is truncated or replaced. --out naming a symbolic link
+// to a file replaces the file it points to, and the link stays. The temporary file is
+// created afresh (O_EXCL, O_NOFOLLOW): never through a link left under its name.
 class Output {
  public:
   explicit Output(std::string path) : path_(std::move(path)) {
     if (path_.empty()) {
       file_ = stdout;
+      borrowed_ = true;
       return;
     }
     struct stat st {};
@@ -36,6 +43,14 @@ class Output {
       if (S_ISDIR(st.st_mode)) {
         errno_ = EISDIR;
         return;
+      }
+      for (int fd : {STDOUT_FILENO, STDERR_FILENO}) {
+        struct stat own {};
+        if (::fstat(fd, &own) == 0 && own.st_dev == st.st_dev && own.st_ino == st.st_ino) {
+          file_ = fd == STDOUT_FILENO ? stdout : stderr;
+          borrowed_ = direct_ = true;
+          return;
+        }
       }
       if (!S_ISREG(st.st_mode)) {
         direct_ = true;
@@ -50,11 +65,21 @@ class Output {
     }
     target_ = target;
     partial_ = target + ".partial";
-    file_ = std::fopen(partial_.c_str(), "wb");
-    if (!file_) errno_ = errno;
+    ::unlink(partial_.c_str());  // a leftover of a killed run, or a link: gone, not followed
+    const int fd = ::open(partial_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0) {
+      errno_ = errno;
+      partial_.clear();  // not ours to remove
+      return;
+    }
+    file_ = ::fdopen(fd, "wb");
+    if (!file_) {
+      errno_ = errno;
+      ::close(fd);
+    }
   }
   ~Output() {
-    if (!path_.empty() && !committed_) {
+    if (!borrowed_ && !committed_) {
       if (file_) std::fclose(file_);
       if (!direct_ && !partial_.empty()) std::remove(partial_.c_str());
     }
@@ -63,9 +88,16 @@ class Output {
   Output& operator=(const Output&) = delete;
 
   const std::string& name() const { return path_.empty() ? kStdout : path_; }
+  // Whether the output could be opened at all (Failure() says why not): checked before
+  // any input is read, so that a run never translates a whole file for nowhere.
+  bool opened() const { return file_ != nullptr; }
   bool Write(std::string_view s) {
-    if (ok_ && file_ && std::fwrite(s.data(), 1, s.size(), file_) != s.size() && errno_ == 0) errno_ = errno;
-    ok_ = ok_ && file_ && errno_ == 0;
+    if (!ok_ || !file_) return ok_ = false;
+    errno = 0;
+    if (std::fwrite(s.data(), 1, s.size(), file_) != s.size()) {
+      ok_ = false;
+      if (errno_ == 0) errno_ = errno != 0 ? errno : EIO;
+    }
     return ok_;
   }
   // "write failed", with the reason when one is known ("write failed: No space left on
@@ -74,10 +106,16 @@ class Output {
     return errno_ != 0 ? std::string("write failed: ") + std::strerror(errno_) : std::string("write failed");
   }
   bool Commit() {
-    if (path_.empty()) return ok_ && std::fflush(stdout) == 0;
     if (!file_) return false;
+    if (borrowed_) {
+      errno = 0;
+      if (std::fflush(file_) != 0 && errno_ == 0) errno_ = errno != 0 ? errno : EIO;
+      committed_ = ok_ && errno_ == 0;
+      return committed_;
+    }
+    errno = 0;
     const bool closed = std::fclose(file_) == 0;
-    if (!closed && errno_ == 0) errno_ = errno;
+    if (!closed && errno_ == 0) errno_ = errno != 0 ? errno : EIO;
     file_ = nullptr;
     if (direct_) {
       committed_ = ok_ && closed;
@@ -97,8 +135,9 @@ class Output {
   std::string path_, target_, partial_;
   std::FILE* file_ = nullptr;
   bool ok_ = true, committed_ = false;
-  bool direct_ = false;  // --out is a device or a FIFO: written in place
-  int errno_ = 0;        // why the output failed, when the system said
+  bool direct_ = false;    // --out is a device or a FIFO: written in place
+  bool borrowed_ = false;  // file_ is stdout or stderr: flushed, never closed
+  int errno_ = 0;          // why the output failed, when the system said
 };
 
 }  // namespace
@@ -137,6 +176,10 @@ Command AddTranslateCommand(CLI::App& root, std::string& mappings_dir) {
             // flat however long the input.
             const bool batch_form = stream.value()->batch();
             Output output(o->out);
+            if (!output.opened()) {  // before any input is read: nothing to translate for
+              Error(output.name(), output.Failure());
+              return kExitFailure;
+            }
             // A batch of SystmOne or CIS records has the target's wrapper; canonical has none.
             const adapters::Adapter* wrapper = o->to == "canonical" ? nullptr : &engine->adapter(o->to);
             std::optional<model::CareRecord> first;

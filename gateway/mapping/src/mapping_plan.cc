@@ -303,7 +303,10 @@ class SystemPlan {
   void CollectUnmapped(ReadState& st, const SourceNode& n) const {
     if (st.rec.unmapped.size() >= kMaxUnmappedItems) return;
     if (n.is_scalar()) {
-      if (n.kind != NodeKind::kNull && !n.value.empty()) st.rec.unmapped.push_back({st.path, n.value});
+      // Mixed XML content: the text beside child elements carries the document's
+      // indentation, which is no data.
+      const std::string_view v = n.name == "#text" ? Trim(n.value) : std::string_view(n.value);
+      if (n.kind != NodeKind::kNull && !v.empty()) st.rec.unmapped.push_back({st.path, std::string(v)});
       return;
     }
     const bool xpath = profile.path_style == PathStyle::kXPath;
@@ -323,11 +326,12 @@ class SystemPlan {
   // element around it: unknown content, which spec 1 says is kept and never makes a
   // record invalid. Kept as unmapped data under the same path as the text beside an
   // attribute (`.../Drug/#text`).
+  // The text is trimmed, as a value's is; white space alone (an indented empty element)
+  // is nothing.
   void CollectText(ReadState& st, const SourceNode& text) const {
     SourceNode element;
     element.kind = NodeKind::kObject;
-    SourceNode& t = element.children.emplace_back(text);
-    t.name = "#text";
+    element.children.emplace_back(text).name = "#text";  // trimmed by CollectUnmapped
     CollectUnmapped(st, element);
   }
 

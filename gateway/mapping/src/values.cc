@@ -94,7 +94,7 @@ std::string CheckOffsetDateTime(std::string_view s) {
 }
 
 std::string CheckInteger(std::string_view s) {
-  if (!Digits(s) || s.size() > 9) return "not a whole number";
+  if (!Digits(s) || WithoutLeadingZeros(s).size() > 9) return "not a whole number";
   return {};
 }
 std::string_view WithoutLeadingZeros(std::string_view number) {
@@ -230,6 +230,9 @@ std::size_t SpaceAt(std::string_view s, std::size_t i) {
 }  // namespace
 
 std::string CheckUkLocalRange(std::string_view datetime) {
+  // Only the first and the last day of the range can leave it by an offset (at most a
+  // day); every other value is in range without parsing it again.
+  if (!datetime.starts_with("0001-01-01") && !datetime.starts_with("9999-12-31")) return {};
   Parsed p = ParseDateTime(datetime);
   if (!p.has_offset) return {};
   const long utc = DaysFromCivil(p.y, p.mo, p.d) * 1440 + p.h * 60 + p.mi - p.offset_minutes;
@@ -271,6 +274,25 @@ std::string NormalisePostcode(std::string_view s) {
 }
 
 namespace {
+// A letter of any alphabet at the start of `s`: an ASCII letter, or a UTF-8 sequence whose
+// lead byte opens a block of letters (Latin-1 and Latin Extended from U+00C0, Greek,
+// Cyrillic, ..., CJK). Not U+0080-U+00BF (C1 controls, no-break space, ½, £), not the
+// punctuation and symbol blocks under E2 (dashes, arrows, maths), not EF (specials, the
+// BOM) and not the 4-byte planes (emoji).
+bool StartsWithLetter(std::string_view s) {
+  const auto c = static_cast<unsigned char>(s[0]);
+  return IsLetter(s[0]) || (c >= 0xC3 && c <= 0xE1) || (c >= 0xE3 && c <= 0xEE);
+}
+// "1st", "2nd", "3rd", "4th", "21st" ... followed by a space or the end.
+bool StartsWithOrdinal(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
+  if (i == 0 || i + 2 > s.size()) return false;
+  const std::string suffix = ToLower(s.substr(i, 2));
+  if (suffix != "st" && suffix != "nd" && suffix != "rd" && suffix != "th") return false;
+  return i + 2 == s.size() || s[i + 2] == ' ';
+}
+
 // "12 Mill Lane", "12A Mill Lane", "12-14 Mill Lane": number, then words.
 bool SplitNumbered(std::string_view line, std::string& number, std::string& road) {
   line = Trim(line);
@@ -290,11 +312,11 @@ bool SplitNumbered(std::string_view line, std::string& number, std::string& road
   }
   if (i >= line.size() || line[i] != ' ') return false;
   std::string_view rest = Trim(line.substr(i));
-  // "Followed by words" (spec 4.3): the rest holds a letter, of any alphabet (a byte of
-  // a UTF-8 sequence stands for one), wherever it starts: "Élan Close", "1st Avenue",
-  // "(Rear) Mill Lane". "12 34" has no words.
-  const auto word = [](char c) { return IsLetter(c) || static_cast<unsigned char>(c) >= 0x80; };
-  if (std::none_of(rest.begin(), rest.end(), word)) return false;
+  // "Followed by words" (spec 4.3): the rest starts with a letter of any alphabet
+  // ("Élan Close", "Ŵyn Road") or an ordinal ("1st Avenue", "2nd Street"). Not a bracket
+  // or a quote: "3 (Annexe)" is SystmOne's house name written back as a line, and must
+  // read back as one. "12 34" and "12 ½" have no words.
+  if (rest.empty() || !(StartsWithLetter(rest) || StartsWithOrdinal(rest))) return false;
   number = std::string(line.substr(0, i));
   road = std::string(rest);
   return true;

@@ -354,15 +354,19 @@ Response RequestHandler::Dispatch(const Request& request, RequestContext& ctx, c
   if (!params) return refuse(caregate::Problem::kMalformed, "the query string is not valid percent-encoded UTF-8");
   // A parameter given twice (?view=cis&view=systmone) has no one meaning: refused, where
   // the first used to be taken silently (an audit query filtered on one person of two).
-  for (std::size_t i = 0; i < params->size(); ++i)
-    for (std::size_t j = 0; j < i; ++j)
-      if ((*params)[i].first == (*params)[j].first) {
-        const std::string& name = (*params)[i].first;
-        const bool plain = !name.empty() && name.size() <= 32 &&
-                           std::all_of(name.begin(), name.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
-        return refuse(caregate::Problem::kMalformed, plain ? "the query parameter '" + name + "' is given more than once"
-                                                           : std::string("a query parameter is given more than once"));
-      }
+  // Sorted names, so a query of thousands of parameters costs n log n, not n^2.
+  std::vector<std::string_view> names;
+  names.reserve(params->size());
+  for (const auto& p : *params) names.emplace_back(p.first);
+  std::sort(names.begin(), names.end());
+  if (auto dup = std::adjacent_find(names.begin(), names.end()); dup != names.end()) {
+    const std::string name(*dup);
+    const bool plain = !name.empty() && name.size() <= 32 && std::all_of(name.begin(), name.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+    });
+    return refuse(caregate::Problem::kMalformed, plain ? "the query parameter '" + name + "' is given more than once"
+                                                       : std::string("a query parameter is given more than once"));
+  }
   ctx.query = std::move(*params);
   ctx.path_params = std::move(match.params);
   to_invoke = &route;

@@ -441,20 +441,26 @@ TEST(CliTranslate, ABatchOfOneIsStillABatch) {
   EXPECT_EQ(bad.out, "");
 }
 
-// A report that cannot be written says so, as every other failure does.
 // --out naming a FIFO or a device is written into, not replaced by a regular file (as
-// root, `--out /dev/null` used to replace the device); --out naming a symbolic link
-// replaces the file it points to and keeps the link.
+// root, `--out /dev/null` used to replace the device); --out naming the file stdout is
+// redirected to (`--out /dev/stdout`) writes there without truncating it; --out naming a
+// symbolic link replaces the file it points to and keeps the link; a directory is refused
+// before any input is read.
 TEST(CliOut, AFifoOrADeviceIsWrittenIntoAndALinkIsFollowed) {
   TempDir dir;
   const std::string in = dir.file("in.json");
   Write(in, SpecExample("cis-record.json"));
+  // The FIFO's read end is open (non-blocking) before caregate runs, so that a
+  // regression (a rename over the FIFO) fails the test instead of hanging it.
   const std::string fifo = dir.file("fifo");
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
-  std::string read_back;
-  std::thread reader([&] { read_back = ReadFile(fifo); });
+  const int rd = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK);
+  ASSERT_GE(rd, 0);
   const auto t = Caregate(dir, {"translate", "--from", "cis", "--to", "systmone", "--out", fifo, in});
-  reader.join();
+  std::string read_back;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(rd, buf, sizeof buf)) > 0;) read_back.append(buf, static_cast<std::size_t>(n));
+  ::close(rd);
   EXPECT_EQ(t.status, 0) << t.err;
   struct stat st {};
   ASSERT_EQ(::stat(fifo.c_str(), &st), 0);
@@ -462,16 +468,16 @@ TEST(CliOut, AFifoOrADeviceIsWrittenIntoAndALinkIsFollowed) {
   EXPECT_NE(read_back.find("<ClientIntegrationResponse>"), std::string::npos) << read_back;
   EXPECT_FALSE(std::filesystem::exists(fifo + ".partial"));
 
-  // A device: a null device of the test's own (mknod needs root, which CI is), so that a
-  // regression replaces that node rather than the machine's /dev/null.
-  const std::string null_dev = dir.file("null");
-  if (::mknod(null_dev.c_str(), S_IFCHR | 0666, ::makedev(1, 3)) == 0) {
-    const auto null = Caregate(dir, {"mappings", "report", "--out", null_dev});
-    EXPECT_EQ(null.status, 0) << null.err;
-    ASSERT_EQ(::stat(null_dev.c_str(), &st), 0);
-    EXPECT_TRUE(S_ISCHR(st.st_mode));
-    EXPECT_FALSE(std::filesystem::exists(null_dev + ".partial"));
-  }
+  // stdout is the file "stdout" in dir (Caregate's redirection, which truncates but keeps
+  // the file): --out /dev/stdout writes through it; a rename would put a new file there.
+  struct stat before {}, after {};
+  ASSERT_EQ(::stat(dir.file("stdout").c_str(), &before), 0);
+  const auto so = Caregate(dir, {"translate", "--from", "cis", "--to", "systmone", "--out", "/dev/stdout", in});
+  EXPECT_EQ(so.status, 0) << so.err;
+  EXPECT_EQ(so.out.find("<?xml"), 0u) << so.out.substr(0, 100);
+  ASSERT_EQ(::stat(dir.file("stdout").c_str(), &after), 0);
+  EXPECT_EQ(after.st_ino, before.st_ino);
+  EXPECT_FALSE(std::filesystem::exists(dir.file("stdout.partial")));
 
   const std::string target = dir.file("real.xml"), link = dir.file("link.xml");
   Write(target, "old");
@@ -482,14 +488,38 @@ TEST(CliOut, AFifoOrADeviceIsWrittenIntoAndALinkIsFollowed) {
   EXPECT_NE(ReadFile(target).find("<ClientIntegrationResponse>"), std::string::npos);
   EXPECT_FALSE(std::filesystem::exists(target + ".partial"));
 
-  // A directory is refused with the reason, and nothing is left beside it.
+  // A link planted under the temporary file's name is not followed: it is replaced.
+  const std::string victim = dir.file("victim"), planted = dir.file("out.xml.partial");
+  Write(victim, "keep me");
+  std::filesystem::create_symlink(victim, planted);
+  const auto p = Caregate(dir, {"translate", "--from", "cis", "--to", "systmone", "--out", dir.file("out.xml"), in});
+  EXPECT_EQ(p.status, 0) << p.err;
+  EXPECT_EQ(ReadFile(victim), "keep me");
+  EXPECT_NE(ReadFile(dir.file("out.xml")).find("<ClientIntegrationResponse>"), std::string::npos);
+
+  // A directory is refused with the reason, before the input is read (an invalid record
+  // would otherwise give 65 and never mention the output), and nothing is left beside it.
   std::filesystem::create_directory(dir.file("outdir"));
-  const auto d = Caregate(dir, {"translate", "--from", "cis", "--to", "systmone", "--out", dir.file("outdir"), in});
-  EXPECT_EQ(d.status, 1);
-  EXPECT_NE(d.err.find("outdir: write failed: Is a directory"), std::string::npos) << d.err;
-  EXPECT_FALSE(std::filesystem::exists(dir.file("outdir.partial")));
+  Write(dir.file("bad.json"), "{\"Record_Type\":\"CIS_Client\"}\n");
+  for (const std::string& input : {in, dir.file("bad.json")}) {
+    const auto d = Caregate(dir, {"translate", "--from", "cis", "--to", "systmone", "--out", dir.file("outdir"), input});
+    EXPECT_EQ(d.status, 1) << input;
+    EXPECT_EQ(d.err, "caregate: " + dir.file("outdir") + ": write failed: Is a directory\n") << input;
+    EXPECT_FALSE(std::filesystem::exists(dir.file("outdir.partial")));
+  }
+
+  // A device: a null device of the test's own (mknod needs root, which CI is), so that a
+  // regression replaces that node rather than the machine's /dev/null.
+  const std::string null_dev = dir.file("null");
+  if (::mknod(null_dev.c_str(), S_IFCHR | 0666, ::makedev(1, 3)) != 0) GTEST_SKIP() << "mknod needs root";
+  const auto null = Caregate(dir, {"mappings", "report", "--out", null_dev});
+  EXPECT_EQ(null.status, 0) << null.err;
+  ASSERT_EQ(::stat(null_dev.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISCHR(st.st_mode));
+  EXPECT_FALSE(std::filesystem::exists(null_dev + ".partial"));
 }
 
+// A report that cannot be written says so, as every other failure does.
 TEST(CliMappingsReport, AnUnwritableOutIsNamed) {
   TempDir dir;
   auto r = Caregate(dir, {"mappings", "report", "--out", dir.file("no/such/dir/report.json")});
@@ -745,10 +775,9 @@ Served StartServe(std::vector<std::string> args, const std::string& out) {
   return {pid, port};
 }
 
-// A warm-up count that is not a non-negative number is a usage error naming the option,
-// before anything is opened (a negative one was once read as "all").
 // A count past its type's range is refused, not clamped: `synth --records 10^20` once
-// wrote records until the disk was full. Hex and exponents are refused too.
+// wrote records until the disk was full. Hex and exponents are refused too, and leading
+// zeros are decimal (CLI11 read 010 as octal 8).
 TEST(CliOptions, CountsAreWholeNumbersInRange) {
   TempDir dir;
   for (const std::vector<std::string>& bad :
@@ -769,8 +798,18 @@ TEST(CliOptions, CountsAreWholeNumbersInRange) {
   EXPECT_EQ(std::count(largest.out.begin(), largest.out.end(), '\n'), 2);
   const auto smaller = Caregate(dir, {"synth", "--format", "cis", "--records", "2", "--seed", "18446744073709551614"});
   EXPECT_NE(largest.out, smaller.out);
+  // Leading zeros: decimal, never octal.
+  const auto ten = Caregate(dir, {"synth", "--format", "cis", "--records", "010", "--seed", "010"});
+  EXPECT_EQ(ten.status, 0) << ten.err;
+  EXPECT_EQ(std::count(ten.out.begin(), ten.out.end(), '\n'), 10);
+  EXPECT_EQ(ten.out, Caregate(dir, {"synth", "--format", "cis", "--records", "10", "--seed", "10"}).out);
+  const auto eight = Caregate(dir, {"synth", "--format", "cis", "--records", "08"});
+  EXPECT_EQ(eight.status, 0) << eight.err;
+  EXPECT_EQ(std::count(eight.out.begin(), eight.out.end(), '\n'), 8);
 }
 
+// A warm-up count that is not a non-negative number is a usage error naming the option,
+// before anything is opened (a negative one was once read as "all").
 TEST(CliServe, WarmPersonsMustBeANonNegativeNumber) {
   TempDir dir;
   Write(dir.file("tokens"), "sha256:" + Sha256Hex("svc") + " service job\n");

@@ -133,6 +133,13 @@ TEST(DateTimes, UkLocalTimeMustStayWithinTheContractsYears) {
   EXPECT_NE(CheckUkLocalRange("0001-01-01T00:00:00+01:00"), "");
   EXPECT_EQ(CheckUkLocalRange("9999-12-31T23:59:59"), "");  // no offset: already UK local
   EXPECT_EQ(CheckUkLocalRange("2024-07-02T11:05:00+01:00"), "");
+  EXPECT_EQ(CheckUkLocalRange("9999-12-30T23:59:59-14:00"), "");
+}
+
+TEST(Numbers, AWholeNumbersLimitCountsItsDigitsNotItsLeadingZeros) {
+  EXPECT_EQ(CheckInteger("0000000045"), "");
+  EXPECT_EQ(CheckInteger("999999999"), "");
+  EXPECT_NE(CheckInteger("1000000000"), "");
 }
 
 TEST(Postcode, NormalisesCaseAndSpacing) {
@@ -178,8 +185,8 @@ TEST(AddressLines, AnyWordAfterTheNumberSplits) {
            {"22 \u00c9lan Close", "22", "\u00c9lan Close"},
            {"22 \u0174yn Road", "22", "\u0174yn Road"},
            {"22 1st Avenue", "22", "1st Avenue"},
-           {"22 'The Grove'", "22", "'The Grove'"},
-           {"22 (Rear) Mill Lane", "22", "(Rear) Mill Lane"},
+           {"7 2ND STREET", "7", "2ND STREET"},
+           {"22 \u0391\u03b8\u03b7\u03bd\u03ac\u03c2", "22", "\u0391\u03b8\u03b7\u03bd\u03ac\u03c2"},
            {"12A \u00d8sterbro", "12A", "\u00d8sterbro"}}) {
     auto a = SplitAddressLines("Rose Cottage", line, "Armley");
     EXPECT_EQ(a.house_number, number) << line;
@@ -187,18 +194,25 @@ TEST(AddressLines, AnyWordAfterTheNumberSplits) {
     EXPECT_EQ(a.house_name, "Rose Cottage") << line;
     EXPECT_EQ(a.locality, "Armley") << line;
   }
-  for (const char* line : {"12 34", "12 - 14", "22", "12 3/4"}) {
+  for (const char* line : {"12 34", "12 - 14", "22", "12 3/4", "3 (Annexe)", "22 'The Grove'", "12 \u00bd",
+                           "12 \u2013 Mill Lane", "12 \U0001F3E0 Lane", "12 1stop Shop"}) {
     auto a = SplitAddressLines("Rose Cottage", line, "Armley");
     EXPECT_EQ(a.house_number, "") << line;
     EXPECT_EQ(a.road, line) << line;
   }
-  // And back: SystmOne -> CIS -> SystmOne gives the same address (spec 4.3).
-  std::string l1, l2, l3;
-  JoinAddressLines({"", "22", "\u00c9lan Close", "Armley"}, l1, l2, l3);
-  auto back = SplitAddressLines(l1, l2, l3);
-  EXPECT_EQ(back.house_number, "22");
-  EXPECT_EQ(back.road, "\u00c9lan Close");
-  EXPECT_EQ(back.locality, "Armley");
+  // And back: SystmOne -> CIS -> SystmOne gives the same address (spec 4.3), also for a
+  // house name that starts with a number and a bracket.
+  for (const StructuredAddress& a : std::vector<StructuredAddress>{{"", "22", "\u00c9lan Close", "Armley"},
+                                                                   {"3 (Annexe)", "", "Mill Lane", "Armley"},
+                                                                   {"", "22", "1st Avenue", ""}}) {
+    std::string l1, l2, l3;
+    JoinAddressLines(a, l1, l2, l3);
+    auto back = SplitAddressLines(l1, l2, l3);
+    EXPECT_EQ(back.house_name, a.house_name) << l1;
+    EXPECT_EQ(back.house_number, a.house_number) << l1;
+    EXPECT_EQ(back.road, a.road) << l1;
+    EXPECT_EQ(back.locality, a.locality) << l1;
+  }
 }
 
 TEST(AddressLines, WithoutNumberedLineLinesAreNameRoadLocality) {
