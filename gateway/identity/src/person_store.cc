@@ -371,11 +371,47 @@ struct PersonStore::Impl {
     return !na.empty() && !nb.empty() && na != nb;
   }
 
+  // The ids a stored record carries in its own fields: its system and own id, and the
+  // person fields that name somebody (NHS number, SystmOne id, CIS id). Read from the
+  // stored canonical JSON, so they are the record's ids now, not the index's history.
+  struct RecordIds {
+    std::string system, source_id, nhs, s1, cis;
+  };
+  std::vector<RecordIds> RecordsOf(Database& db, std::int64_t key) {
+    Statement s(db,
+                "SELECT system, source_id, coalesce(json_extract(canonical_json, '$.record.person.nhs_number'), ''),"
+                " coalesce(json_extract(canonical_json, '$.record.person.s1_id'), ''),"
+                " coalesce(json_extract(canonical_json, '$.record.person.cis_id'), '') FROM source_records"
+                " WHERE person_key = ?");
+    s.Bind(1, key);
+    std::vector<RecordIds> out;
+    while (s.Step()) out.push_back({s.ColumnText(0), s.ColumnText(1), s.ColumnText(2), s.ColumnText(3), s.ColumnText(4)});
+    return out;
+  }
+  // Two records name different people when their NHS numbers differ; or, unless both
+  // carry the same NHS number (spec 5's evidence, which a stale cross-reference does not
+  // undo), when the SystmOne or CIS ids both carry differ (a record's own id, or its
+  // cross-reference to the other system).
+  static bool Disagree(const RecordIds& a, const RecordIds& b) {
+    const auto differ = [](const std::string& x, const std::string& y) { return !x.empty() && !y.empty() && x != y; };
+    if (differ(a.nhs, b.nhs)) return true;
+    if (!a.nhs.empty() && a.nhs == b.nhs) return false;
+    return differ(a.s1, b.s1) || differ(a.cis, b.cis);
+  }
+
+  // Spec 5: records from the two systems are linked when they carry the same valid NHS
+  // number; nothing else merges on its own. A record joins a person only when that person
+  // holds no other record of the record's own system (two council records, or two
+  // SystmOne patients, are two persons until an IG officer says otherwise) and no record
+  // that disagrees with it (a different NHS number, or a cross-reference naming somebody
+  // else). A record re-sent with such a change leaves the person it was linked with.
+  // Whatever is not joined is raised as a link proposal for review.
   IngestOutcome IngestOne(Database& db, const model::CareRecord& r, const std::string& now) {
     IngestOutcome out;
     const std::string own = OwnId(r);
     const std::vector<std::string> ids = r.person_ids();
     const std::string nhs = NhsOf(ids);
+    const RecordIds mine{r.source_system, own, r.person.nhs_number, r.person.s1_id, r.person.cis_id};
     std::map<std::string, std::int64_t> resolved;  // id -> person
     std::set<std::int64_t> keys;
     for (const auto& id : ids)
@@ -383,38 +419,75 @@ struct PersonStore::Impl {
         resolved[id] = *k;
         keys.insert(*k);
       }
+    std::map<std::int64_t, std::vector<RecordIds>> records;  // read once per person
+    const auto records_of = [&](std::int64_t k) -> const std::vector<RecordIds>& {
+      auto it = records.find(k);
+      if (it == records.end()) it = records.emplace(k, RecordsOf(db, k)).first;
+      return it->second;
+    };
+    // The person can take this record: no other record of its system, none disagreeing.
+    const auto can_join = [&](std::int64_t k) {
+      for (const auto& t : records_of(k)) {
+        if (t.system == r.source_system ? t.source_id != own : Disagree(mine, t)) return false;
+      }
+      return true;
+    };
+    // The person already holding this very record (the same system and own id): a re-send.
+    std::int64_t self = 0;
+    if (auto it = resolved.find(own); it != resolved.end())
+      for (const auto& t : records_of(it->second))
+        if (t.system == r.source_system && t.source_id == own) self = it->second;
+
     std::int64_t target = 0;
     std::vector<std::int64_t> propose_with;
-    if (keys.empty()) {
-      target = NewPerson(db, now);
-    } else {
-      // Prefer the person of the record's own id, then the NHS number's, then any.
-      std::int64_t own_key = resolved.count(own) ? resolved[own] : 0;
-      std::int64_t nhs_key = !nhs.empty() && resolved.count(nhs) ? resolved[nhs] : 0;
-      target = own_key ? own_key : nhs_key ? nhs_key : *keys.begin();
-      // A person reached only through a cross-reference whose NHS number differs is not
-      // this person.
-      if (!own_key && !nhs_key && NhsConflict(ids, IdsOf(db, target))) {
-        propose_with.push_back(target);
-        target = NewPerson(db, now);
+    if (self != 0 && can_join(self)) {
+      target = self;
+    } else if (self != 0) {
+      // Re-sent with an NHS number or a cross-reference that the other system's record of
+      // the person contradicts: the link's evidence is gone, so the record leaves.
+      for (const char* sql : {"DELETE FROM source_records WHERE person_key = ? AND system = ?",
+                              "DELETE FROM demographic_keys WHERE person_key = ? AND system = ?"}) {
+        Statement d(db, sql);
+        d.Bind(1, self).Bind(2, r.source_system).Run();
       }
-      for (std::int64_t k : keys) {
-        if (k == target) continue;
-        const auto target_ids = IdsOf(db, target), other_ids = IdsOf(db, k);
-        // Only the person holding the record's own NHS number is the same person.
-        const bool nhs_says_same = !nhs.empty() && nhs_key == k && !NhsConflict(target_ids, other_ids);
-        bool systems_overlap = false;
-        if (nhs_says_same) {
-          auto a = SystemsOf(db, target), b = SystemsOf(db, k);
-          for (const auto& s : a) systems_overlap |= b.count(s) > 0;
+      records.erase(self);
+      propose_with.push_back(self);
+    }
+    if (target == 0) {
+      // Prefer the person of the record's own id (a cross-reference another record made),
+      // then the NHS number's, then any other reached, as long as it can take the record.
+      std::vector<std::int64_t> order;
+      if (auto it = resolved.find(own); it != resolved.end()) order.push_back(it->second);
+      if (auto it = resolved.find(nhs); !nhs.empty() && it != resolved.end()) order.push_back(it->second);
+      order.insert(order.end(), keys.begin(), keys.end());
+      for (std::int64_t k : order)
+        if (k != self && can_join(k)) {
+          target = k;
+          break;
         }
-        if (nhs_says_same && !systems_overlap) {
-          Merge(db, target, k);
-          out.merged = true;
-        } else {
-          propose_with.push_back(k);
-        }
+      if (target == 0) target = NewPerson(db, now);
+    }
+    const std::int64_t nhs_key = !nhs.empty() && resolved.count(nhs) ? resolved[nhs] : 0;
+    for (std::int64_t k : keys) {
+      if (k == target || k == self) continue;
+      // Only the person holding the record's own NHS number is the same person, and only
+      // when no two of the records disagree and no system is held twice.
+      bool same = nhs_key == k && can_join(k);
+      for (const auto& a : records_of(target))
+        for (const auto& b : records_of(k)) same = same && a.system != b.system && !Disagree(a, b);
+      if (same) {
+        Merge(db, target, k);
+        out.merged = true;
+      } else {
+        propose_with.push_back(k);
       }
+    }
+    // The record's own id names it: it moves to the record's person when another person
+    // held it (a cross-reference claim, or the person the record has just left).
+    if (auto it = resolved.find(own); it != resolved.end() && it->second != target) {
+      Statement m(db, "UPDATE person_ids SET person_key = ? WHERE id = ?");
+      m.Bind(1, target).Bind(2, own).Run();
+      it->second = target;
     }
     // Ids this record carries that no other person holds become the person's.
     for (const auto& id : ids)
@@ -429,7 +502,7 @@ struct PersonStore::Impl {
       if (s.Step()) {
         out.unchanged = s.ColumnText(0) == hash;
       } else {
-        out.created = true;
+        out.created = self == 0;  // a record that left its person was stored before
       }
     }
     if (!out.unchanged) {
@@ -729,8 +802,18 @@ DecideResult PersonStore::Decide(std::int64_t id, bool accept, std::string_view 
         if (b.count(sys))
           return {DecideStatus::kConflict, "both persons hold a record from " + sys + "; they cannot be one person",
                   std::nullopt};
-      if (impl_->NhsConflict(impl_->IdsOf(db, p.person_a), impl_->IdsOf(db, p.person_b)))
-        return {DecideStatus::kConflict, "the two persons have different NHS numbers", std::nullopt};
+      // Judged by the records as they are now (the id index also keeps ids of the past):
+      // a link the records contradict would come apart at the next re-send of either.
+      for (const auto& ra : impl_->RecordsOf(db, p.person_a))
+        for (const auto& rb : impl_->RecordsOf(db, p.person_b)) {
+          if (!ra.nhs.empty() && !rb.nhs.empty() && ra.nhs != rb.nhs)
+            return {DecideStatus::kConflict, "the two persons have different NHS numbers", std::nullopt};
+          if (Impl::Disagree(ra, rb))
+            return {DecideStatus::kConflict,
+                    "the two persons' records name different people (their SystmOne or CIS ids differ); correct the "
+                    "cross-reference at its source",
+                    std::nullopt};
+        }
       impl_->Merge(db, p.person_a, p.person_b);
     }
     Statement u(db, "UPDATE link_proposals SET status = ?, decided_by = ?, decided_at = ? WHERE id = ?");

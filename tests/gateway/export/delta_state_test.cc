@@ -256,8 +256,9 @@ TEST(DeltaState, LinksAreReadInTheRunsSnapshotWhoeverAsks) {
 }
 
 // The only id filled in is one a SystmOne record that shares carries, and the person's
-// only one: not an older id of a patient whose SystmOne record now withholds consent, not
-// an id only the council's own record ever claimed (since withdrawn).
+// only one: not the id of a patient whose SystmOne record now withholds consent (nor that
+// of another SystmOne patient with the same NHS number), not an id only the council's own
+// record ever claimed (since withdrawn).
 TEST(DeltaState, TheOnlyIdFilledInIsTheOneASharingSystmOneRecordCarries) {
   using caregate::testing::CisJson;
   using caregate::testing::PersonFields;
@@ -267,9 +268,11 @@ TEST(DeltaState, TheOnlyIdFilledInIsTheOneASharingSystmOneRecordCarries) {
   const std::string db = dir.file("store.db");
   {
     identity::PersonStore store(db);
-    // SystmOne re-sends the patient under a new id and with consent withheld.
+    // SystmOne re-sends the patient with consent withheld; a second SystmOne patient with
+    // the same NHS number (a duplicate registration) is a person of its own, never linked.
     store.Ingest(ReadOrDie("systmone", S1Xml(PersonFields{.nhs = "9434765005", .s1 = "800011"})));
-    store.Ingest(ReadOrDie("systmone", S1Xml(PersonFields{.nhs = "9434765005", .s1 = "800012", .consent = "No"})));
+    store.Ingest(ReadOrDie("systmone", S1Xml(PersonFields{.nhs = "9434765005", .s1 = "800011", .consent = "No"})));
+    store.Ingest(ReadOrDie("systmone", S1Xml(PersonFields{.nhs = "9434765005", .s1 = "800012"})));
     // The council once claimed a SystmOne id, then withdrew it; no SystmOne record has it.
     store.Ingest(ReadOrDie("cis", CisJson(PersonFields{.nhs = "9434765013", .s1 = "800013", .cis = "C-5"})));
     store.Ingest(ReadOrDie("cis", CisJson(PersonFields{.nhs = "9434765013", .cis = "C-5"})));

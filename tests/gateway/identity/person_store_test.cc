@@ -329,6 +329,104 @@ TEST(PersonStore, CrossReferenceWithAnotherNhsNumberIsNotThePerson) {
   EXPECT_EQ(store.Find("s1:700412")->cis, nullptr);
 }
 
+// Spec 5 links on one valid NHS number; nothing else merges on its own. A record whose
+// own id or cross-reference reaches a person holding another NHS number is not that
+// person, and its own id names it from then on (it was merged: a council user asking for
+// the CIS record got the health record of another NHS number).
+TEST(PersonStore, RecordsWithDifferentNhsNumbersNeverMergeWhateverTheirCrossReferences) {
+  TempDir dir;
+  PersonStore store(dir.file("db"));
+  auto s = store.Ingest(S1(PersonFields{.nhs = "9912003888", .s1 = "300", .cis = "C300"}));
+  auto c = store.Ingest(Cis(PersonFields{.nhs = "9910000075", .s1 = "300", .cis = "C300", .surname = "Other"}));
+  EXPECT_NE(s.person_key, c.person_key);
+  EXPECT_FALSE(c.merged);
+  EXPECT_EQ(c.proposals.size(), 1u);
+  auto by_cis = store.Find("cis:C300");
+  ASSERT_TRUE(by_cis && by_cis->cis);
+  EXPECT_EQ(by_cis->systmone, nullptr);
+  EXPECT_EQ(by_cis->cis->person.nhs_number, "9910000075");
+  auto by_s1 = store.Find("s1:300");
+  ASSERT_TRUE(by_s1 && by_s1->systmone);
+  EXPECT_EQ(by_s1->cis, nullptr);
+  EXPECT_EQ(store.Find("nhs:9910000075")->person_key, c.person_key);
+  // The same the other way round.
+  TempDir dir2;
+  PersonStore other(dir2.file("db"));
+  auto c2 = other.Ingest(Cis(PersonFields{.nhs = "9910000075", .s1 = "300", .cis = "C300"}));
+  auto s2 = other.Ingest(S1(PersonFields{.nhs = "9912003888", .s1 = "300", .cis = "C300"}));
+  EXPECT_NE(c2.person_key, s2.person_key);
+  EXPECT_EQ(other.Find("s1:300")->systmone->person.nhs_number, "9912003888");
+  EXPECT_EQ(other.Find("s1:300")->cis, nullptr);
+  EXPECT_EQ(other.Find("cis:C300")->systmone, nullptr);
+}
+
+// A record never replaces another record of its own system: a council record whose
+// cross-reference names a linked patient, or a second council record with the same NHS
+// number, is a person of its own, proposed for review (it replaced the first record: a
+// lookup of the first CIS id showed the second person's record).
+TEST(PersonStore, ARecordNeverReplacesAnotherRecordOfItsSystem) {
+  TempDir dir;
+  PersonStore store(dir.file("db"));
+  auto s = store.Ingest(S1(PersonFields{.nhs = "9912003888", .s1 = "700"}));
+  auto c = store.Ingest(Cis(PersonFields{.nhs = "9912003888", .cis = "C700"}));
+  ASSERT_EQ(s.person_key, c.person_key);
+  auto quinn = store.Ingest(Cis(PersonFields{.s1 = "700", .cis = "C701", .surname = "Quinn", .dob = "1977-01-01"}));
+  EXPECT_NE(quinn.person_key, c.person_key);
+  EXPECT_TRUE(quinn.created);
+  EXPECT_EQ(quinn.proposals.size(), 1u);
+  EXPECT_EQ(store.Find("cis:C700")->cis->person.cis_id, "C700");
+  EXPECT_EQ(store.Find("cis:C701")->cis->person.cis_id, "C701");
+  EXPECT_EQ(store.Find("cis:C701")->systmone, nullptr);
+  // A second council record with the same NHS number.
+  auto dora = store.Ingest(Cis(PersonFields{.nhs = "9912003888", .cis = "C702", .surname = "Dee"}));
+  EXPECT_NE(dora.person_key, c.person_key);
+  EXPECT_EQ(dora.proposals.size(), 1u);
+  EXPECT_EQ(store.Find("cis:C700")->cis->person.family_name, "O'Brien");
+  EXPECT_EQ(store.Find("cis:C702")->cis->person.family_name, "Dee");
+  EXPECT_EQ(store.Find("nhs:9912003888")->person_key, c.person_key);
+  // And a second SystmOne patient reached by a council cross-reference.
+  auto s2 = store.Ingest(S1(PersonFields{.s1 = "701", .cis = "C700", .surname = "Ray"}));
+  EXPECT_NE(s2.person_key, c.person_key);
+  EXPECT_EQ(store.Find("s1:700")->systmone->person.s1_id, "700");
+  EXPECT_EQ(store.SourceRecordCount(), 5);
+  // Accepting such a proposal is refused: both hold a record of one system.
+  EXPECT_EQ(store.Decide(dora.proposals[0], true, "ig").status, DecideStatus::kConflict);
+}
+
+// A record re-sent with an NHS number, or a cross-reference, that the other system's
+// record of its person contradicts leaves that person (the link's evidence is gone); it
+// is an update of the record, and a proposal is raised. Records that agree with the new
+// number join it (they stayed linked: the SystmOne view showed the other NHS number's
+// council record).
+TEST(PersonStore, ARecordReSentWithAContradictingNhsNumberOrCrossReferenceLeavesItsPerson) {
+  TempDir dir;
+  PersonStore store(dir.file("db"));
+  auto s = store.Ingest(S1(PersonFields{.nhs = "9912003888", .s1 = "100"}));
+  auto c = store.Ingest(Cis(PersonFields{.nhs = "9912003888", .cis = "C100"}));
+  ASSERT_EQ(s.person_key, c.person_key);
+  auto again = store.Ingest(S1(PersonFields{.nhs = "9910000075", .s1 = "100"}));
+  EXPECT_FALSE(again.created);
+  EXPECT_NE(again.person_key, c.person_key);
+  EXPECT_EQ(again.proposals.size(), 1u);
+  EXPECT_EQ(store.Find("cis:C100")->systmone, nullptr);
+  EXPECT_EQ(store.Find("s1:100")->cis, nullptr);
+  EXPECT_EQ(store.Find("s1:100")->systmone->person.nhs_number, "9910000075");
+  auto c101 = store.Ingest(Cis(PersonFields{.nhs = "9910000075", .cis = "C101"}));
+  EXPECT_EQ(c101.person_key, again.person_key);
+  EXPECT_EQ(store.Find("cis:C100")->cis->person.cis_id, "C100");
+  // An NHS number dropped on re-send keeps the link: nothing contradicts it.
+  auto dropped = store.Ingest(S1(PersonFields{.s1 = "100"}));
+  EXPECT_EQ(dropped.person_key, again.person_key);
+  // Without NHS numbers, a cross-reference corrected at its source.
+  auto s1000 = store.Ingest(S1(PersonFields{.s1 = "1000", .surname = "Wright"}));
+  auto c1000 = store.Ingest(Cis(PersonFields{.s1 = "1000", .cis = "C1000", .surname = "Wright"}));
+  ASSERT_EQ(s1000.person_key, c1000.person_key);
+  auto corrected = store.Ingest(Cis(PersonFields{.s1 = "1001", .cis = "C1000", .surname = "Wright"}));
+  EXPECT_NE(corrected.person_key, s1000.person_key);
+  EXPECT_EQ(store.Find("s1:1000")->cis, nullptr);
+  EXPECT_EQ(store.Find("cis:C1000")->systmone, nullptr);
+}
+
 TEST(PersonStore, NhsNumberMergesPersonsFirstSeenApart) {
   TempDir dir;
   PersonStore store(dir.file("db"));
