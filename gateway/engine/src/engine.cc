@@ -1,5 +1,7 @@
 #include "caregate/engine/engine.h"
 
+#include "caregate/core/text.h"
+
 #include "caregate/model/canonical_json.h"
 
 namespace caregate::engine {
@@ -18,7 +20,8 @@ std::shared_ptr<const Engine> Engine::Load(const std::string& mappings_dir) {
   auto engine = TryLoad(mappings_dir);
   if (!engine) {
     std::string msg = "mapping tables refused:";
-    for (const auto& err : engine.errors()) msg += "\n  " + err.path + ": " + err.problem;
+    // One line a problem: a line end quoted from a table cell must not start another.
+    for (const auto& err : engine.errors()) msg += "\n  " + OneLine(err.path + ": " + err.problem);
     throw FatalError(Problem::kMappingTables, msg);
   }
   return engine.value();

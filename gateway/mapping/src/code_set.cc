@@ -17,7 +17,7 @@ Expected<std::shared_ptr<const CodeSet>> CodeSet::Load(const std::string& name, 
   auto where = [&](int line) { return path + ":" + std::to_string(line); };
   int code_col = table->Column("code");
   int meaning_col = table->Column("meaning");
-  if (code_col != 0) errors.push_back({where(1), "the first column must be 'code'"});
+  if (code_col != 0) errors.push_back({where(table->header_line), "the first column must be 'code'"});
   for (size_t c = 1; c < table->header.size(); ++c) {
     const std::string& h = table->header[c];
     if (h == "meaning" || h.rfind("lossy_to_", 0) == 0) continue;
@@ -26,7 +26,7 @@ Expected<std::shared_ptr<const CodeSet>> CodeSet::Load(const std::string& name, 
   for (size_t c = 1; c < table->header.size(); ++c) {
     const std::string& h = table->header[c];
     if (h.rfind("lossy_to_", 0) == 0 && table->Column(h.substr(9)) < 0)
-      errors.push_back({where(1), "column '" + h + "' names no system column"});
+      errors.push_back({where(table->header_line), "column '" + h + "' names no system column"});
   }
   for (const auto& row : table->rows) {
     CodeEntry e;

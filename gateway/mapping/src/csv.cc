@@ -78,6 +78,7 @@ Expected<CsvTable> ParseCsv(std::string_view text, const std::string& file) {
     }
     if (!have_header) {
       table.header = std::move(row.cells);
+      table.header_line = row.line;
       have_header = true;
     } else {
       if (row.cells.size() > table.header.size())

@@ -837,7 +837,7 @@ Expected<std::unique_ptr<SystemPlan>> CompileSystem(
   FieldErrors errors;
   auto where = [&](int line) { return file + ":" + std::to_string(line); };
   for (const char* col : kColumns)
-    if (table->Column(col) < 0) errors.push_back({where(1), std::string("missing column '") + col + "'"});
+    if (table->Column(col) < 0) errors.push_back({where(table->header_line), std::string("missing column '") + col + "'"});
   if (!errors.empty()) return errors;
 
   plan->rules.reserve(table->rows.size());
@@ -1066,10 +1066,18 @@ Expected<std::unique_ptr<SystemPlan>> CompileSystem(
       if (item.field) {
         if (!item.field->in) continue;
         TrieNode* t = &trie;
-        for (const auto& seg : item.field->rel) t = t->Ensure(seg.name);
+        bool through_value = false;  // an earlier rule maps a step of this path as a value
+        for (std::size_t i = 0; i < item.field->rel.size(); ++i) {
+          t = t->Ensure(item.field->rel[i].name);
+          through_value = through_value || (i + 1 < item.field->rel.size() && !t->fields.empty());
+        }
         if (t->group || !t->children.empty())
           errors.push_back({where(item.field->rule->line), "path '" + item.field->rule->path +
                                                                "' is both a value and a container"});
+        else if (through_value)
+          errors.push_back({where(item.field->rule->line), "path '" + item.field->rule->path +
+                                                               "' runs through a value another rule maps: a path "
+                                                               "cannot be both a value and a container"});
         t->fields.push_back({item.field, via});
       } else {
         Group& sub = *item.group;
@@ -1081,9 +1089,17 @@ Expected<std::unique_ptr<SystemPlan>> CompileSystem(
           continue;
         }
         TrieNode* t = &trie;
-        for (const auto& seg : sub.rel) t = t->Ensure(seg.name);
+        bool through_value = false;
+        for (std::size_t i = 0; i < sub.rel.size(); ++i) {
+          t = t->Ensure(sub.rel[i].name);
+          through_value = through_value || (i + 1 < sub.rel.size() && !t->fields.empty());
+        }
         if (t->group || !t->fields.empty())
           errors.push_back({where(sub.rule->line), "path '" + sub.rule->path + "' is mapped twice"});
+        else if (through_value)
+          errors.push_back({where(sub.rule->line), "path '" + sub.rule->path +
+                                                       "' runs through a value another rule maps: a path cannot "
+                                                       "be both a value and a container"});
         t->group = &sub;
         t->group_via = via;
         build(sub, sub.trie, {});

@@ -15,6 +15,7 @@ using namespace caregate::mapping;
 TEST(MappingCsv, ReadsHeaderRowsCommentsAndQuotedFields) {
   auto t = ParseCsv("# a comment\ncode,label\n\n1,\"Yes, \"\"really\"\"\"\n2,No\n", "t.csv");
   ASSERT_TRUE(t.ok()) << FormatErrors(t.errors());
+  EXPECT_EQ(t->header_line, 2);  // a problem with the header names its own line
   EXPECT_EQ(t->header, (std::vector<std::string>{"code", "label"}));
   ASSERT_EQ(t->rows.size(), 2u);
   EXPECT_EQ(t->rows[0].line, 4);

@@ -107,6 +107,28 @@ TEST_F(BrokenTables, UnknownTransformAndDirectionAreRefused) {
   EXPECT_TRUE(Mentions(errors, "cis.csv:", "unknown transform 'dat'"));
 }
 
+// A path mapped as a value and also run through by later rules (Address as a value, then
+// Address/Line_1) is refused whichever rule comes first (the value first was accepted,
+// and every CIS record was then refused, or the SystmOne address silently not carried).
+TEST_F(BrokenTables, APathThatIsAValueAndAContainerIsRefusedInEitherOrder) {
+  Replace("cis.csv", "CIS-011,person.given_name,First_Name,", "CIS-011,person.given_name,Address,");
+  EXPECT_TRUE(Mentions(Compile(), "cis.csv:", "a path cannot be both a value and a container"));
+}
+TEST_F(BrokenTables, APathThatIsAContainerAndThenAValueIsRefused) {
+  Replace("cis.csv", "CIS-023,person.address.town,Address/Town,", "CIS-023,person.address.town,Address/County/X,");
+  EXPECT_TRUE(Mentions(Compile(), "cis.csv:", "both a value and a container"));
+}
+
+// A problem with a header names the header's line, after the comments before it.
+TEST_F(BrokenTables, AHeaderProblemNamesTheHeadersLine) {
+  Replace("cis.csv", "rule,canonical,path,transform,direction,lossy,purpose",
+          "# a second comment\nrule,canonical,path,transform,direction,lossy,aim");
+  const std::string text = Slurp(dir_ / "cis.csv");
+  int header_line = 1;
+  for (std::size_t at = 0; (at = text.find('\n', at)) < text.find("rule,canonical"); ++at) ++header_line;
+  EXPECT_TRUE(Mentions(Compile(), "cis.csv:" + std::to_string(header_line), "missing column 'purpose'"));
+}
+
 TEST_F(BrokenTables, UnknownCodeSetIsRefused) {
   Replace("cis.csv", "code:gender", "code:genders");
   EXPECT_TRUE(Mentions(Compile(), "cis.csv:", "unknown code set 'genders'"));

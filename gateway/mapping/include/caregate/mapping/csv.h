@@ -17,6 +17,7 @@ struct CsvRow {
 struct CsvTable {
   std::string file;  // path as given, for messages
   std::vector<std::string> header;
+  int header_line = 1;  // where the header row is (comment and blank lines come first)
   std::vector<CsvRow> rows;
   int Column(std::string_view name) const;  // -1 if absent
   const std::string& Cell(const CsvRow& row, int column) const;  // "" for absent columns
