@@ -446,13 +446,22 @@ FieldErrors CheckAuditQuery(const AuditQuery& q) {
   return errors;
 }
 
+// Both open the file read-only: checking or reporting on a database writes nothing to it
+// (a file that is no caregate database used to be switched to WAL, an empty one given a
+// header).
 VerifyResult VerifyAuditTrail(const std::string& db_path) {
-  Database db(db_path, store::OpenOptions{.create = false});
+  Database db(db_path, store::OpenOptions{.create = false, .read_only = true});
   return VerifyChain(db);
 }
 
 std::vector<AuditEvent> QueryAuditTrail(const std::string& db_path, const AuditQuery& q) {
-  Database db(db_path, store::OpenOptions{.create = false});
+  Database db(db_path, store::OpenOptions{.create = false, .read_only = true});
+  // A report of nothing would say nobody saw anything; a file without the audit tables is
+  // not a caregate database, and says so instead.
+  if (!HasAuditTables(db))
+    throw FatalError(Problem::kIoFailure,
+                     db_path + ": the database holds no audit trail (the audit tables are missing): not a caregate "
+                               "database?");
   return RunQuery(db, q);
 }
 

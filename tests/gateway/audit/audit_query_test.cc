@@ -1,4 +1,8 @@
 #include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <filesystem>
+#include <fstream>
 
 #include <string>
 #include <vector>
@@ -131,10 +135,30 @@ TEST_F(AuditQueryTest, PersonAndUserFiltersUseIndexes) {
             std::string::npos);
 }
 
-TEST_F(AuditQueryTest, FileWithoutAnAuditTrailGivesNoEvents) {
+// A file without the audit tables is no caregate database: a report of it would say that
+// nobody saw anything, so the query refuses it by name (it gave no events). Nothing is
+// written to the file, whatever it is.
+TEST_F(AuditQueryTest, FileWithoutAnAuditTrailIsRefusedAndLeftAsItWas) {
   TempDir dir;
-  { store::Database db(dir.file("a.db")); }
-  EXPECT_TRUE(QueryAuditTrail(dir.file("a.db"), {}).empty());
+  {  // someone else's SQLite file, in the default rollback-journal mode
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(dir.file("a.db").c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "CREATE TABLE t(x)", nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+  }
+  const auto before = std::filesystem::file_size(dir.file("a.db"));
+  try {
+    QueryAuditTrail(dir.file("a.db"), {});
+    ADD_FAILURE() << "no error";
+  } catch (const FatalError& e) {
+    EXPECT_NE(std::string(e.what()).find("holds no audit trail"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(VerifyAuditTrail(dir.file("a.db")).ok);
+  EXPECT_EQ(std::filesystem::file_size(dir.file("a.db")), before);
+  EXPECT_FALSE(std::filesystem::exists(dir.file("a.db-wal")));
+  std::ofstream(dir.file("empty.db")).flush();
+  EXPECT_THROW(QueryAuditTrail(dir.file("empty.db"), {}), FatalError);
+  EXPECT_EQ(std::filesystem::file_size(dir.file("empty.db")), 0u);
 }
 
 }  // namespace
