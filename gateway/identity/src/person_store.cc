@@ -366,6 +366,11 @@ struct PersonStore::Impl {
       s.Bind(1, to).Bind(2, from).Run();
     }
   }
+  // A pending proposal pairing a person with itself (its two sides merged since) is moot.
+  void DropMootProposals(Database& db, std::int64_t key) {
+    Statement s(db, "DELETE FROM link_proposals WHERE person_a = ?1 AND person_b = ?1 AND status = 'pending'");
+    s.Bind(1, key).Run();
+  }
   bool NhsConflict(const std::vector<std::string>& a, const std::vector<std::string>& b) {
     const std::string na = NhsOf(a), nb = NhsOf(b);
     return !na.empty() && !nb.empty() && na != nb;
@@ -406,33 +411,68 @@ struct PersonStore::Impl {
   // that disagrees with it (a different NHS number, or a cross-reference naming somebody
   // else). A record re-sent with such a change leaves the person it was linked with.
   // Whatever is not joined is raised as a link proposal for review.
+  // Whether one of `records` carries `id` now: an NHS number, a SystmOne or CIS id (own or
+  // cross-reference), or the stored id of a record that has no id of its own.
+  static bool Carries(const std::vector<RecordIds>& records, std::string_view id) {
+    const auto value = [&](std::string_view prefix) { return id.substr(prefix.size()); };
+    for (const auto& t : records) {
+      if (t.source_id == id) return true;
+      if (id.starts_with("nhs:") && t.nhs == value("nhs:")) return true;
+      if (id.starts_with("s1:") && t.s1 == value("s1:")) return true;
+      if (id.starts_with("cis:") && t.cis == value("cis:")) return true;
+    }
+    return false;
+  }
+  // A stored record with an id of its own system (s1: or cis:), not one stored under an
+  // NHS number or a cross-reference for want of one.
+  static bool HasOwnId(const RecordIds& t) {
+    return t.source_id.starts_with(t.system == "systmone" ? "s1:" : "cis:");
+  }
+
   IngestOutcome IngestOne(Database& db, const model::CareRecord& r, const std::string& now) {
     IngestOutcome out;
-    const std::string own = OwnId(r);
+    const std::string own = OwnId(r);  // also the stored source_id
+    const bool has_own = (r.source_system == "systmone" && !r.person.s1_id.empty()) ||
+                         (r.source_system == "cis" && !r.person.cis_id.empty());
     const std::vector<std::string> ids = r.person_ids();
     const std::string nhs = NhsOf(ids);
     const RecordIds mine{r.source_system, own, r.person.nhs_number, r.person.s1_id, r.person.cis_id};
-    std::map<std::string, std::int64_t> resolved;  // id -> person
-    std::set<std::int64_t> keys;
-    for (const auto& id : ids)
-      if (auto k = KeyOf(db, id)) {
-        resolved[id] = *k;
-        keys.insert(*k);
-      }
     std::map<std::int64_t, std::vector<RecordIds>> records;  // read once per person
     const auto records_of = [&](std::int64_t k) -> const std::vector<RecordIds>& {
       auto it = records.find(k);
       if (it == records.end()) it = records.emplace(k, RecordsOf(db, k)).first;
       return it->second;
     };
-    // The person can take this record: no other record of its system, none disagreeing.
+    // An id reaches a person only when one of the person's records carries it now; an id
+    // only the index remembers (an NHS number since corrected, a cross-reference since
+    // withdrawn) is history, and goes to the person of the record carrying it now.
+    std::map<std::string, std::int64_t> resolved;  // id -> person
+    std::vector<std::string> stale;
+    std::set<std::int64_t> keys;
+    for (const auto& id : ids)
+      if (auto k = KeyOf(db, id)) {
+        if (Carries(records_of(*k), id)) {
+          resolved[id] = *k;
+          keys.insert(*k);
+        } else {
+          stale.push_back(id);
+        }
+      }
+    // The person can take this record: it holds no other record of the record's system
+    // with an id of its own (one stored without, that this record does not contradict, is
+    // this record before it had one), and no record that disagrees with it.
     const auto can_join = [&](std::int64_t k) {
       for (const auto& t : records_of(k)) {
-        if (t.system == r.source_system ? t.source_id != own : Disagree(mine, t)) return false;
+        if (t.system == r.source_system) {
+          if (t.source_id == own) continue;  // this very record, about to be replaced
+          if (HasOwnId(t) || Disagree(mine, t)) return false;
+          continue;
+        }
+        if (Disagree(mine, t)) return false;
       }
       return true;
     };
-    // The person already holding this very record (the same system and own id): a re-send.
+    // The person already holding this very record (the same system and stored id): a re-send.
     std::int64_t self = 0;
     if (auto it = resolved.find(own); it != resolved.end())
       for (const auto& t : records_of(it->second))
@@ -471,23 +511,35 @@ struct PersonStore::Impl {
     for (std::int64_t k : keys) {
       if (k == target || k == self) continue;
       // Only the person holding the record's own NHS number is the same person, and only
-      // when no two of the records disagree and no system is held twice.
+      // when it can take the record, holds nothing of the record's system, and no record
+      // of it disagrees with the target's others (the target's record of this system is
+      // the one being replaced: the incoming record stands for it, checked by can_join).
       bool same = nhs_key == k && can_join(k);
-      for (const auto& a : records_of(target))
+      for (const auto& b : records_of(k)) same = same && b.system != r.source_system;
+      for (const auto& a : records_of(target)) {
+        if (a.system == r.source_system) continue;
         for (const auto& b : records_of(k)) same = same && a.system != b.system && !Disagree(a, b);
+      }
       if (same) {
         Merge(db, target, k);
+        DropMootProposals(db, target);
         out.merged = true;
       } else {
         propose_with.push_back(k);
       }
     }
     // The record's own id names it: it moves to the record's person when another person
-    // held it (a cross-reference claim, or the person the record has just left).
-    if (auto it = resolved.find(own); it != resolved.end() && it->second != target) {
+    // held it (a cross-reference claim, or the person the record has just left); so does
+    // an id only history gave another person.
+    if (auto it = resolved.find(own); has_own && it != resolved.end() && it->second != target) {
       Statement m(db, "UPDATE person_ids SET person_key = ? WHERE id = ?");
       m.Bind(1, target).Bind(2, own).Run();
       it->second = target;
+    }
+    for (const auto& id : stale) {
+      Statement m(db, "UPDATE person_ids SET person_key = ? WHERE id = ?");
+      m.Bind(1, target).Bind(2, id).Run();
+      resolved[id] = target;
     }
     // Ids this record carries that no other person holds become the person's.
     for (const auto& id : ids)
@@ -818,6 +870,7 @@ DecideResult PersonStore::Decide(std::int64_t id, bool accept, std::string_view 
     }
     Statement u(db, "UPDATE link_proposals SET status = ?, decided_by = ?, decided_at = ? WHERE id = ?");
     u.Bind(1, accept ? "accepted" : "rejected").Bind(2, user).Bind(3, NowUtc()).Bind(4, id).Run();
+    if (accept) impl_->DropMootProposals(db, p.person_a);  // other proposals of the two, now one
     tx.Commit();
     impl_->local_writes.fetch_add(1, std::memory_order_release);
   }

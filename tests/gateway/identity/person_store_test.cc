@@ -427,6 +427,91 @@ TEST(PersonStore, ARecordReSentWithAContradictingNhsNumberOrCrossReferenceLeaves
   EXPECT_EQ(store.Find("cis:C1000")->systmone, nullptr);
 }
 
+// A record without an id of its own system (the adapters accept one) never takes the
+// ids of the person it cannot join: the SystmOne id and the NHS number keep naming the
+// linked pair, and re-sending their records changes nothing.
+TEST(PersonStore, ARecordWithoutItsOwnIdTakesNobodysIds) {
+  TempDir dir;
+  PersonStore store(dir.file("db"));
+  auto s = store.Ingest(S1(PersonFields{.nhs = "9912003888", .s1 = "100"}));
+  auto c = store.Ingest(Cis(PersonFields{.nhs = "9912003888", .cis = "C1"}));
+  ASSERT_EQ(s.person_key, c.person_key);
+  auto quinn = store.Ingest(Cis(PersonFields{.s1 = "100", .surname = "Quinn"}));
+  EXPECT_NE(quinn.person_key, s.person_key);
+  auto dup = store.Ingest(Cis(PersonFields{.nhs = "9912003888", .surname = "Dee"}));
+  EXPECT_NE(dup.person_key, s.person_key);
+  EXPECT_EQ(store.Find("s1:100")->person_key, s.person_key);
+  EXPECT_EQ(store.Find("nhs:9912003888")->person_key, s.person_key);
+  auto again = store.Ingest(S1(PersonFields{.nhs = "9912003888", .s1 = "100"}));
+  EXPECT_TRUE(again.unchanged);
+  EXPECT_FALSE(again.created);
+  EXPECT_EQ(again.person_key, s.person_key);
+  EXPECT_EQ(store.SourceRecordCount(), 4);
+}
+
+// An id only the index remembers (an NHS number since corrected, a council id the
+// SystmOne record no longer claims) links nobody: it goes to the record carrying it now.
+TEST(PersonStore, IdsOnlyTheIndexRemembersLinkNobody) {
+  TempDir dir;
+  PersonStore store(dir.file("db"));
+  auto first = store.Ingest(S1(PersonFields{.nhs = "9912003888", .s1 = "100"}));
+  store.Ingest(S1(PersonFields{.nhs = "9910000075", .s1 = "100"}));  // the number corrected
+  auto dee = store.Ingest(S1(PersonFields{.nhs = "9912003888", .s1 = "200", .surname = "Dee"}));
+  EXPECT_NE(dee.person_key, first.person_key);
+  EXPECT_EQ(store.Find("nhs:9912003888")->person_key, dee.person_key);
+  auto c = store.Ingest(Cis(PersonFields{.nhs = "9912003888", .cis = "C1", .surname = "Dee"}));
+  EXPECT_EQ(c.person_key, dee.person_key);  // linked on the NHS number both carry now
+  // A cross-reference withdrawn: the council record it once named is not linked by it.
+  auto s3 = store.Ingest(S1(PersonFields{.nhs = "9434765005", .s1 = "300", .cis = "C3"}));
+  store.Ingest(S1(PersonFields{.nhs = "9434765005", .s1 = "300"}));
+  auto quinn = store.Ingest(Cis(PersonFields{.cis = "C3", .surname = "Quinn", .dob = "1977-01-01"}));
+  EXPECT_NE(quinn.person_key, s3.person_key);
+  EXPECT_EQ(store.Find("cis:C3")->systmone, nullptr);
+}
+
+// A record that brings the NHS number tying two persons merges them at once (its stored
+// earlier version does not count against it), leaves no proposal pairing a person with
+// itself, and a re-send changes nothing.
+TEST(PersonStore, ACorrectedNhsNumberLinksAtTheFirstSend) {
+  TempDir dir;
+  PersonStore store(dir.file("db"));
+  auto s = store.Ingest(S1(PersonFields{.nhs = "9912003888", .s1 = "100"}));
+  auto c = store.Ingest(Cis(PersonFields{.nhs = "9910000075", .cis = "C1"}));
+  EXPECT_NE(s.person_key, c.person_key);
+  auto fixed = store.Ingest(S1(PersonFields{.nhs = "9910000075", .s1 = "100"}));
+  EXPECT_TRUE(fixed.merged);
+  auto snap = store.Find("cis:C1");
+  ASSERT_TRUE(snap->systmone && snap->cis);
+  auto again = store.Ingest(S1(PersonFields{.nhs = "9910000075", .s1 = "100"}));
+  EXPECT_TRUE(again.unchanged);
+  EXPECT_FALSE(again.merged);
+  EXPECT_TRUE(again.proposals.empty());
+  for (const auto& p : store.Proposals("")) EXPECT_NE(p.person_a, p.person_b) << p.id;
+  // A demographic proposal made moot by a later NHS link is gone.
+  TempDir dir2;
+  PersonStore other(dir2.file("db"));
+  other.Ingest(S1(PersonFields{.s1 = "S-1"}));
+  auto demo = other.Ingest(Cis(PersonFields{.nhs = "9912003888", .cis = "C-1"}));
+  ASSERT_EQ(demo.proposals.size(), 1u);
+  EXPECT_TRUE(other.Ingest(S1(PersonFields{.nhs = "9912003888", .s1 = "S-1"})).merged);
+  EXPECT_TRUE(other.Proposals("pending").empty());
+}
+
+// A council record stored without a CIS id, then sent with one: an update of the same
+// record, not a second council record of the person.
+TEST(PersonStore, ARecordThatGainsItsOwnIdIsUpdated) {
+  TempDir dir;
+  PersonStore store(dir.file("db"));
+  auto s = store.Ingest(S1(PersonFields{.nhs = "9912003888", .s1 = "100"}));
+  auto bare = store.Ingest(Cis(PersonFields{.nhs = "9912003888"}));
+  EXPECT_EQ(bare.person_key, s.person_key);
+  auto named = store.Ingest(Cis(PersonFields{.nhs = "9912003888", .cis = "C1"}));
+  EXPECT_EQ(named.person_key, s.person_key);
+  EXPECT_FALSE(named.created);
+  EXPECT_EQ(store.Find("cis:C1")->cis->person.cis_id, "C1");
+  EXPECT_EQ(store.SourceRecordCount(), 2);
+}
+
 TEST(PersonStore, NhsNumberMergesPersonsFirstSeenApart) {
   TempDir dir;
   PersonStore store(dir.file("db"));
