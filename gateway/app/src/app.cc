@@ -580,6 +580,8 @@ struct App::Impl {
     if (before) {
       ids = before->ids_a;
       ids.insert(ids.end(), before->ids_b.begin(), before->ids_b.end());
+      std::sort(ids.begin(), ids.end());  // each id once, though both sides be one person
+      ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
     }
     auto result = store.Decide(id, decision == "accept", ctx.principal->user_id);
     switch (result.status) {

@@ -40,7 +40,9 @@ Command AddAuditCommand(CLI::App& root, std::string& /*mappings_dir*/) {
               auto r = audit::VerifyAuditTrail(db);
               if (!WriteOutput(o->out, audit::RenderVerifyResultJson(r) + "\n")) return kExitFailure;
               if (!r.ok) {
-                Error(db, "audit trail damaged at event " + std::to_string(r.first_bad_seq) + ": " + r.problem);
+                Error(db, r.first_bad_seq > 0 ? "audit trail damaged at event " + std::to_string(r.first_bad_seq) +
+                                                    ": " + r.problem
+                                              : r.problem);  // no trail at all, or no head: no event to name
                 return kExitFailure;
               }
               return kExitOk;
