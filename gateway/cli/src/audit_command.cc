@@ -1,13 +1,35 @@
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "caregate/app/app.h"
 #include "caregate/audit/audit_log.h"
 #include "caregate/audit/report.h"
 #include "caregate/cli/cli.h"
+#include "caregate/store/database.h"
+#include "caregate/store/statement.h"
 
 namespace caregate::cli {
+
+namespace {
+// Every id the gateway's store knows the person of `id` by (the identity index, read
+// read-only), `id` first; just `id` when the database holds no identity index.
+std::vector<std::string> KnownIds(const std::string& db_path, const std::string& id) {
+  std::vector<std::string> ids{id};
+  store::Database db(db_path, store::OpenOptions{.create = false, .read_only = true});
+  store::Statement has(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'person_ids'");
+  if (!has.Step()) return ids;
+  store::Statement s(db, "SELECT id FROM person_ids WHERE person_key = (SELECT person_key FROM person_ids WHERE id = ?)"
+                         " ORDER BY id");
+  s.BindText(1, id);
+  while (s.Step())
+    if (s.ColumnText(0) != id) ids.push_back(s.ColumnText(0));
+  return ids;
+}
+}  // namespace
 
 // `audit verify` exits 0 when the chain is intact and 1 (spec 6: other failure) when it
 // is damaged, printing where; `audit report` prints a JSON or HTML report. Both write to
@@ -56,7 +78,23 @@ Command AddAuditCommand(CLI::App& root, std::string& /*mappings_dir*/) {
               for (const auto& e : errors) Error("--" + e.path, e.problem);
               return kExitUsage;
             }
-            auto events = audit::QueryAuditTrail(db, q);
+            // A person asked for by one id is known by all of theirs in the gateway's
+            // store (when the database is one): events that named them only by another
+            // id (a read before two records were linked) are theirs too.
+            std::vector<audit::AuditEvent> events;
+            const std::vector<std::string> ids = q.person_id.empty() ? std::vector<std::string>{}
+                                                                     : KnownIds(db, q.person_id);
+            if (ids.size() <= 1) {
+              events = audit::QueryAuditTrail(db, q);
+            } else {
+              std::map<std::int64_t, audit::AuditEvent> by_seq;
+              for (const auto& id : ids) {
+                audit::AuditQuery one = q;
+                one.person_id = id;
+                for (auto& e : audit::QueryAuditTrail(db, one)) by_seq.emplace(e.seq, std::move(e));
+              }
+              for (auto& [seq, e] : by_seq) events.push_back(std::move(e));
+            }
             const std::string out = o->format == "html" ? audit::RenderAuditReportHtml(events, o->person)
                                                         : audit::RenderAuditReportJson(events, o->person) + "\n";
             return WriteOutput(o->out, out) ? kExitOk : kExitFailure;

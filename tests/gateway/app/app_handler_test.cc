@@ -648,6 +648,37 @@ TEST_F(AppRoutes, AQueryParameterGivenTwiceIsRefused) {
   EXPECT_EQ(Call("GET", "/v1/persons/cis:C-1?view=cis", kHealth).status, 200);
 }
 
+// An IG officer asking about a person by one id gets the events that named them by any
+// of their ids: a read of the council record before the SystmOne record was linked to it
+// is found by the SystmOne id too, once, and paging still holds.
+TEST_F(AppRoutes, AuditEventsOfAPersonAreFoundByAnyOfTheirIds) {
+  ASSERT_EQ(IngestCis(CisJson(PersonFields{.nhs = "9912003888", .cis = "C-1"})).status, 201);
+  ASSERT_EQ(Call("GET", "/v1/persons/cis:C-1", kCouncil).status, 200);  // names cis:, nhs: only
+  ASSERT_EQ(IngestS1(S1Xml(PersonFields{.nhs = "9912003888", .s1 = "S-1"})).status, 201);
+  ASSERT_EQ(Call("GET", "/v1/persons/s1:S-1", kHealth).status, 200);
+  auto r = Call("GET", "/v1/audit/events?person=s1:S-1", kIg);
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto d = Json(r.body);
+  std::vector<std::int64_t> seqs;
+  bool early_read = false;
+  for (const auto& e : d["events"].GetArray()) {
+    seqs.push_back(e["seq"].GetInt64());
+    early_read = early_read || (std::string(e["action"].GetString()) == "read" &&
+                                std::string(e["user"].GetString()) == "kamran.ahmed");
+  }
+  EXPECT_TRUE(early_read) << r.body;
+  EXPECT_EQ(d["count"].GetInt(), 4);  // both ingests, both reads
+  EXPECT_TRUE(std::is_sorted(seqs.begin(), seqs.end()));
+  EXPECT_EQ(std::adjacent_find(seqs.begin(), seqs.end()), seqs.end()) << "an event twice";
+  // Two a page: the union pages as one trail.
+  r = Call("GET", "/v1/audit/events?person=s1:S-1&limit=2", kIg);
+  d = Json(r.body);
+  ASSERT_EQ(d["count"].GetInt(), 2);
+  EXPECT_EQ(d["events"][0]["seq"].GetInt64(), seqs[0]);
+  EXPECT_EQ(d["events"][1]["seq"].GetInt64(), seqs[1]);
+  EXPECT_EQ(d["next_after"].GetInt64(), seqs[1]);
+}
+
 // The route answers a page at a time: 1000 events unless `limit` says (at most 10000),
 // with `next_after` for the next page, null on the last one.
 TEST_F(AppRoutes, AuditEventsComeAPageAtATime) {

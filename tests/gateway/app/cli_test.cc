@@ -621,6 +621,25 @@ TEST_F(CliAudit, ReportForOnePersonAsJsonAndHtml) {
   EXPECT_EQ(Caregate(dir_, {"audit", "verify", "--db", dir_.file("missing.db")}).status, 1);
 }
 
+// A person asked for by one id gets the events that named them by any id the store knows
+// them by: the council record's ingest, before the SystmOne record linked to it, is found
+// by the SystmOne id too.
+TEST(CliAuditReport, APersonIsFoundByAnyOfTheirIds) {
+  TempDir dir;
+  const std::string db = dir.file("c.db");
+  Write(dir.file("c.json"), CisJson(PersonFields{.nhs = "9912003888", .cis = "C-1"}));
+  Write(dir.file("s.xml"), S1Xml(PersonFields{.nhs = "9912003888", .s1 = "S-1"}));
+  ASSERT_EQ(Caregate(dir, {"ingest", "--from", "cis", "--db", db, dir.file("c.json")}).status, 0);
+  ASSERT_EQ(Caregate(dir, {"ingest", "--from", "systmone", "--db", db, dir.file("s.xml")}).status, 0);
+  for (const char* id : {"s1:S-1", "cis:C-1", "nhs:9912003888"}) {
+    auto r = Caregate(dir, {"audit", "report", "--db", db, "--person", id});
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.out.find("\"count\":2"), std::string::npos) << id << ": " << r.out;
+  }
+  auto nobody = Caregate(dir, {"audit", "report", "--db", db, "--person", "cis:NOBODY"});
+  EXPECT_NE(nobody.out.find("\"count\":0"), std::string::npos) << nobody.out;
+}
+
 // Spec 6: output goes to stdout unless --out is given; audit verify and report once
 // refused the option as a usage error. The file holds what stdout would have, stdout
 // stays empty, and an unwritable --out is named and exits 1.
