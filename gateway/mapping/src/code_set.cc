@@ -57,6 +57,8 @@ Expected<std::shared_ptr<const CodeSet>> CodeSet::Load(const std::string& name, 
     set->by_code_.Emplace(e.code, set->entries_.size());
     set->entries_.push_back(std::move(e));
   }
+  // A set of no codes refuses every value of every field that uses it.
+  if (table->rows.empty()) errors.push_back({where(table->header_line), "the code set has no codes"});
   // Inbound maps: each system value must come back to exactly one canonical code; where
   // several codes share a value, all but one must be marked lossy towards that system.
   set->inbound_.resize(set->systems_.size());

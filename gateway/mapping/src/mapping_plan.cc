@@ -808,7 +808,10 @@ Expected<Transform> ParseTransform(const std::string& s, const std::string& syst
       return FieldError{"", "code set '" + s.substr(5) + "' has no '" + system + "' column"};
     return Transform{TKind::kCode, it->second.get(), {}, it->second->SystemIndex(system)};
   }
-  if (s.rfind("const:", 0) == 0) return Transform{TKind::kConst, nullptr, s.substr(6), -1};
+  if (s.rfind("const:", 0) == 0) {
+    if (s.size() == 6) return FieldError{"", "a const: transform needs a value (const:CIS_Client)"};
+    return Transform{TKind::kConst, nullptr, s.substr(6), -1};
+  }
   return FieldError{"", "unknown transform '" + s + "'"};
 }
 
@@ -864,6 +867,9 @@ Expected<std::unique_ptr<SystemPlan>> CompileSystem(
     r.is_group = r.transform == "group";
     plan->rules.push_back(std::move(r));
   }
+  // A table of no rules maps nothing: every record of the system would be refused or
+  // empty, which is never what an edit meant.
+  if (plan->rules.empty()) errors.push_back({where(table->header_line), "the table has no rules"});
 
   auto root = std::make_unique<Group>();
   plan->groups.push_back(std::move(root));
@@ -1162,6 +1168,14 @@ Expected<std::shared_ptr<const MappingPlan>> MappingPlan::Compile(const std::str
     version.update(ReadFileBytes(file));
     plan->plans_.emplace(profile.name, std::move(sys.value()));
   }
+  // Rule ids name a rule in lineage and reports: one id, one rule, across the tables.
+  std::map<std::string, const Rule*> ids;
+  for (const auto& [name, sys] : plan->plans_)
+    for (const auto& r : sys->rules)
+      if (auto [it, fresh] = ids.emplace(r.id, &r); !fresh)
+        errors.push_back({r.file + ":" + std::to_string(r.line),
+                          "rule id '" + r.id + "' is also used at " + it->second->file + ":" +
+                              std::to_string(it->second->line)});
   if (!errors.empty()) return errors;
   plan->version_ = version.hex_digest();
   return std::shared_ptr<const MappingPlan>(std::move(plan));

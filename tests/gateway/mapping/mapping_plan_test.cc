@@ -129,6 +129,34 @@ TEST_F(BrokenTables, AHeaderProblemNamesTheHeadersLine) {
   EXPECT_TRUE(Mentions(Compile(), "cis.csv:" + std::to_string(header_line), "missing column 'purpose'"));
 }
 
+// Tables an edit left empty or ambiguous are refused, not loaded to refuse every record:
+// a code set of no codes, a system table of no rules, a const: without a value, and one
+// rule id in two tables (lineage and reports name rules by id).
+TEST_F(BrokenTables, EmptyTablesEmptyConstsAndARuleIdInTwoTablesAreRefused) {
+  {
+    const std::string text = Slurp(dir_ / "codesets" / "gender.csv");
+    std::ofstream(dir_ / "codesets" / "gender.csv", std::ios::binary | std::ios::trunc)
+        << text.substr(0, text.find('\n', text.find("code,")) + 1);
+  }
+  EXPECT_TRUE(Mentions(Compile(), "gender.csv:", "the code set has no codes"));
+  fs::remove_all(dir_);
+  SetUp();
+  Replace("cis.csv", "const:CIS_Client", "const:");
+  EXPECT_TRUE(Mentions(Compile(), "cis.csv:", "a const: transform needs a value"));
+  fs::remove_all(dir_);
+  SetUp();
+  Replace("cis.csv", "CIS-011,", "S1-001,");
+  EXPECT_TRUE(Mentions(Compile(), ".csv:", "rule id 'S1-001' is also used at"));
+  fs::remove_all(dir_);
+  SetUp();
+  {
+    const std::string text = Slurp(dir_ / "cis.csv");
+    std::ofstream(dir_ / "cis.csv", std::ios::binary | std::ios::trunc)
+        << text.substr(0, text.find('\n', text.find("rule,canonical")) + 1);
+  }
+  EXPECT_TRUE(Mentions(Compile(), "cis.csv:", "the table has no rules"));
+}
+
 TEST_F(BrokenTables, UnknownCodeSetIsRefused) {
   Replace("cis.csv", "code:gender", "code:genders");
   EXPECT_TRUE(Mentions(Compile(), "cis.csv:", "unknown code set 'genders'"));
