@@ -110,6 +110,10 @@ constexpr store::Migration kMigrations[] = {
      " INSERT INTO demographic_keys(person_key, system, match_key) SELECT person_key, system, key FROM k"
      " WHERE key <> '' AND true"
      " ON CONFLICT(person_key, system) DO UPDATE SET match_key = excluded.match_key;"},
+    // Session 19: a re-sent record is found by its system and stored id, also a record
+    // without an id of its own (stored under its NHS number or cross-reference), whose
+    // stored id another person may hold in the id index.
+    {306, "CREATE INDEX source_records_by_source ON source_records(system, source_id);"},
 };
 
 // The canonical JSON of a record, split into the record without its lineage and the
@@ -474,9 +478,11 @@ struct PersonStore::Impl {
     };
     // The person already holding this very record (the same system and stored id): a re-send.
     std::int64_t self = 0;
-    if (auto it = resolved.find(own); it != resolved.end())
-      for (const auto& t : records_of(it->second))
-        if (t.system == r.source_system && t.source_id == own) self = it->second;
+    {
+      Statement f(db, "SELECT person_key FROM source_records WHERE system = ? AND source_id = ? LIMIT 1");
+      f.Bind(1, r.source_system).Bind(2, own);
+      if (f.Step()) self = f.ColumnInt64(0);
+    }
 
     std::int64_t target = 0;
     std::vector<std::int64_t> propose_with;
@@ -492,6 +498,18 @@ struct PersonStore::Impl {
       }
       records.erase(self);
       propose_with.push_back(self);
+      // Ids that only the record's old version carried no longer reach the person it
+      // left (an NHS number its other record does not carry): they follow the record.
+      for (auto it = resolved.begin(); it != resolved.end();) {
+        if (it->second == self && !Carries(records_of(self), it->first)) {
+          stale.push_back(it->first);
+          it = resolved.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      keys.clear();
+      for (const auto& [id, k] : resolved) keys.insert(k);
     }
     if (target == 0) {
       // Prefer the person of the record's own id (a cross-reference another record made),
@@ -578,16 +596,18 @@ struct PersonStore::Impl {
       }
     }
     // A new person without a linking id: look for the same person in the other system.
-    if (keys.empty() && !match_key.empty()) {
+    std::vector<std::int64_t> demographic;  // proposed on the match key alone
+    if (keys.empty() && self == 0 && !match_key.empty()) {
       Statement s(db, "SELECT DISTINCT person_key FROM demographic_keys WHERE match_key = ? AND system <> ?"
                       " AND person_key <> ?");
       s.Bind(1, match_key).Bind(2, r.source_system).Bind(3, target);
-      while (s.Step()) propose_with.push_back(s.ColumnInt64(0));
+      while (s.Step()) demographic.push_back(s.ColumnInt64(0));
     }
     const auto target_ids = IdsOf(db, target);
+    for (std::int64_t k : demographic)
+      if (!NhsConflict(target_ids, IdsOf(db, k))) propose_with.push_back(k);  // not across NHS numbers
     for (std::int64_t k : propose_with) {
       if (k == target || PairProposed(db, k, target)) continue;
-      if (NhsConflict(target_ids, IdsOf(db, k)) && keys.empty()) continue;  // demographic match, different NHS no.
       out.proposals.push_back(Propose(db, k, target, match_key, now));
     }
     out.person_key = target;

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <thread>
@@ -510,6 +511,43 @@ TEST(PersonStore, ARecordThatGainsItsOwnIdIsUpdated) {
   EXPECT_FALSE(named.created);
   EXPECT_EQ(store.Find("cis:C1")->cis->person.cis_id, "C1");
   EXPECT_EQ(store.SourceRecordCount(), 2);
+}
+
+// A record without its own id that cannot join the person holding its NHS number is a
+// person of its own once: sent again, it is found by its system and stored id and is
+// unchanged (it became one more person, with no ids, at every send).
+TEST(PersonStore, ARecordWithoutItsOwnIdIsFoundAgainWhenReSent) {
+  TempDir dir;
+  PersonStore store(dir.file("db"));
+  auto a = store.Ingest(S1(PersonFields{.nhs = "9912003888", .s1 = "A"}));
+  auto first = store.Ingest(S1(PersonFields{.nhs = "9912003888", .surname = "Smith"}));
+  EXPECT_NE(first.person_key, a.person_key);
+  auto again = store.Ingest(S1(PersonFields{.nhs = "9912003888", .surname = "Smith"}));
+  EXPECT_EQ(again.person_key, first.person_key);
+  EXPECT_TRUE(again.unchanged);
+  EXPECT_FALSE(again.created);
+  EXPECT_TRUE(again.proposals.empty());
+  EXPECT_EQ(store.PersonCount(), 2);
+  EXPECT_EQ(store.SourceRecordCount(), 2);
+}
+
+// Ids only a leaving record's old version carried follow it: the NHS number names the
+// person of the record that carries it, and a council record with that number links
+// with it (spec 5). It stayed with the council record left behind, which has none.
+TEST(PersonStore, IdsOfALeavingRecordFollowIt) {
+  TempDir dir;
+  PersonStore store(dir.file("db"));
+  auto s = store.Ingest(S1(PersonFields{.nhs = "9912003888", .s1 = "A", .cis = "C"}));
+  auto c = store.Ingest(Cis(PersonFields{.s1 = "A", .cis = "C"}));
+  ASSERT_EQ(s.person_key, c.person_key);
+  auto left = store.Ingest(S1(PersonFields{.nhs = "9912003888", .s1 = "A", .cis = "D"}));
+  EXPECT_NE(left.person_key, c.person_key);
+  EXPECT_EQ(store.Find("nhs:9912003888")->person_key, left.person_key);
+  EXPECT_EQ(store.Find("cis:C")->systmone, nullptr);
+  auto e = store.Ingest(Cis(PersonFields{.nhs = "9912003888", .cis = "E", .surname = "Jones"}));
+  EXPECT_EQ(e.person_key, left.person_key);
+  const auto ids_of_c = store.Find("cis:C")->ids;
+  EXPECT_EQ(std::find(ids_of_c.begin(), ids_of_c.end(), "nhs:9912003888"), ids_of_c.end());
 }
 
 TEST(PersonStore, NhsNumberMergesPersonsFirstSeenApart) {
