@@ -408,13 +408,6 @@ struct PersonStore::Impl {
     return differ(a.s1, b.s1) || differ(a.cis, b.cis);
   }
 
-  // Spec 5: records from the two systems are linked when they carry the same valid NHS
-  // number; nothing else merges on its own. A record joins a person only when that person
-  // holds no other record of the record's own system (two council records, or two
-  // SystmOne patients, are two persons until an IG officer says otherwise) and no record
-  // that disagrees with it (a different NHS number, or a cross-reference naming somebody
-  // else). A record re-sent with such a change leaves the person it was linked with.
-  // Whatever is not joined is raised as a link proposal for review.
   // Whether one of `records` carries `id` now: an NHS number, a SystmOne or CIS id (own or
   // cross-reference), or the stored id of a record that has no id of its own.
   static bool Carries(const std::vector<RecordIds>& records, std::string_view id) {
@@ -433,11 +426,16 @@ struct PersonStore::Impl {
     return t.source_id.starts_with(t.system == "systmone" ? "s1:" : "cis:");
   }
 
+  // Spec 5: records from the two systems are linked when they carry the same valid NHS
+  // number; nothing else merges on its own. A record joins a person only when that person
+  // holds no other record of the record's own system (two council records, or two
+  // SystmOne patients, are two persons until an IG officer says otherwise) and no record
+  // that disagrees with it (a different NHS number, or a cross-reference naming somebody
+  // else). A record re-sent with such a change leaves the person it was linked with.
+  // Whatever is not joined is raised as a link proposal for review.
   IngestOutcome IngestOne(Database& db, const model::CareRecord& r, const std::string& now) {
     IngestOutcome out;
     const std::string own = OwnId(r);  // also the stored source_id
-    const bool has_own = (r.source_system == "systmone" && !r.person.s1_id.empty()) ||
-                         (r.source_system == "cis" && !r.person.cis_id.empty());
     const std::vector<std::string> ids = r.person_ids();
     const std::string nhs = NhsOf(ids);
     const RecordIds mine{r.source_system, own, r.person.nhs_number, r.person.s1_id, r.person.cis_id};
@@ -549,11 +547,8 @@ struct PersonStore::Impl {
     // The record's own id names it: it moves to the record's person when another person
     // held it (a cross-reference claim, or the person the record has just left); so does
     // an id only history gave another person.
-    if (auto it = resolved.find(own); has_own && it != resolved.end() && it->second != target) {
-      Statement m(db, "UPDATE person_ids SET person_key = ? WHERE id = ?");
-      m.Bind(1, target).Bind(2, own).Run();
-      it->second = target;
-    }
+    if (auto it = resolved.find(own); HasOwnId(mine) && it != resolved.end() && it->second != target)
+      stale.push_back(own);
     for (const auto& id : stale) {
       Statement m(db, "UPDATE person_ids SET person_key = ? WHERE id = ?");
       m.Bind(1, target).Bind(2, id).Run();
