@@ -4,7 +4,6 @@
 #include <chrono>
 #include <cstdlib>
 #include <limits>
-#include <map>
 #include <mutex>
 #include <optional>
 #include <unordered_map>
@@ -524,23 +523,9 @@ struct App::Impl {
     // A person is asked for by one id, but known by all of theirs: events that named the
     // person only by another id (a read before two records were linked) are theirs too.
     // Each id's first page after `after`, merged by seq, holds the union's first page.
-    std::vector<audit::AuditEvent> events;
-    const std::vector<std::string> known = q.person_id.empty() ? std::vector<std::string>{}
-                                                               : store.WithKnownIds({q.person_id});
-    if (known.size() <= 1) {
-      events = audit.Query(q);
-    } else {
-      std::map<std::int64_t, audit::AuditEvent> by_seq;
-      for (const auto& id : known) {
-        audit::AuditQuery one = q;
-        one.person_id = id;
-        for (auto& e : audit.Query(one)) by_seq.emplace(e.seq, std::move(e));
-      }
-      for (auto& [seq, e] : by_seq) {
-        if (static_cast<std::int64_t>(events.size()) == *q.limit) break;
-        events.push_back(std::move(e));
-      }
-    }
+    auto events = audit::QueryAnyOf(
+        q, q.person_id.empty() ? std::vector<std::string>{} : store.WithKnownIds({q.person_id}),
+        [&](const audit::AuditQuery& one) { return audit.Query(one); });
     std::optional<std::int64_t> next_after;
     if (static_cast<std::int64_t>(events.size()) > page) {
       events.resize(static_cast<std::size_t>(page));

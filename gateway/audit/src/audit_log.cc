@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <exception>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -463,6 +464,23 @@ std::vector<AuditEvent> QueryAuditTrail(const std::string& db_path, const AuditQ
                      db_path + ": the database holds no audit trail (the audit tables are missing): not a caregate "
                                "database?");
   return RunQuery(db, q);
+}
+
+std::vector<AuditEvent> QueryAnyOf(const AuditQuery& q, const std::vector<std::string>& person_ids,
+                                   const std::function<std::vector<AuditEvent>(const AuditQuery&)>& query) {
+  if (person_ids.size() <= 1) return query(q);
+  std::map<std::int64_t, AuditEvent> by_seq;
+  for (const auto& id : person_ids) {
+    AuditQuery one = q;
+    one.person_id = id;
+    for (auto& e : query(one)) by_seq.emplace(e.seq, std::move(e));
+  }
+  std::vector<AuditEvent> events;
+  for (auto& [seq, e] : by_seq) {
+    if (q.limit && static_cast<std::int64_t>(events.size()) == *q.limit) break;
+    events.push_back(std::move(e));
+  }
+  return events;
 }
 
 // What became of one batch: shared by every AppendDurable caller in it, who all wait on

@@ -1,6 +1,5 @@
 #include <cstdio>
 #include <filesystem>
-#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -81,20 +80,9 @@ Command AddAuditCommand(CLI::App& root, std::string& /*mappings_dir*/) {
             // A person asked for by one id is known by all of theirs in the gateway's
             // store (when the database is one): events that named them only by another
             // id (a read before two records were linked) are theirs too.
-            std::vector<audit::AuditEvent> events;
-            const std::vector<std::string> ids = q.person_id.empty() ? std::vector<std::string>{}
-                                                                     : KnownIds(db, q.person_id);
-            if (ids.size() <= 1) {
-              events = audit::QueryAuditTrail(db, q);
-            } else {
-              std::map<std::int64_t, audit::AuditEvent> by_seq;
-              for (const auto& id : ids) {
-                audit::AuditQuery one = q;
-                one.person_id = id;
-                for (auto& e : audit::QueryAuditTrail(db, one)) by_seq.emplace(e.seq, std::move(e));
-              }
-              for (auto& [seq, e] : by_seq) events.push_back(std::move(e));
-            }
+            auto events = audit::QueryAnyOf(
+                q, q.person_id.empty() ? std::vector<std::string>{} : KnownIds(db, q.person_id),
+                [&](const audit::AuditQuery& one) { return audit::QueryAuditTrail(db, one); });
             const std::string out = o->format == "html" ? audit::RenderAuditReportHtml(events, o->person)
                                                         : audit::RenderAuditReportJson(events, o->person) + "\n";
             return WriteOutput(o->out, out) ? kExitOk : kExitFailure;

@@ -59,6 +59,12 @@ VerifyResult VerifyAuditTrail(const std::string& db_path);
 // Events matching `q` in seq order. Throws FatalError(kUsage) for a query that
 // CheckAuditQuery rejects, FatalError(kIoFailure) when the file cannot be read.
 std::vector<AuditEvent> QueryAuditTrail(const std::string& db_path, const AuditQuery& q);
+// The events about a person known by several ids (`person_ids`, q.person_id aside): `query`
+// run once for each id, merged by seq, each event once, at most q.limit of them in seq
+// order (each id's first q.limit after q.after_seq hold the union's). With one id or
+// none, `query` runs q as it is.
+std::vector<AuditEvent> QueryAnyOf(const AuditQuery& q, const std::vector<std::string>& person_ids,
+                                   const std::function<std::vector<AuditEvent>(const AuditQuery&)>& query);
 
 // For a caller that records its own change and the change's audit event in one write
 // transaction, so that both commit or neither does (the nightly export records each
