@@ -190,17 +190,9 @@ void AppendCsvField(std::string& out, std::string_view s) {
     out += s;
     return;
   }
-  const bool quoted = CsvNeedsQuotes(s);
-  if (quoted) out += '"';
-  for (char c : s) {
-    if (CsvReplaced(c)) {
-      out += kReplacement;
-      continue;
-    }
-    if (c == '"') out += '"';
-    out += c;
-  }
-  if (quoted) out += '"';
+  const std::size_t at = out.size();  // the careful path is WriteCsvField's, into room
+  out.resize(at + CsvFieldMax(s));
+  out.resize(static_cast<std::size_t>(WriteCsvField(out.data() + at, s) - out.data()));
 }
 
 }  // namespace caregate
