@@ -1,6 +1,5 @@
 #include "caregate/mapping/values.h"
 
-#include <algorithm>
 #include <array>
 
 #include "caregate/core/text.h"
@@ -159,9 +158,16 @@ Parsed ParseDateTime(std::string_view s) {
   }
   return p;
 }
+// The day of a minute count since 1970-01-01 (rounded down, before 1970 too).
+long DayOf(long minutes) { return minutes >= 0 ? minutes / 1440 : -((-minutes + 1439) / 1440); }
+// A parsed date-time with an offset as UK wall-clock minutes since 1970-01-01.
+long UkLocalMinutes(const Parsed& p) {
+  const long utc = DaysFromCivil(p.y, p.mo, p.d) * 1440 + p.h * 60 + p.mi - p.offset_minutes;
+  return utc + (InBst(utc, p.y) ? 60 : 0);
+}
 // Into `out` (replacing what it held): a caller that keeps `out` allocates nothing.
 void FormatInto(long minutes, std::string_view seconds, std::string& out) {
-  long days = minutes >= 0 ? minutes / 1440 : -((-minutes + 1439) / 1440);
+  long days = DayOf(minutes);
   long rem = minutes - days * 1440;
   int y, m, d;
   CivilFromDays(days, y, m, d);
@@ -205,9 +211,7 @@ void OffsetToUkLocal(std::string_view datetime, std::string& out) {
     out.assign(datetime);
     return;
   }
-  long utc = DaysFromCivil(p.y, p.mo, p.d) * 1440 + p.h * 60 + p.mi - p.offset_minutes;
-  long local = utc + (InBst(utc, p.y) ? 60 : 0);
-  FormatInto(local, p.seconds, out);
+  FormatInto(UkLocalMinutes(p), p.seconds, out);
 }
 
 namespace {
@@ -235,11 +239,8 @@ std::string CheckUkLocalRange(std::string_view datetime) {
   if (!datetime.starts_with("0001-01-01") && !datetime.starts_with("9999-12-31")) return {};
   Parsed p = ParseDateTime(datetime);
   if (!p.has_offset) return {};
-  const long utc = DaysFromCivil(p.y, p.mo, p.d) * 1440 + p.h * 60 + p.mi - p.offset_minutes;
-  const long local = utc + (InBst(utc, p.y) ? 60 : 0);
-  const long days = local >= 0 ? local / 1440 : -((-local + 1439) / 1440);
   int y, m, d;
-  CivilFromDays(days, y, m, d);
+  CivilFromDays(DayOf(UkLocalMinutes(p)), y, m, d);
   if (y < 1 || y > 9999) return "date-time falls outside 0001-01-01 to 9999-12-31 in UK time";
   return {};
 }
