@@ -381,30 +381,21 @@ class SystemPlan {
         return CheckNhsNumber(v);
       }
       case TKind::kDate: out = v; return CheckDate(v);
-      case TKind::kDateTime: {
-        out = v;
-        if (auto e = CheckDateTime(v); !e.empty()) return e;
-        return CheckUkLocalRange(v);
-      }
+      case TKind::kDateTime:
       case TKind::kOffsetDateTime: {
         out = v;
-        if (auto e = CheckOffsetDateTime(v); !e.empty()) return e;
-        return CheckUkLocalRange(v);
+        auto e = f.t.kind == TKind::kDateTime ? CheckDateTime(v) : CheckOffsetDateTime(v);
+        return e.empty() ? CheckUkLocalRange(v) : e;
       }
       case TKind::kLocalDateTime: {
         if (auto e = CheckDateTime(v); !e.empty()) return e;
         out = UkLocalToOffset(v);
         return {};
       }
-      case TKind::kNumber: {
-        out = v;
-        if (auto e = CheckDecimal(v); !e.empty()) return e;
-        if (out.size() > 1 && out[0] == '0') out = WithoutLeadingZeros(v);
-        return {};
-      }
+      case TKind::kNumber:
       case TKind::kInteger: {
         out = v;
-        if (auto e = CheckInteger(v); !e.empty()) return e;
+        if (auto e = f.t.kind == TKind::kNumber ? CheckDecimal(v) : CheckInteger(v); !e.empty()) return e;
         if (out.size() > 1 && out[0] == '0') out = WithoutLeadingZeros(v);
         return {};
       }
@@ -1066,24 +1057,33 @@ Expected<std::unique_ptr<SystemPlan>> CompileSystem(
   if (!errors.empty()) return errors;
 
   // Read-side tries; implicit groups hang their contents on the nearest real node.
+  // A path's node, made as needed, and whether an earlier rule maps a step before it as a
+  // value (Address as a value, then Address/Line_1).
+  const auto walk = [](TrieNode& trie, const std::vector<PathSeg>& rel) {
+    TrieNode* t = &trie;
+    bool through_value = false;
+    for (std::size_t i = 0; i < rel.size(); ++i) {
+      t = t->Ensure(rel[i].name);
+      through_value = through_value || (i + 1 < rel.size() && !t->fields.empty());
+    }
+    return std::pair<TrieNode*, bool>{t, through_value};
+  };
+  const auto through_value_error = [&](const Rule& rule) {
+    return FieldError{where(rule.line), "path '" + rule.path +
+                                            "' runs through a value another rule maps: a path cannot be both a "
+                                            "value and a container"};
+  };
   std::function<void(Group&, TrieNode&, std::vector<Group*>)> build = [&](Group& g, TrieNode& trie,
                                                                            std::vector<Group*> via) {
     for (auto& item : g.items) {
       if (item.field) {
         if (!item.field->in) continue;
-        TrieNode* t = &trie;
-        bool through_value = false;  // an earlier rule maps a step of this path as a value
-        for (std::size_t i = 0; i < item.field->rel.size(); ++i) {
-          t = t->Ensure(item.field->rel[i].name);
-          through_value = through_value || (i + 1 < item.field->rel.size() && !t->fields.empty());
-        }
+        auto [t, through_value] = walk(trie, item.field->rel);
         if (t->group || !t->children.empty())
           errors.push_back({where(item.field->rule->line), "path '" + item.field->rule->path +
                                                                "' is both a value and a container"});
         else if (through_value)
-          errors.push_back({where(item.field->rule->line), "path '" + item.field->rule->path +
-                                                               "' runs through a value another rule maps: a path "
-                                                               "cannot be both a value and a container"});
+          errors.push_back(through_value_error(*item.field->rule));
         t->fields.push_back({item.field, via});
       } else {
         Group& sub = *item.group;
@@ -1094,18 +1094,11 @@ Expected<std::unique_ptr<SystemPlan>> CompileSystem(
           build(sub, trie, v);
           continue;
         }
-        TrieNode* t = &trie;
-        bool through_value = false;
-        for (std::size_t i = 0; i < sub.rel.size(); ++i) {
-          t = t->Ensure(sub.rel[i].name);
-          through_value = through_value || (i + 1 < sub.rel.size() && !t->fields.empty());
-        }
+        auto [t, through_value] = walk(trie, sub.rel);
         if (t->group || !t->fields.empty())
           errors.push_back({where(sub.rule->line), "path '" + sub.rule->path + "' is mapped twice"});
         else if (through_value)
-          errors.push_back({where(sub.rule->line), "path '" + sub.rule->path +
-                                                       "' runs through a value another rule maps: a path cannot "
-                                                       "be both a value and a container"});
+          errors.push_back(through_value_error(*sub.rule));
         t->group = &sub;
         t->group_via = via;
         build(sub, sub.trie, {});
